@@ -1,0 +1,218 @@
+"""``numfmt.chop``: round an array into a format, returned in its own dtype."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from numfmt import _xp
+from numfmt._kernel import Plan, make_plan, round_bits
+from numfmt._names import parse
+from numfmt._rounding import Overflow, Rounding
+
+__all__ = ["chop"]
+
+# NumPy inputs are processed in blocks small enough for the temporaries of the
+# elementwise passes to stay in cache: each pass then costs a cache read, and
+# main memory sees one read of the input and one write of the output.
+_BLOCK = 1 << 14
+
+
+def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bits=None):
+    """Round ``x`` into ``fmt`` and return it in ``x``'s own float dtype.
+
+    Each element gets one correct rounding of its exact value (a float64 input
+    is never rounded through float32 first).
+
+    Args:
+      x: a NumPy array or scalar, Python float, or JAX array, of dtype
+        float16, bfloat16, float32 or float64. Works under ``jax.jit`` and
+        ``jax.vmap``; under ``jax.grad`` the gradient is straight-through
+        (identity).
+      fmt: a format object or a format string (see :func:`numfmt.parse`).
+      rounding: a :class:`Rounding` member or name. Default ``nearest_even``.
+      overflow: an :class:`Overflow` member or name; ``None`` uses the format's
+        default (``fmt.overflow``).
+      key: source of randomness, required for stochastic modes and refused
+        otherwise: a ``jax.random`` key (NumPy or JAX input), or a NumPy
+        ``Generator`` or integer seed (NumPy input). The same key gives the
+        same bits.
+      random_bits: N, the number of random bits of ``stochastic_a``, ``_b``
+        and ``_c`` (1..31 for float16/bfloat16/float32 input, 1..63 for
+        float64); other modes take none.
+
+    Returns:
+      The rounded values, same shape and dtype as ``x`` (a NumPy scalar for a
+      scalar input).
+
+    Special values: NaN stays NaN (also for formats without NaN, where it is
+    not a value of the format; :func:`numfmt.encode` refuses it). +-inf and
+    overflow follow the overflow policy (see :class:`Overflow`); -0 is kept
+    where the format has -0 and becomes +0 otherwise; an underflow to zero
+    keeps the sign likewise. Unsigned formats turn negative inputs into NaN.
+
+    Raises:
+      TypeError: ``x`` is not a float array of a supported dtype, or ``key``
+        is of the wrong kind.
+      ValueError: an unknown format, rounding or overflow name; a missing or
+        unexpected ``key``/``random_bits``; or a result the dtype of ``x``
+        cannot hold (e.g. 65504 in float16 rounded to 3 fraction bits is 65536:
+        pass float32 input). Under ``jax.jit`` that last check is static: the
+        call is refused at trace time when such a result is possible.
+
+    Examples:
+      >>> import numpy as np, numfmt
+      >>> numfmt.chop(np.array([1.0, 0.1, 1e6], np.float32), "float8_e4m3fn")
+      array([ 1.   ,  0.1015625,    nan], dtype=float32)
+      >>> float(numfmt.chop(1 + 2.0**-8 + 2.0**-40, "bfloat16"))
+      1.0078125
+    """
+    fmt = parse(fmt)
+    rounding = Rounding.parse(rounding)
+    overflow = fmt.overflow if overflow is None else Overflow.parse(overflow)
+    if _xp.is_jax_array(x):
+        dtype = _check_dtype(x.dtype)
+        plan = make_plan(fmt, dtype, rounding, overflow, _check_random_bits(rounding, random_bits, dtype))
+        return _chop_jax(x, plan, key)
+    arr = np.asarray(x)
+    dtype = _check_dtype(arr.dtype)
+    plan = make_plan(fmt, dtype, rounding, overflow, _check_random_bits(rounding, random_bits, dtype))
+    rng = _numpy_key(key, plan)
+    out = _chop_numpy(arr, plan, rng)
+    return out[()] if np.ndim(x) == 0 and not isinstance(x, np.ndarray) else out
+
+
+def _check_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype in _xp.FLOAT_LAYOUTS:
+        return dtype
+    allowed = "float16, bfloat16, float32, float64"
+    if dtype.kind in "biuc" or dtype == object:
+        raise TypeError(
+            f"x has dtype {dtype}; chop rounds float arrays ({allowed}). "
+            "Convert integers explicitly, e.g. x.astype(np.float64)."
+        )
+    raise TypeError(f"x has dtype {dtype}; chop accepts {allowed} (convert exactly with x.astype(np.float32))")
+
+
+def _check_random_bits(rounding: Rounding, random_bits, dtype) -> int:
+    limit = 63 if np.dtype(dtype).itemsize == 8 else 31
+    if rounding in (Rounding.STOCHASTIC_A, Rounding.STOCHASTIC_B, Rounding.STOCHASTIC_C):
+        if random_bits is None:
+            raise ValueError(f"rounding={rounding.value!r} needs random_bits=N (1..{limit} for {dtype} input)")
+        if not isinstance(random_bits, int) or isinstance(random_bits, bool) or not 1 <= random_bits <= limit:
+            raise ValueError(f"random_bits={random_bits!r} is out of range; it must be an int in 1..{limit} for {dtype} input")
+        return random_bits
+    if random_bits is not None:
+        raise ValueError(
+            f"random_bits={random_bits!r} is only used by stochastic_a/_b/_c, not rounding={rounding.value!r}"
+        )
+    return limit if rounding.is_stochastic else 0
+
+
+def _check_key(key, plan: Plan) -> None:
+    if plan.is_stochastic and key is None:
+        raise ValueError(
+            f"rounding={plan.rounding.value!r} needs key=: a jax.random key, or a NumPy Generator or int seed"
+        )
+    if not plan.is_stochastic and key is not None:
+        raise ValueError(
+            f"key= was given but rounding={plan.rounding.value!r} is deterministic; "
+            "pass rounding='stochastic' (or another stochastic mode) or drop the key"
+        )
+
+
+def _numpy_key(key, plan: Plan):
+    _check_key(key, plan)
+    if key is None:
+        return None
+    if isinstance(key, np.random.Generator):
+        return key
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return np.random.default_rng(int(key))
+    if _xp.is_jax_array(key):
+        return key
+    raise TypeError(
+        f"key must be a NumPy Generator, an int seed or a jax.random key, got {type(key).__name__}"
+    )
+
+
+def _widen(xp, bits, plan: Plan):
+    return xp.astype(bits, xp.uint(plan.container)) if plan.width < plan.container else bits
+
+
+def _chop_block(xp, x, plan: Plan, rbits):
+    u = _widen(xp, xp.bitcast(x, xp.uint(plan.width)), plan)
+    out, unrep = round_bits(xp, u, plan, rbits)
+    if plan.width < plan.container:
+        out = xp.astype(out, xp.uint(plan.width))
+    return xp.bitcast(out, x.dtype), unrep
+
+
+def _raise_unrepresentable(x, unrep, plan: Plan):
+    first = np.asarray(x).reshape(-1)[np.asarray(unrep).reshape(-1)][0]
+    raise ValueError(
+        f"chop to {plan.fmt} gives results that {np.dtype(x.dtype).name} cannot hold "
+        f"({int(np.count_nonzero(unrep))} elements, first input {float(first)!r}); "
+        "pass a wider float dtype (e.g. float64), or an overflow policy that saturates"
+    )
+
+
+def _chop_numpy(x: np.ndarray, plan: Plan, rng):
+    xp = _xp.NUMPY
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty_like(flat)
+    # A Generator is a stream: drawing block by block is reproducible. A JAX key
+    # is not: draw its bits once for the whole array.
+    all_bits = xp.random_bits(rng, flat.shape, plan.container) if _xp.is_jax_array(rng) else None
+    for start in range(0, flat.size, _BLOCK):
+        stop = start + _BLOCK
+        block = flat[start:stop]
+        if all_bits is not None:
+            rbits = all_bits[start:stop]
+        else:
+            rbits = xp.random_bits(rng, block.shape, plan.container) if rng is not None else None
+        out[start:stop], unrep = _chop_block(xp, block, plan, rbits)
+        if unrep is not None and unrep.any():
+            _raise_unrepresentable(block, unrep, plan)
+    return out.reshape(x.shape)
+
+
+def _chop_jax(x, plan: Plan, key):
+    import jax
+
+    _check_key(key, plan)
+    if key is not None and not _xp.is_jax_array(key):
+        raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
+    xp = _xp.jax_namespace()
+    if plan.can_be_unrepresentable:
+        if isinstance(x, jax.core.Tracer):
+            raise ValueError(
+                f"chop of {x.dtype} to {plan.fmt} with rounding={plan.rounding.value!r} can give values "
+                f"{x.dtype} cannot hold (the format reaches beyond it), which cannot be checked under "
+                "tracing; pass a wider float dtype, e.g. float64"
+            )
+        _, unrep = _chop_block(xp, x, plan, None if key is None else xp.random_bits(key, x.shape, plan.container))
+        if bool(unrep.any()):
+            _raise_unrepresentable(x, unrep, plan)
+    rbits = xp.random_bits(key, x.shape, plan.container) if key is not None else None
+    return _straight_through(plan)(x, rbits)
+
+
+@functools.cache
+def _straight_through(plan: Plan):
+    import jax
+
+    xp = _xp.jax_namespace()
+
+    @jax.custom_jvp
+    def f(x, rbits):
+        return _chop_block(xp, x, plan, rbits)[0]
+
+    @f.defjvp
+    def f_jvp(primals, tangents):
+        x, rbits = primals
+        return f(x, rbits), tangents[0]
+
+    return f
