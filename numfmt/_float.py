@@ -300,10 +300,10 @@ class FloatFormat:
     @property
     def num_finite(self) -> int:
         """Number of distinct finite values (+0 and -0 counted once)."""
-        positive = self.max_magnitude_code + (0 if self.has_zero else 1)
+        positive = self.max_magnitude_code + (0 if self.has_zero else 1)  # nonzero values
         if self.subnormals in (Subnormals.FLUSH, Subnormals.ROUND_TO_NORMAL):
             positive -= (1 << self.man_bits) - 1  # subnormal codes are never produced
-        return positive * (2 if self.signed else 1) - (1 if self.signed and self.has_zero else 0)
+        return positive * (2 if self.signed else 1) + int(self.has_zero)
 
     def code_to_value(self, code: int) -> Fraction | float:
         """Exact value of one code: a Fraction, or float inf / nan."""

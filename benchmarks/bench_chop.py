@@ -1,0 +1,98 @@
+"""Throughput of numfmt.chop against the memory-copy floor and ml_dtypes.
+
+Run: ``python benchmarks/bench_chop.py [--n 10000000] [--repeat 5] [--no-jax]``
+
+For each input dtype and format it times, side by side in one process:
+  copy      np.copyto into a preallocated array (the memory floor: one read,
+            one write),
+  astype    the round trip x.astype(ml_dtypes/numpy type).astype(x.dtype),
+            where such a type exists,
+  numpy     numfmt.chop on NumPy (round to nearest even, and stochastic),
+  jit       numfmt.chop inside jax.jit (after compilation; block_until_ready),
+  jcopy     a jitted copy (x + 0) as the floor on the JAX side,
+and prints each time with its ratio to its floor. Best of ``--repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import ml_dtypes
+import numpy as np
+
+import numfmt
+
+FORMATS = {
+    "bfloat16": ml_dtypes.bfloat16,
+    "float16": np.float16,
+    "float8_e4m3fn": ml_dtypes.float8_e4m3fn,
+    "float4_e2m1fn": ml_dtypes.float4_e2m1fn,
+    "float(e=5,m=7)": None,
+}
+
+
+def best(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=10_000_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-jax", action="store_true")
+    args = ap.parse_args(argv)
+    jax = None
+    if not args.no_jax:
+        import jax
+        import jax.numpy as jnp
+
+        jax.config.update("jax_enable_x64", True)
+    rng = np.random.default_rng(0)
+    print(f"n = {args.n:,}; best of {args.repeat}; times in ms; ratios to the copy floor of the same backend")
+    header = f"{'dtype':8} {'format':16} {'copy':>6} {'astype':>14} {'numpy RNE':>14} {'numpy SR':>14}"
+    if jax:
+        header += f" {'jcopy':>6} {'jit RNE':>14} {'jit SR':>14}"
+    print(header)
+    for dtype in (np.float32, np.float64):
+        x = (rng.standard_normal(args.n) * 100).astype(dtype)
+        dst = np.empty_like(x)
+        copy = best(lambda: np.copyto(dst, x), args.repeat)
+        if jax:
+            xj = jnp.asarray(x)
+            jcopy_fn = jax.jit(lambda v: v + 0)
+            jcopy_fn(xj).block_until_ready()
+            jcopy = best(lambda: jcopy_fn(xj).block_until_ready(), args.repeat)
+        for name, mltype in FORMATS.items():
+            row = f"{np.dtype(dtype).name:8} {name:16} {copy * 1e3:6.1f}"
+            if mltype is not None:
+                t = best(lambda: x.astype(mltype).astype(dtype), args.repeat)
+                row += f" {t * 1e3:6.1f} ({t / copy:4.1f}x)"
+            else:
+                row += f" {'-':>14}"
+            t = best(lambda: numfmt.chop(x, name), args.repeat)
+            row += f" {t * 1e3:6.1f} ({t / copy:4.1f}x)"
+            gen = np.random.default_rng(1)
+            t = best(lambda: numfmt.chop(x, name, "stochastic", key=gen), args.repeat)
+            row += f" {t * 1e3:6.1f} ({t / copy:4.1f}x)"
+            if jax:
+                row += f" {jcopy * 1e3:6.1f}"
+                f_rne = jax.jit(lambda v: numfmt.chop(v, name))
+                f_sr = jax.jit(lambda v, k: numfmt.chop(v, name, "stochastic", key=k))
+                key = jax.random.key(0)
+                f_rne(xj).block_until_ready()
+                f_sr(xj, key).block_until_ready()
+                t = best(lambda: f_rne(xj).block_until_ready(), args.repeat)
+                row += f" {t * 1e3:6.1f} ({t / jcopy:4.1f}x)"
+                t = best(lambda: f_sr(xj, key).block_until_ready(), args.repeat)
+                row += f" {t * 1e3:6.1f} ({t / jcopy:4.1f}x)"
+            print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()

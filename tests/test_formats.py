@@ -1,0 +1,140 @@
+"""Format facts, presets and the string grammar."""
+
+from fractions import Fraction
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import numfmt
+from numfmt import FloatFormat
+
+ML_DTYPES = [
+    "bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e4m3b11fnuz", "float8_e4m3", "float8_e5m2",
+    "float8_e5m2fnuz", "float8_e3m4", "float8_e8m0fnu", "float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ML_DTYPES + ["float16", "float32", "float64"])
+def test_facts_match_finfo(name):
+    fmt = numfmt.parse(name)
+    dtype = getattr(ml_dtypes, name, None) or getattr(np, name)
+    info = ml_dtypes.finfo(dtype)
+    assert fmt.bits == info.bits
+    assert fmt.max_value == Fraction(float(info.max))
+    assert fmt.smallest_normal == Fraction(float(info.smallest_normal))
+    assert fmt.smallest_subnormal == Fraction(float(info.smallest_subnormal))
+    assert fmt.eps == Fraction(float(info.eps))
+    assert fmt.precision == info.nmant + 1
+
+
+@pytest.mark.parametrize("name", ML_DTYPES + ["float16"])
+def test_num_finite_counts_codes(name):
+    fmt = numfmt.parse(name)
+    codes = np.arange(2**fmt.bits, dtype=np.uint32).astype(np.uint16 if fmt.bits > 8 else np.uint8)
+    with np.errstate(invalid="ignore"):  # NaN codes
+        values = codes.view(getattr(ml_dtypes, name, None) or np.float16).astype(np.float64)
+    finite = values[np.isfinite(values)]
+    assert fmt.num_finite == len(np.unique(finite))
+
+
+def test_p3109_layout():
+    f = numfmt.parse("binary8p3se")
+    assert (f.exp_bits, f.man_bits, f.bias) == (5, 2, 16)
+    assert (f.nan_code, f.inf_code, f.max_magnitude_code) == (0x80, 0x7F, 0x7E)
+    u = numfmt.parse("binary8p3ue")
+    assert (u.exp_bits, u.bias, u.nan_code, u.inf_code) == (6, 32, 0xFF, 0xFE)
+    assert numfmt.parse("binary8p3sf").max_value == numfmt.parse("binary8p3sf").code_to_value(0x7F)
+    p1 = numfmt.parse("binary8p1se")
+    assert p1.code_to_value(1) == Fraction(2) ** (1 - 64) and p1.code_to_value(0) == 0
+
+
+def test_derived_facts_exact_beyond_float64():
+    f = FloatFormat(15, 112)  # IEEE binary128
+    assert f.max_value == (2 - Fraction(1, 2**112)) * Fraction(2) ** 16383
+    assert f.smallest_subnormal == Fraction(1, 2 ** (16382 + 112))
+    assert f.unit_roundoff == Fraction(1, 2**113)
+
+
+formats = st.builds(
+    FloatFormat,
+    exp_bits=st.integers(2, 11),
+    man_bits=st.integers(1, 30),
+    bias=st.none() | st.integers(-20, 40),
+    specials=st.sampled_from(["ieee", "fn", "fnuz", "finite", "p3109", "p3109_finite"]),
+    subnormals=st.sampled_from(["on", "flush", "round_to_normal"]),
+    overflow=st.sampled_from(list(numfmt.Overflow)),
+)
+
+
+@given(formats)
+def test_grammar_round_trip(fmt):
+    assert numfmt.parse(str(fmt)) == fmt
+    assert hash(numfmt.parse(fmt.spec)) == hash(fmt)
+
+
+@pytest.mark.parametrize("name", sorted(numfmt.presets()))
+def test_preset_names_round_trip(name):
+    fmt = numfmt.parse(name)
+    assert str(fmt) == name
+    assert numfmt.parse(fmt.spec) == fmt
+
+
+@pytest.mark.parametrize(
+    ("alias", "name"),
+    [("e4m3fn", "float8_e4m3fn"), ("bf16", "bfloat16"), ("HALF", "float16"), ("e2m1fn", "float4_e2m1fn")],
+)
+def test_aliases(alias, name):
+    assert numfmt.parse(alias) is numfmt.parse(name)
+
+
+def test_p3109_any_k():
+    f = numfmt.parse("binary16p11se")
+    assert (f.exp_bits, f.man_bits, f.bias, f.bits) == (5, 10, 16, 16)
+
+
+def test_presets_are_hashable_static_args():
+    assert len({numfmt.float8_e4m3fn: 1, FloatFormat(4, 3, specials="fn"): 2}) == 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("float8_e4m3f", "float8_e4m3fn"),
+        ("e4m3fnz", "e4m3fnuz"),
+        ("binary8p8se", "P=8 is out of range"),
+        ("binary17p3se", "K=17 is out of range"),
+        ("float(e=4)", "missing required key"),
+        ("float(e=4,m=3,colour=red)", "unknown key 'colour'"),
+        ("float(e=x,m=3)", "not an integer"),
+        ("float(e=4,m=3,specials=weird)", "unknown specials"),
+    ],
+)
+def test_parse_errors_name_the_fix(spec, message):
+    with pytest.raises(ValueError, match=message):
+        numfmt.parse(spec)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (dict(exp_bits=0, man_bits=3), ValueError, "exp_bits=0"),
+        (dict(exp_bits=4, man_bits=-1), ValueError, "man_bits=-1"),
+        (dict(exp_bits=4, man_bits=3, bias=2**30), ValueError, "bias=.*out of range"),
+        (dict(exp_bits=4.0, man_bits=3), TypeError, "exp_bits must be an int"),
+        (dict(exp_bits=4, man_bits=3, specials="posit"), ValueError, "unknown specials 'posit'"),
+        (dict(exp_bits=4, man_bits=0), ValueError, "specials='ieee'"),
+        (dict(exp_bits=4, man_bits=3, signed=False), ValueError, "signed=False needs"),
+        (dict(exp_bits=1, man_bits=0, specials="fn"), ValueError, "no positive finite value"),
+    ],
+)
+def test_invalid_parameters(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        FloatFormat(**kwargs)
+
+
+def test_parse_rejects_non_strings():
+    with pytest.raises(TypeError, match="format object or a string"):
+        numfmt.parse(8)
