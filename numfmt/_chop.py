@@ -64,7 +64,7 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
     Examples:
       >>> import numpy as np, numfmt
       >>> numfmt.chop(np.array([1.0, 0.1, 1e6], np.float32), "float8_e4m3fn")
-      array([ 1.   ,  0.1015625,    nan], dtype=float32)
+      array([1.       , 0.1015625,       nan], dtype=float32)
       >>> float(numfmt.chop(1 + 2.0**-8 + 2.0**-40, "bfloat16"))
       1.0078125
     """

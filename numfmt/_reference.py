@@ -35,6 +35,7 @@ NaN handling: a NaN input gives NaN even for formats without a NaN code
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -100,8 +101,7 @@ def _check_random(rounding: Rounding, random_bits, n_bits) -> None:
         raise ValueError(f"n_bits must be >= 1, got n_bits={n_bits}")
     if not 0 <= random_bits < 1 << n_bits:
         raise ValueError(
-            f"random_bits={random_bits} is out of range; it must be in [0, 2**n_bits) = "
-            f"[0, {1 << n_bits})"
+            f"random_bits={random_bits} is out of range; it must be in [0, 2**n_bits) = [0, {1 << n_bits})"
         )
 
 
@@ -117,7 +117,14 @@ def _floor_log2(q: Fraction) -> int:
 
 
 def _pow2(e: int) -> Fraction:
-    return Fraction(2) ** e
+    """Exact ``2**e`` for any int ``e``."""
+    return Fraction(1 << e) if e >= 0 else Fraction(1, 1 << -e)
+
+
+@functools.lru_cache(maxsize=256)
+def _limits(fmt: FloatFormat) -> tuple[Fraction, Fraction]:
+    """``(max_value, smallest_normal)`` of ``fmt``, computed once per format."""
+    return fmt.max_value, fmt.smallest_normal
 
 
 def _quantum_exponent(mag: Fraction, fmt: FloatFormat) -> int:
@@ -137,7 +144,7 @@ def _magnitude_code(mag: Fraction, fmt: FloatFormat) -> int | None:
     m = fmt.man_bits
     if mag == 0:
         return 0 if fmt.has_zero else None
-    if fmt.subnormals is not Subnormals.NO_ZERO and mag < fmt.smallest_normal:
+    if fmt.subnormals is not Subnormals.NO_ZERO and mag < _limits(fmt)[1]:
         scaled = mag / _pow2(fmt.emin - m)
         return scaled.numerator if scaled.denominator == 1 else None
     e = _floor_log2(mag)
@@ -250,9 +257,7 @@ def _infinite_input(negative, fmt, overflow) -> Fraction | float:
         return _signed(negative, fmt.max_value)
     if fmt.has_inf:
         return _signed(negative, _INF)
-    if fmt.has_nan and (
-        overflow is Overflow.SAT_PROPAGATE or fmt.specials in (Specials.FN, Specials.FNUZ)
-    ):
+    if fmt.has_nan and (overflow is Overflow.SAT_PROPAGATE or fmt.specials in (Specials.FN, Specials.FNUZ)):
         return _NAN
     return _signed(negative, fmt.max_value)
 
@@ -322,13 +327,14 @@ def round_value(
         return _infinite_input(negative, fmt, overflow)
     if mag == 0:
         return _zero(negative, fmt)
-    if mag < fmt.smallest_normal:
+    max_value, smallest_normal = _limits(fmt)
+    if mag < smallest_normal:
         if fmt.subnormals is Subnormals.FLUSH:
             return _zero(negative, fmt)
         if fmt.subnormals is Subnormals.NO_ZERO:
-            return _signed(negative, fmt.smallest_normal)
+            return _signed(negative, smallest_normal)
     rounded = _round_magnitude(mag, negative, fmt, rounding, random_bits, n_bits)
-    if rounded > fmt.max_value:
+    if rounded > max_value:
         return _overflow_result(negative, fmt, rounding, overflow)
     if rounded == 0:
         return _zero(negative, fmt)
@@ -381,7 +387,7 @@ def encode_value(v, fmt) -> int:
             raise ValueError(f"{fmt} has no zero (subnormals={fmt.subnormals.value!r})")
         return sign if fmt.has_negative_zero else 0
     code = _magnitude_code(mag, fmt)
-    if code is None or code > fmt.max_magnitude_code:
+    if code is None or mag > _limits(fmt)[0]:
         raise ValueError(f"{v!r} is not exactly representable in {fmt}")
     return code | sign
 

@@ -1,0 +1,94 @@
+"""The fast kernel against the exact scalar reference (Fractions), for
+arbitrary formats, every variant, subnormal rule, overflow policy and mode,
+on raw float32 and float64 bit patterns. Grouped by regime."""
+
+from fractions import Fraction
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+import numfmt
+from numfmt._kernel import make_plan, round_bits
+from numfmt._reference import round_value
+from numfmt._xp import NUMPY
+from numfmt.testing import assert_bits_equal
+
+DETERMINISTIC = ["nearest_even", "nearest_away", "toward_zero", "toward_positive", "toward_negative", "to_odd"]
+
+
+@st.composite
+def formats(draw):
+    specials = draw(st.sampled_from(["ieee", "fn", "fnuz", "finite", "p3109", "p3109_finite"]))
+    signed = draw(st.booleans()) if specials in ("fn", "p3109", "p3109_finite") else True
+    e = draw(st.integers(2, 9))
+    m = draw(st.integers(1 if specials == "ieee" else 0, 12))
+    bias = draw(st.none() | st.integers(-10, 2**e))
+    sub = draw(st.sampled_from(["on", "on", "flush", "round_to_normal"]))
+    return numfmt.FloatFormat(e, m, bias=bias, specials=specials, subnormals=sub, signed=signed,
+                              overflow=draw(st.sampled_from(list(numfmt.Overflow))))  # fmt: skip
+
+
+def reference_array(x, fmt, mode, **kw):
+    out = []
+    for v in x.astype(np.float64):
+        r = round_value(float(v), fmt, numfmt.Rounding.parse(mode), **kw)
+        out.append(float(r))
+    return np.array(out, np.float64)
+
+
+def check(x, fmt, mode):
+    try:
+        got = numfmt.chop(x, fmt, mode)
+    except ValueError:
+        return  # result beyond the input dtype: test_errors covers this
+    want = reference_array(x, fmt, mode).astype(x.dtype)
+    assert_bits_equal(got, want, err_msg=f"{fmt} {mode}: ")
+
+
+@given(formats(), st.sampled_from(DETERMINISTIC), st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=24))
+def test_float32_patterns(fmt, mode, patterns):
+    check(np.array(patterns, np.uint32).view(np.float32), fmt, mode)
+
+
+@given(formats(), st.sampled_from(DETERMINISTIC), st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=24))
+def test_float64_patterns(fmt, mode, patterns):
+    check(np.array(patterns, np.uint64).view(np.float64), fmt, mode)
+
+
+@given(formats(), st.sampled_from(DETERMINISTIC), st.lists(st.floats(-4, 4, allow_nan=False), min_size=1, max_size=24),
+       st.sampled_from(["normal", "subnormal", "underflow", "overflow"]))  # fmt: skip
+def test_regimes(fmt, mode, values, regime):
+    scale = {
+        "normal": Fraction(2) ** ((fmt.emin + fmt.emax) // 2),
+        "subnormal": fmt.smallest_normal / 2,
+        "underflow": fmt.smallest_subnormal / 4,
+        "overflow": fmt.max_value,
+    }[regime]
+    x = np.array(values, np.float64) * float(scale)
+    check(x[np.isfinite(x)], fmt, mode)
+
+
+@given(formats(), st.sampled_from(DETERMINISTIC))
+def test_ties_and_specials(fmt, mode):
+    vals = [fmt.code_to_value(c) for c in range(min(1 << fmt.bits, 512))]
+    vals = sorted({v for v in vals if isinstance(v, Fraction)})
+    mids = [float((a + b) / 2) for a, b in zip(vals, vals[1:])]
+    x = np.array(mids + [0.0, -0.0, np.inf, -np.inf, np.nan, float(fmt.max_value) * 1.5], np.float64)
+    check(x, fmt, mode)
+
+
+@given(formats(), st.sampled_from(["stochastic_a", "stochastic_b", "stochastic_c"]), st.integers(1, 31),
+       st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)), min_size=1, max_size=16))  # fmt: skip
+def test_stochastic_with_given_bits(fmt, mode, n, pairs):
+    x = np.array([p for p, _ in pairs], np.uint32).view(np.float32)
+    r = np.array([q for _, q in pairs], np.uint32)
+    plan = make_plan(fmt, np.dtype(np.float32), numfmt.Rounding.parse(mode), fmt.overflow, n)
+    if plan.can_be_unrepresentable:
+        return
+    out, _ = round_bits(NUMPY, x.view(np.uint32), plan, r)
+    want = [
+        float(round_value(float(v), fmt, numfmt.Rounding.parse(mode), random_bits=int(q) >> (32 - n), n_bits=n))
+        for v, q in zip(x, r)
+    ]
+    assert_bits_equal(out.view(np.float32), np.array(want, np.float64).astype(np.float32))

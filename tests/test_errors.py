@@ -1,0 +1,119 @@
+"""Bad input gets a clear error that names the argument and the fix."""
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import numfmt
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (np.arange(3), "dtype int64.*Convert integers"),
+        (np.ones(3, np.complex64), "dtype complex64"),
+        (np.array([1.0], dtype=object), "dtype object"),
+        (np.array([True]), "dtype bool"),
+        (np.ones(3, ml_dtypes.float8_e4m3fn), "convert exactly"),
+    ],
+)
+def test_unsupported_arrays(x, message):
+    with pytest.raises(TypeError, match=message):
+        numfmt.chop(x, "bfloat16")
+
+
+def test_unknown_names_suggest_close_ones():
+    with pytest.raises(ValueError, match="Closest names: float8_e4m3fn"):
+        numfmt.chop(np.ones(2), "float8_e4m3f")
+    with pytest.raises(ValueError, match="unknown rounding 'nearest_eve'.*Did you mean 'nearest_even'"):
+        numfmt.chop(np.ones(2), "bfloat16", "nearest_eve")
+    with pytest.raises(ValueError, match="unknown overflow 'clamp'"):
+        numfmt.chop(np.ones(2), "bfloat16", overflow="clamp")
+    with pytest.raises(TypeError, match="rounding must be a Rounding member"):
+        numfmt.chop(np.ones(2), "bfloat16", 1)
+
+
+def test_stochastic_needs_a_key_and_deterministic_refuses_one():
+    with pytest.raises(ValueError, match="needs key="):
+        numfmt.chop(np.ones(2), "bfloat16", "stochastic")
+    with pytest.raises(ValueError, match="is deterministic"):
+        numfmt.chop(np.ones(2), "bfloat16", key=0)
+    with pytest.raises(TypeError, match="key must be"):
+        numfmt.chop(np.ones(2), "bfloat16", "stochastic", key="seed")
+
+
+def test_random_bits_rules():
+    with pytest.raises(ValueError, match="needs random_bits=N"):
+        numfmt.chop(np.ones(2), "bfloat16", "stochastic_a", key=0)
+    with pytest.raises(ValueError, match="random_bits=32 is out of range.*1..31"):
+        numfmt.chop(np.ones(2, np.float32), "bfloat16", "stochastic_b", key=0, random_bits=32)
+    with pytest.raises(ValueError, match="only used by stochastic_a"):
+        numfmt.chop(np.ones(2), "bfloat16", "stochastic", key=0, random_bits=8)
+
+
+def test_result_the_dtype_cannot_hold_is_an_error_not_inf():
+    with pytest.raises(ValueError, match="float16 cannot hold.*1 elements, first input 65504.0"):
+        numfmt.chop(np.float16([1.0, 65504.0]), "bfloat16")
+    # rounding down is fine, and so is a float32 input
+    assert numfmt.chop(np.float16([65504.0]), "bfloat16", "toward_zero")[0] == 65280
+    assert numfmt.chop(np.float32([65504.0]), "bfloat16")[0] == 65536
+
+
+def test_encode_refuses_nan_for_formats_without_nan():
+    with pytest.raises(ValueError, match="cannot encode.*no NaN"):
+        numfmt.encode(np.float32([1.0, np.nan]), "float4_e2m1fn")
+
+
+def test_decode_checks_codes_and_dtype():
+    with pytest.raises(ValueError, match=r"codes must lie in \[0, 2\*\*4\)"):
+        numfmt.decode(np.array([16]), "float4_e2m1fn")
+    with pytest.raises(TypeError, match="integer array"):
+        numfmt.decode(np.array([1.0]), "float4_e2m1fn")
+    with pytest.raises(ValueError, match="dtype=float16 cannot hold"):
+        numfmt.decode(np.array([1], np.uint8), "float8_e8m0fnu", dtype=np.float16)
+    assert numfmt.decode(np.array([0], np.uint8), "float8_e8m0fnu").dtype == np.float32
+
+
+def test_specials_per_format():
+    x = np.float32([np.inf, -np.inf, -0.0, 1e30, -1e-30])
+    np.testing.assert_array_equal(numfmt.chop(x, "float8_e5m2"), np.float32([np.inf, -np.inf, -0.0, np.inf, -0.0]))
+    assert np.signbit(numfmt.chop(x, "float8_e5m2")[[2, 4]]).all()
+    fn = numfmt.chop(x, "float8_e4m3fn")
+    assert np.isnan(fn[[0, 1, 3]]).all() and np.signbit(fn[[2, 4]]).all()
+    fnuz = numfmt.chop(x, "float8_e4m3fnuz")
+    assert not np.signbit(fnuz[[2, 4]]).any()  # no -0 in fnuz
+    np.testing.assert_array_equal(numfmt.chop(x, "float4_e2m1fn")[:2], [6.0, -6.0])  # saturates
+    sat = numfmt.chop(x, "float8_e5m2", overflow="sat_finite")
+    np.testing.assert_array_equal(sat[[0, 1, 3]], [57344.0, -57344.0, 57344.0])
+    prop = numfmt.chop(x, "float8_e5m2", overflow="sat_propagate")
+    np.testing.assert_array_equal(prop[[0, 1, 3]], [np.inf, -np.inf, 57344.0])
+    e8m0 = numfmt.chop(np.float32([0.0, -1.0, 2.0**-140]), "float8_e8m0fnu")
+    assert np.isnan(e8m0[:2]).all() and e8m0[2] == 2.0**-127
+
+
+@pytest.mark.parametrize(
+    ("mode", "pos", "neg"),
+    [
+        ("nearest_even", np.inf, -np.inf),
+        ("toward_zero", 57344.0, -57344.0),
+        ("toward_positive", np.inf, -57344.0),
+        ("toward_negative", 57344.0, -np.inf),
+        ("to_odd", 57344.0, -57344.0),
+    ],
+)
+def test_ieee_overflow_by_rounding_mode(mode, pos, neg):
+    np.testing.assert_array_equal(numfmt.chop(np.float32([1e6, -1e6]), "float8_e5m2", mode), [pos, neg])
+
+
+def test_e4m3fn_464_is_the_tie():
+    x = np.float32([464.0, np.nextafter(np.float32(464), np.float32(500)), 500.0])
+    np.testing.assert_array_equal(numfmt.chop(x, "e4m3fn")[:1], [448.0])
+    assert np.isnan(numfmt.chop(x, "e4m3fn")[1:]).all()
+    np.testing.assert_array_equal(numfmt.chop(x, "e4m3fn", overflow="sat_finite"), [448.0, 448.0, 448.0])
+
+
+def test_scalars_keep_their_type():
+    y = numfmt.chop(np.float32(0.1), "bfloat16")
+    assert isinstance(y, np.float32)
+    assert isinstance(numfmt.chop(0.1, "bfloat16"), np.float64)
+    assert numfmt.chop(np.zeros((2, 0, 3), np.float32), "e4m3fn").shape == (2, 0, 3)

@@ -1,0 +1,120 @@
+"""Stochastic rounding: exact values stay, frequencies, variants A/B/C, keys.
+
+Frequency checks use a fixed seed and a 6-sigma binomial bound (a false
+failure would need a > 6 sigma event: probability below 1e-8 per check).
+"""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import numfmt
+from numfmt._kernel import make_plan, round_bits
+from numfmt._xp import NUMPY
+from numfmt.testing import assert_bits_equal
+
+SR_MODES = ["stochastic", "stochastic_a", "stochastic_b", "stochastic_c", "stochastic_equal"]
+
+
+def kwargs(mode):
+    return {"random_bits": 20} if mode[-2:] in ("_a", "_b", "_c") else {}
+
+
+@pytest.mark.parametrize("mode", SR_MODES)
+@pytest.mark.parametrize("name", ["float8_e4m3fn", "bfloat16", "float4_e2m1fn", "binary8p1se"])
+def test_exact_values_never_move(name, mode):
+    fmt = numfmt.parse(name)
+    codes = np.arange(1 << fmt.bits, dtype=np.uint32)
+    values = numfmt.decode(codes, fmt, dtype=np.float32)
+    values = values[np.isfinite(values)]
+    for seed in range(3):
+        assert_bits_equal(numfmt.chop(values, fmt, mode, key=seed, **kwargs(mode)), values)
+
+
+def within_binomial(count, n, p, sigmas=6.0):
+    return abs(count - n * p) <= sigmas * np.sqrt(n * p * (1 - p)) + 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("v", [0.03125, 0.25, 0.5, 0.8125, 0.96875])
+def test_probability_of_rounding_up_is_the_distance(v, dtype):
+    lo, hi, n = 1.0, 1.125, 200_000  # neighbours in float8_e4m3fn
+    x = np.full(n, lo + v * (hi - lo), dtype)
+    y = numfmt.chop(x, "float8_e4m3fn", "stochastic", key=np.random.default_rng(123))
+    assert set(np.unique(y)) <= {lo, hi}
+    assert within_binomial(int((y == hi).sum()), n, v)
+    neg = numfmt.chop(-x, "float8_e4m3fn", "stochastic", key=np.random.default_rng(124))
+    assert within_binomial(int((neg == -hi).sum()), n, v)
+
+
+@pytest.mark.parametrize("name", ["float16", "float8_e5m2", "float(e=5,m=7)"])
+def test_mean_is_unbiased(name):
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-3, 3, size=64).astype(np.float64)
+    reps = 4000
+    y = numfmt.chop(np.tile(x, reps), name, "stochastic", key=rng).reshape(reps, -1)
+    gap = np.abs(numfmt.chop(x, name, "toward_positive") - numfmt.chop(x, name, "toward_negative"))
+    # each draw is lo or hi; its standard deviation is at most gap/2
+    assert np.all(np.abs(y.mean(axis=0) - x) <= 6 * (gap / 2) / np.sqrt(reps) + 1e-300)
+
+
+def test_equal_probability_mode_ignores_the_distance():
+    x = np.full(100_000, 1.0 + 0.001, np.float32)
+    y = numfmt.chop(x, "float8_e4m3fn", "stochastic_equal", key=0)
+    assert within_binomial(int((y > 1).sum()), x.size, 0.5)
+
+
+def test_same_key_same_bits_and_different_keys_differ():
+    x = np.random.default_rng(0).standard_normal(10_000).astype(np.float32)
+    a = numfmt.chop(x, "float8_e5m2", "stochastic", key=42)
+    b = numfmt.chop(x, "float8_e5m2", "stochastic", key=np.random.default_rng(42))
+    c = numfmt.chop(x, "float8_e5m2", "stochastic", key=43)
+    assert_bits_equal(a, b)
+    assert (a != c).any()
+
+
+def definition_up(v: Fraction, r: int, n: int, mode: str) -> bool:
+    """The P3109 definitions, from the text, with exact arithmetic."""
+    scaled = v * 2**n
+    if mode in ("stochastic", "stochastic_a"):
+        return int(scaled) + r >= 2**n
+    if mode == "stochastic_b":
+        return int(v * 2 ** (n + 1)) + 2 * r + 1 >= 2 ** (n + 1)
+    if mode == "stochastic_c":
+        return round(scaled) + r >= 2**n  # Python's round on a Fraction is half-even
+    return v != 0 and (r >> (n - 1)) & 1 == 1  # stochastic_equal: the top random bit
+
+
+@given(
+    st.sampled_from(["float8_e4m3fn", "float8_e5m2", "float(e=3,m=1)", "binary8p1se", "bfloat16"]),
+    st.sampled_from(SR_MODES),
+    st.integers(1, 31),
+    st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)), min_size=1, max_size=16),
+)
+def test_variants_follow_the_definitions(name, mode, n, pairs):
+    fmt = numfmt.parse(name)
+    x = np.array([p for p, _ in pairs], np.uint32).view(np.float32)
+    rbits = np.array([r for _, r in pairs], np.uint32)
+    x, rbits = x[np.isfinite(x)], rbits[np.isfinite(x)]
+    if mode == "stochastic":
+        n = 31
+    if mode == "stochastic_equal":
+        n = 32
+    plan = make_plan(fmt, np.dtype(np.float32), numfmt.Rounding.parse(mode), fmt.overflow, min(n, 31))
+    out, _ = round_bits(NUMPY, x.view(np.uint32), plan, rbits)
+    got = out.view(np.float32)
+    lo = numfmt.chop(x, fmt, "toward_zero")
+    hi = np.where(x < 0, numfmt.chop(x, fmt, "toward_negative"), numfmt.chop(x, fmt, "toward_positive"))
+    for xi, li, hi_, r, g in zip(x, lo, hi, rbits, got):
+        if li == hi_:
+            assert g == li or (np.isnan(g) and np.isnan(li))
+            continue
+        if not (np.isfinite(li) and np.isfinite(hi_)) or abs(hi_) > float(fmt.max_value):
+            continue  # overflow: covered by the overflow tests
+        v = (Fraction(float(xi)) - Fraction(float(li))) / (Fraction(float(hi_)) - Fraction(float(li)))
+        r_n = int(r) >> (32 - n)
+        want = hi_ if definition_up(abs(v), r_n, n, mode) else li
+        assert g == want, (float(xi), mode, n, int(r))
