@@ -242,6 +242,10 @@ def round_bits(xp, u, plan: Plan, rbits=None):
 
     r = p.rounding
     if r is Rounding.NEAREST_EVEN:
+        if fmt.subnormals is Subnormals.ROUND_TO_NORMAL and fmt.man_bits > 0:
+            # Below the normals the neighbours are 0 and 2**emin, both even
+            # codes: the tie at 2**emin / 2 goes up (chop's rule).
+            parity = xp.where(below, xp.asarray(1, U), parity)
         inc = _half_even_up(rem, half, parity)
     elif r is Rounding.NEAREST_AWAY:
         inc = inexact & (rem >= half)

@@ -92,3 +92,14 @@ def test_stochastic_with_given_bits(fmt, mode, n, pairs):
         for v, q in zip(x, r)
     ]
     assert_bits_equal(out.view(np.float32), np.array(want, np.float64).astype(np.float32))
+
+
+def test_round_to_normal_tie_goes_to_the_smallest_normal():
+    fmt = numfmt.parse("float(e=4,m=3,subnormals=round_to_normal)")
+    half = float(fmt.smallest_normal) / 2
+    x = np.array([half, -half, np.nextafter(half, 0)], np.float64)
+    want = reference_array(x, fmt, "nearest_even")
+    np.testing.assert_array_equal(want, [2 * half, -2 * half, 0.0])
+    assert_bits_equal(numfmt.chop(x, fmt), want)
+    x32 = np.array([half, -half, np.nextafter(np.float32(half), np.float32(0))], np.float32)
+    assert_bits_equal(numfmt.chop(x32, fmt), np.float32([2 * half, -2 * half, 0.0]))
