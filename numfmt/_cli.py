@@ -1,99 +1,429 @@
-"""``python -m numfmt``: format facts, a preset table, rounding one value."""
+"""The command line, ``python -m numfmt``: format facts, a preset table, rounding values.
+
+Subcommands::
+
+    python -m numfmt                      a short demonstration (see ``demo``)
+    python -m numfmt info FORMAT          the spec block of one format
+    python -m numfmt formats              a table of every preset
+    python -m numfmt round X [X ...] --to FORMAT [--rounding MODE] [--overflow POLICY] [--seed N]
+
+``info`` and ``round`` print exact values (float reprs), or mark with ``~`` a
+value that float64 cannot hold. Errors print ``numfmt: error: <message>`` on
+stderr and give exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import decimal
 import sys
 from fractions import Fraction
 
 import numpy as np
 
 import numfmt
+from numfmt._float import FloatFormat, Specials, Subnormals
+from numfmt._rounding import Overflow, Rounding
+
+__all__ = ["demo", "main"]
+
+_PROG = "numfmt"
+
+# ------------------------------------------------------------------- numbers
 
 
-def _pow2(v: Fraction) -> str:
-    if v > 0 and (v.numerator & (v.numerator - 1)) == 0 and (v.denominator & (v.denominator - 1)) == 0:
-        e = v.numerator.bit_length() - v.denominator.bit_length()
-        return f"2^{e} = {float(v)!r}"
-    return repr(float(v))
+def _pow2_exponent(v: Fraction) -> int | None:
+    """k if v == 2**k, else None."""
+    n, d = v.numerator, v.denominator
+    if n > 0 and n & (n - 1) == 0 and d & (d - 1) == 0:
+        return n.bit_length() - d.bit_length()
+    return None
 
 
-def info(fmt) -> str:
-    f = numfmt.parse(fmt)
-    codes = lambda c: "none" if c is None else f"0x{c:0{(f.bits + 3) // 4}x}"  # noqa: E731
-    return "\n".join([
-        f"{f}  ({f.spec})",
-        f"  bits {f.bits}: sign {int(f.signed)}, exponent {f.exp_bits}, fraction {f.man_bits}; bias {f.bias}",
-        f"  specials {f.specials.value}: NaN {codes(f.nan_code)}, +inf {codes(f.inf_code)}, -0 {'yes' if f.has_negative_zero else 'no'}",
-        f"  subnormals {f.subnormals.value}; emin {f.emin}, emax {f.emax}",
-        f"  max {float(f.max_value)!r}; smallest normal {_pow2(f.smallest_normal)}; smallest subnormal {_pow2(f.smallest_subnormal)}",
-        f"  eps {_pow2(f.eps)}; unit roundoff {_pow2(f.unit_roundoff)}; finite values {f.num_finite}",
-        f"  default overflow {f.overflow.value}",
-    ])  # fmt: skip
+def _approx(v: Fraction) -> decimal.Decimal:
+    """v to 17 digits, also far outside the float64 range."""
+    a = abs(v)
+    k = a.numerator.bit_length() - a.denominator.bit_length()
+    sig = a / Fraction(2) ** k  # v = sig * 2**k
+    with decimal.localcontext() as ctx:
+        ctx.prec, ctx.Emax, ctx.Emin = 17, decimal.MAX_EMAX, decimal.MIN_EMIN
+        return decimal.Decimal(sig.numerator) / sig.denominator * decimal.Decimal(2) ** k * (1 if v >= 0 else -1)
 
 
-def formats() -> str:
-    rows = [f"{'name':22} {'bits':>4} {'E':>3} {'M':>3} {'bias':>5} {'specials':13} {'max':>12} {'min subnormal':>14}"]
-    for name, f in numfmt.presets().items():
-        rows.append(
-            f"{name:22} {f.bits:4} {f.exp_bits:3} {f.man_bits:3} {f.bias:5} {f.specials.value:13} "
-            f"{float(f.max_value):12.6g} {float(f.smallest_subnormal):14.6g}"
-        )
-    rows.append("P3109 names binary{K}p{P}{s|u}{e|f} are accepted for any K in 2..16.")
-    return "\n".join(rows)
-
-
-def round_values(values, fmt, rounding, overflow, seed) -> str:
-    out = []
-    key = None if seed is None else np.random.default_rng(seed)
-    for text in values:
-        x = float.fromhex(text) if text.lstrip("-").lower().startswith("0x") else float(text)
-        y = numfmt.chop(np.float64(x), fmt, rounding, overflow=overflow, key=key)
-        line = f"{x!r} -> {float(y)!r}"
-        if numfmt.parse(fmt).bits <= 64 and not (np.isnan(y) and not numfmt.parse(fmt).has_nan):
-            line += f"  code 0x{int(numfmt.encode(np.float64(y), fmt)):x}"
-        if np.isfinite(x) and np.isfinite(y):
-            err = Fraction(float(y)) - Fraction(x)
-            rel = float(abs(err) / abs(Fraction(x))) if x else 0.0
-            line += f"  error {float(err):.6g} (relative {rel:.3g})"
-        out.append(line)
-    return "\n".join(out)
-
-
-def demo() -> str:
-    xs = [0.1, 1 / 3, 1000.0, 1e-5, 65504.0, 70000.0]
-    names = ["float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "float4_e2m1fn"]
-    rows = [f"{'x':>12} " + " ".join(f"{n:>14}" for n in names)]
-    for x in xs:
-        rows.append(f"{x:12.6g} " + " ".join(f"{float(numfmt.chop(np.float64(x), n)):14.6g}" for n in names))
-    rows.append("")
-    rows.append("Subcommands: info FORMAT | formats | round X [X ...] --to FORMAT [--rounding MODE]")
-    return "numfmt: one correct rounding of the exact value (nearest-even)\n" + "\n".join(rows)
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m numfmt", description="Bit-accurate number formats.")
-    sub = ap.add_subparsers(dest="cmd")
-    p = sub.add_parser("info", help="spec block of a format")
-    p.add_argument("format")
-    sub.add_parser("formats", help="table of presets")
-    p = sub.add_parser("round", help="round values into a format")
-    p.add_argument("values", nargs="+")
-    p.add_argument("--to", required=True)
-    p.add_argument("--rounding", default="nearest_even")
-    p.add_argument("--overflow", default=None)
-    p.add_argument("--seed", type=int, default=None, help="seed for stochastic modes")
-    args = ap.parse_args(argv)
+def _decimal(v: Fraction) -> str:
+    """repr of float(v) if that is exact, else a 17-digit approximation marked ``~``."""
     try:
-        if args.cmd == "info":
-            print(info(args.format))
-        elif args.cmd == "formats":
-            print(formats())
-        elif args.cmd == "round":
-            print(round_values(args.values, args.to, args.rounding, args.overflow, args.seed))
+        f = float(v)
+    except OverflowError:
+        f = None
+    if f is not None and Fraction(f) == v:
+        return repr(f)
+    return f"~{_approx(v):.16e}"
+
+
+def _exact(v: Fraction) -> str:
+    """``2^k = <decimal>`` for a power of two, else the decimal."""
+    k = _pow2_exponent(v)
+    text = _decimal(v)
+    if k is None:
+        return text
+    return f"2^{k} {'~' if text.startswith('~') else '='} {text.lstrip('~')}"
+
+
+# --------------------------------------------------------------------- codes
+
+
+def _hex(fmt: FloatFormat, code: int) -> str:
+    return f"0x{code:0{(fmt.bits + 3) // 4}x}"
+
+
+def _bin(fmt: FloatFormat, code: int, sign: str | None = None) -> str:
+    """``0b<sign>.<exponent>.<fraction>``; ``sign`` overrides the sign digit (e.g. "S")."""
+    mag = code & ((1 << (fmt.exp_bits + fmt.man_bits)) - 1)
+    fields = [f"{mag >> fmt.man_bits:0{fmt.exp_bits}b}"]
+    if fmt.man_bits:
+        fields.append(f"{mag & ((1 << fmt.man_bits) - 1):0{fmt.man_bits}b}")
+    if fmt.signed:
+        fields.insert(0, sign if sign is not None else str(code >> (fmt.bits - 1)))
+    return "0b" + ".".join(fields)
+
+
+def _code(fmt: FloatFormat, code: int) -> str:
+    return f"{_hex(fmt, code)} = {_bin(fmt, code)}" if fmt.bits <= 64 else _hex(fmt, code)
+
+
+def _nan_text(fmt: FloatFormat) -> str:
+    if not fmt.has_nan:
+        return "none"
+    if fmt.specials is Specials.IEEE:
+        if fmt.bits > 64:
+            return f"exponent field all ones, fraction != 0 (canonical {_hex(fmt, fmt.nan_code)})"
+        pattern = _bin(fmt, fmt.inf_code, "S").rsplit(".", 1)[0] + "." + "f" * fmt.man_bits
+        return f"{pattern} with f != 0 (canonical {_code(fmt, fmt.nan_code)})"
+    codes = [c for c in dict.fromkeys([fmt.nan_code, fmt.nan_code | fmt.sign_code]) if fmt.is_nan_code(c)]
+    if len(codes) == 2:
+        return f"{_hex(fmt, codes[0])} and {_hex(fmt, codes[1])}" + (
+            f" = {_bin(fmt, codes[0], 'S')}" if fmt.bits <= 64 else ""
+        )
+    note = " (the sign bit alone, where -0 would be)" if fmt.signed and codes[0] == fmt.sign_code else ""
+    return _code(fmt, codes[0]) + note
+
+
+def _inf_text(fmt: FloatFormat) -> str:
+    if not fmt.has_inf:
+        return "none"
+    if not fmt.signed:
+        return f"+inf {_code(fmt, fmt.inf_code)}"
+    hexes = f"+inf {_hex(fmt, fmt.inf_code)}, -inf {_hex(fmt, fmt.inf_code | fmt.sign_code)}"
+    return hexes + (f" = {_bin(fmt, fmt.inf_code, 'S')}" if fmt.bits <= 64 else "")
+
+
+_SPECIALS = {
+    Specials.IEEE: "top exponent reserved for inf and NaN",
+    Specials.FN: "finite and NaN: no inf; the all-ones magnitude is NaN",
+    Specials.FNUZ: "finite and NaN, unsigned zero: no inf, no -0; NaN takes the code of -0",
+    Specials.FINITE: "finite only: no inf, no NaN; every code is a number",
+    Specials.P3109: "IEEE P3109 extended: inf and one NaN, no -0",
+    Specials.P3109_FINITE: "IEEE P3109 finite: one NaN, no inf, no -0",
+}
+_SUBNORMALS = {
+    Subnormals.ON: "gradual underflow",
+    Subnormals.FLUSH: "none: values below the smallest normal flush to +-0",
+    Subnormals.ROUND_TO_NORMAL: "none: values below the smallest normal round onto {0, 2^emin}",
+    Subnormals.NO_ZERO: "none, and no zero: exponent field 0 is the binade of 2^emin; 0 becomes NaN",
+}
+
+
+def _overflow_text(fmt: FloatFormat) -> str:
+    policy = fmt.overflow
+    if policy is Overflow.SAT_FINITE:
+        return "sat_finite: overflow and inf inputs give +-max"
+    if policy is Overflow.SAT_PROPAGATE:
+        return "sat_propagate: finite overflow gives +-max; inf inputs stay inf" + (
+            "" if fmt.has_inf else " (NaN here: no inf)"
+        )
+    if fmt.has_inf:
+        to = "+-inf"
+    elif fmt.specials in (Specials.FN, Specials.FNUZ):
+        to = "NaN (no inf)"
+    else:
+        to = "+-max (no inf)"
+    return f"sat_none (IEEE 754): round-to-nearest overflow gives {to}"
+
+
+# ---------------------------------------------------------------- subcommands
+
+
+def info_text(fmt) -> str:
+    """The spec block of ``fmt`` (a format or a format string)."""
+    f = numfmt.parse(fmt)
+    layout = f"{f.exp_bits} exponent + {f.man_bits} fraction"
+    layout = f"1 sign + {layout}" if f.signed else f"{layout} (no sign bit)"
+    if f.subnormals is not Subnormals.ON:
+        subnormal = "none (subnormals off)"
+    elif f.man_bits == 0:
+        subnormal = "none (no fraction bits: the smallest value is the smallest normal)"
+    else:
+        subnormal = _exact(f.smallest_subnormal)
+    max_value = _exact(f.max_value)
+    if _pow2_exponent(f.max_value) is None:
+        sig = f.max_value / Fraction(2) ** f.emax
+        k = _pow2_exponent(2 - sig)
+        sig_text = f"(2 - 2^{k})" if k is not None and _decimal(sig).startswith("~") else _decimal(sig)
+        max_value += f" = {sig_text} * 2^{f.emax}"
+    rows = [
+        ("Name", f.name if f.name is not None else "(not a preset)"),
+        ("Spec", f.spec),
+        ("Bits", f"{f.bits} = {layout}"),
+        ("Exponent", f"{f.exp_bits} bit{'' if f.exp_bits == 1 else 's'}, bias {f.bias}"),
+        ("Fraction", f"{f.man_bits} bit{'' if f.man_bits == 1 else 's'} (precision p = {f.precision})"),
+        ("Signed", "yes" if f.signed else "no: negative inputs become NaN"),
+        ("Specials", f"{f.specials.value} ({_SPECIALS[f.specials]})"),
+        ("  NaN", _nan_text(f)),
+        ("  Inf", _inf_text(f)),
+        ("  -0", _code(f, f.sign_code) if f.has_negative_zero else "none"),
+        ("Subnormals", f"{f.subnormals.value} ({_SUBNORMALS[f.subnormals]})"),
+        ("emin, emax", f"{f.emin}, {f.emax}"),
+        ("Max", max_value),
+        ("Smallest normal", _exact(f.smallest_normal)),
+        ("Smallest subnormal", subnormal),
+        ("Eps", _exact(f.eps)),
+        ("Unit roundoff", _exact(f.unit_roundoff)),
+        ("Finite values", f"{f.num_finite}" + (" (+0 and -0 counted once)" if f.has_negative_zero else "")),
+        ("Overflow default", _overflow_text(f)),
+    ]
+    width = max(len(k) for k, _ in rows) + 2
+    return "\n".join(f"{k + ':':{width}}{v}" for k, v in rows)
+
+
+def formats_text() -> str:
+    """An aligned table of every preset."""
+    head = ("name", "bits", "e", "m", "bias", "specials", "max", "min subnormal")
+    rows = [head] + [
+        (
+            name,
+            str(f.bits),
+            str(f.exp_bits),
+            str(f.man_bits),
+            str(f.bias),
+            f.specials.value + ("" if f.signed else ", unsigned"),
+            _g(f.max_value),
+            _g(f.smallest_subnormal) if f.subnormals is Subnormals.ON and f.man_bits else "-",
+        )
+        for name, f in numfmt.presets().items()
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    left = {0, 5}  # text columns; numbers align right
+    lines = [
+        "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append("P3109 names binary{K}p{P}{s|u}{e|f} are accepted for any K in 2..16 (the table lists K = 8).")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _g(v: Fraction) -> str:
+    try:
+        f = float(v)
+    except OverflowError:
+        f = 0.0
+    return f"{f:.6g}" if f or not v else f"{_approx(v):.6g}"
+
+
+def _parse_value(text: str) -> tuple[float, str]:
+    """float64 of ``text`` and a note saying whether the conversion was exact."""
+    s = text.strip()
+    try:
+        x = float.fromhex(s) if s.lstrip("+-").lower().startswith("0x") else float(s)
+    except ValueError:
+        raise ValueError(
+            f"cannot read {text!r} as a number; give a decimal (0.1, -1e-5), a hex float (0x1.8p-3), nan or inf"
+        ) from None
+    if not np.isfinite(x) and s.lstrip("+-").lower() not in ("inf", "infinity", "nan"):
+        return x, f"(the value {s} overflows float64)"
+    try:
+        exact = Fraction(s) == Fraction(x)
+    except ValueError:  # hex float, inf, nan: float() was exact
+        exact = True
+    return x, "" if exact else f"(nearest float64 to the decimal {s})"
+
+
+def _note(x: float, y: float, f: FloatFormat) -> str:
+    if np.isnan(x):
+        return "" if f.has_nan else f"(NaN is not a value of {f}; kept as NaN)"
+    if np.isnan(y):
+        if x < 0 and not f.signed:
+            return "(negative input to an unsigned format)"
+        if x == 0:
+            return f"({f} has no zero)"
+        return f"({'infinite input' if np.isinf(x) else 'overflow'}: {f} has no inf)"
+    if np.isinf(y) and np.isfinite(x):
+        return "(overflow)"
+    if np.isfinite(x) and abs(Fraction(x)) > f.max_value and abs(Fraction(y)) == f.max_value:
+        return "(overflow, saturated to max)"
+    if y == 0 and x != 0:
+        return "(underflow)"
+    if x == 0 and np.signbit(x) and not np.signbit(y):
+        return f"(-0 becomes +0: {f} has no -0)"
+    return "(exact)" if x == y and np.isfinite(x) else ""
+
+
+def round_text(values, fmt, rounding="nearest_even", overflow=None, seed=None, random_bits=None) -> str:
+    """One block per value: input, result, its code, absolute and relative error."""
+    f = numfmt.parse(fmt)
+    mode = Rounding.parse(rounding)
+    policy = f.overflow if overflow is None else Overflow.parse(overflow)
+    if mode.is_stochastic and seed is None:
+        raise ValueError(f"rounding {mode.value!r} draws random bits: give --seed N (a non-negative integer)")
+    if not mode.is_stochastic and seed is not None:
+        raise ValueError(f"--seed is only used by stochastic rounding modes, not {mode.value!r}")
+    if seed is not None and seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {seed}")
+    needs_bits = mode in (Rounding.STOCHASTIC_A, Rounding.STOCHASTIC_B, Rounding.STOCHASTIC_C)
+    if needs_bits and random_bits is None:
+        raise ValueError(f"rounding {mode.value!r} needs --random-bits N (1..63 for float64 input)")
+    if not needs_bits and random_bits is not None:
+        raise ValueError(f"--random-bits is only used by stochastic_a, _b and _c, not {mode.value!r}")
+    parsed = [_parse_value(v) for v in values]
+    key = None if seed is None else np.random.default_rng(seed)
+    head = f"Rounding to {f} = {f.spec}: {mode.value}, overflow {policy.value}"
+    if seed is not None:
+        head += f", seed {seed}" + (f", {random_bits} random bits" if random_bits is not None else "")
+    blocks = [head]
+    for text, (x, how) in zip(values, parsed, strict=True):
+        y = float(numfmt.chop(np.float64(x), f, mode, overflow=policy, key=key, random_bits=random_bits))
+        rows = [("input", f"{x!r} {how}".rstrip()), ("result", f"{y!r} {_note(x, y, f)}".rstrip())]
+        if f.bits > 64:
+            rows.append(("code", f"none shown ({f.bits}-bit codes)"))
+        elif np.isnan(y) and not f.has_nan:
+            rows.append(("code", "none"))
+        else:  # y is a value of f: encoding it again is exact and draws no random bits
+            rows.append(("code", _code(f, int(numfmt.encode(np.float64(y), f, overflow=policy)))))
+        if np.isfinite(x) and np.isfinite(y):
+            err = abs(Fraction(y) - Fraction(x))
+            rel = repr(float(err / abs(Fraction(x)))) if x else ("0.0" if not err else "inf")
+            rows += [("absolute error", repr(float(err))), ("relative error", rel)]
         else:
-            print(demo())
+            rows += [("absolute error", "n/a"), ("relative error", "n/a")]
+        blocks.append(f"\n{text.strip()}\n" + "\n".join(f"  {k + ':':16}{v}" for k, v in rows))
+    return "\n".join(blocks)
+
+
+def demo() -> None:
+    """A short demonstration: a few values rounded into common formats."""
+    xs = [("0.1", 0.1), ("1/3", 1 / 3), ("1000", 1000.0), ("1e-5", 1e-5), ("65504", 65504.0), ("70000", 70000.0)]
+    names = ["float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "float4_e2m1fn"]
+    w = max(map(len, names))
+    print("numfmt: bit-exact rounding into number formats (nearest_even; 6 significant digits shown)\n")
+    print(f"{'x':>6}  " + "  ".join(f"{n:>{w}}" for n in names))
+    for label, x in xs:
+        row = (float(numfmt.chop(np.float64(x), n)) for n in names)
+        print(f"{label:>6}  " + "  ".join(f"{y:>{w}.6g}" for y in row))
+    print()
+    for n in names:
+        f = numfmt.parse(n)
+        print(f"{n:{w}}  max {float(f.max_value):<12.6g} eps {_exact(f.eps)}")
+    print(
+        "\nMore: python -m numfmt info FORMAT | formats | round X [X ...] --to FORMAT"
+        " [--rounding MODE] [--seed N]   (--help for details)"
+    )
+
+
+# ----------------------------------------------------------------------- main
+
+
+def _parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
+    ap = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Bit-exact rounding of numbers into number formats.\n"
+        "Without a subcommand, prints a short demonstration.",
+        epilog="FORMAT is a preset name (see 'formats'), a short name (e4m3fn), an alias (bf16, half),\n"
+        "a P3109 name (binary8p3se) or the explicit form 'float(e=E,m=M,...)'.\n"
+        "Run 'numfmt COMMAND --help' for the options of each subcommand.",
+        formatter_class=raw,
+    )
+    sub = ap.add_subparsers(title="subcommands", dest="command", metavar="COMMAND")
+    p = sub.add_parser(
+        "info",
+        help="print the spec block of a format (codes, range, eps, specials)",
+        description="Print every exact fact of a format: layout, NaN/inf/-0 codes, range, eps,\n"
+        "unit roundoff, number of finite values, overflow default.",
+        epilog="example: numfmt info float8_e4m3fn",
+        formatter_class=raw,
+    )
+    p.add_argument("format", help="a format name or spec, e.g. float8_e4m3fn, bf16, binary8p3se, 'float(e=5,m=2)'")
+    sub.add_parser(
+        "formats",
+        help="print a table of every preset format",
+        description="Print a table of every preset: bits, exponent/fraction bits, bias, specials, max, min subnormal.",
+    )
+    modes = ", ".join(m.value for m in Rounding)
+    p = sub.add_parser(
+        "round",
+        help="round values into a format and show result, code and error",
+        description="Round each value X (read as a float64) into FORMAT; print the result, its code\n"
+        "and the exact absolute and relative error.",
+        epilog="examples:\n"
+        "  numfmt round 0.1 1e6 --to e4m3fn\n"
+        "  numfmt round -0x1.8p-3 --to bfloat16 --rounding toward_zero\n"
+        "  numfmt round 0.1 --to e5m2 --rounding stochastic --seed 0",
+        formatter_class=raw,
+    )
+    p.add_argument("values", nargs="+", metavar="X", help="a decimal (0.1, -1e-5), a hex float (0x1.8p-3), nan or inf")
+    p.add_argument("--to", required=True, metavar="FORMAT", help="the target format")
+    p.add_argument("--rounding", default="nearest_even", metavar="MODE", help=f"one of {modes} (default nearest_even)")
+    p.add_argument(
+        "--overflow",
+        default=None,
+        metavar="POLICY",
+        help=f"one of {', '.join(o.value for o in Overflow)} (default: the format's own)",
+    )
+    p.add_argument("--seed", type=int, default=None, metavar="N", help="seed of the random bits (stochastic modes)")
+    p.add_argument("--random-bits", type=int, default=None, metavar="N", help="random bits of stochastic_a/_b/_c")
+    return ap
+
+
+def _protect_negative_values(argv: list[str]) -> list[str]:
+    """Let ``round -1e-5 ...`` work: argparse takes "-1e-5" and "-inf" for options.
+
+    argparse treats an argument that contains a space as a positional, and
+    float() ignores surrounding spaces.
+    """
+    if "round" not in argv:
+        return argv
+    out, after = [], False
+    for a in argv:
+        if after and a.startswith("-") and not a.startswith("--"):
+            try:
+                float.fromhex(a) if a[1:].lower().startswith("0x") else float(a)
+                a = " " + a
+            except ValueError:
+                pass
+        after = after or a == "round"
+        out.append(a)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    argv = _protect_negative_values(list(sys.argv[1:] if argv is None else argv))
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error argparse has already printed
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        if args.command == "info":
+            print(info_text(args.format))
+        elif args.command == "formats":
+            print(formats_text())
+        elif args.command == "round":
+            print(round_text(args.values, args.to, args.rounding, args.overflow, args.seed, args.random_bits))
+        else:
+            demo()
     except (ValueError, TypeError) as e:
-        print(f"numfmt: error: {e}", file=sys.stderr)
+        print(f"{_PROG}: error: {e}", file=sys.stderr)
         return 2
     return 0
