@@ -88,7 +88,7 @@ def _check_dtype(dtype) -> np.dtype:
     if dtype in _xp.FLOAT_LAYOUTS:
         return dtype
     allowed = "float16, bfloat16, float32, float64"
-    if dtype.kind in "biuc" or dtype == object:
+    if dtype.kind in "biucO":
         raise TypeError(
             f"x has dtype {dtype}; chop rounds float arrays ({allowed}). "
             "Convert integers explicitly, e.g. x.astype(np.float64)."
@@ -102,7 +102,9 @@ def _check_random_bits(rounding: Rounding, random_bits, dtype) -> int:
         if random_bits is None:
             raise ValueError(f"rounding={rounding.value!r} needs random_bits=N (1..{limit} for {dtype} input)")
         if not isinstance(random_bits, int) or isinstance(random_bits, bool) or not 1 <= random_bits <= limit:
-            raise ValueError(f"random_bits={random_bits!r} is out of range; it must be an int in 1..{limit} for {dtype} input")
+            raise ValueError(
+                f"random_bits={random_bits!r} is out of range; it must be an int in 1..{limit} for {dtype} input"
+            )
         return random_bits
     if random_bits is not None:
         raise ValueError(

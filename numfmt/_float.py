@@ -160,7 +160,7 @@ class FloatFormat:
             )
         if self.max_magnitude_code < 1:
             raise ValueError(
-                f"{self!r} has no positive finite value: its special codes take every code"
+                f"{self.spec} has no positive finite value: its special codes take every code"
             )
 
     # ----------------------------------------------------------------- layout

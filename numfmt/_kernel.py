@@ -57,6 +57,7 @@ class Plan:
     inf_like_bits: int | None  # what SAT_NONE overflow becomes; None: the max
     inf_input_bits: int | None  # what an infinite input becomes; None: the max
     carry_overflows: bool  # a carry past the input's max exceeds the format's max
+    max_beyond_input: bool  # the format's max exceeds the input dtype's max
     can_be_unrepresentable: bool  # some result may not fit the input dtype
 
     @property
@@ -154,6 +155,7 @@ def make_plan(fmt: FloatFormat, dtype: np.dtype, rounding: Rounding, overflow: O
         inf_like_bits=inf_like,
         inf_input_bits=inf_input,
         carry_overflows=carry_overflows,
+        max_beyond_input=fmax > work_max,
         can_be_unrepresentable=can_be_unrep,
     )
 
@@ -276,7 +278,7 @@ def round_bits(xp, u, plan: Plan, rbits=None):
     unrep = None
     inf_bits = xp.asarray(p.inf_bits, U)
     over = (res > xp.asarray(p.threshold_bits, U)) & (a < inf_bits)
-    if not p.carry_overflows and fmt.max_value > _input_max(p):
+    if not p.carry_overflows and p.max_beyond_input:
         unrep = over
     else:
         if p.overflow is not Overflow.SAT_NONE or r in (Rounding.TOWARD_ZERO, Rounding.TO_ODD):
@@ -314,6 +316,3 @@ def round_bits(xp, u, plan: Plan, rbits=None):
     out = xp.where(a > inf_bits, u, out)
     return out, (unrep if p.can_be_unrepresentable else None)
 
-
-def _input_max(p: Plan) -> Fraction:
-    return Fraction(2) ** p.in_bias * (2 - Fraction(1, 2**p.in_man))

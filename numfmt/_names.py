@@ -31,6 +31,8 @@ def _p3109(k: int, p: int, signed: bool, extended: bool) -> FloatFormat:
     name = f"binary{k}p{p}{'s' if signed else 'u'}{'e' if extended else 'f'}"
     if not 2 <= k <= 16:
         raise ValueError(f"{name}: K={k} is out of range; P3109 formats here have 2 <= K <= 16")
+    if extended and signed and k == 2:
+        raise ValueError(f"{name} has no positive finite value (its codes are 0, +inf, NaN, -inf); use K >= 3")
     if not (1 <= p < k if signed else 1 <= p <= k):
         allowed = f"1 <= P < {k}" if signed else f"1 <= P <= {k}"
         raise ValueError(f"{name}: P={p} is out of range; it needs {allowed}")

@@ -2,6 +2,7 @@
 arbitrary formats, every variant, subnormal rule, overflow policy and mode,
 on raw float32 and float64 bit patterns. Grouped by regime."""
 
+import itertools
 from fractions import Fraction
 
 import numpy as np
@@ -73,7 +74,7 @@ def test_regimes(fmt, mode, values, regime):
 def test_ties_and_specials(fmt, mode):
     vals = [fmt.code_to_value(c) for c in range(min(1 << fmt.bits, 512))]
     vals = sorted({v for v in vals if isinstance(v, Fraction)})
-    mids = [float((a + b) / 2) for a, b in zip(vals, vals[1:])]
+    mids = [float((a + b) / 2) for a, b in itertools.pairwise(vals)]
     x = np.array(mids + [0.0, -0.0, np.inf, -np.inf, np.nan, float(fmt.max_value) * 1.5], np.float64)
     check(x, fmt, mode)
 
@@ -89,7 +90,7 @@ def test_stochastic_with_given_bits(fmt, mode, n, pairs):
     out, _ = round_bits(NUMPY, x.view(np.uint32), plan, r)
     want = [
         float(round_value(float(v), fmt, numfmt.Rounding.parse(mode), random_bits=int(q) >> (32 - n), n_bits=n))
-        for v, q in zip(x, r)
+        for v, q in zip(x, r, strict=True)
     ]
     assert_bits_equal(out.view(np.float32), np.array(want, np.float64).astype(np.float32))
 

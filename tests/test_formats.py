@@ -106,6 +106,7 @@ def test_presets_are_hashable_static_args():
         ("e4m3fnz", "e4m3fnuz"),
         ("binary8p8se", "P=8 is out of range"),
         ("binary17p3se", "K=17 is out of range"),
+        ("binary2p1se", "no positive finite value"),
         ("float(e=4)", "missing required key"),
         ("float(e=4,m=3,colour=red)", "unknown key 'colour'"),
         ("float(e=x,m=3)", "not an integer"),

@@ -108,7 +108,7 @@ def test_variants_follow_the_definitions(name, mode, n, pairs):
     got = out.view(np.float32)
     lo = numfmt.chop(x, fmt, "toward_zero")
     hi = np.where(x < 0, numfmt.chop(x, fmt, "toward_negative"), numfmt.chop(x, fmt, "toward_positive"))
-    for xi, li, hi_, r, g in zip(x, lo, hi, rbits, got):
+    for xi, li, hi_, r, g in zip(x, lo, hi, rbits, got, strict=True):
         if li == hi_:
             assert g == li or (np.isnan(g) and np.isnan(li))
             continue
