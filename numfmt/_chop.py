@@ -7,11 +7,46 @@ import functools
 import numpy as np
 
 from numfmt import _xp
-from numfmt._kernel import Plan, make_plan, round_bits
+from numfmt._float import FloatFormat
+from numfmt._kernel import make_plan
 from numfmt._names import parse
 from numfmt._rounding import Overflow, Rounding
 
-__all__ = ["chop"]
+__all__ = ["chop", "plan_for", "register_elementwise", "register_chop"]
+
+# Elementwise families register a planner ``f(fmt, dtype, rounding, overflow,
+# random_bits) -> plan``. A plan is hashable and has the attributes ``fmt``,
+# ``rounding``, ``width`` and ``container`` (bits of the input dtype and of the
+# unsigned integers the kernel computes in), ``is_stochastic``,
+# ``can_be_unrepresentable``, and a method ``round_bits(xp, u, rbits) ->
+# (patterns, unrepresentable mask | None)`` (see ``numfmt._kernel``).
+# Non-elementwise families (block formats) register a whole ``chop``.
+_PLANNERS: dict = {FloatFormat: make_plan}
+_CHOPPERS: dict = {}
+
+
+def register_elementwise(cls: type, planner) -> None:
+    """Route ``chop`` of formats of type ``cls`` through the shared driver."""
+    _PLANNERS[cls] = planner
+
+
+def register_chop(cls: type, chopper) -> None:
+    """Route ``chop(x, fmt, ...)`` of formats of type ``cls`` to ``chopper``.
+
+    ``chopper(x, fmt, rounding, overflow=, key=, random_bits=)`` receives the
+    parsed format and the arguments as the user gave them.
+    """
+    _CHOPPERS[cls] = chopper
+
+
+def plan_for(fmt, dtype, rounding: Rounding, overflow, random_bits: int):
+    """The plan of an elementwise format (``overflow`` None: the format's default)."""
+    try:
+        planner = _PLANNERS[type(fmt)]
+    except KeyError:
+        raise TypeError(f"{fmt} is not an elementwise format; chop it with numfmt.chop") from None
+    overflow = fmt.overflow if overflow is None else Overflow.parse(overflow)
+    return planner(fmt, np.dtype(dtype), rounding, overflow, random_bits)
 
 # NumPy inputs are processed in blocks small enough for the temporaries of the
 # elementwise passes to stay in cache: each pass then costs a cache read, and
@@ -69,15 +104,16 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
       1.0078125
     """
     fmt = parse(fmt)
+    if type(fmt) in _CHOPPERS:
+        return _CHOPPERS[type(fmt)](x, fmt, rounding, overflow=overflow, key=key, random_bits=random_bits)
     rounding = Rounding.parse(rounding)
-    overflow = fmt.overflow if overflow is None else Overflow.parse(overflow)
     if _xp.is_jax_array(x):
         dtype = _check_dtype(x.dtype)
-        plan = make_plan(fmt, dtype, rounding, overflow, _check_random_bits(rounding, random_bits, dtype))
+        plan = plan_for(fmt, dtype, rounding, overflow, _check_random_bits(rounding, random_bits, dtype))
         return _chop_jax(x, plan, key)
     arr = np.asarray(x)
     dtype = _check_dtype(arr.dtype)
-    plan = make_plan(fmt, dtype, rounding, overflow, _check_random_bits(rounding, random_bits, dtype))
+    plan = plan_for(fmt, dtype, rounding, overflow, _check_random_bits(rounding, random_bits, dtype))
     rng = _numpy_key(key, plan)
     out = _chop_numpy(arr, plan, rng)
     return out[()] if np.ndim(x) == 0 and not isinstance(x, np.ndarray) else out
@@ -113,7 +149,7 @@ def _check_random_bits(rounding: Rounding, random_bits, dtype) -> int:
     return limit if rounding.is_stochastic else 0
 
 
-def _check_key(key, plan: Plan) -> None:
+def _check_key(key, plan) -> None:
     if plan.is_stochastic and key is None:
         raise ValueError(
             f"rounding={plan.rounding.value!r} needs key=: a jax.random key, or a NumPy Generator or int seed"
@@ -125,7 +161,7 @@ def _check_key(key, plan: Plan) -> None:
         )
 
 
-def _numpy_key(key, plan: Plan):
+def _numpy_key(key, plan):
     _check_key(key, plan)
     if key is None:
         return None
@@ -140,19 +176,19 @@ def _numpy_key(key, plan: Plan):
     )
 
 
-def _widen(xp, bits, plan: Plan):
+def _widen(xp, bits, plan):
     return xp.astype(bits, xp.uint(plan.container)) if plan.width < plan.container else bits
 
 
-def _chop_block(xp, x, plan: Plan, rbits):
+def _chop_block(xp, x, plan, rbits):
     u = _widen(xp, xp.bitcast(x, xp.uint(plan.width)), plan)
-    out, unrep = round_bits(xp, u, plan, rbits)
+    out, unrep = plan.round_bits(xp, u, rbits)
     if plan.width < plan.container:
         out = xp.astype(out, xp.uint(plan.width))
     return xp.bitcast(out, x.dtype), unrep
 
 
-def _raise_unrepresentable(x, unrep, plan: Plan):
+def _raise_unrepresentable(x, unrep, plan):
     first = np.asarray(x).reshape(-1)[np.asarray(unrep).reshape(-1)][0]
     raise ValueError(
         f"chop to {plan.fmt} gives results that {np.dtype(x.dtype).name} cannot hold "
@@ -161,7 +197,7 @@ def _raise_unrepresentable(x, unrep, plan: Plan):
     )
 
 
-def _chop_numpy(x: np.ndarray, plan: Plan, rng):
+def _chop_numpy(x: np.ndarray, plan, rng):
     xp = _xp.NUMPY
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(flat)
@@ -181,7 +217,7 @@ def _chop_numpy(x: np.ndarray, plan: Plan, rng):
     return out.reshape(x.shape)
 
 
-def _chop_jax(x, plan: Plan, key):
+def _chop_jax(x, plan, key):
     import jax
 
     _check_key(key, plan)
@@ -203,7 +239,7 @@ def _chop_jax(x, plan: Plan, key):
 
 
 @functools.cache
-def _straight_through(plan: Plan):
+def _straight_through(plan):
     import jax
 
     xp = _xp.jax_namespace()

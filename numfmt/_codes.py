@@ -13,7 +13,16 @@ from numfmt._kernel import _value_bits, decompose, make_plan
 from numfmt._names import parse
 from numfmt._rounding import Overflow, Rounding
 
-__all__ = ["decode", "encode"]
+__all__ = ["decode", "encode", "register_codec"]
+
+# Other families register ``(encode_fn, decode_fn)`` with the signatures of
+# ``encode`` and ``decode`` below (the format argument already parsed).
+_CODECS: dict = {}
+
+
+def register_codec(cls: type, encode_fn, decode_fn) -> None:
+    """Route ``encode``/``decode`` of formats of type ``cls`` (internal hook)."""
+    _CODECS[cls] = (encode_fn, decode_fn)
 
 
 def _code_dtype(fmt: FloatFormat) -> np.dtype:
@@ -48,6 +57,8 @@ def encode(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_b
       array([ 56, 192, 126], dtype=uint8)
     """
     fmt = parse(fmt)
+    if type(fmt) in _CODECS:
+        return _CODECS[type(fmt)][0](x, fmt, rounding, overflow=overflow, key=key, random_bits=random_bits)
     y = chop(x, fmt, rounding, overflow=overflow, key=key, random_bits=random_bits)
     jax_in = _xp.is_jax_array(y)
     xp = _xp.jax_namespace() if jax_in else _xp.NUMPY
@@ -135,6 +146,8 @@ def decode(codes, fmt, dtype=None):
       array([  1.,  -2., 448.,  nan], dtype=float32)
     """
     fmt = parse(fmt)
+    if type(fmt) in _CODECS:
+        return _CODECS[type(fmt)][1](codes, fmt, dtype)
     jax_in = _xp.is_jax_array(codes)
     xp = _xp.jax_namespace() if jax_in else _xp.NUMPY
     codes = codes if jax_in else np.asarray(codes)

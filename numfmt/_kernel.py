@@ -64,6 +64,9 @@ class Plan:
     def is_stochastic(self) -> bool:
         return self.rounding.is_stochastic
 
+    def round_bits(self, xp, u, rbits=None):
+        return round_bits(xp, u, self, rbits)
+
 
 def _value_bits(v: Fraction, exp_bits: int, man_bits: int, *, round_down: bool = False) -> int | None:
     """Pattern of ``v > 0`` in an IEEE binary format, or None if not exact.

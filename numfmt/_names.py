@@ -24,7 +24,29 @@ import re
 
 from numfmt._float import FloatFormat, Specials
 
-__all__ = ["parse", "presets"]
+__all__ = ["parse", "presets", "register_family"]
+
+# Other format families (posits, fixed point, block formats) register here:
+# their format class, a parser ``f(key) -> format | None`` for normalised
+# (lower-case, space-free) strings, and their named presets.
+_FAMILY_TYPES: tuple[type, ...] = (FloatFormat,)
+_FAMILY_PARSERS: list = []
+_FAMILY_PRESETS: dict = {}
+_FAMILY_FORMS: list[str] = []
+
+
+def register_family(cls: type, parser, named: dict, forms: str) -> None:
+    """Make ``parse`` and ``presets`` know a format family (internal hook).
+
+    ``forms`` describes the family's string forms for error messages, e.g.
+    ``"'posit(n=N,es=E)'"``.
+    """
+    global _FAMILY_TYPES
+    if cls not in _FAMILY_TYPES:
+        _FAMILY_TYPES = (*_FAMILY_TYPES, cls)
+        _FAMILY_PARSERS.append(parser)
+        _FAMILY_FORMS.append(forms)
+    _FAMILY_PRESETS.update(named)
 
 
 def _p3109(k: int, p: int, signed: bool, extended: bool) -> FloatFormat:
@@ -102,15 +124,15 @@ _KEYS = {
 }
 
 
-def presets() -> dict[str, FloatFormat]:
-    """All named float presets, name -> format (a new dict each call).
+def presets() -> dict:
+    """All named presets, name -> format (a new dict each call).
 
     P3109 presets are listed for K = 8; ``parse`` accepts any K in 2..16.
     """
-    return dict(_PRESETS)
+    return {**_PRESETS, **_FAMILY_PRESETS}
 
 
-def parse(spec) -> FloatFormat:
+def parse(spec):
     """Return the format named by ``spec`` (see the module grammar).
 
     Args:
@@ -128,7 +150,7 @@ def parse(spec) -> FloatFormat:
       >>> str(numfmt.parse("float(e=5,m=7)"))
       'float(e=5,m=7)'
     """
-    if isinstance(spec, FloatFormat):
+    if isinstance(spec, _FAMILY_TYPES):
         return spec
     if not isinstance(spec, str):
         raise TypeError(f"a format must be a format object or a string, got {spec!r}")
@@ -136,19 +158,26 @@ def parse(spec) -> FloatFormat:
     key = _ALIASES.get(key, key)
     if key in _PRESETS:
         return _PRESETS[key]
+    if key in _FAMILY_PRESETS:
+        return _FAMILY_PRESETS[key]
     m = _P3109_RE.fullmatch(key)
     if m:
         return _p3109(int(m[1]), int(m[2]), m[3] == "s", m[4] == "e")
     m = _EXPLICIT_RE.fullmatch(key)
     if m:
         return _parse_explicit(spec, m[1])
-    names = list(_PRESETS) + list(_ALIASES)
+    for family_parser in _FAMILY_PARSERS:
+        found = family_parser(key)
+        if found is not None:
+            return found
+    names = list(_PRESETS) + list(_ALIASES) + list(_FAMILY_PRESETS)
     close = difflib.get_close_matches(key, names, n=4, cutoff=0.6)
     hint = f" Closest names: {', '.join(close)}." if close else ""
+    forms = "".join(f", {f}" for f in _FAMILY_FORMS)
     raise ValueError(
         f"unknown format {spec!r}.{hint} Valid forms: a preset name (see numfmt.presets()), "
-        "'binary{K}p{P}{s|u}{e|f}' for IEEE P3109, or 'float(e=E,m=M[,bias=B,specials=...,"
-        "subnormals=...,signed=...,overflow=...])'."
+        "'binary{K}p{P}{s|u}{e|f}' for IEEE P3109, 'float(e=E,m=M[,bias=B,specials=...,"
+        f"subnormals=...,signed=...,overflow=...])'{forms}."
     )
 
 
