@@ -324,6 +324,24 @@ class FloatFormat:
             value = Fraction(2**self.man_bits + frac) * Fraction(2) ** (e_field - 1 + self.emin - self.man_bits)
         return -value if negative else value
 
+    @property
+    def dtype(self):
+        """The NumPy or ml_dtypes dtype with this format's values and codes, or None.
+
+        The overflow policy is not compared (a dtype has none; its casts follow
+        ml_dtypes). ``numfmt.parse`` converts the other way.
+
+        Examples:
+          >>> import numfmt
+          >>> numfmt.parse("e4m3fn").dtype
+          dtype(float8_e4m3fn)
+          >>> numfmt.parse("tf32").dtype is None
+          True
+        """
+        from numfmt._names import dtype_for
+
+        return dtype_for(self)
+
     # ---------------------------------------------------------------- strings
     def __str__(self) -> str:
         if self.name is not None:

@@ -22,9 +22,12 @@ from __future__ import annotations
 import difflib
 import re
 
+import ml_dtypes
+import numpy as np
+
 from numfmt._float import FloatFormat, Specials
 
-__all__ = ["parse", "presets", "register_family"]
+__all__ = ["dtype_for", "parse", "presets", "register_family"]
 
 # Other format families (posits, fixed point, block formats) register here:
 # their format class, a parser ``f(key) -> format | None`` for normalised
@@ -124,6 +127,40 @@ _KEYS = {
 }
 
 
+# Presets that are NumPy or ml_dtypes dtypes (same name, same codes).
+_DTYPE_PRESETS = (
+    "float64", "float32", "float16", "bfloat16", "float8_e5m2", "float8_e4m3", "float8_e3m4",
+    "float8_e4m3fn", "float8_e4m3fnuz", "float8_e4m3b11fnuz", "float8_e5m2fnuz", "float8_e8m0fnu",
+    "float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn",
+)  # fmt: skip
+
+
+def dtype_for(fmt: FloatFormat):
+    """The dtype whose values and codes are those of ``fmt`` (overflow policy aside), or None."""
+    for name in _DTYPE_PRESETS:
+        preset = _PRESETS[name]
+        if fmt.replace(overflow=preset.overflow) == preset:
+            found = getattr(ml_dtypes, name, None) or getattr(np, name, None)
+            return None if found is None else np.dtype(found)
+    return None
+
+
+def _parse_dtype(spec):
+    try:
+        dtype = np.dtype(spec)
+    except TypeError:
+        return None
+    name = dtype.name
+    if name in _PRESETS:
+        return _PRESETS[name]
+    if name in _FAMILY_PRESETS:
+        return _FAMILY_PRESETS[name]
+    raise ValueError(
+        f"dtype {name} has no numfmt format; dtypes with one: "
+        f"{', '.join(_DTYPE_PRESETS)} (and integer formats where registered)"
+    )
+
+
 def presets() -> dict:
     """All named presets, name -> format (a new dict each call).
 
@@ -136,7 +173,9 @@ def parse(spec):
     """Return the format named by ``spec`` (see the module grammar).
 
     Args:
-      spec: a format string, or a format object (returned unchanged).
+      spec: a format string, a format object (returned unchanged), or a NumPy
+        or ml_dtypes dtype / scalar type with a format of the same name
+        (``ml_dtypes.float8_e4m3fn``, ``np.float16``).
 
     Raises:
       ValueError: for an unknown name (the message lists the closest valid
@@ -152,8 +191,12 @@ def parse(spec):
     """
     if isinstance(spec, _FAMILY_TYPES):
         return spec
+    if isinstance(spec, (np.dtype, type)):
+        found = _parse_dtype(spec)
+        if found is not None:
+            return found
     if not isinstance(spec, str):
-        raise TypeError(f"a format must be a format object or a string, got {spec!r}")
+        raise TypeError(f"a format must be a format object, a string or a NumPy/ml_dtypes dtype, got {spec!r}")
     key = re.sub(r"\s+", "", spec).lower()
     key = _ALIASES.get(key, key)
     if key in _PRESETS:
