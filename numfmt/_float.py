@@ -227,7 +227,7 @@ class FloatFormat:
         """The canonical (positive, quiet) NaN code, or None."""
         sp = self.specials
         if sp is Specials.IEEE:
-            return self.inf_code | (1 << (self.man_bits - 1))
+            return self.max_magnitude_code + 1 | (1 << (self.man_bits - 1))  # inf_code | quiet bit
         if sp is Specials.FN or (not self.signed and sp in (Specials.P3109, Specials.P3109_FINITE)):
             return (1 << self._magnitude_bits) - 1
         if sp in (Specials.FNUZ, Specials.P3109, Specials.P3109_FINITE):
@@ -239,7 +239,7 @@ class FloatFormat:
         mag = code & ~self.sign_code
         sp = self.specials
         if sp is Specials.IEEE:
-            return mag > self.inf_code
+            return mag > self.max_magnitude_code + 1  # above the inf code
         if sp is Specials.FN:
             return mag == (1 << self._magnitude_bits) - 1
         if self.signed and sp in (Specials.FNUZ, Specials.P3109, Specials.P3109_FINITE):
@@ -269,7 +269,7 @@ class FloatFormat:
     @property
     def max_value(self) -> Fraction:
         """Largest finite value (exact)."""
-        return self.code_to_value(self.max_magnitude_code)
+        return Fraction(self.code_to_value(self.max_magnitude_code))
 
     @property
     def smallest_normal(self) -> Fraction:

@@ -106,7 +106,7 @@ def make_plan(fmt: FloatFormat, dtype: np.dtype, rounding: Rounding, overflow: O
     work_max = Fraction(2) ** in_bias * (2 - Fraction(1, 2**in_man))
     fmax = fmt.max_value
     max_bits = _value_bits(fmax, in_exp, in_man)
-    threshold_bits = _value_bits(min(fmax, work_max), in_exp, in_man, round_down=True)
+    threshold_bits = _value_bits(min(fmax, work_max), in_exp, in_man, round_down=True) or 0  # never None
     q_sub_bits = _value_bits(Fraction(2) ** qe_sub, in_exp, in_man) or 0
     min_bits = _value_bits(fmt.smallest_normal, in_exp, in_man) or 0
 

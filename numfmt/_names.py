@@ -71,7 +71,7 @@ def _p3109(k: int, p: int, signed: bool, extended: bool) -> FloatFormat:
 
 
 def _build_presets() -> dict[str, FloatFormat]:
-    table = {
+    table: dict[str, dict] = {
         "float64": dict(exp_bits=11, man_bits=52),
         "float32": dict(exp_bits=8, man_bits=23),
         "float16": dict(exp_bits=5, man_bits=10),
@@ -95,7 +95,7 @@ def _build_presets() -> dict[str, FloatFormat]:
             for p in range(1, k + (0 if signed else 1)):
                 for extended in (True, False):
                     f = _p3109(k, p, signed, extended)
-                    out[f.name] = f
+                    out[str(f)] = f
     return out
 
 
@@ -196,7 +196,7 @@ def parse(spec):
         if found is not None:
             return found
     if not isinstance(spec, str):
-        raise TypeError(f"a format must be a format object, a string or a NumPy/ml_dtypes dtype, got {spec!r}")
+        raise TypeError(f"a format must be a format object or a string (or a NumPy/ml_dtypes dtype), got {spec!r}")
     key = re.sub(r"\s+", "", spec).lower()
     key = _ALIASES.get(key, key)
     if key in _PRESETS:
@@ -229,20 +229,21 @@ def _parse_explicit(spec: str, body: str) -> FloatFormat:
     for item in filter(None, body.split(",")):
         if "=" not in item:
             raise ValueError(f"in format {spec!r}: {item!r} is not of the form key=value")
-        k, v = item.split("=", 1)
+        k, text = item.split("=", 1)
+        v: object = text
         if k not in _KEYS:
             raise ValueError(f"in format {spec!r}: unknown key {k!r}; valid keys are {', '.join(_KEYS)}")
         if _KEYS[k] in kwargs:
             raise ValueError(f"in format {spec!r}: key {k!r} is given twice")
         if k in ("e", "m", "bias"):
             try:
-                v = int(v)
+                v = int(text)
             except ValueError:
-                raise ValueError(f"in format {spec!r}: {k}={v!r} is not an integer") from None
+                raise ValueError(f"in format {spec!r}: {k}={text!r} is not an integer") from None
         elif k == "signed":
             if v not in ("true", "false"):
                 raise ValueError(f"in format {spec!r}: signed={v!r} must be true or false")
-            v = v == "true"
+            v = text == "true"
         kwargs[_KEYS[k]] = v
     missing = [k for k in ("e", "m") if _KEYS[k] not in kwargs]
     if missing:

@@ -190,7 +190,7 @@ def _rounds_up(
         return negative
     if rounding is Rounding.TO_ODD:
         return not lo_code_odd
-    r, n = random_bits, n_bits
+    r, n = int(random_bits or 0), int(n_bits or 0)  # checked by _check_random for these modes
     if rounding in (Rounding.STOCHASTIC, Rounding.STOCHASTIC_A):
         return math.floor(v * 2**n) + r >= 2**n
     if rounding is Rounding.STOCHASTIC_B:
