@@ -143,8 +143,11 @@ fig, ax = plt.subplots(figsize=(9, 5))
 for bits in sorted({p[2] for p in points.values()}):
     sel = [p for p in points.values() if p[2] == bits]
     ax.scatter([p[0] for p in sel], [p[1] for p in sel], label=f"{bits} bits")
+labelled = set()
 for name, (x, y, _) in points.items():
-    if not name.startswith("binary"):
+    spot = (round(math.log2(x), 1), y)
+    if not name.startswith("binary") and spot not in labelled:  # one label per spot
+        labelled.add(spot)
         ax.annotate(name.removeprefix("float8_"), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
 ax.set_xscale("log", base=2)
 ax.set_xlabel("dynamic range (binades)")
