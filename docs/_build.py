@@ -28,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+_TEMP = None  # the directory of notebooks executed by this build, if any
 _API_RE = re.compile(r"^:::\s+(numfmt(?:\.testing)?)\.(\w+)\s*$", re.MULTILINE)
 
 
@@ -114,8 +115,13 @@ def on_files(files, config):
     api = Path(config["docs_dir"]) / "api.md"
     _check_api(api.read_text(encoding="utf-8"))
     files.append(File.generated(config, "presets.md", content=_presets_page()))
+    global _TEMP
     executed = os.environ.get("NUMFMT_EXECUTED_NOTEBOOKS")
-    out = Path(executed) if executed else Path(tempfile.mkdtemp(prefix="numfmt-notebooks-"))
+    if executed:
+        out = Path(executed)
+    else:
+        _TEMP = tempfile.TemporaryDirectory(prefix="numfmt-notebooks-")
+        out = Path(_TEMP.name)
     for source in sorted(NOTEBOOKS.glob("[0-9]*.py")):
         uri = f"notebooks/{source.stem}.ipynb"
         if not (out / uri).exists():
@@ -123,6 +129,14 @@ def on_files(files, config):
         # a File with a real src_dir: mkdocs-jupyter reads notebooks from abs_src_path
         files.append(File(uri, str(out), config["site_dir"], config["use_directory_urls"]))
     return files
+
+
+def on_post_build(config):
+    """Remove the notebooks executed for this build (none when they were given)."""
+    global _TEMP
+    if _TEMP is not None:
+        _TEMP.cleanup()
+        _TEMP = None
 
 
 if __name__ == "__main__":

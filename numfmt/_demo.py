@@ -189,11 +189,21 @@ def train(recipe: Recipe, *, epochs: int = 60, batch: int = 50, lr: float = 0.5,
     Returns:
       A :class:`Result`.
 
+    Raises:
+      ValueError: ``epochs``, ``batch`` or ``hidden`` is not a positive int,
+        or ``lr`` is not a positive number; or (from :func:`numfmt.chop`) an
+        unknown format or rounding name in ``recipe``.
+
     Examples:
       >>> r = train(Recipe("bfloat16", "bfloat16"), epochs=2)
       >>> len(r.losses), 0 <= r.accuracy <= 1
       (2, True)
     """
+    for name, value in (("epochs", epochs), ("batch", batch), ("hidden", hidden)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}={value!r} must be a positive int")
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise ValueError(f"lr={lr!r} must be a positive number, e.g. 0.5")
     x, y = spirals(200, seed=seed)
     x_test, y_test = spirals(100, seed=seed + 1)
     lr32 = np.float32(lr)

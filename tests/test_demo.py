@@ -88,3 +88,21 @@ def test_spirals_labels_and_determinism():
 def test_spirals_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         spirals(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"epochs": 0}, "epochs=0 must be a positive int"),
+        ({"batch": 2.5}, "batch=2.5 must be a positive int"),
+        ({"lr": -1.0}, "lr=-1.0 must be a positive number"),
+    ],
+)
+def test_train_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train(Recipe(None, None), **kwargs)
+
+
+def test_unknown_format_in_a_recipe_is_refused():
+    with pytest.raises(ValueError, match="Closest names"):
+        train(Recipe("float8_e4m3f", None), epochs=1)
