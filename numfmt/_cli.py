@@ -2,7 +2,7 @@
 
 Subcommands::
 
-    python -m numfmt                      a short demonstration (see ``demo``)
+    python -m numfmt                      a demonstration: a small network trained in several formats
     python -m numfmt info FORMAT          the spec block of one format
     python -m numfmt formats              a table of every preset
     python -m numfmt round X [X ...] --to FORMAT [--rounding MODE] [--overflow POLICY] [--seed N]
@@ -312,23 +312,10 @@ def round_text(values, fmt, rounding="nearest_even", overflow=None, seed=None, r
 
 
 def demo() -> None:
-    """A short demonstration: a few values rounded into common formats."""
-    xs = [("0.1", 0.1), ("1/3", 1 / 3), ("1000", 1000.0), ("1e-5", 1e-5), ("65504", 65504.0), ("70000", 70000.0)]
-    names = ["float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "float4_e2m1fn"]
-    w = max(map(len, names))
-    print("numfmt: bit-exact rounding into number formats (nearest_even; 6 significant digits shown)\n")
-    print(f"{'x':>6}  " + "  ".join(f"{n:>{w}}" for n in names))
-    for label, x in xs:
-        row = (float(numfmt.chop(np.float64(x), n)) for n in names)
-        print(f"{label:>6}  " + "  ".join(f"{y:>{w}.6g}" for y in row))
-    print()
-    for n in names:
-        f = numfmt.parse(n)
-        print(f"{n:{w}}  max {float(f.max_value):<12.6g} eps {_exact(f.eps)}")
-    print(
-        "\nMore: python -m numfmt info FORMAT | formats | round X [X ...] --to FORMAT"
-        " [--rounding MODE] [--seed N]   (--help for details)"
-    )
+    """The demonstration: a small network trained in several formats (see ``numfmt._demo``)."""
+    from numfmt._demo import run_demo
+
+    run_demo()
 
 
 # ----------------------------------------------------------------------- main
@@ -339,7 +326,7 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog=_PROG,
         description="Bit-exact rounding of numbers into number formats.\n"
-        "Without a subcommand, prints a short demonstration.",
+        "Without a subcommand, trains a small network in several formats and prints a table.",
         epilog="FORMAT is a preset name (see 'formats'), a short name (e4m3fn), an alias (bf16, half),\n"
         "a P3109 name (binary8p3se) or the explicit form 'float(e=E,m=M,...)'.\n"
         "Run 'numfmt COMMAND --help' for the options of each subcommand.",

@@ -142,16 +142,6 @@ def test_no_subcommand_calls_demo(capsys, monkeypatch):
     assert calls == [1]
 
 
-def test_demo_prints_table(capsys):
-    rc, out, _ = run(capsys)
-    assert rc == 0
-    header = next(line for line in out.splitlines() if line.lstrip().startswith("x "))
-    assert header.split() == ["x", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "float4_e2m1fn"]
-    row = next(line for line in out.splitlines() if line.lstrip().startswith("70000"))
-    assert row.split() == ["70000", "inf", "70144", "nan", "inf", "6"]
-    assert "round X" in out
-
-
 def test_module_entry_point():
     run_ = subprocess.run(
         [sys.executable, "-m", "numfmt", "info", "float16"], cwd=ROOT, capture_output=True, text=True, check=True
