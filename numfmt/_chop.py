@@ -7,9 +7,11 @@ import functools
 import numpy as np
 
 from numfmt import _xp
+from numfmt._fast import fast_plan, fast_round_bits
 from numfmt._float import FloatFormat
 from numfmt._kernel import make_plan
 from numfmt._names import parse
+from numfmt._random import generator_bits, hash_bits, seed_words
 from numfmt._rounding import Overflow, Rounding
 
 __all__ = ["chop", "plan_for", "register_elementwise", "register_chop"]
@@ -52,6 +54,10 @@ def plan_for(fmt, dtype, rounding: Rounding, overflow, random_bits: int):
 # elementwise passes to stay in cache: each pass then costs a cache read, and
 # main memory sees one read of the input and one write of the output.
 _BLOCK = 1 << 14
+# Where a block has more elements outside the fast path's range than this, the
+# whole block goes through the general kernel instead.
+_RARE_MAX = _BLOCK // 16
+_SKIP = 8
 
 
 def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bits=None):
@@ -197,23 +203,55 @@ def _raise_unrepresentable(x, unrep, plan):
     )
 
 
+def _draw(xp, rng, seed, start, n, plan):
+    if seed is not None:
+        return hash_bits(xp, seed, start, n, plan.container)
+    return generator_bits(rng, n, plan.container) if rng is not None else None
+
+
+def _rare_indices(u, rare):
+    """Indices of the rare non-zero elements of a block, or None if there are too many."""
+    count = np.count_nonzero(rare)
+    if count == 0:
+        return np.empty(0, np.intp)
+    if count > _RARE_MAX and count - np.count_nonzero((u << 1) == 0) > _RARE_MAX:
+        return None
+    idx = np.flatnonzero(rare)
+    return idx[(u[idx] << 1) != 0]  # zeros are right already
+
+
 def _chop_numpy(x: np.ndarray, plan, rng):
     xp = _xp.NUMPY
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(flat)
-    # A Generator is a stream: drawing block by block is reproducible. A JAX key
-    # is not: draw its bits once for the whole array.
-    all_bits = xp.random_bits(rng, flat.shape, plan.container) if _xp.is_jax_array(rng) else None
+    # A Generator is a stream, drawn block by block; a JAX key seeds a hash of
+    # the element index (numfmt._random): either way the bits do not depend
+    # on the block size.
+    seed = np.asarray(seed_words(rng)) if _xp.is_jax_array(rng) else None
+    fast = fast_plan(plan)
+    rare_idx, rare_bits, skip = [], [], 0
     for start in range(0, flat.size, _BLOCK):
-        stop = start + _BLOCK
-        block = flat[start:stop]
-        if all_bits is not None:
-            rbits = all_bits[start:stop]
-        else:
-            rbits = xp.random_bits(rng, block.shape, plan.container) if rng is not None else None
-        out[start:stop], unrep = _chop_block(xp, block, plan, rbits)
+        block = flat[start : start + _BLOCK]
+        rbits = _draw(xp, rng, seed, start, block.size, plan)
+        if fast is not None and skip == 0:
+            u = block.view(xp.uint(plan.width))
+            res, rare = fast_round_bits(xp, u, fast, rbits)
+            idx = _rare_indices(u, rare)
+            if idx is not None:  # rare elements are rounded at the end, in one general pass
+                out[start : start + _BLOCK] = res.view(x.dtype)
+                if idx.size:
+                    rare_idx.append(idx + start)
+                    rare_bits.append(None if rbits is None else rbits[idx])
+                continue
+            skip = _SKIP  # a dense block: the next few go straight to the general kernel
+        skip = max(skip - 1, 0)
+        out[start : start + _BLOCK], unrep = _chop_block(xp, block, plan, rbits)
         if unrep is not None and unrep.any():
             _raise_unrepresentable(block, unrep, plan)
+    if rare_idx:
+        idx = np.concatenate(rare_idx)
+        rbits = None if rare_bits[0] is None else np.concatenate(rare_bits)
+        out[idx], _ = _chop_block(xp, flat[idx], plan, rbits)  # a fast plan never gives unrepresentable values
     return out.reshape(x.shape)
 
 
@@ -224,17 +262,17 @@ def _chop_jax(x, plan, key):
     if key is not None and not _xp.is_jax_array(key):
         raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
     xp = _xp.jax_namespace()
+    if plan.can_be_unrepresentable and isinstance(x, jax.core.Tracer):
+        raise ValueError(
+            f"chop of {x.dtype} to {plan.fmt} with rounding={plan.rounding.value!r} can give values "
+            f"{x.dtype} cannot hold (the format reaches beyond it), which cannot be checked under "
+            "tracing; pass a wider float dtype, e.g. float64"
+        )
+    rbits = None if key is None else hash_bits(xp, seed_words(key), 0, x.size, plan.container).reshape(x.shape)
     if plan.can_be_unrepresentable:
-        if isinstance(x, jax.core.Tracer):
-            raise ValueError(
-                f"chop of {x.dtype} to {plan.fmt} with rounding={plan.rounding.value!r} can give values "
-                f"{x.dtype} cannot hold (the format reaches beyond it), which cannot be checked under "
-                "tracing; pass a wider float dtype, e.g. float64"
-            )
-        _, unrep = _chop_block(xp, x, plan, None if key is None else xp.random_bits(key, x.shape, plan.container))
+        _, unrep = _chop_block(xp, x, plan, rbits)
         if bool(unrep.any()):
             _raise_unrepresentable(x, unrep, plan)
-    rbits = xp.random_bits(key, x.shape, plan.container) if key is not None else None
     return _straight_through(plan)(x, rbits)
 
 

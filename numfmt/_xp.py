@@ -53,12 +53,12 @@ class _Numpy:
         return np.frexp(u.astype(np.float64))[1].astype(u.dtype)
 
     @staticmethod
-    def random_bits(key, shape, bits):
-        if isinstance(key, np.random.Generator):
-            return key.integers(0, 2**bits, size=shape, dtype=_UINT[bits])
-        # A JAX key with a NumPy input: draw with JAX, then copy to the host.
-        jx = jax_namespace()
-        return np.asarray(jx.random_bits(key, shape, bits))
+    def iota(n, dtype):
+        return np.arange(n, dtype=dtype)
+
+    @staticmethod
+    def concat(arrays):
+        return np.concatenate(arrays)
 
 
 NUMPY = _Numpy()
@@ -66,7 +66,6 @@ NUMPY = _Numpy()
 
 @functools.cache
 def jax_namespace():
-    import jax
     import jax.numpy as jnp
     from jax import lax
 
@@ -96,10 +95,12 @@ def jax_namespace():
             return (u.dtype.itemsize * 8 - lax.clz(u)).astype(u.dtype)
 
         @staticmethod
-        def random_bits(key, shape, bits):
-            if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
-                key = jax.random.wrap_key_data(key) if getattr(key, "dtype", None) == jnp.uint32 else key
-            return jax.random.bits(key, shape, dtype=_UINT[bits])
+        def iota(n, dtype):
+            return lax.iota(dtype, n)
+
+        @staticmethod
+        def concat(arrays):
+            return jnp.concatenate(arrays)
 
     return _Jax()
 
