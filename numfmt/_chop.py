@@ -204,20 +204,10 @@ def _raise_unrepresentable(x, unrep, plan):
 
 
 def _draw(xp, rng, seed, start, n, plan):
+    """Random words for elements ``start .. start + n - 1`` (None for deterministic modes)."""
     if seed is not None:
         return hash_bits(xp, seed, start, n, plan.container)
     return generator_bits(rng, n, plan.container) if rng is not None else None
-
-
-def _rare_indices(u, rare):
-    """Indices of the rare non-zero elements of a block, or None if there are too many."""
-    count = np.count_nonzero(rare)
-    if count == 0:
-        return np.empty(0, np.intp)
-    if count > _RARE_MAX and count - np.count_nonzero((u << 1) == 0) > _RARE_MAX:
-        return None
-    idx = np.flatnonzero(rare)
-    return idx[(u[idx] << 1) != 0]  # zeros are right already
 
 
 def _chop_numpy(x: np.ndarray, plan, rng):
@@ -229,30 +219,51 @@ def _chop_numpy(x: np.ndarray, plan, rng):
     # on the block size.
     seed = np.asarray(seed_words(rng)) if _xp.is_jax_array(rng) else None
     fast = fast_plan(plan)
-    rare_idx, rare_bits, skip = [], [], 0
+    if fast is not None:
+        return _chop_numpy_fast(flat, plan, fast, rng, seed, out).reshape(x.shape)
     for start in range(0, flat.size, _BLOCK):
         block = flat[start : start + _BLOCK]
-        rbits = _draw(xp, rng, seed, start, block.size, plan)
-        if fast is not None and skip == 0:
-            u = block.view(xp.uint(plan.width))
-            res, rare = fast_round_bits(xp, u, fast, rbits)
-            idx = _rare_indices(u, rare)
-            if idx is not None:  # rare elements are rounded at the end, in one general pass
-                out[start : start + _BLOCK] = res.view(x.dtype)
-                if idx.size:
-                    rare_idx.append(idx + start)
-                    rare_bits.append(None if rbits is None else rbits[idx])
-                continue
-            skip = _SKIP  # a dense block: the next few go straight to the general kernel
-        skip = max(skip - 1, 0)
-        out[start : start + _BLOCK], unrep = _chop_block(xp, block, plan, rbits)
+        out[start : start + _BLOCK], unrep = _chop_block(xp, block, plan, _draw(xp, rng, seed, start, block.size, plan))
         if unrep is not None and unrep.any():
             _raise_unrepresentable(block, unrep, plan)
-    if rare_idx:
-        idx = np.concatenate(rare_idx)
-        rbits = None if rare_bits[0] is None else np.concatenate(rare_bits)
-        out[idx], _ = _chop_block(xp, flat[idx], plan, rbits)  # a fast plan never gives unrepresentable values
     return out.reshape(x.shape)
+
+
+def _chop_numpy_fast(flat, plan, fast, rng, seed, out):
+    """The short sequence (numfmt._fast) block by block, then the rare elements in one general pass.
+
+    The passes write into work arrays and the output (NumPy allocations of a
+    block's size cost more than the passes). A block with many rare elements
+    goes through the general kernel instead, and so do the next few.
+    """
+    xp, U = _xp.NUMPY, np.dtype(f"uint{plan.width}")
+    bits, out_bits = flat.view(U), out.view(U)
+    work = np.empty((2, min(_BLOCK, flat.size)), U)
+    rare_all = np.empty(flat.size, bool)
+    rare_bits, skip = [], 0
+    for start in range(0, flat.size, _BLOCK):
+        stop = min(start + _BLOCK, flat.size)
+        n, u = stop - start, bits[start:stop]
+        rbits = _draw(xp, rng, seed, start, n, plan)
+        if skip == 0:
+            buffers = (out_bits[start:stop], work[0, :n], work[1, :n], rare_all[start:stop])
+            _, rare = fast_round_bits(xp, u, fast, rbits, buffers)
+            count = np.count_nonzero(rare)
+            if count <= _RARE_MAX or count - np.count_nonzero((u << 1) == 0) <= _RARE_MAX:
+                if count and rbits is not None:
+                    rare_bits.append(rbits[rare])
+                continue
+            skip = _SKIP
+        skip -= 1
+        rare_all[start:stop] = False
+        out[start:stop], _ = _chop_block(xp, flat[start:stop], plan, rbits)  # never unrepresentable
+    idx = np.flatnonzero(rare_all)
+    keep = (bits[idx] << 1) != 0  # zeros are right already
+    idx = idx[keep]
+    if idx.size:
+        rbits = np.concatenate(rare_bits)[keep] if rare_bits else None
+        out[idx], _ = _chop_block(xp, flat[idx], plan, rbits)
+    return out
 
 
 def _chop_jax(x, plan, key):

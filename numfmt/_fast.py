@@ -29,6 +29,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import numpy as np
+
 from numfmt._float import Subnormals
 from numfmt._kernel import Plan
 from numfmt._rounding import Overflow, Rounding
@@ -38,13 +40,25 @@ __all__ = ["FastPlan", "fast_plan", "fast_round_bits"]
 
 @dataclasses.dataclass(frozen=True)
 class FastPlan:
-    """Constants of the short sequence for one :class:`~numfmt._kernel.Plan`."""
+    """Constants of the short sequence for one :class:`~numfmt._kernel.Plan`.
+
+    ``lo <= |u| <= lo + span`` is handled here (``lo``: the format's smallest
+    normal). The constants are NumPy scalars of the input's unsigned type
+    (JAX takes them as they are), made once per plan: building them per call
+    costs more than a pass over a block.
+    """
 
     plan: Plan
     drop: int  # d, the dropped bits
-    lo: int  # smallest magnitude pattern handled here (the format's smallest normal)
-    span: int  # handled: lo <= |u| <= lo + span
-    saturate: bool  # overflow gives the max: clamp the magnitude to it first
+    saturate: bool  # every overflow gives the max: clamp the magnitude to it first
+    abs_mask: np.generic
+    max_bits: np.generic
+    lo: np.generic
+    span: np.generic
+    shift: np.generic  # d (nearest) or width - d (stochastic)
+    one: np.generic
+    bias: np.generic  # 2**(d-1) - 1
+    keep: np.generic  # ~(2**d - 1)
 
 
 @functools.lru_cache(maxsize=256)
@@ -70,7 +84,7 @@ def fast_plan(plan) -> FastPlan | None:
         or plan.min_bits == 0
     ):
         return None
-    d = plan.in_man - fmt.man_bits
+    d, w = plan.in_man - fmt.man_bits, plan.width
     # Does every finite overflow give the max (as round_bits decides it)?
     saturate = plan.overflow is not Overflow.SAT_NONE or plan.inf_like_bits is None
     if saturate:  # clamping to the max is exact; inf is rare unless it becomes the max too
@@ -80,10 +94,23 @@ def fast_plan(plan) -> FastPlan | None:
         hi = min(plan.max_bits + half - odd, plan.inf_bits - 1)  # the largest that rounds to <= max
     else:
         hi = plan.max_bits  # anything above may round up past the max
-    return FastPlan(plan=plan, drop=d, lo=plan.min_bits, span=hi - plan.min_bits, saturate=saturate)
+    U = np.dtype(f"uint{w}").type
+    return FastPlan(
+        plan=plan,
+        drop=d,
+        saturate=saturate,
+        abs_mask=U((1 << (w - 1)) - 1),
+        max_bits=U(plan.max_bits),
+        lo=U(plan.min_bits),
+        span=U(hi - plan.min_bits),
+        shift=U(d if r is Rounding.NEAREST_EVEN else w - d),
+        one=U(1),
+        bias=U((1 << (d - 1)) - 1),
+        keep=U(((1 << w) - 1) ^ ((1 << d) - 1)),
+    )
 
 
-def fast_round_bits(xp, u, fp: FastPlan, rbits=None):
+def fast_round_bits(xp, u, fp: FastPlan, rbits=None, work=None):
     """Round patterns ``u`` (unsigned, the input's width) by the short sequence.
 
     Args:
@@ -91,6 +118,10 @@ def fast_round_bits(xp, u, fp: FastPlan, rbits=None):
       u: the input's bit patterns.
       fp: from :func:`fast_plan`.
       rbits: random words like ``u`` (stochastic only).
+      work: NumPy only, optional: ``(out, t1, t2, flags)``, arrays shaped
+        like ``u`` (three of its dtype, one bool) that the passes write into
+        instead of allocating; ``out`` receives the result, ``flags`` the
+        rare mask.
 
     Returns:
       ``(out, rare)``: the rounded patterns, right wherever ``rare`` is False,
@@ -98,22 +129,21 @@ def fast_round_bits(xp, u, fp: FastPlan, rbits=None):
       NaN is rare; so are zeros, though ``out`` is right for them (a caller
       may leave them out of the rare set).
     """
-    U = u.dtype
-    d = xp.asarray(fp.drop, U)
-    a = u & xp.asarray((1 << (fp.plan.width - 1)) - 1, U)
+    res, t1, t2, flags = work if work is not None else (None,) * 4
+    a = xp.into("bitwise_and", u, fp.abs_mask, t1)
     if fp.saturate:
-        sign = u ^ a
-        u = xp.minimum(a, xp.asarray(fp.plan.max_bits, U))
-        u |= sign  # ``u`` is a fresh array now
-    a -= xp.asarray(fp.lo, U)  # in place on NumPy: ``a`` is a fresh array
-    rare = a > xp.asarray(fp.span, U)
+        sign = xp.into("bitwise_xor", u, a, res)  # ``res`` is free until the rounding below
+        u = xp.into("minimum", a, fp.max_bits, t2)
+        u |= sign  # in place on NumPy: ``u`` is a work array (or fresh) now
+    a -= fp.lo  # likewise
+    rare = xp.into("greater", a, fp.span, flags)
     if fp.plan.rounding is Rounding.NEAREST_EVEN:
-        out = u >> d
-        out &= xp.asarray(1, U)
+        out = xp.into("right_shift", u, fp.shift, res)
+        out &= fp.one
         out += u
-        out += xp.asarray((1 << (fp.drop - 1)) - 1, U)
+        out += fp.bias
     else:
-        out = rbits >> xp.asarray(fp.plan.width - fp.drop, U)
+        out = xp.into("right_shift", rbits, fp.shift, res)
         out += u
-    out &= xp.asarray(((1 << fp.plan.width) - 1) ^ ((1 << fp.drop) - 1), U)
+    out &= fp.keep
     return out, rare

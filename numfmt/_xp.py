@@ -53,6 +53,11 @@ class _Numpy:
         return np.frexp(u.astype(np.float64))[1].astype(u.dtype)
 
     @staticmethod
+    def into(name, a, b, out=None):
+        """``np.<name>(a, b)``, written into ``out`` when given (no allocation)."""
+        return getattr(np, name)(a, b, out=out)
+
+    @staticmethod
     def iota(n, dtype):
         return np.arange(n, dtype=dtype)
 
@@ -93,6 +98,10 @@ def jax_namespace():
         @staticmethod
         def bit_length(u):
             return (u.dtype.itemsize * 8 - lax.clz(u)).astype(u.dtype)
+
+        @staticmethod
+        def into(name, a, b, out=None):
+            return getattr(jnp, name)(a, b)  # arrays are immutable: ``out`` is a NumPy hint
 
         @staticmethod
         def iota(n, dtype):

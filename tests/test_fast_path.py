@@ -93,7 +93,7 @@ def test_edges_around_max_and_smallest_normal(name, dtype):
     for mode in MODES:
         plan = plan_of(name, dtype, mode)
         fp = fast_plan(plan)
-        centres = [plan.max_bits, fp.lo + fp.span, plan.min_bits, plan.inf_bits]
+        centres = [plan.max_bits, int(fp.lo) + int(fp.span), plan.min_bits, plan.inf_bits]
         around = [0, 1 << (fp.drop - 1), 1 << fp.drop, 3 << (fp.drop - 1)]  # ties and carries
         steps = np.unique([s * c + k for c in around for s in (1, -1) for k in range(-16, 17)])
         u = np.concatenate([c + steps for c in centres]).astype(DTYPES[dtype])
