@@ -54,9 +54,8 @@ def plan_for(fmt, dtype, rounding: Rounding, overflow, random_bits: int):
 # elementwise passes to stay in cache: each pass then costs a cache read, and
 # main memory sees one read of the input and one write of the output.
 _BLOCK = 1 << 14
-# Where a block has more elements outside the fast path's range than this, the
-# whole block goes through the general kernel instead.
-_RARE_MAX = _BLOCK // 16
+# Where more than 1/16 of a block lies outside the fast path's range, the block
+# goes through the general kernel instead, and so do the next _SKIP blocks.
 _SKIP = 8
 
 
@@ -237,19 +236,21 @@ def _chop_numpy_fast(flat, plan, fast, rng, seed, out):
     goes through the general kernel instead, and so do the next few.
     """
     xp, U = _xp.NUMPY, np.dtype(f"uint{plan.width}")
+    size = _BLOCK * 4 // U.itemsize  # longer blocks than the general kernel's: fewer calls, no temporaries
     bits, out_bits = flat.view(U), out.view(U)
-    work = np.empty((2, min(_BLOCK, flat.size)), U)
-    rare_all = np.empty(flat.size, bool)
+    work = np.empty((2, min(size, flat.size)), U)
+    rare_all = np.empty(-(-flat.size // 8) * 8, bool)  # padded to whole uint64 words
+    rare_all[flat.size :] = False
     rare_bits, skip = [], 0
-    for start in range(0, flat.size, _BLOCK):
-        stop = min(start + _BLOCK, flat.size)
+    for start in range(0, flat.size, size):
+        stop = min(start + size, flat.size)
         n, u = stop - start, bits[start:stop]
         rbits = _draw(xp, rng, seed, start, n, plan)
         if skip == 0:
             buffers = (out_bits[start:stop], work[0, :n], work[1, :n], rare_all[start:stop])
             _, rare = fast_round_bits(xp, u, fast, rbits, buffers)
             count = np.count_nonzero(rare)
-            if count <= _RARE_MAX or count - np.count_nonzero((u << 1) == 0) <= _RARE_MAX:
+            if count <= n >> 4 or count - np.count_nonzero((u << 1) == 0) <= n >> 4:
                 if count and rbits is not None:
                     rare_bits.append(rbits[rare])
                 continue
@@ -257,7 +258,10 @@ def _chop_numpy_fast(flat, plan, fast, rng, seed, out):
         skip -= 1
         rare_all[start:stop] = False
         out[start:stop], _ = _chop_block(xp, flat[start:stop], plan, rbits)  # never unrepresentable
-    idx = np.flatnonzero(rare_all)
+    # The rare elements are sparse: find the nonzero 8-byte words first.
+    words = np.flatnonzero(rare_all.view(np.uint64))
+    idx = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+    idx = idx[rare_all[idx]]
     keep = (bits[idx] << 1) != 0  # zeros are right already
     idx = idx[keep]
     if idx.size:

@@ -113,7 +113,6 @@ def general_chop(x, name, mode, rbits):
 def test_driver_blocks_sparse_and_dense_rare_elements(mode, dtype, monkeypatch):
     """Whole arrays: blocks with few rare elements, blocks of them, zeros, NaN."""
     monkeypatch.setattr(_chop, "_BLOCK", 256)
-    monkeypatch.setattr(_chop, "_RARE_MAX", 16)
     rng = np.random.default_rng(3)
     parts = [rng.standard_normal(2000), rng.standard_normal(700) * 1e4, np.zeros(600), rng.standard_normal(900) * 1e-3,
              rng.standard_normal(1500), np.array([np.nan, np.inf, -np.inf, -0.0] * 10)]  # fmt: skip
