@@ -7,13 +7,14 @@ and each element's bits are a keyed hash of its flat index, computed over the
 array namespace: the same key gives the same bits on NumPy and on JAX, and
 under ``jax.jit`` the hash fuses into the rounding kernel.
 
-The hash is two rounds of a bijective integer mixer, each after xoring in a
-seed word: ``mix(mix(i ^ k0) ^ k1)``. For 32-bit words ``mix`` is Chris
-Wellons' ``lowbias32`` finalizer (xorshift-multiply, constants 0x7feb352d and
-0x846ca68b); for 64-bit words it is the SplitMix64 finalizer (Stafford's
-"Mix13" constants). Both are bijections with near-ideal avalanche, so within
-one call every element gets distinct, well-mixed bits, and two seeds give
-unrelated streams.
+The hash is two rounds of a bijective 32-bit mixer, each after xoring in a
+seed word: ``mix(mix(i ^ k0) ^ k1)``, with ``mix`` Chris Wellons'
+``lowbias32`` (xorshift-multiply, constants 0x7feb352d and 0x846ca68b, near-
+ideal avalanche). Within one call every element gets distinct, well-mixed
+bits; two seeds give unrelated streams. A 64-bit word is two such words, the
+second from seed words k2 and k3 (32-bit arithmetic only: 64-bit multiplies
+are slow on CPUs without AVX-512). Indices from ``2**32`` on (NumPy only)
+fold their high part into k1 and k3.
 
 NumPy ``Generator`` keys keep their own stream: their bits are drawn with
 ``Generator.integers`` as 64-bit words (a 32-bit word is half of one).
@@ -25,20 +26,14 @@ import numpy as np
 
 __all__ = ["generator_bits", "hash_bits", "seed_words"]
 
-_MIX = {
-    32: ((16, 0x7FEB352D), (15, 0x846CA68B), 16),
-    64: ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB), 31),
-}
-
-
-def _mix(xp, x, bits):
-    (s1, c1), (s2, c2), s3 = _MIX[bits]
+def _mix(xp, x):
+    """Chris Wellons' ``lowbias32``: a bijection of uint32 with near-ideal avalanche."""
     U = x.dtype
-    x = x ^ (x >> xp.asarray(s1, U))
-    x = x * xp.asarray(c1, U)
-    x = x ^ (x >> xp.asarray(s2, U))
-    x = x * xp.asarray(c2, U)
-    return x ^ (x >> xp.asarray(s3, U))
+    x = x ^ (x >> xp.asarray(16, U))
+    x = x * xp.asarray(0x7FEB352D, U)
+    x = x ^ (x >> xp.asarray(15, U))
+    x = x * xp.asarray(0x846CA68B, U)
+    return x ^ (x >> xp.asarray(16, U))
 
 
 def hash_bits(xp, seed, start, n: int, bits: int):
@@ -56,8 +51,8 @@ def hash_bits(xp, seed, start, n: int, bits: int):
       A ``uint{bits}`` array of shape ``(n,)``.
 
     Raises:
-      ValueError: 32-bit words are asked for indices at or beyond ``2**32``
-        on JAX (NumPy folds the high index bits into the second seed word).
+      ValueError: indices at or beyond ``2**32`` on JAX (NumPy folds the high
+        index bits into the seed).
 
     Examples:
       >>> from numfmt._xp import NUMPY
@@ -66,26 +61,25 @@ def hash_bits(xp, seed, start, n: int, bits: int):
       >>> bool((a[2:] == b).all()), a.dtype.name
       (True, 'uint32')
     """
-    U = xp.uint(bits)
-    k = [xp.astype(xp.asarray(w, xp.uint(32)), U) for w in (seed[0], seed[1], seed[2], seed[3])]
-    if bits == 64:
-        k0 = (k[0] << xp.asarray(32, U)) | k[1]
-        k1 = (k[2] << xp.asarray(32, U)) | k[3]
-        i = xp.iota(n, U) + xp.asarray(start, U)
-    else:
-        k0, k1 = k[0], k[1]
-        hi = (start + n - 1) >> 32 if n else 0
-        if hi != start >> 32:  # the block straddles 2**32: split it
-            cut = (hi << 32) - start
-            return xp.concat([hash_bits(xp, seed, start, cut, bits), hash_bits(xp, seed, start + cut, n - cut, bits)])
-        if hi and xp.name != "numpy":
-            raise ValueError(
-                f"stochastic rounding with a JAX key supports up to 2**32 elements per call for 32-bit "
-                f"input words, got {start + n}; split the array or use float64 input"
-            )
-        k1 = k1 ^ xp.asarray((hi * 0x9E3779B9) & 0xFFFFFFFF, U)
-        i = xp.iota(n, U) + xp.asarray(start & 0xFFFFFFFF, U)
-    return _mix(xp, _mix(xp, i ^ k0, bits) ^ k1, bits)
+    hi = (start + n - 1) >> 32 if n else 0
+    if hi != start >> 32:  # the run straddles a multiple of 2**32: split it
+        cut = (hi << 32) - start
+        return xp.concat([hash_bits(xp, seed, start, cut, bits), hash_bits(xp, seed, start + cut, n - cut, bits)])
+    if hi and xp.name != "numpy":
+        raise ValueError(
+            f"stochastic rounding with a JAX key supports up to 2**32 elements per call, got {start + n}; "
+            "split the array"
+        )
+    W = xp.uint(32)
+    k = [xp.asarray(w, W) for w in (seed[0], seed[1], seed[2], seed[3])]
+    fold = xp.asarray((hi * 0x9E3779B9) & 0xFFFFFFFF, W)  # 0 below 2**32
+    i = xp.iota(n, W) + xp.asarray(start & 0xFFFFFFFF, W)
+    word = _mix(xp, _mix(xp, i ^ k[0]) ^ (k[1] ^ fold))
+    if bits == 32:
+        return word
+    low = _mix(xp, _mix(xp, i ^ k[2]) ^ (k[3] ^ fold))
+    U = xp.uint(64)
+    return (xp.astype(word, U) << xp.asarray(32, U)) | xp.astype(low, U)
 
 
 def seed_words(key):
