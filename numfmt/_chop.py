@@ -77,7 +77,11 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
       key: source of randomness, required for stochastic modes and refused
         otherwise: a ``jax.random`` key (NumPy or JAX input), or a NumPy
         ``Generator`` or integer seed (NumPy input). The same key gives the
-        same bits.
+        same bits. A JAX key gives 128 seed bits, and each element's random
+        word is a keyed hash of its flat index (see ``numfmt._random``):
+        NumPy and JAX inputs get the same bits, and under ``jax.jit`` the
+        hash fuses into the rounding. A ``Generator`` (or seed) supplies its
+        own stream, drawn as 64-bit words, and advances.
       random_bits: N, the number of random bits of ``stochastic_a``, ``_b``
         and ``_c`` (1..31 for float16/bfloat16/float32 input, 1..63 for
         float64); other modes take none.
