@@ -150,3 +150,25 @@ def test_seed_and_generator_give_the_same_stream():
     a = numfmt.chop(x, "float8_e4m3fn", "stochastic", key=5)
     b = general_chop(x, "float8_e4m3fn", "stochastic", generator_bits(np.random.default_rng(5), x.size, 32))
     assert_bits_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("v", [0.03125, 0.25, 0.5, 0.96875])
+def test_hashed_bits_round_up_with_probability_the_distance(v, dtype):
+    """A JAX key (hashed bits), NumPy and jitted JAX input: binomial bounds at 6 sigma."""
+    import jax
+    import jax.numpy as jnp
+
+    lo, hi, n = 1.0, 1.125, 200_000  # neighbours in float8_e4m3fn
+    x = np.full(n, lo + v * (hi - lo), dtype)
+    key = jax.random.key(2024)
+    y = numfmt.chop(x, "float8_e4m3fn", "stochastic", key=key)
+    count = int((y == hi).sum())
+    assert abs(count - n * v) <= 6 * np.sqrt(n * v * (1 - v)) + 1
+    yj = jax.jit(lambda a, k: numfmt.chop(a, "float8_e4m3fn", "stochastic", key=k))(jnp.asarray(x), key)
+    assert_bits_equal(np.asarray(yj), y)
+    # neighbouring elements are not correlated: pairs (up, up) occur with probability v**2
+    up = (y == hi)[: n - n % 2].reshape(-1, 2)
+    both = int(up.all(axis=1).sum())
+    m = up.shape[0]
+    assert abs(both - m * v * v) <= 6 * np.sqrt(m * v * v * (1 - v * v)) + 1
