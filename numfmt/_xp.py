@@ -53,6 +53,16 @@ class _Numpy:
         return np.frexp(u.astype(np.float64))[1].astype(u.dtype)
 
     @staticmethod
+    def random_bits(key, shape, bits):
+        """Uniform ``uint{bits}`` words: a Generator's stream, or hashed from a JAX key."""
+        from numfmt._random import generator_bits, hash_bits, seed_words
+
+        n = int(np.prod(shape, dtype=np.int64))
+        if isinstance(key, np.random.Generator):
+            return generator_bits(key, n, bits).reshape(shape)
+        return hash_bits(NUMPY, np.asarray(seed_words(key)), 0, n, bits).reshape(shape)
+
+    @staticmethod
     def into(name, a, b, out=None):
         """``np.<name>(a, b)``, written into ``out`` when given (no allocation)."""
         return getattr(np, name)(a, b, out=out)
@@ -98,6 +108,13 @@ def jax_namespace():
         @staticmethod
         def bit_length(u):
             return (u.dtype.itemsize * 8 - lax.clz(u)).astype(u.dtype)
+
+        @staticmethod
+        def random_bits(key, shape, bits):
+            from numfmt._random import hash_bits, seed_words
+
+            n = int(np.prod(shape, dtype=np.int64))
+            return hash_bits(jax_namespace(), seed_words(key), 0, n, bits).reshape(shape)
 
         @staticmethod
         def into(name, a, b, out=None):

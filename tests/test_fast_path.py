@@ -172,3 +172,18 @@ def test_hashed_bits_round_up_with_probability_the_distance(v, dtype):
     both = int(up.all(axis=1).sum())
     m = up.shape[0]
     assert abs(both - m * v * v) <= 6 * np.sqrt(m * v * v * (1 - v * v)) + 1
+
+
+def test_namespace_random_bits_agree_between_numpy_and_jax():
+    import jax
+
+    from numfmt._xp import jax_namespace
+
+    key = jax.random.key(9)
+    for bits in (32, 64):
+        a = NUMPY.random_bits(key, (3, 50), bits)
+        b = np.asarray(jax.jit(lambda k, bits=bits: jax_namespace().random_bits(k, (3, 50), bits))(key))
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == np.dtype(f"uint{bits}") and a.shape == (3, 50)
+    gen = NUMPY.random_bits(np.random.default_rng(4), (2, 5), 32)
+    np.testing.assert_array_equal(gen.reshape(-1), generator_bits(np.random.default_rng(4), 10, 32))
