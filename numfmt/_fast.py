@@ -10,14 +10,16 @@ rounded pattern is, sign bit included::
     stochastic:    (u + (r >> (width - d))) & ~(2**d - 1)
 
 (``r`` the element's random word; the carry into the exponent field is the
-correct next binade). That is five or three integer passes instead of the
-general kernel's thirty. Every other element is flagged ``rare``: zero (the
-sequence gets it right; a caller may drop it from the rare set), subnormal in
-the format, overflowing, inf or NaN. Where every overflow gives the format's
-max (saturating policies, formats without inf/NaN), magnitudes are first
-clamped to the max, and only NaN (and inf, unless it becomes the max) is rare
-at the top. The caller rounds the rare elements with the general kernel, with the
-same random words: the result is bit for bit the general kernel's (tested).
+correct next binade): five or three integer passes instead of the general
+kernel's thirty. Every other element is flagged ``rare``: zero (the sequence
+gets it right; a caller may drop it from the rare set), subnormal in the
+format, overflowing, inf or NaN. Where every overflow gives the format's max
+(saturating policies, formats without inf/NaN), magnitudes are first clamped
+to the max, and only NaN (and inf, unless it becomes the max) is rare at the
+top. The caller rounds the rare elements with the general kernel, with the
+same random words: the result is bit for bit the general kernel's (tested in
+tests/test_fast_path.py). Only the NumPy driver uses it: under ``jax.jit``
+both branches of a select would be computed, so JAX runs the general kernel.
 
 The stochastic formula is the general kernel's ``stochastic`` (variant A with
 ``N = width - 1`` random bits): for ``d <= N`` it rounds up iff
