@@ -7,9 +7,11 @@ import functools
 import numpy as np
 
 from numfmt import _xp
+from numfmt._fast import fast_plan, fast_round_bits
 from numfmt._float import FloatFormat
 from numfmt._kernel import make_plan
 from numfmt._names import parse
+from numfmt._random import generator_bits, hash_bits, seed_words
 from numfmt._rounding import Overflow, Rounding
 
 __all__ = ["chop", "plan_for", "register_elementwise", "register_chop"]
@@ -52,6 +54,9 @@ def plan_for(fmt, dtype, rounding: Rounding, overflow, random_bits: int):
 # elementwise passes to stay in cache: each pass then costs a cache read, and
 # main memory sees one read of the input and one write of the output.
 _BLOCK = 1 << 14
+# Where more than 1/16 of a block lies outside the fast path's range, the block
+# goes through the general kernel instead, and so do the next _SKIP blocks.
+_SKIP = 8
 
 
 def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bits=None):
@@ -72,7 +77,11 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
       key: source of randomness, required for stochastic modes and refused
         otherwise: a ``jax.random`` key (NumPy or JAX input), or a NumPy
         ``Generator`` or integer seed (NumPy input). The same key gives the
-        same bits.
+        same bits. A JAX key gives 128 seed bits, and each element's random
+        word is a keyed hash of its flat index (see ``numfmt._random``):
+        NumPy and JAX inputs get the same bits, and under ``jax.jit`` the
+        hash fuses into the rounding. A ``Generator`` (or seed) supplies its
+        own stream, drawn as 64-bit words, and advances.
       random_bits: N, the number of random bits of ``stochastic_a``, ``_b``
         and ``_c`` (1..31 for float16/bfloat16/float32 input, 1..63 for
         float64); other modes take none.
@@ -197,24 +206,72 @@ def _raise_unrepresentable(x, unrep, plan):
     )
 
 
+def _draw(xp, rng, seed, start, n, plan):
+    """Random words for elements ``start .. start + n - 1`` (None for deterministic modes)."""
+    if seed is not None:
+        return hash_bits(xp, seed, start, n, plan.container)
+    return generator_bits(rng, n, plan.container) if rng is not None else None
+
+
 def _chop_numpy(x: np.ndarray, plan, rng):
     xp = _xp.NUMPY
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(flat)
-    # A Generator is a stream: drawing block by block is reproducible. A JAX key
-    # is not: draw its bits once for the whole array.
-    all_bits = xp.random_bits(rng, flat.shape, plan.container) if _xp.is_jax_array(rng) else None
+    # A Generator is a stream, drawn block by block; a JAX key seeds a hash of
+    # the element index (numfmt._random): either way the bits do not depend
+    # on the block size.
+    seed = np.asarray(seed_words(rng)) if _xp.is_jax_array(rng) else None
+    fast = fast_plan(plan)
+    if fast is not None:
+        return _chop_numpy_fast(flat, plan, fast, rng, seed, out).reshape(x.shape)
     for start in range(0, flat.size, _BLOCK):
-        stop = start + _BLOCK
-        block = flat[start:stop]
-        if all_bits is not None:
-            rbits = all_bits[start:stop]
-        else:
-            rbits = xp.random_bits(rng, block.shape, plan.container) if rng is not None else None
-        out[start:stop], unrep = _chop_block(xp, block, plan, rbits)
+        block = flat[start : start + _BLOCK]
+        out[start : start + _BLOCK], unrep = _chop_block(xp, block, plan, _draw(xp, rng, seed, start, block.size, plan))
         if unrep is not None and unrep.any():
             _raise_unrepresentable(block, unrep, plan)
     return out.reshape(x.shape)
+
+
+def _chop_numpy_fast(flat, plan, fast, rng, seed, out):
+    """The short sequence (numfmt._fast) block by block, then the rare elements in one general pass.
+
+    The passes write into work arrays and the output (NumPy allocations of a
+    block's size cost more than the passes). A block with many rare elements
+    goes through the general kernel instead, and so do the next few.
+    """
+    xp, U = _xp.NUMPY, np.dtype(f"uint{plan.width}")
+    size = _BLOCK * 4 // U.itemsize  # longer blocks than the general kernel's: fewer calls, no temporaries
+    bits, out_bits = flat.view(U), out.view(U)
+    work = np.empty((2, min(size, flat.size)), U)
+    rare_all = np.empty(-(-flat.size // 8) * 8, bool)  # padded to whole uint64 words
+    rare_all[flat.size :] = False
+    rare_bits, skip = [], 0
+    for start in range(0, flat.size, size):
+        stop = min(start + size, flat.size)
+        n, u = stop - start, bits[start:stop]
+        rbits = _draw(xp, rng, seed, start, n, plan)
+        if skip == 0:
+            buffers = (out_bits[start:stop], work[0, :n], work[1, :n], rare_all[start:stop])
+            _, rare = fast_round_bits(xp, u, fast, rbits, buffers)
+            count = np.count_nonzero(rare)
+            if count <= n >> 4 or count - np.count_nonzero((u << 1) == 0) <= n >> 4:
+                if count and rbits is not None:
+                    rare_bits.append(rbits[rare])
+                continue
+            skip = _SKIP
+        skip -= 1
+        rare_all[start:stop] = False
+        out[start:stop], _ = _chop_block(xp, flat[start:stop], plan, rbits)  # never unrepresentable
+    # The rare elements are sparse: find the nonzero 8-byte words first.
+    words = np.flatnonzero(rare_all.view(np.uint64))
+    idx = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+    idx = idx[rare_all[idx]]
+    keep = (bits[idx] << 1) != 0  # zeros are right already
+    idx = idx[keep]
+    if idx.size:
+        rbits = np.concatenate(rare_bits)[keep] if rare_bits else None
+        out[idx], _ = _chop_block(xp, flat[idx], plan, rbits)
+    return out
 
 
 def _chop_jax(x, plan, key):
@@ -224,17 +281,17 @@ def _chop_jax(x, plan, key):
     if key is not None and not _xp.is_jax_array(key):
         raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
     xp = _xp.jax_namespace()
+    if plan.can_be_unrepresentable and isinstance(x, jax.core.Tracer):
+        raise ValueError(
+            f"chop of {x.dtype} to {plan.fmt} with rounding={plan.rounding.value!r} can give values "
+            f"{x.dtype} cannot hold (the format reaches beyond it), which cannot be checked under "
+            "tracing; pass a wider float dtype, e.g. float64"
+        )
+    rbits = None if key is None else hash_bits(xp, seed_words(key), 0, x.size, plan.container).reshape(x.shape)
     if plan.can_be_unrepresentable:
-        if isinstance(x, jax.core.Tracer):
-            raise ValueError(
-                f"chop of {x.dtype} to {plan.fmt} with rounding={plan.rounding.value!r} can give values "
-                f"{x.dtype} cannot hold (the format reaches beyond it), which cannot be checked under "
-                "tracing; pass a wider float dtype, e.g. float64"
-            )
-        _, unrep = _chop_block(xp, x, plan, None if key is None else xp.random_bits(key, x.shape, plan.container))
+        _, unrep = _chop_block(xp, x, plan, rbits)
         if bool(unrep.any()):
             _raise_unrepresentable(x, unrep, plan)
-    rbits = xp.random_bits(key, x.shape, plan.container) if key is not None else None
     return _straight_through(plan)(x, rbits)
 
 

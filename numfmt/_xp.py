@@ -54,11 +54,26 @@ class _Numpy:
 
     @staticmethod
     def random_bits(key, shape, bits):
+        """Uniform ``uint{bits}`` words: a Generator's stream, or hashed from a JAX key."""
+        from numfmt._random import generator_bits, hash_bits, seed_words
+
+        n = int(np.prod(shape, dtype=np.int64))
         if isinstance(key, np.random.Generator):
-            return key.integers(0, 2**bits, size=shape, dtype=_UINT[bits])
-        # A JAX key with a NumPy input: draw with JAX, then copy to the host.
-        jx = jax_namespace()
-        return np.asarray(jx.random_bits(key, shape, bits))
+            return generator_bits(key, n, bits).reshape(shape)
+        return hash_bits(NUMPY, np.asarray(seed_words(key)), 0, n, bits).reshape(shape)
+
+    @staticmethod
+    def into(name, a, b, out=None):
+        """``np.<name>(a, b)``, written into ``out`` when given (no allocation)."""
+        return getattr(np, name)(a, b, out=out)
+
+    @staticmethod
+    def iota(n, dtype):
+        return np.arange(n, dtype=dtype)
+
+    @staticmethod
+    def concat(arrays):
+        return np.concatenate(arrays)
 
 
 NUMPY = _Numpy()
@@ -66,7 +81,6 @@ NUMPY = _Numpy()
 
 @functools.cache
 def jax_namespace():
-    import jax
     import jax.numpy as jnp
     from jax import lax
 
@@ -97,9 +111,22 @@ def jax_namespace():
 
         @staticmethod
         def random_bits(key, shape, bits):
-            if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
-                key = jax.random.wrap_key_data(key) if getattr(key, "dtype", None) == jnp.uint32 else key
-            return jax.random.bits(key, shape, dtype=_UINT[bits])
+            from numfmt._random import hash_bits, seed_words
+
+            n = int(np.prod(shape, dtype=np.int64))
+            return hash_bits(jax_namespace(), seed_words(key), 0, n, bits).reshape(shape)
+
+        @staticmethod
+        def into(name, a, b, out=None):
+            return getattr(jnp, name)(a, b)  # arrays are immutable: ``out`` is a NumPy hint
+
+        @staticmethod
+        def iota(n, dtype):
+            return lax.iota(dtype, n)
+
+        @staticmethod
+        def concat(arrays):
+            return jnp.concatenate(arrays)
 
     return _Jax()
 

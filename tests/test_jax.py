@@ -1,5 +1,7 @@
 """JAX: eager and jitted results equal NumPy's bit for bit; vmap, grad, fusion."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -112,3 +114,14 @@ def test_encode_decode_under_jit_match_numpy():
     np.testing.assert_array_equal(np.asarray(got), want)
     codes = np.arange(256, dtype=np.uint8)
     assert_bits_equal(jax.jit(lambda c: numfmt.decode(c, "e4m3fn"))(jnp.asarray(codes)), numfmt.decode(codes, "e4m3fn"))
+
+
+def test_stochastic_chop_is_one_pass_under_jit():
+    for dtype in (jnp.float32, jnp.float64):
+        f = jax.jit(lambda v, k: numfmt.chop(v * 2.0, "float8_e4m3fn", "stochastic", key=k) + 1.0)
+        hlo = f.lower(jnp.ones(1024, dtype), jax.random.key(0)).compile().as_text()
+        # The random bits are hashed inside the kernel: one fusion makes a data-sized
+        # array (drawing them with jax.random.bits made four more u32[1024] passes).
+        data_sized = [line for line in hlo.splitlines() if re.search(r"= \S*\[1024\]\S* fusion\(", line)]
+        assert len(data_sized) == 1, data_sized
+        assert "custom-call" not in hlo and "outfeed" not in hlo

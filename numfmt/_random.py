@@ -1,0 +1,100 @@
+"""Random bits for stochastic rounding, from a key and the element index.
+
+A JAX key is not used to run JAX's own generator over the whole array (that
+costs several times the rounding itself, and NumPy input would need a trip
+through JAX). Instead the key gives 128 seed bits once (``jax.random.bits``),
+and each element's bits are a keyed hash of its flat index, computed over the
+array namespace: the same key gives the same bits on NumPy and on JAX, and
+under ``jax.jit`` the hash fuses into the rounding kernel.
+
+The hash is two rounds of a bijective 32-bit mixer, each after xoring in a
+seed word: ``mix(mix(i ^ k0) ^ k1)``, with ``mix`` Chris Wellons'
+``lowbias32`` (xorshift-multiply, constants 0x7feb352d and 0x846ca68b, near-
+ideal avalanche). Within one call every element gets distinct, well-mixed
+bits; two seeds give unrelated streams. A 64-bit word is two such words, the
+second from seed words k2 and k3 (32-bit arithmetic only: 64-bit multiplies
+are slow on CPUs without AVX-512). Indices from ``2**32`` on (NumPy only)
+fold their high part into k1 and k3.
+
+NumPy ``Generator`` keys keep their own stream: their bits are drawn with
+``Generator.integers`` as 64-bit words (a 32-bit word is half of one).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["generator_bits", "hash_bits", "seed_words"]
+
+def _mix(xp, x):
+    """Chris Wellons' ``lowbias32``: a bijection of uint32 with near-ideal avalanche."""
+    U = x.dtype
+    x = x ^ (x >> xp.asarray(16, U))
+    x = x * xp.asarray(0x7FEB352D, U)
+    x = x ^ (x >> xp.asarray(15, U))
+    x = x * xp.asarray(0x846CA68B, U)
+    return x ^ (x >> xp.asarray(16, U))
+
+
+def hash_bits(xp, seed, start, n: int, bits: int):
+    """Uniform ``bits``-bit words for the flat indices ``start .. start + n - 1``.
+
+    Args:
+      xp: the array namespace.
+      seed: four 32-bit seed words (a ``uint32`` array of shape ``(4,)``, or
+        Python ints), from :func:`seed_words`.
+      start: the flat index of the first element (a Python int).
+      n: how many words.
+      bits: 32 or 64, the width of the words.
+
+    Returns:
+      A ``uint{bits}`` array of shape ``(n,)``.
+
+    Raises:
+      ValueError: indices at or beyond ``2**32`` on JAX (NumPy folds the high
+        index bits into the seed).
+
+    Examples:
+      >>> from numfmt._xp import NUMPY
+      >>> a = hash_bits(NUMPY, [1, 2, 3, 4], 0, 4, 32)
+      >>> b = hash_bits(NUMPY, [1, 2, 3, 4], 2, 2, 32)
+      >>> bool((a[2:] == b).all()), a.dtype.name
+      (True, 'uint32')
+    """
+    hi = (start + n - 1) >> 32 if n else 0
+    if hi != start >> 32:  # the run straddles a multiple of 2**32: split it
+        cut = (hi << 32) - start
+        return xp.concat([hash_bits(xp, seed, start, cut, bits), hash_bits(xp, seed, start + cut, n - cut, bits)])
+    if hi and xp.name != "numpy":
+        raise ValueError(
+            f"stochastic rounding with a JAX key supports up to 2**32 elements per call, got {start + n}; "
+            "split the array"
+        )
+    W = xp.uint(32)
+    k = [xp.asarray(w, W) for w in (seed[0], seed[1], seed[2], seed[3])]
+    fold = xp.asarray((hi * 0x9E3779B9) & 0xFFFFFFFF, W)  # 0 below 2**32
+    i = xp.iota(n, W) + xp.asarray(start & 0xFFFFFFFF, W)
+    word = _mix(xp, _mix(xp, i ^ k[0]) ^ (k[1] ^ fold))
+    if bits == 32:
+        return word
+    low = _mix(xp, _mix(xp, i ^ k[2]) ^ (k[3] ^ fold))
+    U = xp.uint(64)
+    return (xp.astype(word, U) << xp.asarray(32, U)) | xp.astype(low, U)
+
+
+def seed_words(key):
+    """Four ``uint32`` seed words from a ``jax.random`` key (typed or legacy)."""
+    import jax
+    import jax.numpy as jnp
+
+    if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
+        if getattr(key, "dtype", None) != jnp.uint32:
+            raise TypeError(f"key must be a jax.random key, got {type(key).__name__} of dtype {key.dtype}")
+        key = jax.random.wrap_key_data(key)
+    return jax.random.bits(key, (4,), dtype=jnp.uint32)
+
+
+def generator_bits(gen: np.random.Generator, n: int, bits: int) -> np.ndarray:
+    """``n`` uniform ``bits``-bit words from a NumPy ``Generator`` (drawn as 64-bit words)."""
+    words = gen.integers(0, 2**64, size=(n * bits + 63) // 64, dtype=np.uint64)
+    return words.view(np.dtype(f"uint{bits}"))[:n]
