@@ -21,7 +21,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt._float import FloatFormat, Specials, Subnormals
+from numfmt._float import _WRAP_REFUSED, FloatFormat, Specials, Subnormals
 from numfmt._rounding import Overflow, Rounding
 from numfmt._xp import FLOAT_LAYOUTS
 
@@ -93,6 +93,8 @@ def _value_bits(v: Fraction, exp_bits: int, man_bits: int, *, round_down: bool =
 
 @functools.lru_cache(maxsize=512)
 def make_plan(fmt: FloatFormat, dtype: np.dtype, rounding: Rounding, overflow: Overflow, random_bits: int) -> Plan:
+    if overflow is Overflow.WRAP:
+        raise ValueError(f"{fmt}: {_WRAP_REFUSED}")
     in_exp, in_man = FLOAT_LAYOUTS[np.dtype(dtype)]
     width = np.dtype(dtype).itemsize * 8
     container = 64 if width == 64 else 32
@@ -179,7 +181,7 @@ def _sr_up(xp, plan: Plan, rem, d, rbits):
     u, n = rem.dtype, plan.random_bits
     lo, hi = xp.asarray(0, d.dtype), xp.asarray(n, d.dtype)
     left = rem << xp.astype(xp.minimum(xp.maximum(n - d, lo), hi), u)
-    right_shift = xp.astype(xp.minimum(xp.maximum(d - n, lo), plan.in_man + 2), u)
+    right_shift = xp.astype(xp.minimum(xp.maximum(d - n, lo), plan.container - 1), u)
     h, e, half = _split(xp, rem, right_shift)
     if plan.rounding is Rounding.STOCHASTIC_B:
         h = h + xp.astype((e != 0) & (e >= half), u)
