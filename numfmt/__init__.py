@@ -6,7 +6,7 @@ or key is first passed in.
 
 from numfmt._chop import chop
 from numfmt._codes import decode, encode
-from numfmt._families import PositFormat
+from numfmt._families import FixedFormat, PositFormat
 from numfmt._float import FloatFormat, Specials, Subnormals
 from numfmt._names import parse, presets
 from numfmt._rounding import Overflow, Rounding
@@ -14,6 +14,7 @@ from numfmt._rounding import Overflow, Rounding
 __version__ = "0.1.0"
 
 __all__ = [
+    "FixedFormat",
     "FloatFormat",
     "PositFormat",
     "Overflow",

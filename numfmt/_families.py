@@ -2,10 +2,14 @@
 
 from numfmt._chop import register_elementwise
 from numfmt._codes import register_codec
+from numfmt._fixed import FixedFormat
+from numfmt._fixed_kernel import decode_fixed, encode_fixed, make_fixed_plan
 from numfmt._posit import PositFormat
 from numfmt._posit_kernel import decode_posit, encode_posit, make_posit_plan
 
-__all__ = ["PositFormat"]
+__all__ = ["FixedFormat", "PositFormat"]
 
 register_elementwise(PositFormat, make_posit_plan)
 register_codec(PositFormat, encode_posit, decode_posit)
+register_elementwise(FixedFormat, make_fixed_plan)
+register_codec(FixedFormat, encode_fixed, decode_fixed)

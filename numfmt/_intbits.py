@@ -10,7 +10,36 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-__all__ = ["bit_length", "fits_exactly", "float_bits"]
+from numfmt._kernel import _half_even_up, _sr_up
+from numfmt._rounding import Rounding
+
+__all__ = ["bit_length", "fits_exactly", "float_bits", "increment"]
+
+
+def increment(xp, plan, rem, half, parity, neg, d, rbits):
+    """Rounding decision on a magnitude: add one unit of the last kept bit?
+
+    ``rem`` are the ``d`` dropped bits (``half`` their midpoint, 0 if none),
+    ``parity`` the last kept bit, ``neg`` the sign of the input; ``rbits``
+    the random bits of the stochastic modes (see :class:`numfmt.Rounding`).
+    """
+    r = plan.rounding
+    inexact = rem != 0
+    if r is Rounding.NEAREST_EVEN:
+        return _half_even_up(rem, half, parity)
+    if r is Rounding.NEAREST_AWAY:
+        return inexact & (rem >= half)
+    if r is Rounding.TOWARD_ZERO:
+        return inexact & False
+    if r is Rounding.TOWARD_POSITIVE:
+        return inexact & ~neg
+    if r is Rounding.TOWARD_NEGATIVE:
+        return inexact & neg
+    if r is Rounding.TO_ODD:
+        return inexact & (parity == 0)
+    if r is Rounding.STOCHASTIC_EQUAL:
+        return inexact & ((rbits >> (plan.container - 1)) == 1)
+    return inexact & _sr_up(xp, plan, rem, d, rbits)
 
 
 def bit_length(xp, m):

@@ -32,8 +32,8 @@ import functools
 import numpy as np
 
 from numfmt import _xp
-from numfmt._intbits import fits_exactly, float_bits
-from numfmt._kernel import _half_even_up, _split, _sr_up, decompose
+from numfmt._intbits import fits_exactly, float_bits, increment
+from numfmt._kernel import _split, decompose
 from numfmt._posit import PositFormat
 from numfmt._rounding import Overflow, Rounding
 
@@ -143,31 +143,11 @@ def posit_codes(xp, u, plan: PositPlan, rbits=None):
     dneg = xp.astype(xp.minimum(xp.maximum(-drop, xp.asarray(0, I)), C - 1), U)
     kept, rem, half = _split(xp, tail, dpos)
     trunc = (regime << keep) + (kept << dneg)
-    inc = _increment(xp, plan, rem, half, trunc & k_(1), neg, drop, rbits)
+    inc = increment(xp, plan, rem, half, trunc & k_(1), neg, drop, rbits)
     code = trunc + xp.astype(inc, U)
     code = xp.where(big, k_((1 << (n - 1)) - 1), xp.where(tiny, k_(1), code))
     code = xp.where((a == 0) | special, k_(0), code)
     return code, neg, special
-
-
-def _increment(xp, plan, rem, half, parity, neg, drop, rbits):
-    r = plan.rounding
-    inexact = rem != 0
-    if r is Rounding.NEAREST_EVEN:
-        return _half_even_up(rem, half, parity)
-    if r is Rounding.NEAREST_AWAY:
-        return inexact & (rem >= half)
-    if r is Rounding.TOWARD_ZERO:
-        return inexact & False
-    if r is Rounding.TOWARD_POSITIVE:
-        return inexact & ~neg
-    if r is Rounding.TOWARD_NEGATIVE:
-        return inexact & neg
-    if r is Rounding.TO_ODD:
-        return inexact & (parity == 0)
-    if r is Rounding.STOCHASTIC_EQUAL:
-        return inexact & ((rbits >> (plan.container - 1)) == 1)
-    return inexact & _sr_up(xp, plan, rem, drop, rbits)
 
 
 def posit_decode_bits(xp, code, plan):
