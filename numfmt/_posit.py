@@ -46,7 +46,7 @@ class PositFormat:
       >>> import numfmt
       >>> f = numfmt.PositFormat(16, 1)
       >>> f == numfmt.posit16_1, str(f), float(f.maxpos), float(f.eps)
-      (True, 'posit16_1', 268435456.0, 0.00048828125)
+      (True, 'posit16_1', 268435456.0, 0.000244140625)
     """
 
     n: int

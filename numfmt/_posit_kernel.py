@@ -76,10 +76,8 @@ def _layout_check(fmt: PositFormat, dtype: np.dtype) -> None:
     in_exp, in_man = _xp.FLOAT_LAYOUTS[dtype]
     m = fmt.max_scale
     if not fits_exactly([(-m, m, 1)], in_exp, in_man):
-        raise ValueError(
-            f"{fmt} reaches 2**+-{m} (maxpos/minpos), beyond what {dtype.name} holds; "
-            "pass float64 input" + (" or a smaller es" if dtype.itemsize == 8 or m > 1023 else "")
-        )
+        fix = "use a smaller es or n" if m > 1022 else "pass float64 input"
+        raise ValueError(f"{fmt} reaches 2**+-{m} (maxpos/minpos), beyond what {dtype.name} holds; {fix}")
 
 
 @functools.lru_cache(maxsize=256)
