@@ -112,7 +112,8 @@ def make_fixed_plan(fmt: FixedFormat, dtype, rounding: Rounding, overflow: Overf
     if overflow is Overflow.WRAP and not fits:
         raise ValueError(
             f"chop of {dtype.name} to {fmt} with overflow='wrap' can give values {dtype.name} cannot hold "
-            f"exactly ({fmt.bits}-bit codes); pass float64 input" + ("" if width < 64 else " or a narrower format")
+            f"exactly ({fmt.bits}-bit codes); "
+            + ("pass float64 input" if width < 64 else "use a format of at most 53 significant bits")
         )
     return FixedPlan(
         fmt=fmt,

@@ -172,20 +172,22 @@ def fixed_round(x, fmt, rounding=Rounding.NEAREST_EVEN, r: int = 0, nbits: int =
             return None
         k = hi_code if x > 0 else lo_code
     else:
-        y = Fraction(x) * Fraction(2) ** fmt.frac_bits
-        neg, ay = y < 0, abs(y)
-        lo = math.floor(ay)
-        v = ay - lo
+        num, den = x.as_integer_ratio()  # x * 2**frac_bits = num / den, exactly
+        if fmt.frac_bits >= 0:
+            num <<= fmt.frac_bits
+        else:
+            den <<= -fmt.frac_bits
+        neg, num = num < 0, abs(num)
+        lo, rem = divmod(num, den)  # |x| * 2**frac_bits = lo + rem / den
 
         def sr():
             if rounding is Rounding.STOCHASTIC_EQUAL:
                 return r == 1
-            floor_n = math.floor(v * 2**nbits)
-            floor_n1 = math.floor(v * 2 ** (nbits + 1))
-            exact = (v * 2 ** (nbits + 1)).denominator == 1
-            return _stochastic_up(rounding, floor_n, None, (floor_n1, exact), r, nbits)
+            floor_n = (rem << nbits) // den
+            floor_n1, left = divmod(rem << (nbits + 1), den)
+            return _stochastic_up(rounding, floor_n, None, (floor_n1, left == 0), r, nbits)
 
-        up = _decide(rounding, v != 0, neg, lo & 1, v > Fraction(1, 2), v == Fraction(1, 2), sr)
+        up = _decide(rounding, rem != 0, neg, lo & 1, 2 * rem > den, 2 * rem == den, sr)
         k = -(lo + up) if neg else lo + up
         if overflow is Overflow.SAT_FINITE:
             k = min(max(k, lo_code), hi_code)
