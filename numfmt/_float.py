@@ -72,9 +72,6 @@ def _default_bias(exp_bits: int, specials: Specials) -> int:
     return 2 ** (exp_bits - 1) - (0 if unsigned_zero else 1)
 
 
-_WRAP_REFUSED = (
-    "overflow='wrap' is for fixed-point formats; float formats take 'sat_none', 'sat_finite' or 'sat_propagate'"
-)
 _MAX_EXP_BITS = 20
 _MAX_MAN_BITS = 1024
 _MAX_ABS_BIAS = 2**24
@@ -126,8 +123,6 @@ class FloatFormat:
         specials = _parse_enum(Specials, self.specials, "specials", {})
         subnormals = _parse_enum(Subnormals, self.subnormals, "subnormals", {})
         overflow = Overflow.parse(self.overflow)
-        if overflow is Overflow.WRAP:
-            raise ValueError(_WRAP_REFUSED)
         object.__setattr__(self, "specials", specials)
         object.__setattr__(self, "subnormals", subnormals)
         object.__setattr__(self, "overflow", overflow)

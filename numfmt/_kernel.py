@@ -21,12 +21,15 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt._float import _WRAP_REFUSED, FloatFormat, Specials, Subnormals
+from numfmt._float import FloatFormat, Specials, Subnormals
 from numfmt._rounding import Overflow, Rounding
 from numfmt._xp import FLOAT_LAYOUTS
 
 __all__ = ["Plan", "decompose", "make_plan", "round_bits"]
 
+_WRAP_REFUSED = (
+    "overflow='wrap' is for fixed-point formats; float formats take 'sat_none', 'sat_finite' or 'sat_propagate'"
+)
 _NEAREST = (Rounding.NEAREST_EVEN, Rounding.NEAREST_AWAY)
 _SR_VARIANTS = (Rounding.STOCHASTIC, Rounding.STOCHASTIC_A, Rounding.STOCHASTIC_B, Rounding.STOCHASTIC_C)
 
