@@ -66,10 +66,23 @@ class PositPlan:
 
     def round_bits(self, xp, u, rbits=None):
         code, neg, special = posit_codes(xp, u, self, rbits)
-        out = posit_decode_bits(xp, code, self)
+        if xp.name == "numpy" and self.fmt.n <= 16:
+            # NumPy pays per pass: look the patterns up in a table that the
+            # same decoder computed once. JAX keeps the arithmetic, which fuses.
+            out = _decode_table(self)[code]
+        else:
+            out = posit_decode_bits(xp, code, self)
         U = u.dtype
         out = xp.where(neg & (code != 0), out | xp.asarray(1 << (self.width - 1), U), out)
         return xp.where(special, xp.asarray(self.nan_bits, U), out), None
+
+
+@functools.lru_cache(maxsize=64)
+def _decode_table(plan: PositPlan) -> np.ndarray:
+    codes = np.arange(1 << (plan.fmt.n - 1), dtype=np.dtype(f"uint{plan.container}"))
+    table = posit_decode_bits(_xp.NUMPY, codes, plan)
+    table.setflags(write=False)
+    return table
 
 
 def _layout_check(fmt: PositFormat, dtype: np.dtype) -> None:
