@@ -6,7 +6,7 @@ or key is first passed in.
 
 from numfmt._chop import chop
 from numfmt._codes import decode, encode
-from numfmt._families import FAMILY_PRESETS, FixedFormat, PositFormat
+from numfmt._families import FAMILY_PRESETS, FixedFormat, FixedOverflow, PositFormat
 from numfmt._float import FloatFormat, Specials, Subnormals
 from numfmt._names import parse, presets
 from numfmt._rounding import Overflow, Rounding
@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FixedFormat",
+    "FixedOverflow",
     "FloatFormat",
     "PositFormat",
     "Overflow",

@@ -20,13 +20,50 @@ saturating formats and ``fixed(...)`` for wrapping ones.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
 from fractions import Fraction
 
 from numfmt._names import register_family
-from numfmt._rounding import Overflow
+from numfmt._rounding import Overflow, _parse_enum
 
-__all__ = ["FixedFormat"]
+__all__ = ["FixedFormat", "FixedOverflow"]
+
+
+class FixedOverflow(enum.Enum):
+    """What fixed point does with a rounded value outside its range.
+
+    Rounding happens first; then:
+
+    * ``SATURATE``: clamp to the largest / smallest value (``Overflow.SAT_FINITE``
+      and its names are accepted for it).
+    * ``WRAP``: keep the integer code modulo ``2**bits`` (two's complement
+      wrap-around, as C casts and hardware accumulators do).
+    """
+
+    SATURATE = "saturate"
+    WRAP = "wrap"
+
+    @classmethod
+    def parse(cls, value) -> FixedOverflow:
+        """Return the member for ``value`` (a member, ``Overflow.SAT_FINITE`` or a name)."""
+        if value is Overflow.SAT_FINITE:
+            return cls.SATURATE
+        if isinstance(value, Overflow):
+            raise ValueError(
+                f"fixed point has no inf or NaN, so overflow={value.value!r} does not apply; "
+                "use overflow='saturate' (clamp) or 'wrap' (modulo 2**bits)"
+            )
+        try:
+            return _parse_enum(cls, value, "overflow", {"sat": "saturate", "clamp": "saturate"})
+        except ValueError:
+            try:
+                other = Overflow.parse(value)  # a float policy name, e.g. 'sat_none'
+            except ValueError:
+                other = None
+            if other is None:
+                raise
+            return cls.parse(other)
 
 _MAX_BITS = 64
 _MAX_ABS_COUNT = 1100  # beyond this no float64 value is representable anyway
@@ -40,8 +77,8 @@ class FixedFormat:
       int_bits: integer bits, not counting the sign bit (may be negative).
       frac_bits: fraction bits (may be negative).
       signed: two's complement (True) or unsigned (False).
-      overflow: ``"saturate"`` (``Overflow.SAT_FINITE``: clamp to the range)
-        or ``"wrap"`` (``Overflow.WRAP``: the integer code modulo
+      overflow: a :class:`FixedOverflow` member or name: ``"saturate"``
+        (clamp to the range) or ``"wrap"`` (the integer code modulo
         ``2**bits``).
       name: display name of a preset; not part of equality or hashing.
 
@@ -62,7 +99,7 @@ class FixedFormat:
     int_bits: int
     frac_bits: int
     signed: bool = True
-    overflow: Overflow = Overflow.SAT_FINITE
+    overflow: FixedOverflow = FixedOverflow.SATURATE
     name: str | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self):
@@ -74,13 +111,7 @@ class FixedFormat:
                 raise ValueError(f"{arg}={value} is out of range; |{arg}| must be <= {_MAX_ABS_COUNT}")
         if not isinstance(self.signed, bool):
             raise TypeError(f"signed must be True or False, got {self.signed!r}")
-        overflow = Overflow.parse(self.overflow)
-        if overflow not in (Overflow.SAT_FINITE, Overflow.WRAP):
-            raise ValueError(
-                f"fixed point has no inf or NaN, so overflow={overflow.value!r} does not apply; "
-                "use overflow='saturate' (clamp) or 'wrap' (modulo 2**bits)"
-            )
-        object.__setattr__(self, "overflow", overflow)
+        object.__setattr__(self, "overflow", FixedOverflow.parse(self.overflow))
         if not 1 <= self.bits <= _MAX_BITS:
             raise ValueError(
                 f"fixed point with int_bits={self.int_bits}, frac_bits={self.frac_bits}, signed={self.signed} "
@@ -128,6 +159,8 @@ class FixedFormat:
             code -= 1 << self.bits
         return code * self.resolution
 
+    parse_overflow = FixedOverflow.parse  # used by numfmt.chop for its overflow argument
+
     # --------------------------------------------------------------- strings
     def __str__(self) -> str:
         return self.name if self.name is not None else self.spec
@@ -135,7 +168,7 @@ class FixedFormat:
     @property
     def spec(self) -> str:
         """The grammar form: ``q{I}.{F}``, ``uq{I}.{F}`` or ``fixed(...)``."""
-        if self.overflow is Overflow.SAT_FINITE:
+        if self.overflow is FixedOverflow.SATURATE:
             return f"{'' if self.signed else 'u'}q{self.int_bits}.{self.frac_bits}"
         signed = "true" if self.signed else "false"
         return f"fixed(i={self.int_bits},f={self.frac_bits},signed={signed},overflow=wrap)"
@@ -143,7 +176,7 @@ class FixedFormat:
 
 _Q = re.compile(r"(u?)q(-?\d+)\.(-?\d+)")
 _EXPLICIT = re.compile(r"fixed\((.*)\)")
-_OVERFLOW_WORDS = {"saturate": Overflow.SAT_FINITE, "sat_finite": Overflow.SAT_FINITE, "wrap": Overflow.WRAP}
+_OVERFLOW_WORDS = {"saturate": FixedOverflow.SATURATE, "wrap": FixedOverflow.WRAP}
 
 
 def _parse(key: str):
@@ -173,7 +206,7 @@ def _parse(key: str):
             )
     if "i" not in args or "f" not in args:
         raise ValueError(f"in format {key!r}: i and f are required, as in 'fixed(i=3,f=4)'")
-    return FixedFormat(args["i"], args["f"], args.get("signed", True), args.get("overflow", Overflow.SAT_FINITE))
+    return FixedFormat(args["i"], args["f"], args.get("signed", True), args.get("overflow", FixedOverflow.SATURATE))
 
 
 PRESETS = {}

@@ -20,10 +20,10 @@ import functools
 import numpy as np
 
 from numfmt import _xp
-from numfmt._fixed import FixedFormat
+from numfmt._fixed import FixedFormat, FixedOverflow
 from numfmt._intbits import bit_length, fits_exactly, float_bits, increment
 from numfmt._kernel import _split, _value_bits, decompose
-from numfmt._rounding import Overflow, Rounding
+from numfmt._rounding import Rounding
 
 __all__ = ["FixedPlan", "fixed_codes", "make_fixed_plan"]
 
@@ -34,7 +34,7 @@ class FixedPlan:
 
     fmt: FixedFormat
     rounding: Rounding
-    overflow: Overflow
+    overflow: FixedOverflow
     random_bits: int
     width: int
     container: int
@@ -95,13 +95,9 @@ def all_values_fit(fmt: FixedFormat, dtype) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def make_fixed_plan(fmt: FixedFormat, dtype, rounding: Rounding, overflow: Overflow, random_bits: int):
+def make_fixed_plan(fmt: FixedFormat, dtype, rounding: Rounding, overflow: FixedOverflow, random_bits: int):
     """The plan for ``chop``/``encode`` of ``fmt`` (the ``register_elementwise`` planner)."""
-    if overflow not in (Overflow.SAT_FINITE, Overflow.WRAP):
-        raise ValueError(
-            f"{fmt}: fixed point has no inf or NaN, so overflow={overflow.value!r} does not apply; "
-            "pass overflow='saturate' (clamp) or 'wrap' (modulo 2**bits), or None for the format's own"
-        )
+    overflow = FixedOverflow.parse(overflow)
     dtype = np.dtype(dtype)
     in_exp, in_man = _xp.FLOAT_LAYOUTS[dtype]
     width = dtype.itemsize * 8
@@ -109,7 +105,7 @@ def make_fixed_plan(fmt: FixedFormat, dtype, rounding: Rounding, overflow: Overf
     if 2 ** -fmt.frac_bits > 2.0 ** in_bias:
         raise ValueError(f"{fmt}: its quantum 2**{-fmt.frac_bits} is beyond {dtype.name}; pass float64 input")
     fits = all_values_fit(fmt, dtype)
-    if overflow is Overflow.WRAP and not fits:
+    if overflow is FixedOverflow.WRAP and not fits:
         raise ValueError(
             f"chop of {dtype.name} to {fmt} with overflow='wrap' can give values {dtype.name} cannot hold "
             f"exactly ({fmt.bits}-bit codes); "
@@ -161,7 +157,7 @@ def fixed_codes(xp, u, plan: FixedPlan, rbits=None):
     k = xp.where(d >= 0, kept + inc, shifted)
     k = xp.where(a == 0, k_(0), k)
     mask = k_((1 << fmt.bits) - 1)
-    if plan.overflow is Overflow.WRAP:
+    if plan.overflow is FixedOverflow.WRAP:
         code = xp.where(neg, (~k + k_(1)) & mask, k & mask)
         nan = nan | is_inf
     else:
@@ -185,7 +181,7 @@ def encode_fixed(x, fmt, rounding="nearest_even", *, overflow=None, key=None, ra
     jax_in = _xp.is_jax_array(y)
     xp = _xp.jax_namespace() if jax_in else _xp.NUMPY
     y = y if jax_in else np.asarray(y)
-    plan = make_fixed_plan(fmt, np.dtype(y.dtype), Rounding.NEAREST_EVEN, Overflow.SAT_FINITE, 0)
+    plan = make_fixed_plan(fmt, np.dtype(y.dtype), Rounding.NEAREST_EVEN, FixedOverflow.SATURATE, 0)
     u = _widen(xp, xp.bitcast(y, xp.uint(plan.width)), plan)
     code, nan = fixed_codes(xp, u, plan)  # exact: y holds values of fmt
     if not (jax_in and _is_tracer(nan)) and bool(xp.any(nan)):
@@ -224,7 +220,7 @@ def decode_fixed(codes, fmt, dtype=None):
         lo, hi = int(codes.min()), int(codes.max())
         if lo < 0 or hi >= 1 << fmt.bits:
             raise ValueError(f"codes must lie in [0, 2**{fmt.bits}) for {fmt}; got values in [{lo}, {hi}]")
-    plan = make_fixed_plan(fmt, dtype, Rounding.NEAREST_EVEN, Overflow.SAT_FINITE, 0)
+    plan = make_fixed_plan(fmt, dtype, Rounding.NEAREST_EVEN, FixedOverflow.SATURATE, 0)
     U = xp.uint(plan.container)
     c = xp.astype(codes, U) & xp.asarray((1 << fmt.bits) - 1, U)
     neg, mag = split_code(xp, c, fmt)

@@ -27,9 +27,6 @@ from numfmt._xp import FLOAT_LAYOUTS
 
 __all__ = ["Plan", "decompose", "make_plan", "round_bits"]
 
-_WRAP_REFUSED = (
-    "overflow='wrap' is for fixed-point formats; float formats take 'sat_none', 'sat_finite' or 'sat_propagate'"
-)
 _NEAREST = (Rounding.NEAREST_EVEN, Rounding.NEAREST_AWAY)
 _SR_VARIANTS = (Rounding.STOCHASTIC, Rounding.STOCHASTIC_A, Rounding.STOCHASTIC_B, Rounding.STOCHASTIC_C)
 
@@ -96,8 +93,6 @@ def _value_bits(v: Fraction, exp_bits: int, man_bits: int, *, round_down: bool =
 
 @functools.lru_cache(maxsize=512)
 def make_plan(fmt: FloatFormat, dtype: np.dtype, rounding: Rounding, overflow: Overflow, random_bits: int) -> Plan:
-    if overflow is Overflow.WRAP:
-        raise ValueError(f"{fmt}: {_WRAP_REFUSED}")
     in_exp, in_man = FLOAT_LAYOUTS[np.dtype(dtype)]
     width = np.dtype(dtype).itemsize * 8
     container = 64 if width == 64 else 32

@@ -22,7 +22,7 @@ import functools
 import math
 from fractions import Fraction
 
-from numfmt._rounding import Overflow, Rounding
+from numfmt._rounding import Rounding
 
 __all__ = ["fixed_round", "posit_round", "posit_value"]
 
@@ -165,10 +165,11 @@ def fixed_round(x, fmt, rounding=Rounding.NEAREST_EVEN, r: int = 0, nbits: int =
     """The code of ``x`` in the fixed-point format ``fmt`` (None: no code, i.e.
     NaN, or inf under wrap). ``overflow`` defaults to ``fmt.overflow``."""
     overflow = fmt.overflow if overflow is None else overflow
+    wrap = overflow.value == "wrap"
     lo_code = -(1 << fmt.magnitude_bits) if fmt.signed else 0
     hi_code = (1 << fmt.magnitude_bits) - 1
     if isinstance(x, float) and not math.isfinite(x):
-        if math.isnan(x) or overflow is Overflow.WRAP:
+        if math.isnan(x) or wrap:
             return None
         k = hi_code if x > 0 else lo_code
     else:
@@ -189,6 +190,6 @@ def fixed_round(x, fmt, rounding=Rounding.NEAREST_EVEN, r: int = 0, nbits: int =
 
         up = _decide(rounding, rem != 0, neg, lo & 1, 2 * rem > den, 2 * rem == den, sr)
         k = -(lo + up) if neg else lo + up
-        if overflow is Overflow.SAT_FINITE:
+        if not wrap:
             k = min(max(k, lo_code), hi_code)
     return k % (1 << fmt.bits)

@@ -92,15 +92,11 @@ class Overflow(enum.Enum):
     * ``SAT_PROPAGATE``: finite overflow gives the largest finite value;
       infinite inputs stay infinite, or become NaN in a format without
       infinities (P3109 SatPropagate).
-    * ``WRAP``: fixed point only: the rounded integer code is reduced modulo
-      ``2**bits`` (two's complement wrap-around, what C integer casts and
-      hardware accumulators do). Float formats and posits refuse it.
     """
 
     SAT_NONE = "sat_none"
     SAT_FINITE = "sat_finite"
     SAT_PROPAGATE = "sat_propagate"
-    WRAP = "wrap"
 
     @classmethod
     def parse(cls, value: Overflow | str) -> Overflow:
