@@ -6,6 +6,7 @@ or key is first passed in.
 
 from numfmt._chop import chop
 from numfmt._codes import decode, encode
+from numfmt._families import FAMILY_PRESETS, FixedFormat, FixedOverflow, PositFormat
 from numfmt._float import FloatFormat, Specials, Subnormals
 from numfmt._names import parse, presets
 from numfmt._rounding import Overflow, Rounding
@@ -13,7 +14,10 @@ from numfmt._rounding import Overflow, Rounding
 __version__ = "0.1.0"
 
 __all__ = [
+    "FixedFormat",
+    "FixedOverflow",
     "FloatFormat",
+    "PositFormat",
     "Overflow",
     "Rounding",
     "Specials",
@@ -28,3 +32,6 @@ __all__ = [
 # Presets as module attributes: numfmt.float8_e4m3fn, numfmt.bfloat16, ...
 globals().update({_name: _fmt for _name, _fmt in presets().items() if not _name.startswith("binary")})
 __all__ += sorted(_n for _n in presets() if not _n.startswith("binary"))
+# Posit and fixed-point presets: numfmt.posit16_1, numfmt.int8, ...
+globals().update(FAMILY_PRESETS)
+__all__ += sorted(FAMILY_PRESETS)

@@ -47,7 +47,9 @@ def plan_for(fmt, dtype, rounding: Rounding, overflow, random_bits: int):
         planner = _PLANNERS[type(fmt)]
     except KeyError:
         raise TypeError(f"{fmt} is not an elementwise format; chop it with numfmt.chop") from None
-    overflow = fmt.overflow if overflow is None else Overflow.parse(overflow)
+    # A family with its own overflow policies (fixed point) parses them itself.
+    parse_overflow = getattr(type(fmt), "parse_overflow", Overflow.parse)
+    overflow = fmt.overflow if overflow is None else parse_overflow(overflow)
     return planner(fmt, np.dtype(dtype), rounding, overflow, random_bits)
 
 # NumPy inputs are processed in blocks small enough for the temporaries of the

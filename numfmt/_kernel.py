@@ -179,7 +179,7 @@ def _sr_up(xp, plan: Plan, rem, d, rbits):
     u, n = rem.dtype, plan.random_bits
     lo, hi = xp.asarray(0, d.dtype), xp.asarray(n, d.dtype)
     left = rem << xp.astype(xp.minimum(xp.maximum(n - d, lo), hi), u)
-    right_shift = xp.astype(xp.minimum(xp.maximum(d - n, lo), plan.in_man + 2), u)
+    right_shift = xp.astype(xp.minimum(xp.maximum(d - n, lo), plan.container - 1), u)
     h, e, half = _split(xp, rem, right_shift)
     if plan.rounding is Rounding.STOCHASTIC_B:
         h = h + xp.astype((e != 0) & (e >= half), u)
