@@ -4,16 +4,28 @@
 or key is first passed in.
 """
 
+from numfmt import _block_chop as _block_chop  # registers block formats with chop
+from numfmt._block_codes import pack_nibbles, unpack_nibbles  # (also registers block codecs)
+from numfmt._block import BlockFormat, InfPolicy, ScaleRule, bfp, mx
 from numfmt._chop import chop
 from numfmt._codes import decode, encode
 from numfmt._float import FloatFormat, Specials, Subnormals
+from numfmt._int_element import IntElement
 from numfmt._names import parse, presets
 from numfmt._rounding import Overflow, Rounding
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BlockFormat",
     "FloatFormat",
+    "InfPolicy",
+    "IntElement",
+    "ScaleRule",
+    "bfp",
+    "mx",
+    "pack_nibbles",
+    "unpack_nibbles",
     "Overflow",
     "Rounding",
     "Specials",
