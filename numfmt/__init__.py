@@ -5,8 +5,8 @@ or key is first passed in.
 """
 
 from numfmt import _block_chop as _block_chop  # registers block formats with chop
-from numfmt._block_codes import pack_nibbles, unpack_nibbles  # (also registers block codecs)
 from numfmt._block import BlockFormat, InfPolicy, ScaleRule, bfp, mx
+from numfmt._block_codes import pack_nibbles, unpack_nibbles  # (also registers block codecs)
 from numfmt._chop import chop
 from numfmt._codes import decode, encode
 from numfmt._float import FloatFormat, Specials, Subnormals

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import numfmt
-from numfmt._block_reference import quantize_block
+from numfmt._block_reference import quantize_block, tensor_scale
 from numfmt.testing import assert_bits_equal
 
 V = [1, -2, 3, 0.5, 0.3, -7, 100, 0.01]
@@ -71,10 +71,13 @@ def test_nvfp4_two_level_vector():
     e2m1 = numfmt.decode(numfmt.unpack_nibbles(elems, 5), "float4_e2m1fn")
     assert e2m1.tolist() == [6, -3, 0.5, 0.5, 1.5]
     got = numfmt.chop(x, "nvfp4")
-    s, g = 448 / 2 ** 8 * 0 + 240, float(np.float32(268.8))  # e4m3fn 0x7E = 448? no: decode it
-    s = float(numfmt.decode(np.array([0x7E], np.uint8), "float8_e4m3fn")[0])
-    want = np.array([float(np.float32(q * s / g)) for q in [6, -3, 0.5, 0.5, 1.5]], np.float32)
-    assert_bits_equal(got, want)
+    assert numfmt.decode(scales, "float8_e4m3fn").tolist() == [448.0]
+    g_ref = tensor_scale(x.tolist(), numfmt.nvfp4)
+    assert g_ref == Fraction(float(g))
+    scale, elems, ref = quantize_block(x.tolist(), numfmt.nvfp4, g=g_ref)
+    assert scale == 448 and [float(e) for e in elems] == [6, -3, 0.5, 0.5, 1.5]
+    assert_bits_equal(got, np.array([float(r) for r in ref], np.float32))  # each ref is a float32 value
+    assert_bits_equal(numfmt.decode(numfmt.encode(x, "nvfp4"), "nvfp4"), got)
     assert np.allclose(got, [10, -5, 0.8333, 0.8333, 2.5], atol=2e-3)
 
 
