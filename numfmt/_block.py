@@ -182,7 +182,7 @@ class BlockFormat:
             head, parts = "nvfp4", []
             if self.block_size != 16:
                 parts.append(f"block={self.block_size}")
-        elif isinstance(self.elem, IntElement) and self.elem.sign_magnitude and self.elem.frac_bits == self.elem.bits - 2:
+        elif _is_bfp_elem(self.elem):
             head, parts = "bfp", [f"m={self.elem.bits - 1}"]
             if self.block_size != 32:
                 parts.append(f"block={self.block_size}")
@@ -218,6 +218,10 @@ def _elem(name: str):
     if name == "int8":
         return IntElement(8, 6)
     return parse(_MX_ELEMS.get(name, name))
+
+
+def _is_bfp_elem(elem) -> bool:
+    return isinstance(elem, IntElement) and elem.sign_magnitude and elem.frac_bits == elem.bits - 2
 
 
 def _short(fmt) -> str:

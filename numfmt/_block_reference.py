@@ -131,7 +131,7 @@ def quantize_block(values, fmt: BlockFormat, rounding="nearest_even", *, random=
         scale = Fraction(scale)
         divisor = scale / g
     elems, results = [], []
-    for v, r in zip(values, random):
+    for v, r in zip(values, random, strict=True):
         neg = math.copysign(1.0, v) < 0
         if math.isinf(v) or divisor == 0:
             y = v if math.isinf(v) else (-0.0 if neg else 0.0)

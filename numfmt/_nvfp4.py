@@ -118,7 +118,7 @@ def tensor_scale(xp, fmt: BlockFormat, amax, dtype):
 def quantize(xp, fmt: BlockFormat, dtype, rounding, random_bits, xb, g, rbits):
     """Blocked input ``xb`` -> ``(out, unrep, scale patterns (f64), element patterns (f64), bad)``."""
     e_bits, m_bits, width, _ = layout(dtype)
-    U, I = xp.uint(64), xp.int(64)
+    U = xp.uint(64)
     u = xp.astype(xp.bitcast(xb, xp.uint(width)), U)
     a, neg, x_sig, x_k = _parts(xp, u, dtype)
     inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, U)

@@ -77,7 +77,7 @@ def test_nvfp4_two_level_vector():
     scale, elems, ref = quantize_block(x.tolist(), numfmt.nvfp4, g=g_ref)
     assert scale == 448 and [float(e) for e in elems] == [6, -3, 0.5, 0.5, 1.5]
     assert_bits_equal(got, np.array([float(r) for r in ref], np.float32))  # each ref is a float32 value
-    assert_bits_equal(numfmt.decode(numfmt.encode(x, "nvfp4"), "nvfp4"), got)
+    assert_bits_equal(numfmt.decode(numfmt.encode(x, "nvfp4"), "nvfp4")[:5], got)  # odd length: one pad code
     assert np.allclose(got, [10, -5, 0.8333, 0.8333, 2.5], atol=2e-3)
 
 
@@ -133,7 +133,7 @@ def test_scale_rules_at_binade_edges(rule):
     # ceil/rceil take scale 2); 7.9 rounds to 8 at 2 bits (even takes scale 2).
     expect = {"floor": [0x7F, 0x7F, 0x7F], "ceil": [0x7F, 0x80, 0x80], "rceil": [0x7F, 0x80, 0x80],
               "even": [0x7F, 0x7F, 0x80]}[rule]  # fmt: skip
-    for amax, code in zip([6.0, 6.5, 7.9], expect):
+    for amax, code in zip([6.0, 6.5, 7.9], expect, strict=True):
         _, scales = numfmt.encode(np.array([amax, 1.0], np.float64), f)
         assert scales.tolist() == [code], (rule, amax)
 
