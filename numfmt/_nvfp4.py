@@ -72,6 +72,7 @@ def _div_odd(xp, num, den, nb: int, db: int):
     U = xp.uint(64)
     sh = min(64 - nb, 52 + db - nb)
     n = num << xp.asarray(sh, U)
+    den = xp.where(den == xp.asarray(0, U), xp.asarray(1, U), den)  # callers discard x / 0
     q = n // den
     q = q | xp.astype(n - q * den != xp.asarray(0, U), U)
     return q, sh
@@ -147,8 +148,7 @@ def quantize(xp, fmt: BlockFormat, dtype, rounding, random_bits, xb, g, rbits):
     qe, _ = elem_plan.round_bits(xp, y, rbits)
     qe = xp.where(bad, xp.asarray(0, U), qe)
     out, unrep = dequantize(xp, fmt, dtype, qe, s, g)
-    nan = ((1 << e_bits) - 1) << m_bits | 1 << (m_bits - 1)
-    out = xp.where(bad, xp.asarray(nan, out.dtype), out)
+    out = xp.where(bad, xp.asarray(np.nan, dtype), out)
     return out, unrep & ~bad, s, qe, bad
 
 
@@ -258,7 +258,5 @@ def nvfp4_decode(codes, fmt, dtype=None):
     s = xp.bitcast(xm.where(bad, 0.0, sv), xp.uint(64))
     g64 = xp.bitcast(xp.astype(xm.asarray(g, np.float32), np.dtype(np.float64)), xp.uint(64))
     out, over = dequantize(xp, fmt, dtype, vb, s, g64)
-    e_bits, m_bits, width, _ = layout(dtype)
-    nan = ((1 << e_bits) - 1) << m_bits | 1 << (m_bits - 1)
-    out = xp.where(bad, xp.bitcast(xp.asarray(nan, xp.uint(width)), dtype), out)
+    out = xp.where(bad, xp.asarray(np.nan, dtype), out)
     return unblocked(xm, out, fmt, elem_codes.shape)
