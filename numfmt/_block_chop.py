@@ -240,22 +240,43 @@ def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, k
 
     if key is not None and not _xp.is_jax_array(key):
         raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
-    rbits = _rbits(xp, key, xb.shape)
+    rbits = _rbits(xp, key, blocked_shape(x.shape, fmt))
     if plan.maybe_unrep:
-        if isinstance(x, jax.core.Tracer):
-            if plan.maybe_lost:
-                raise ValueError(
-                    f"chop of {plan.dtype.name} to {fmt} can give results {plan.dtype.name} cannot hold "
-                    "(scales or elements beyond its precision or range), which cannot be checked under "
-                    "tracing; pass float64 input"
-                )
-            # Only products above the dtype's max are possible: under tracing they are +-inf.
-            return unblocked(xm, _straight_through(plan)(xb, rbits), fmt, x.shape)
-        _, unrep, *_ = quantize(xp, plan, xb, rbits)
-        if bool(unrep.any()):
-            _raise_unrep(fmt, plan.dtype, int(unrep.sum()))
-    out = _straight_through(plan)(xb, rbits)
-    return unblocked(xm, out, fmt, x.shape)
+        if not isinstance(x, jax.core.Tracer):
+            count = int(_jax_fn(plan, "count")(x, rbits))
+            if count:
+                _raise_unrep(fmt, plan.dtype, count)
+        elif plan.maybe_lost:
+            raise ValueError(
+                f"chop of {plan.dtype.name} to {fmt} can give results {plan.dtype.name} cannot hold "
+                "(scales or elements beyond its precision or range), which cannot be checked under "
+                "tracing; pass float64 input"
+            )
+        # else: only products above the dtype's max are possible; under tracing they are +-inf.
+    return _jax_fn(plan, "chop")(x, rbits)
+
+
+def blocked_shape(shape, fmt: BlockFormat) -> tuple:
+    """Shape of :func:`blocked`'s result."""
+    if not shape or not -len(shape) <= fmt.axis < len(shape):
+        return ()  # blocked() raises the error
+    ax = fmt.axis % len(shape)
+    rest = tuple(d for i, d in enumerate(shape) if i != ax)
+    return (*rest, -(-shape[ax] // fmt.block_size), fmt.block_size)
+
+
+@functools.cache
+def _jax_fn(plan, what: str):
+    """The jitted whole computation (eager calls then cost one dispatch)."""
+    import jax
+    import jax.numpy as jnp
+
+    xp = _xp.jax_namespace()
+    fmt = plan.fmt
+    if what == "chop":
+        st = _straight_through(plan)
+        return jax.jit(lambda x, rbits: unblocked(jnp, st(blocked(jnp, x, fmt), rbits), fmt, x.shape))
+    return jax.jit(lambda x, rbits: jnp.sum(quantize(xp, plan, blocked(jnp, x, fmt), rbits)[1]))
 
 
 @functools.cache

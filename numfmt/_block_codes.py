@@ -11,12 +11,14 @@ element codes 0.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from numfmt import _xp
 from numfmt._block import BlockFormat
 from numfmt._block_bits import from_f64, layout
-from numfmt._block_chop import _rbits, blocked, prepare, quantize, unblocked
+from numfmt._block_chop import _rbits, blocked, blocked_shape, prepare, quantize, unblocked
 from numfmt._chop import _check_dtype, _numpy_key, chop
 from numfmt._codes import decode, encode, register_codec
 from numfmt._int_element import IntElement
@@ -86,11 +88,26 @@ def block_encode(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None,
 
         return nvfp4_encode(x, fmt, rounding, key=key, random_bits=random_bits)
     xp, xm, x, plan = prepare(x, fmt, rounding, key, random_bits)
-    xb = blocked(xm, x, fmt)
     rng = _numpy_key(key, plan) if xp is _xp.NUMPY else key
-    _, _, e, q, bad = quantize(xp, plan, xb, _rbits(xp, rng, xb.shape))
+    rbits = _rbits(xp, rng, blocked_shape(x.shape, fmt))
+    if xp is _xp.NUMPY:
+        return _encode(xp, xm, plan, x, rbits)
+    return _jax_encode(plan)(x, rbits)
+
+
+def _encode(xp, xm, plan, x, rbits):
+    fmt = plan.fmt
+    _, _, e, q, bad = quantize(xp, plan, blocked(xm, x, fmt), rbits)
     values = xp.bitcast(q, np.dtype(np.float64))
     return _finish(xm, fmt, x.shape, encode(values, fmt.elem), _scale_codes(xp, fmt, e, bad))
+
+
+@functools.cache
+def _jax_encode(plan):
+    import jax
+    import jax.numpy as jnp
+
+    return jax.jit(functools.partial(_encode, _xp.jax_namespace(), jnp, plan))
 
 
 def _finish(xm, fmt, shape, elem_codes, scale_codes):
@@ -114,27 +131,54 @@ def block_decode(codes, fmt: BlockFormat, dtype=None):
 
         return nvfp4_decode(_split_codes(codes, fmt, 3), fmt, dtype)
     elem_codes, scale_codes = _split_codes(codes, fmt, 2)
-    xm = _xm(elem_codes)
-    xp = _xp.namespace_of(elem_codes)
-    elem_codes, values = decode_elements(xm, fmt, elem_codes)
     dtype = _check_dtype(np.float32 if dtype is None else dtype)
+    check_codes(fmt, elem_codes, scale_codes)
+    if not _xp.is_jax_array(elem_codes):
+        out, unrep = _decode(_xp.NUMPY, np, fmt, dtype, np.asarray(elem_codes), np.asarray(scale_codes))
+    else:
+        out, unrep = _jax_decode(fmt, dtype)(elem_codes, scale_codes)
+    if not _is_tracer(unrep) and bool(unrep):
+        raise ValueError(f"decoded values of {fmt} do not fit {np.dtype(dtype).name} exactly; pass dtype=np.float64")
+    return out
+
+
+def check_codes(fmt: BlockFormat, elem_codes, scale_codes):
+    """Eager range checks of code arrays (skipped under tracing)."""
+    elem_bits = 8 if _elem_bits(fmt.elem) <= 4 and fmt.nibbles != "unpacked" else _elem_bits(fmt.elem)
+    for name, c, bits in (("element codes", elem_codes, elem_bits), ("scale codes", scale_codes, fmt.scale.bits)):
+        if _is_tracer(c):
+            continue
+        c = np.asarray(c)
+        if c.dtype.kind not in "iu":
+            raise TypeError(f"{name} must be an integer array, got dtype {c.dtype}")
+        if c.size and (int(c.min()) < 0 or int(c.max()) >= 1 << bits):
+            raise ValueError(f"{name} of {fmt} must lie in [0, 2**{bits}); got values in [{c.min()}, {c.max()}]")
+
+
+@functools.cache
+def _jax_decode(fmt, dtype):
+    import jax
+    import jax.numpy as jnp
+
+    return jax.jit(functools.partial(_decode, _xp.jax_namespace(), jnp, fmt, dtype))
+
+
+def _decode(xp, xm, fmt, dtype, elem_codes, scale_codes):
+    elem_codes, values = decode_elements(xm, fmt, elem_codes)
     e_bits, m_bits, width, _ = layout(dtype)
     vb = blocked(xm, values, fmt)
-    sc = xm.moveaxis(xm.asarray(scale_codes), fmt.axis % scale_codes.ndim, -1)[..., None]
+    sc = xm.moveaxis(scale_codes, fmt.axis % scale_codes.ndim, -1)[..., None]
     if sc.shape[:-1] != vb.shape[:-1]:
         raise ValueError(f"scale codes of shape {scale_codes.shape} do not match element codes of shape "
                          f"{elem_codes.shape} for {fmt} (block {fmt.block_size} along axis {fmt.axis})")
     s = fmt.scale
-    I = xp.int(64)
-    e = xp.astype(sc, I) + (s.emin - (1 if s.has_zero else 0))
+    e = xp.astype(sc, xp.int(64)) + (s.emin - (1 if s.has_zero else 0))
     bad = sc == xp.asarray(s.nan_code, sc.dtype)
     out, unrep = from_f64(xp, xp.bitcast(vb, xp.uint(64)), e, e_bits, m_bits, width)
-    if not (_xp.is_jax_array(unrep) and _is_tracer(unrep)) and bool(xp.any(unrep & ~bad)):
-        raise ValueError(f"decoded values of {fmt} do not fit {np.dtype(dtype).name} exactly; pass dtype=np.float64")
     nan = ((1 << e_bits) - 1) << m_bits | 1 << (m_bits - 1)
     out = xp.where(bad, xp.asarray(nan, out.dtype), out)
     out = xp.bitcast(xp.astype(out, xp.uint(width)), dtype)
-    return unblocked(xm, out, fmt, elem_codes.shape)
+    return unblocked(xm, out, fmt, elem_codes.shape), xp.any(unrep & ~bad)
 
 
 def decode_elements(xm, fmt: BlockFormat, elem_codes):
@@ -145,6 +189,8 @@ def decode_elements(xm, fmt: BlockFormat, elem_codes):
 
 
 def _is_tracer(v) -> bool:
+    if not _xp.is_jax_array(v):
+        return False
     import jax
 
     return isinstance(v, jax.core.Tracer)
@@ -159,8 +205,8 @@ def int_encode(x, fmt: IntElement, rounding="nearest_even", *, overflow=None, ke
         raise ValueError(f"x contains NaN, which {fmt} cannot encode (integers have no NaN)")
     k = xm.asarray(y, np.float64) * float(2**fmt.frac_bits)
     k = xp.astype(k, xp.int(64))
-    if fmt.sign_magnitude:
-        code = xm.abs(k) | xm.where(k < 0, 1 << (fmt.bits - 1), 0)
+    if fmt.sign_magnitude:  # -0 keeps its sign bit
+        code = xm.abs(k) | xm.where(xm.signbit(y), 1 << (fmt.bits - 1), 0)
     else:
         code = k & ((1 << fmt.bits) - 1)
     return xp.astype(code, xp.uint(8 if fmt.bits <= 8 else 16 if fmt.bits <= 16 else 32))
@@ -173,12 +219,11 @@ def int_decode(codes, fmt: IntElement, dtype=None):
     if not (_xp.is_jax_array(c) and _is_tracer(c)) and c.size and (int(c.min()) < 0 or int(c.max()) >> fmt.bits):
         raise ValueError(f"codes must lie in [0, 2**{fmt.bits}) for {fmt}")
     top = 1 << (fmt.bits - 1)
-    if fmt.sign_magnitude:
-        k = xm.where(c >= top, -(c - top), c)
-    else:
-        k = xm.where(c >= top, c - 2 * top, c)
-    dtype = np.float64 if dtype is None else dtype
-    return xp.astype(k, np.dtype(np.float64)).astype(dtype) * np.array(2.0**-fmt.frac_bits, dtype)
+    neg = c >= top
+    mag = xm.where(neg, c - top, c) if fmt.sign_magnitude else xm.where(neg, 2 * top - c, c)
+    dtype = np.dtype(np.float64 if dtype is None else dtype)
+    v = xp.astype(mag, np.dtype(np.float64)) * np.float64(2.0**-fmt.frac_bits)
+    return xp.astype(xm.where(neg, -v, v), dtype)
 
 
 register_codec(BlockFormat, block_encode, block_decode)

@@ -63,7 +63,7 @@ def round_element(y, elem, rounding, random_bits=None, n_bits=None):
         k = Fraction(-(lo + up) if negative else lo + up)
         k = min(max(k, Fraction(elem.min_int)), Fraction(elem.max_int))
     if k == 0:
-        return -0.0 if negative else 0.0
+        return -0.0 if negative and elem.sign_magnitude else 0.0
     return k * elem.quantum
 
 

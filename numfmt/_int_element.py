@@ -9,7 +9,9 @@ Rounding reuses the float kernel: a float format with one exponent bit and
 ``bits-1`` fraction bits is a uniform grid of step ``2**-frac_bits`` (all its
 values are at that quantum), wide enough for ``2**bits - 1`` steps; the result
 is then clamped, on bit patterns, to the integer range. Rounding then clamping
-equals saturating rounding in every mode. NaN stays NaN; +-inf clamps.
+equals saturating rounding in every mode. NaN stays NaN; +-inf clamps; a
+negative value that rounds to zero gives -0 with sign-magnitude codes and +0
+with two's complement codes (which have no -0).
 """
 
 from __future__ import annotations
@@ -127,7 +129,9 @@ class _IntPlan:
         is_nan = mag > xp.asarray(p.inf_bits, u.dtype)
         cap = xp.where(neg, xp.asarray(self.neg_bits, u.dtype), xp.asarray(self.pos_bits, u.dtype))
         clamped = xp.where(is_nan, mag, xp.minimum(mag, cap))
-        return clamped | (out & sign), unrep
+        if not self.fmt.sign_magnitude:  # two's complement has no -0
+            neg = neg & (clamped != xp.asarray(0, u.dtype))
+        return clamped | xp.where(neg, sign, xp.asarray(0, u.dtype)), unrep
 
 
 @functools.lru_cache(maxsize=256)

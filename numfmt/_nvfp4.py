@@ -35,7 +35,7 @@ import numpy as np
 from numfmt import _xp
 from numfmt._block import BlockFormat
 from numfmt._block_bits import from_f64, layout, to_f64, unpack
-from numfmt._block_chop import _rbits, blocked, unblocked
+from numfmt._block_chop import _rbits, blocked, blocked_shape, unblocked
 from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, plan_for
 from numfmt._float import FloatFormat
 from numfmt._kernel import make_plan
@@ -180,11 +180,11 @@ def dequantize(xp, fmt, dtype, qe, s, g):
 def _prepare(x, fmt, rounding, key, random_bits):
     rounding = Rounding.parse(rounding)
     if _xp.is_jax_array(x):
-        import jax.numpy as xm
-
         xp = _xp.jax_namespace()
+        if key is not None and not _xp.is_jax_array(key):
+            raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
     else:
-        xm, xp, x = np, _xp.NUMPY, np.asarray(x)
+        xp, x = _xp.NUMPY, np.asarray(x)
     dtype = _check_dtype(x.dtype)
     _check(fmt, dtype)
     n = _check_random_bits(rounding, random_bits, dtype)
@@ -192,49 +192,74 @@ def _prepare(x, fmt, rounding, key, random_bits):
     _check_key(key, plan)
     if xp is _xp.NUMPY:
         key = _numpy_key(key, plan)
-    xb = blocked(xm, x, fmt)
+    return xp, x, (fmt, dtype, rounding, n), _rbits(xp, key, blocked_shape(x.shape, fmt))
+
+
+def _tensor_scale_of(xp, fmt, dtype, x):
     e_bits, m_bits, width, _ = layout(dtype)
-    a = xp.astype(xp.bitcast(x, xp.uint(width)), xp.uint(64)) & xp.asarray((1 << (width - 1)) - 1, xp.uint(64))
-    inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, xp.uint(64))
-    amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, xp.uint(64))))
-    g = tensor_scale(xp, fmt, amax, dtype)
-    return xp, xm, x, xb, dtype, rounding, n, g, _rbits(xp, key, xb.shape)
+    U = xp.uint(64)
+    a = xp.astype(xp.bitcast(x, xp.uint(width)), U) & xp.asarray((1 << (width - 1)) - 1, U)
+    inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, U)
+    amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)))
+    return tensor_scale(xp, fmt, amax, dtype)
+
+
+def _run(xp, xm, static, x, rbits):
+    """Whole computation: ``(results, overflow mask, s, q, bad, g)`` (blocked except results)."""
+    fmt, dtype, rounding, n = static
+    g = _tensor_scale_of(xp, fmt, dtype, x)
+    out, unrep, s, qe, bad = quantize(xp, fmt, dtype, rounding, n, blocked(xm, x, fmt), g, rbits)
+    return unblocked(xm, out, fmt, x.shape), unrep, s, qe, bad, g
+
+
+def _raise(fmt, dtype, count):
+    raise ValueError(f"chop to {fmt}: {count} results overflow {dtype.name} (they cannot hold); pass float32 input")
 
 
 def nvfp4_chop(x, fmt, rounding, *, key=None, random_bits=None):
-    xp, xm, x, xb, dtype, rounding, n, g, rbits = _prepare(x, fmt, rounding, key, random_bits)
+    xp, x, static, rbits = _prepare(x, fmt, rounding, key, random_bits)
     if xp is _xp.NUMPY:
-        out, unrep, *_ = quantize(xp, fmt, dtype, rounding, n, xb, g, rbits)
+        out, unrep, *_ = _run(xp, np, static, x, rbits)
         if unrep.any():
-            raise ValueError(f"chop to {fmt}: {int(unrep.sum())} results overflow {dtype.name}; pass float32 input")
-        return unblocked(xm, out, fmt, x.shape)
-    out = _straight_through(fmt, dtype, rounding, n)(xb, g, rbits)
-    return unblocked(xm, out, fmt, x.shape)
+            _raise(fmt, static[1], int(unrep.sum()))
+        return out
+    import jax
+
+    if not isinstance(x, jax.core.Tracer):  # under tracing an overflow is +-inf (IEEE)
+        count = int(_jax_fns(static)[1](x, rbits))
+        if count:
+            _raise(fmt, static[1], count)
+    return _jax_fns(static)[0](x, rbits)
 
 
 @functools.cache
-def _straight_through(fmt, dtype, rounding, n):
+def _jax_fns(static):
+    """Jitted (straight-through chop, overflow count, encode) for one static configuration."""
     import jax
+    import jax.numpy as jnp
 
     xp = _xp.jax_namespace()
 
     @jax.custom_jvp
-    def f(xb, g, rbits):
-        return quantize(xp, fmt, dtype, rounding, n, xb, g, rbits)[0]
+    def chop(x, rbits):
+        return _run(xp, jnp, static, x, rbits)[0]
 
-    @f.defjvp
-    def f_jvp(primals, tangents):
-        return f(*primals), tangents[0]
+    @chop.defjvp
+    def chop_jvp(primals, tangents):
+        return chop(*primals), tangents[0]
 
-    return f
+    def count(x, rbits):
+        return jnp.sum(_run(xp, jnp, static, x, rbits)[1])
+
+    return jax.jit(chop), jax.jit(count), jax.jit(functools.partial(_encode, xp, jnp, static))
 
 
-def nvfp4_encode(x, fmt, rounding, *, key=None, random_bits=None):
+def _encode(xp, xm, static, x, rbits):
     from numfmt._block_codes import _finish
     from numfmt._codes import encode
 
-    xp, xm, x, xb, dtype, rounding, n, g, rbits = _prepare(x, fmt, rounding, key, random_bits)
-    _, _, s, qe, bad = quantize(xp, fmt, dtype, rounding, n, xb, g, rbits)
+    fmt = static[0]
+    _, _, s, qe, bad, g = _run(xp, xm, static, x, rbits)
     f64 = np.dtype(np.float64)
     sc = encode(xp.bitcast(s, f64), fmt.scale)
     sc = xp.where(bad, xp.asarray(fmt.scale.nan_code, sc.dtype), sc)
@@ -242,21 +267,44 @@ def nvfp4_encode(x, fmt, rounding, *, key=None, random_bits=None):
     return elem_codes, scale_codes, xp.astype(xp.bitcast(g, f64), np.dtype(np.float32))
 
 
+def nvfp4_encode(x, fmt, rounding, *, key=None, random_bits=None):
+    xp, x, static, rbits = _prepare(x, fmt, rounding, key, random_bits)
+    if xp is _xp.NUMPY:
+        return _encode(xp, np, static, x, rbits)
+    return _jax_fns(static)[2](x, rbits)
+
+
 def nvfp4_decode(codes, fmt, dtype=None):
-    from numfmt._block_codes import _xm, decode_elements
-    from numfmt._codes import decode
+    from numfmt._block_codes import check_codes
 
     elem_codes, scale_codes, g = codes
-    xm = _xm(elem_codes)
-    xp = _xp.namespace_of(elem_codes)
     dtype = _check_dtype(np.float32 if dtype is None else dtype)
     _check(fmt, dtype)
+    check_codes(fmt, elem_codes, scale_codes)
+    if not _xp.is_jax_array(elem_codes):
+        return _decode(_xp.NUMPY, np, fmt, dtype, np.asarray(elem_codes), np.asarray(scale_codes), np.asarray(g))
+    return _jax_decode(fmt, dtype)(elem_codes, scale_codes, g)
+
+
+@functools.cache
+def _jax_decode(fmt, dtype):
+    import jax
+    import jax.numpy as jnp
+
+    return jax.jit(functools.partial(_decode, _xp.jax_namespace(), jnp, fmt, dtype))
+
+
+def _decode(xp, xm, fmt, dtype, elem_codes, scale_codes, g):
+    """Results ``RN_dtype(q * s / g)``; an overflow of ``dtype`` gives +-inf (as IEEE arithmetic)."""
+    from numfmt._block_codes import decode_elements
+    from numfmt._codes import decode
+
     elem_codes, values = decode_elements(xm, fmt, elem_codes)
     vb = xp.bitcast(blocked(xm, values, fmt), xp.uint(64))
-    sv = decode(xm.moveaxis(xm.asarray(scale_codes), fmt.axis % scale_codes.ndim, -1)[..., None], fmt.scale, np.float64)
+    sv = decode(xm.moveaxis(scale_codes, fmt.axis % scale_codes.ndim, -1)[..., None], fmt.scale, np.float64)
     bad = sv != sv
     s = xp.bitcast(xm.where(bad, 0.0, sv), xp.uint(64))
     g64 = xp.bitcast(xp.astype(xm.asarray(g, np.float32), np.dtype(np.float64)), xp.uint(64))
-    out, over = dequantize(xp, fmt, dtype, vb, s, g64)
+    out, _ = dequantize(xp, fmt, dtype, vb, s, g64)
     out = xp.where(bad, xp.asarray(np.nan, dtype), out)
     return unblocked(xm, out, fmt, elem_codes.shape)
