@@ -128,7 +128,7 @@ class BlockFormat:
     name: str | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "elem", parse(self.elem) if isinstance(self.elem, str) else self.elem)
+        object.__setattr__(self, "elem", _elem(self.elem) if isinstance(self.elem, str) else self.elem)
         object.__setattr__(self, "scale", parse(self.scale))
         object.__setattr__(self, "rule", _parse_enum(ScaleRule, self.rule, "rule", {}))
         object.__setattr__(self, "inf", _parse_enum(InfPolicy, self.inf, "inf", {}))
@@ -215,6 +215,7 @@ _MX_ELEMS = {
 
 
 def _elem(name: str):
+    name = re.sub(r"\s+", "", name).lower()
     if name == "int8":
         return IntElement(8, 6)
     return parse(_MX_ELEMS.get(name, name))
@@ -254,7 +255,7 @@ def bfp(m: int, block_size: int = 32, **kw) -> BlockFormat:
     Examples:
       >>> import numpy as np, numfmt
       >>> numfmt.chop(np.array([1.0, 0.3, -0.01], np.float32), numfmt.bfp(4, 3))
-      array([ 1.   ,  0.25 , -0.   ], dtype=float32)
+      array([ 1.  ,  0.25, -0.  ], dtype=float32)
     """
     if not isinstance(m, int) or isinstance(m, bool) or not 1 <= m <= 31:
         raise ValueError(f"bfp m={m!r} must be an int in 1..31 (mantissa magnitude bits)")
