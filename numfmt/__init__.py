@@ -5,7 +5,7 @@ or key is first passed in.
 """
 
 from numfmt import _block_chop as _block_chop  # registers block formats with chop
-from numfmt._block import BlockFormat, InfPolicy, ScaleRule, bfp, mx
+from numfmt._block import BlockFormat, InfPolicy, ScaleRule, bfp, block_presets, mx
 from numfmt._block_codes import pack_nibbles, unpack_nibbles  # (also registers block codecs)
 from numfmt._chop import chop
 from numfmt._codes import decode, encode
@@ -23,6 +23,7 @@ __all__ = [
     "IntElement",
     "ScaleRule",
     "bfp",
+    "block_presets",
     "mx",
     "pack_nibbles",
     "unpack_nibbles",
@@ -40,3 +41,7 @@ __all__ = [
 # Presets as module attributes: numfmt.float8_e4m3fn, numfmt.bfloat16, ...
 globals().update({_name: _fmt for _name, _fmt in presets().items() if not _name.startswith("binary")})
 __all__ += sorted(_n for _n in presets() if not _n.startswith("binary"))
+
+# Block format presets: numfmt.mxfp4_e2m1, numfmt.nvfp4, ...
+globals().update(block_presets())
+__all__ += sorted(block_presets())

@@ -22,7 +22,7 @@ from fractions import Fraction
 
 from numfmt._xp import FLOAT_LAYOUTS
 
-__all__ = ["from_f64", "layout", "to_f64", "unpack"]
+__all__ = ["from_f64", "layout", "require_x64", "to_f64", "unpack"]
 
 SENTINEL_FLOOR = Fraction(1, 2**900)  # element formats need smallest positive value >= this
 
@@ -33,6 +33,17 @@ def layout(dtype) -> tuple[int, int, int, int]:
 
     e, m = FLOAT_LAYOUTS[np.dtype(dtype)]
     return e, m, np.dtype(dtype).itemsize * 8, 2 ** (e - 1) - 1
+
+
+def require_x64() -> None:
+    """Block formats compute on 64-bit patterns; JAX must have 64-bit types enabled."""
+    import jax
+
+    if not jax.config.jax_enable_x64:
+        raise ValueError(
+            "block formats on JAX compute on 64-bit integer patterns, which need "
+            "jax.config.update('jax_enable_x64', True) (set it at startup)"
+        )
 
 
 def _c(xp, v, dtype):

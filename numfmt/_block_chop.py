@@ -34,7 +34,7 @@ import numpy as np
 
 from numfmt import _xp
 from numfmt._block import BlockFormat, InfPolicy, ScaleRule
-from numfmt._block_bits import SENTINEL_FLOOR, from_f64, layout, to_f64, unpack
+from numfmt._block_bits import SENTINEL_FLOOR, from_f64, layout, require_x64, to_f64, unpack
 from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, plan_for, register_chop
 from numfmt._float import FloatFormat
 from numfmt._int_element import IntElement
@@ -187,6 +187,25 @@ def quantize(xp, plan: BlockPlan, xb, rbits):
     return out, unrep, e, q, bad
 
 
+_CHUNK = 1 << 16  # elements per NumPy pass: the temporaries stay in cache
+
+
+def in_chunks(fn, xb, rbits):
+    """Apply ``fn(blocks, rbits) -> (out, unrep)`` to NumPy blocks a few thousand
+    elements at a time; returns ``(out, number of unrepresentable results)``."""
+    shape = xb.shape
+    flat = xb.reshape(-1, shape[-1])
+    rb = None if rbits is None else rbits.reshape(-1, shape[-1])
+    out = np.empty_like(flat)
+    step = max(1, _CHUNK // shape[-1])
+    count = 0
+    for i in range(0, flat.shape[0], step):
+        o, unrep = fn(flat[i : i + step], None if rb is None else rb[i : i + step])
+        out[i : i + step] = o
+        count += int(np.count_nonzero(unrep))
+    return out.reshape(shape), count
+
+
 def _raise_unrep(fmt, dtype, count):
     raise ValueError(
         f"chop to {fmt} gives {count} results that {np.dtype(dtype).name} cannot hold exactly "
@@ -201,6 +220,7 @@ def prepare(x, fmt: BlockFormat, rounding, key, random_bits):
     if jax_in:
         import jax.numpy as xm
 
+        require_x64()
         xp = _xp.jax_namespace()
     else:
         xm, xp, x = np, _xp.NUMPY, np.asarray(x)
@@ -232,9 +252,9 @@ def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, k
     if xp is _xp.NUMPY:
         rng = _numpy_key(key, plan)
         rbits = _rbits(xp, rng, xb.shape)
-        out, unrep, *_ = quantize(xp, plan, xb, rbits)
-        if plan.maybe_unrep and unrep.any():
-            _raise_unrep(fmt, plan.dtype, int(unrep.sum()))
+        out, count = in_chunks(lambda b, r: quantize(xp, plan, b, r)[:2], xb, rbits)
+        if count:
+            _raise_unrep(fmt, plan.dtype, count)
         return unblocked(xm, out, fmt, x.shape)
     import jax
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from numfmt import _xp
 from numfmt._block import BlockFormat
-from numfmt._block_bits import from_f64, layout
+from numfmt._block_bits import from_f64, layout, require_x64
 from numfmt._block_chop import _rbits, blocked, blocked_shape, prepare, quantize, unblocked
 from numfmt._chop import _check_dtype, _numpy_key, chop
 from numfmt._codes import decode, encode, register_codec
@@ -136,6 +136,7 @@ def block_decode(codes, fmt: BlockFormat, dtype=None):
     if not _xp.is_jax_array(elem_codes):
         out, unrep = _decode(_xp.NUMPY, np, fmt, dtype, np.asarray(elem_codes), np.asarray(scale_codes))
     else:
+        require_x64()
         out, unrep = _jax_decode(fmt, dtype)(elem_codes, scale_codes)
     if not _is_tracer(unrep) and bool(unrep):
         raise ValueError(f"decoded values of {fmt} do not fit {np.dtype(dtype).name} exactly; pass dtype=np.float64")

@@ -34,8 +34,8 @@ import numpy as np
 
 from numfmt import _xp
 from numfmt._block import BlockFormat
-from numfmt._block_bits import from_f64, layout, to_f64, unpack
-from numfmt._block_chop import _rbits, blocked, blocked_shape, unblocked
+from numfmt._block_bits import from_f64, layout, require_x64, to_f64, unpack
+from numfmt._block_chop import _rbits, blocked, blocked_shape, in_chunks, unblocked
 from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, plan_for
 from numfmt._float import FloatFormat
 from numfmt._kernel import make_plan
@@ -180,6 +180,7 @@ def dequantize(xp, fmt, dtype, qe, s, g):
 def _prepare(x, fmt, rounding, key, random_bits):
     rounding = Rounding.parse(rounding)
     if _xp.is_jax_array(x):
+        require_x64()
         xp = _xp.jax_namespace()
         if key is not None and not _xp.is_jax_array(key):
             raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
@@ -219,10 +220,13 @@ def _raise(fmt, dtype, count):
 def nvfp4_chop(x, fmt, rounding, *, key=None, random_bits=None):
     xp, x, static, rbits = _prepare(x, fmt, rounding, key, random_bits)
     if xp is _xp.NUMPY:
-        out, unrep, *_ = _run(xp, np, static, x, rbits)
-        if unrep.any():
-            _raise(fmt, static[1], int(unrep.sum()))
-        return out
+        _, dtype, rounding, n = static
+        g = _tensor_scale_of(xp, fmt, dtype, x)
+        step = lambda b, r: quantize(xp, fmt, dtype, rounding, n, b, g, r)[:2]  # noqa: E731
+        out, count = in_chunks(step, blocked(np, x, fmt), rbits)
+        if count:
+            _raise(fmt, dtype, count)
+        return unblocked(np, out, fmt, x.shape)
     import jax
 
     if not isinstance(x, jax.core.Tracer):  # under tracing an overflow is +-inf (IEEE)
@@ -283,6 +287,7 @@ def nvfp4_decode(codes, fmt, dtype=None):
     check_codes(fmt, elem_codes, scale_codes)
     if not _xp.is_jax_array(elem_codes):
         return _decode(_xp.NUMPY, np, fmt, dtype, np.asarray(elem_codes), np.asarray(scale_codes), np.asarray(g))
+    require_x64()
     return _jax_decode(fmt, dtype)(elem_codes, scale_codes, g)
 
 

@@ -1,5 +1,9 @@
 """Block formats on JAX: eager and jit equal NumPy bit for bit; axes, vmap, grad, encode/decode round trips."""
 
+import pathlib
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -151,3 +155,15 @@ def test_overflow_under_jit_is_inf_and_raises_eagerly():
         numfmt.chop(jnp.asarray(x), "mxint8")
     got = jax.jit(lambda v: numfmt.chop(v, "mxint8"))(jnp.asarray(x))
     assert np.asarray(got).tolist() == [-np.inf, 0.0]
+
+
+def test_jax_without_x64_is_refused_clearly():
+    # A fresh interpreter: x64 is a process-wide JAX setting that conftest fixes for this one.
+    code = (
+        "import jax.numpy as jnp, numfmt\n"
+        "try:\n    numfmt.chop(jnp.ones(4, jnp.float32), 'mxfp4_e2m1')\n"
+        "except ValueError as e:\n    print(e)\n"
+    )
+    root = pathlib.Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert "jax_enable_x64" in out.stdout, out.stdout + out.stderr
