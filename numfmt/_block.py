@@ -1,4 +1,4 @@
-"""Block (scaled) formats: OCP MX, NVFP4, block floating point.
+"""Block (scaled) formats: OCP MX, NVFP4, NF4, block floating point.
 
 A :class:`BlockFormat` is element format x scale format x block size x axis x
 scale rule. Blocks are ``block_size`` consecutive elements along ``axis``;
@@ -6,20 +6,21 @@ each block shares one scale. With a power-of-two scale format (E8M0) the
 scale is ``X = 2**e`` with ``e`` from the block's largest magnitude ``amax``
 by the :class:`ScaleRule`; with a scale format that has fraction bits
 (NVFP4's e4m3fn) it is ``amax / max_elem`` (times the optional float32
-tensor scale) rounded into the scale format.
+tensor scale) rounded into the scale format; with a table element (NF4) it
+is ``amax`` itself (see :mod:`numfmt._nf4`).
 
 Grammar (case-insensitive, spaces ignored; registered with ``numfmt.parse``)::
 
-    block := preset | "mx(" items ")" | "nvfp4(" items ")" | "bfp(" items ")"
+    block := preset | "mx(" items ")" | "nvfp4(" items ")" | "nf4(" items ")" | "bfp(" items ")"
     preset := "mxfp8_e4m3" | "mxfp8_e5m2" | "mxfp6_e2m3" | "mxfp6_e3m2"
-            | "mxfp4_e2m1" | "mxint8" | "nvfp4"
+            | "mxfp4_e2m1" | "mxint8" | "nvfp4" | "nf4"
     items  := key "=" value ("," key "=" value)*
       all:   nibbles (low_first|high_first|unpacked)
       mx:    elem (a format name; e4m3, e5m2, e2m3, e3m2, e2m1 name OCP's
              elements, e.g. e4m3 = float8_e4m3fn; int8 is MXINT8's element),
              block, axis, rule (floor|ceil|even|rceil), inf (nan|saturate),
              scale (a format name, default float8_e8m0fnu)
-      nvfp4: block, axis
+      nvfp4, nf4: block, axis
       bfp:   m (mantissa magnitude bits, >= 1), block, axis, rule, inf
 
 ``str(fmt)`` gives the preset name, or the ``mx(...)``/``bfp(...)`` form
@@ -36,6 +37,7 @@ from fractions import Fraction
 from numfmt._float import FloatFormat
 from numfmt._int_element import IntElement
 from numfmt._names import parse, register_family
+from numfmt._nf4 import NF4_VALUES, TableElement
 from numfmt._rounding import _parse_enum
 
 __all__ = ["BlockFormat", "InfPolicy", "ScaleRule", "bfp", "block_presets", "mx"]
@@ -182,6 +184,10 @@ class BlockFormat:
             head, parts = "nvfp4", []
             if self.block_size != 16:
                 parts.append(f"block={self.block_size}")
+        elif self.elem == TableElement(NF4_VALUES):
+            head, parts = "nf4", []
+            if self.block_size != 64:
+                parts.append(f"block={self.block_size}")
         elif _is_bfp_elem(self.elem):
             head, parts = "bfp", [f"m={self.elem.bits - 1}"]
             if self.block_size != 32:
@@ -271,6 +277,7 @@ def _presets() -> dict:
         "mxfp4_e2m1": mx("float4_e2m1fn"),
         "mxint8": mx(IntElement(8, 6)),
         "nvfp4": BlockFormat("float4_e2m1fn", "float8_e4m3fn", 16, tensor_scale=True),
+        "nf4": BlockFormat(TableElement(NF4_VALUES), "float32", 64),
     }
     return {k: dataclasses.replace(v, name=k) for k, v in p.items()}
 
@@ -287,7 +294,7 @@ def block_presets() -> dict:
       ['mxfp4_e2m1', 'mxfp6_e2m3', 'mxfp6_e3m2']
     """
     return dict(PRESETS)
-_CALL_RE = re.compile(r"(mx|nvfp4|bfp)\((.*)\)")
+_CALL_RE = re.compile(r"(mx|nvfp4|nf4|bfp)\((.*)\)")
 _INT_RE = re.compile(r"int\(bits=(-?\d+),frac=(-?\d+)(,sm)?\)")
 
 
@@ -338,7 +345,7 @@ def _parse(key: str):
         base = bfp(_int(key, "m", items["m"]))
     else:
         items = _items(key, body, ("block", "axis", "nibbles"))
-        base = PRESETS["nvfp4"]
+        base = PRESETS[head]
     changes: dict = {}
     if "block" in items:
         changes["block_size"] = _int(key, "block", items["block"])
@@ -355,5 +362,8 @@ register_family(IntElement, _parse_int, {}, "'int(bits=B,frac=F[,sm])'")
 # whose users (CLI table, core tests) expect elementwise float formats; they are
 # numfmt module attributes and listed by block_presets().
 register_family(
-    BlockFormat, _parse, {}, "'mx(elem=...,block=N,axis=A,rule=...,inf=...)', 'bfp(m=M,block=N)', 'nvfp4(block=N)'"
+    BlockFormat,
+    _parse,
+    {},
+    "'mx(elem=...,block=N,axis=A,rule=...,inf=...)', 'bfp(m=M,block=N)', 'nvfp4(block=N)', 'nf4(block=N)'",
 )

@@ -38,6 +38,7 @@ from numfmt._block_bits import SENTINEL_FLOOR, from_f64, layout, require_x64, to
 from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, plan_for, register_chop
 from numfmt._float import FloatFormat
 from numfmt._int_element import IntElement
+from numfmt._nf4 import TableElement
 from numfmt._rounding import Overflow, Rounding
 
 __all__ = ["BlockPlan", "block_chop", "block_plan", "blocked", "quantize", "unblocked"]
@@ -243,6 +244,10 @@ def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, k
             f"overflow={overflow!r}: block format elements always saturate at the element max "
             "(OCP MX); leave overflow=None"
         )
+    if isinstance(fmt.elem, TableElement):
+        from numfmt._nf4 import table_chop
+
+        return table_chop(x, fmt, rounding, key=key, random_bits=random_bits)
     if not fmt.pow2_scale:
         from numfmt._nvfp4 import nvfp4_chop
 

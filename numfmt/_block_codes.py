@@ -22,6 +22,7 @@ from numfmt._block_chop import _rbits, blocked, blocked_shape, prepare, quantize
 from numfmt._chop import _check_dtype, _numpy_key, chop
 from numfmt._codes import decode, encode, register_codec
 from numfmt._int_element import IntElement
+from numfmt._nf4 import TableElement
 
 __all__ = ["pack_nibbles", "unpack_nibbles"]
 
@@ -83,6 +84,10 @@ def _scale_codes(xp, fmt: BlockFormat, e, bad):
 def block_encode(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, key=None, random_bits=None):
     if overflow is not None:
         raise ValueError(f"overflow={overflow!r}: block format elements always saturate; leave overflow=None")
+    if isinstance(fmt.elem, TableElement):
+        from numfmt._nf4 import table_encode
+
+        return table_encode(x, fmt, rounding, key=key, random_bits=random_bits)
     if not fmt.pow2_scale:
         from numfmt._nvfp4 import nvfp4_encode
 
@@ -126,6 +131,10 @@ def _split_codes(codes, fmt: BlockFormat, n: int):
 
 
 def block_decode(codes, fmt: BlockFormat, dtype=None):
+    if isinstance(fmt.elem, TableElement):
+        from numfmt._nf4 import table_decode
+
+        return table_decode(_split_codes(codes, fmt, 2), fmt, dtype)
     if not fmt.pow2_scale:
         from numfmt._nvfp4 import nvfp4_decode
 

@@ -5,6 +5,9 @@ exponent is computed from the exact amax with the rule's definition (no
 significand thresholds), integer elements are rounded directly, and float
 elements use :func:`numfmt._reference.round_value`.
 
+NF4 (table elements): scale ``amax``, the table value nearest to ``x / amax``
+(a tie goes to the even index), result ``RN_out(t * amax)``.
+
 NVFP4 (``tensor_scale=True``; see :mod:`numfmt._nvfp4` for the definition):
 ``g = RN_f32(max_scale * max_elem / amax_tensor)`` saturated to float32's
 max (``g = 1`` when ``amax_tensor`` is 0), ``s = RN_scale(amax * g / max_elem)``
@@ -20,6 +23,7 @@ from fractions import Fraction
 from numfmt._block import BlockFormat, InfPolicy, ScaleRule
 from numfmt._float import FloatFormat
 from numfmt._int_element import IntElement
+from numfmt._nf4 import TableElement
 from numfmt._reference import _floor_log2, _rounds_up, round_value
 from numfmt._rounding import Overflow, Rounding
 
@@ -120,6 +124,8 @@ def quantize_block(values, fmt: BlockFormat, rounding="nearest_even", *, random=
         return _NAN, [_NAN] * n, [_NAN] * n
     finite = [abs(Fraction(v)) for v in values if math.isfinite(v)]
     amax = max(finite, default=Fraction(0))
+    if isinstance(fmt.elem, TableElement):
+        return _table_block(values, fmt, amax, out)
     if fmt.pow2_scale:
         e = fmt.scale.emax if any(math.isinf(v) for v in values) else _scale_exponent(amax, fmt)
         scale = Fraction(2) ** e
@@ -148,3 +154,20 @@ def quantize_block(values, fmt: BlockFormat, rounding="nearest_even", *, random=
         else:
             results.append(round_value(q * divisor, out, Rounding.NEAREST_EVEN))
     return scale, elems, results
+
+
+def _table_block(values, fmt, amax, out):
+    """NF4-style block: scale amax, nearest table value (ties: even index), RN_out(t * amax)."""
+    table = [Fraction(v) for v in fmt.elem.values]
+    elems, results = [], []
+    for v in values:
+        if amax == 0:
+            t = Fraction(0)
+        else:
+            y = Fraction(v) / amax
+            dist = [abs(y - c) for c in table]
+            best = min(dist)
+            t = table[min(i for i, d in enumerate(dist) if d == best and (dist.count(best) == 1 or i % 2 == 0))]
+        elems.append(t)
+        results.append(round_value(t * amax, out, Rounding.NEAREST_EVEN) if t != 0 else 0.0)
+    return amax, elems, results

@@ -167,3 +167,16 @@ def test_jax_without_x64_is_refused_clearly():
     root = pathlib.Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
     assert "jax_enable_x64" in out.stdout, out.stdout + out.stderr
+
+
+def test_nf4_jax_equals_numpy():
+    x = sample((4, 128), seed=11)
+    want = numfmt.chop(x, "nf4")
+    assert_bits_equal(jax.jit(lambda v: numfmt.chop(v, "nf4"))(jnp.asarray(x)), want, nan_payload=True)
+    codes = numfmt.encode(x, "nf4")
+    jcodes = numfmt.encode(jnp.asarray(x), "nf4")
+    for a, b in zip(jcodes, codes, strict=True):
+        assert_bits_equal(np.asarray(a).view(np.float32) if a.dtype == np.float32 else np.asarray(a, np.float64),
+                          np.asarray(b).view(np.float32) if b.dtype == np.float32 else np.asarray(b, np.float64))
+    with pytest.raises(ValueError, match="nearest"):
+        numfmt.chop(x, "nf4", "toward_zero")

@@ -117,3 +117,21 @@ def test_nvfp4_float16_vs_reference():
     rng = np.random.default_rng(3)
     x = (rng.standard_normal(64) * 10.0 ** rng.integers(-3, 4, 64)).astype(np.float16)
     check(x, numfmt.nvfp4, "nearest_even")
+
+
+@given(data=st.data())
+def test_nf4_vs_reference(data):
+    x = data.draw(st.one_of(clustered(np.float32), raw(np.float32)))
+    f = numfmt.nf4.replace(block_size=data.draw(st.sampled_from([1, 5, 64])))
+    check(x, f, "nearest_even")
+
+
+def test_nf4_ties_go_to_the_even_index():
+    table = [Fraction(v) for v in numfmt.nf4.elem.values]
+    for j in range(15):
+        mid = (table[j] + table[j + 1]) / 2
+        x = np.array([1.0, float(mid)], np.float32)
+        if Fraction(float(x[1])) != mid:
+            continue  # this midpoint is not a float32 value
+        want = table[j] if j % 2 == 0 else table[j + 1]
+        assert Fraction(float(numfmt.chop(x, "nf4")[1])) == want

@@ -158,3 +158,15 @@ def test_partial_block_is_zero_padding():
     got = numfmt.chop(x, "mxfp4_e2m1")
     padded = numfmt.chop(np.concatenate([x, np.zeros(24, np.float32)]), "mxfp4_e2m1")[:40]
     assert_bits_equal(got, padded)
+
+
+def test_nf4_vector():
+    x = np.array([2.0, -1.0, 0.5, 0.15, 0.0, -2.0], np.float32)  # amax 2: x / amax = 1, -.5, .25, .075, 0, -1
+    codes, scales = numfmt.encode(x, "nf4")
+    assert scales.tolist() == [2.0]
+    idx = numfmt.unpack_nibbles(codes, 6)
+    assert idx.tolist() == [15, 2, 10, 8, 7, 0]
+    vals = numfmt.nf4.elem.values
+    want = np.array([np.float32(vals[i]) * np.float32(2.0) for i in idx], np.float32)  # products by 2: exact
+    assert_bits_equal(numfmt.chop(x, "nf4"), want)
+    assert_bits_equal(numfmt.decode((codes, scales), "nf4")[:6], want)
