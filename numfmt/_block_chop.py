@@ -166,15 +166,15 @@ def quantize(xp, plan: BlockPlan, xb, rbits):
     a, neg, sig, t, e_x = unpack(xp, u, e_bits, m_bits, width)
     inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, U)
     is_inf = a == inf_bits
-    has_nan = xp.any(a > inf_bits, axis=-1, keepdims=True)
-    has_inf = xp.any(is_inf, axis=-1, keepdims=True)
-    amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)), axis=-1, keepdims=True)
-    e = scale_exponent(xp, plan, amax)
-    if plan.fmt.inf is InfPolicy.NAN:
-        bad = has_nan | has_inf
+    if plan.fmt.inf is InfPolicy.NAN:  # one reduction: a NaN/inf block's scale is never used
+        amax = xp.max(a, axis=-1, keepdims=True)
+        bad = amax >= inf_bits
+        e = scale_exponent(xp, plan, xp.where(bad, xp.asarray(0, U), amax))
     else:
-        bad = has_nan
-        e = xp.where(has_inf, xp.asarray(plan.e_hi, I), e)
+        bad = xp.any(a > inf_bits, axis=-1, keepdims=True)
+        has_inf = xp.any(is_inf, axis=-1, keepdims=True)
+        amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)), axis=-1, keepdims=True)
+        e = xp.where(has_inf, xp.asarray(plan.e_hi, I), scale_exponent(xp, plan, amax))
     y = to_f64(xp, neg, sig, t, e_x, -e)
     inf64 = xp.asarray(0x7FF << 52, U) | xp.where(neg, xp.asarray(1 << 63, U), xp.asarray(0, U))
     y = xp.where(is_inf, inf64, y)
