@@ -4,20 +4,33 @@
 or key is first passed in.
 """
 
+from numfmt import _block_chop as _block_chop  # registers block formats with chop
+from numfmt._block import BlockFormat, InfPolicy, ScaleRule, bfp, block_presets, mx
+from numfmt._block_codes import pack_nibbles, unpack_nibbles  # (also registers block codecs)
 from numfmt._chop import chop
 from numfmt._codes import decode, encode
 from numfmt._families import FAMILY_PRESETS, FixedFormat, FixedOverflow, PositFormat
 from numfmt._float import FloatFormat, Specials, Subnormals
+from numfmt._int_element import IntElement
 from numfmt._names import parse, presets
 from numfmt._rounding import Overflow, Rounding
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BlockFormat",
     "FixedFormat",
     "FixedOverflow",
     "FloatFormat",
+    "InfPolicy",
+    "IntElement",
     "PositFormat",
+    "ScaleRule",
+    "bfp",
+    "block_presets",
+    "mx",
+    "pack_nibbles",
+    "unpack_nibbles",
     "Overflow",
     "Rounding",
     "Specials",
@@ -35,3 +48,6 @@ __all__ += sorted(_n for _n in presets() if not _n.startswith("binary"))
 # Posit and fixed-point presets: numfmt.posit16_1, numfmt.int8, ...
 globals().update(FAMILY_PRESETS)
 __all__ += sorted(FAMILY_PRESETS)
+# Block format presets: numfmt.mxfp4_e2m1, numfmt.nvfp4, ...
+globals().update(block_presets())
+__all__ += sorted(block_presets())

@@ -25,6 +25,7 @@ class _Numpy:
     minimum = staticmethod(np.minimum)
     maximum = staticmethod(np.maximum)
     any = staticmethod(np.any)
+    max = staticmethod(np.max)
 
     @staticmethod
     def uint(bits):
@@ -90,6 +91,7 @@ def jax_namespace():
         minimum = staticmethod(jnp.minimum)
         maximum = staticmethod(jnp.maximum)
         any = staticmethod(jnp.any)
+        max = staticmethod(jnp.max)
         uint = staticmethod(_Numpy.uint)
         int = staticmethod(_Numpy.int)
 

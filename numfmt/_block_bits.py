@@ -1,0 +1,113 @@
+"""Exact power-of-two scaling on float bit patterns (one implementation, NumPy and JAX).
+
+Block formats divide by a scale ``2**e`` before rounding and multiply after.
+Done with float arithmetic this can lose bits: ``float32 / 2**e`` underflows
+into subnormals, and XLA on CPU flushes float32 subnormals. Here the scaled
+value is assembled as a float64 bit pattern from the input's integer
+significand and exponent, which is exact for float16/bfloat16/float32 input.
+
+For float64 input a scaled value below float64's normal range (``< 2**-1022``)
+is replaced by the sentinel ``+-2**-1074``. That is exact in its effect: the
+element formats allowed here have no positive value below ``2**-900``, so every
+``0 < |y| < 2**-1022`` lies below ``2**-122`` element quanta, and every
+rounding mode treats all such values alike (nearest and toward-zero give 0,
+directed and to-odd the smallest quantum by sign, the stochastic variants with
+at most 63 random bits see ``floor(v * 2**N) = 0``; stochastic_equal sees
+"inexact").
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from numfmt._xp import FLOAT_LAYOUTS
+
+__all__ = ["from_f64", "layout", "require_x64", "to_f64", "unpack"]
+
+SENTINEL_FLOOR = Fraction(1, 2**900)  # element formats need smallest positive value >= this
+
+
+def layout(dtype) -> tuple[int, int, int, int]:
+    """``(exp_bits, man_bits, width, bias)`` of a float dtype."""
+    import numpy as np
+
+    e, m = FLOAT_LAYOUTS[np.dtype(dtype)]
+    return e, m, np.dtype(dtype).itemsize * 8, 2 ** (e - 1) - 1
+
+
+def require_x64() -> None:
+    """Block formats compute on 64-bit patterns; JAX must have 64-bit types enabled."""
+    import jax
+
+    if not jax.config.jax_enable_x64:
+        raise ValueError(
+            "block formats on JAX compute on 64-bit integer patterns, which need "
+            "jax.config.update('jax_enable_x64', True) (set it at startup)"
+        )
+
+
+def _c(xp, v, dtype):
+    return xp.asarray(v, dtype)
+
+
+def unpack(xp, u, e_bits: int, m_bits: int, width: int):
+    """Split uint64 patterns of a ``width``-bit float into ``(a, neg, sig, t, e_x)``.
+
+    ``a``: magnitude pattern; ``neg``: sign bit; a finite ``|x| = sig *
+    2**(e_x - t)`` with the leading bit of ``sig`` at position ``t`` (``t = -1``
+    for zero), so ``e_x = floor(log2 |x|)`` exactly, subnormals included.
+    """
+    U, I = xp.uint(64), xp.int(64)
+    bias = 2 ** (e_bits - 1) - 1
+    a = u & _c(xp, (1 << (width - 1)) - 1, U)
+    neg = (u >> _c(xp, width - 1, U)) != _c(xp, 0, U)
+    ex = a >> _c(xp, m_bits, U)
+    mant = a & _c(xp, (1 << m_bits) - 1, U)
+    sub = ex == _c(xp, 0, U)
+    sig = xp.where(sub, mant, mant | _c(xp, 1 << m_bits, U))
+    t = xp.where(sub, xp.astype(xp.bit_length(mant), I) - 1, _c(xp, m_bits, I))
+    e_x = xp.where(sub, t + (1 - bias - m_bits), xp.astype(ex, I) - bias)
+    return a, neg, sig, t, e_x
+
+
+def to_f64(xp, neg, sig, t, e_x, k):
+    """uint64 float64 patterns of ``x * 2**k`` (finite x; see the module note on underflow)."""
+    U, I = xp.uint(64), xp.int(64)
+    e_new = e_x + k
+    sh = xp.astype(xp.minimum(xp.maximum(52 - t, _c(xp, 0, I)), _c(xp, 63, I)), U)
+    frac = (sig << sh) & _c(xp, (1 << 52) - 1, U)
+    biased = xp.astype(xp.minimum(xp.maximum(e_new + 1023, _c(xp, 1, I)), _c(xp, 2046, I)), U)
+    pat = (biased << _c(xp, 52, U)) | frac
+    pat = xp.where(e_new >= -1022, pat, _c(xp, 1, U))
+    pat = xp.where(sig == _c(xp, 0, U), _c(xp, 0, U), pat)
+    return pat | xp.where(neg, _c(xp, 1 << 63, U), _c(xp, 0, U))
+
+
+def from_f64(xp, q, k, e_bits: int, m_bits: int, width: int):
+    """Patterns (uint64) of ``q * 2**k`` in a ``width``-bit float layout, and a mask
+    of the values that layout cannot hold exactly (bits lost, or above its max:
+    those patterns are +-inf, the IEEE rounding of the product).
+
+    ``q``: uint64 float64 patterns of finite values (zero or normal).
+    """
+    U, I = xp.uint(64), xp.int(64)
+    bias = 2 ** (e_bits - 1) - 1
+    a, neg, sig, _, e_x = unpack(xp, q, 11, 52, 64)
+    e_new = e_x + k
+    emin = 1 - bias
+    drop = 52 - m_bits
+    biased = xp.astype(xp.minimum(xp.maximum(e_new + bias, _c(xp, 1, I)), _c(xp, 2 * bias, I)), U)
+    pat_n = (biased << _c(xp, m_bits, U)) | ((sig >> _c(xp, drop, U)) & _c(xp, (1 << m_bits) - 1, U))
+    lost_n = sig & _c(xp, (1 << drop) - 1, U)
+    shs = xp.astype(xp.minimum(xp.maximum(drop + emin - e_new, _c(xp, 0, I)), _c(xp, 63, I)), U)
+    pat_s = sig >> shs
+    lost_s = sig & ((_c(xp, 1, U) << shs) - _c(xp, 1, U))
+    normal = e_new >= emin
+    pat = xp.where(normal, pat_n, pat_s)
+    lost = xp.where(normal, lost_n, lost_s) != _c(xp, 0, U)
+    zero = a == _c(xp, 0, U)
+    over = normal & (e_new > bias) & ~zero
+    unrep = (lost & ~zero) | over
+    pat = xp.where(zero, _c(xp, 0, U), pat)
+    pat = xp.where(over, _c(xp, ((1 << e_bits) - 1) << m_bits, U), pat)  # IEEE: the product overflows to inf
+    return pat | xp.where(neg, _c(xp, 1 << (width - 1), U), _c(xp, 0, U)), unrep

@@ -1,0 +1,208 @@
+"""Table (codebook) block formats: NF4 (QLoRA's 4-bit NormalFloat) and custom tables.
+
+Per block: the scale is ``amax`` itself (the largest finite magnitude, kept as
+a float32 value); each element becomes the table value nearest to the exact
+quotient ``x / amax`` (a tie goes to the even index); the result is
+``RN_dtype(t * amax)``. ``x / amax`` is never formed: ``x`` is compared with
+the exact products ``midpoint * amax`` in float64 (25-bit midpoints times
+24-bit amax: exact). bitsandbytes computes ``x / amax`` in float32 first,
+which can move a value lying within a float32 rounding of a midpoint.
+
+Inputs: float16, bfloat16, float32. Round to nearest only. NaN or inf in a
+block makes it NaN (scale NaN). A zero block has scale 0 and zero elements.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from fractions import Fraction
+
+import numpy as np
+
+from numfmt import _xp
+from numfmt._block_bits import from_f64, layout, require_x64, to_f64, unpack
+from numfmt._chop import _check_dtype
+from numfmt._float import FloatFormat
+from numfmt._kernel import make_plan
+from numfmt._rounding import Overflow, Rounding
+
+__all__ = ["NF4_VALUES", "TableElement"]
+
+# QLoRA / bitsandbytes NF4 codebook (float32 values), index = code.
+NF4_VALUES = tuple(float(np.float32(v)) for v in (
+    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+    -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+    0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
+    0.7229568362236023, 1.0,
+))  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class TableElement:
+    """Elements that are one of up to 16 float32 values (a 4-bit codebook), ascending.
+
+    Examples:
+      >>> TableElement(NF4_VALUES).bits
+      4
+    """
+
+    values: tuple
+
+    def __post_init__(self):
+        vals = tuple(float(v) for v in self.values)
+        if not 2 <= len(vals) <= 16 or any(b <= a for a, b in zip(vals, vals[1:], strict=False)):
+            raise ValueError("a table element needs 2..16 strictly ascending values")
+        if any(float(np.float32(v)) != v for v in vals) or max(abs(v) for v in vals) != 1.0:
+            raise ValueError("table values must be float32 values in [-1, 1] with max |value| = 1")
+        object.__setattr__(self, "values", vals)
+
+    @property
+    def bits(self) -> int:
+        return 4
+
+    @property
+    def max_value(self) -> Fraction:
+        return Fraction(1)
+
+    @property
+    def smallest_subnormal(self) -> Fraction:
+        return min(abs(Fraction(v)) for v in self.values if v != 0)
+
+    @property
+    def midpoints(self) -> tuple:
+        """Exact midpoints between neighbouring values."""
+        v = [Fraction(x) for x in self.values]
+        return tuple((a + b) / 2 for a, b in zip(v, v[1:], strict=False))
+
+    def __str__(self) -> str:
+        return "nf4_table" if self.values == NF4_VALUES else f"table({len(self.values)} values)"
+
+
+def _check(fmt, dtype, rounding):
+    if np.dtype(dtype).itemsize == 8:
+        raise TypeError(f"{fmt} accepts float16, bfloat16 and float32 input; float64 is not supported")
+    if rounding is not Rounding.NEAREST_EVEN:
+        raise ValueError(f"{fmt} rounds to the nearest table value only; got rounding={rounding.value!r}")
+
+
+def _quantize(xp, xm, fmt, dtype, xb):
+    """``(results, codes (uint8), amax patterns (f64), bad)`` for blocked input."""
+    e_bits, m_bits, width, _ = layout(dtype)
+    U = xp.uint(64)
+    f64 = np.dtype(np.float64)
+    u = xp.astype(xp.bitcast(xb, xp.uint(width)), U)
+    a, neg, sig, t, e_x = unpack(xp, u, e_bits, m_bits, width)
+    inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, U)
+    bad = xp.any(a >= inf_bits, axis=-1, keepdims=True)
+    amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)), axis=-1, keepdims=True)
+    x = xp.bitcast(to_f64(xp, neg, sig, t, e_x, xp.asarray(0, xp.int(64))), f64)
+    _, _, s_sig, s_t, s_e = unpack(xp, amax, e_bits, m_bits, width)
+    zero = xp.asarray(False, bool)
+    amax64 = xp.bitcast(to_f64(xp, zero, s_sig, s_t, s_e, xp.asarray(0, xp.int(64))), f64)
+    idx = xp.astype(a != a, xp.int(64))  # zeros of the right shape
+    for j, mid in enumerate(fmt.elem.midpoints):
+        thr = amax64 * float(mid)  # exact: 25-bit midpoint x 24-bit amax
+        tie_up = (j + 1) % 2 == 0
+        idx = idx + xp.astype((x > thr) | ((x == thr) & tie_up), xp.int(64))
+    table = xm.asarray(np.array(fmt.elem.values, np.float64))
+    t_val = xm.take(table, idx)
+    zero_block = amax == xp.asarray(0, U)
+    zero_code = fmt.elem.values.index(0.0) if 0.0 in fmt.elem.values else 0
+    idx = xp.where(zero_block, xp.asarray(zero_code, xp.int(64)), idx)
+    prod = xp.bitcast(t_val * amax64, xp.uint(64))  # exact: 24 x 24 bits
+    prod = xp.where(zero_block, xp.asarray(0, U), prod)
+    target = {np.dtype(np.float32): FloatFormat(8, 23), np.dtype(np.float16): FloatFormat(5, 10)}.get(
+        np.dtype(dtype), FloatFormat(8, 7)
+    )
+    r = make_plan(target, f64, Rounding.NEAREST_EVEN, Overflow.SAT_NONE, 0).round_bits(xp, prod)[0]
+    out, _ = from_f64(xp, r, xp.asarray(0, xp.int(64)), e_bits, m_bits, width)
+    out = xp.bitcast(xp.astype(out, xp.uint(width)), dtype)
+    out = xp.where(bad, xp.asarray(np.nan, dtype), out)
+    return out, xp.astype(idx, xp.uint(8)), amax64, bad
+
+
+def _prep(x, fmt, rounding, key, random_bits):
+    rounding = Rounding.parse(rounding)
+    if key is not None or random_bits is not None:
+        raise ValueError(f"{fmt} has no stochastic rounding; leave key and random_bits unset")
+    if _xp.is_jax_array(x):
+        require_x64()
+        import jax.numpy as xm
+
+        xp = _xp.jax_namespace()
+    else:
+        xm, xp, x = np, _xp.NUMPY, np.asarray(x)
+    dtype = _check_dtype(x.dtype)
+    _check(fmt, dtype, rounding)
+    return xp, xm, x, dtype
+
+
+def table_chop(x, fmt, rounding, *, key=None, random_bits=None):
+    from numfmt._block_chop import blocked, unblocked
+
+    xp, xm, x, dtype = _prep(x, fmt, rounding, key, random_bits)
+    if xp is _xp.NUMPY:
+        return unblocked(np, _quantize(xp, np, fmt, dtype, blocked(np, x, fmt))[0], fmt, x.shape)
+    return _jax_fns(fmt, dtype)[0](x)
+
+
+def _encode(xp, xm, fmt, dtype, x):
+    from numfmt._block_chop import blocked
+    from numfmt._block_codes import _finish
+
+    _, codes, amax64, bad = _quantize(xp, xm, fmt, dtype, blocked(xm, x, fmt))
+    scales = xp.where(bad, xp.asarray(np.nan, np.dtype(np.float64)), amax64)
+    elem, scale = _finish(xm, fmt, x.shape, codes, scales)
+    return elem, xp.astype(scale, np.dtype(np.float32))
+
+
+def table_encode(x, fmt, rounding, *, key=None, random_bits=None):
+    xp, xm, x, dtype = _prep(x, fmt, rounding, key, random_bits)
+    if xp is _xp.NUMPY:
+        return _encode(xp, np, fmt, dtype, x)
+    return _jax_fns(fmt, dtype)[1](x)
+
+
+def table_decode(codes, fmt, dtype=None):
+    """``(codes, float32 scales)`` -> ``RN_dtype(table[code] * scale)``."""
+    from numfmt._block_chop import blocked, unblocked
+    from numfmt._block_codes import _xm, unpack_nibbles
+
+    elem_codes, scales = codes
+    xm = _xm(elem_codes)
+    xp = _xp.namespace_of(elem_codes)
+    dtype = _check_dtype(np.float32 if dtype is None else dtype)
+    if fmt.nibbles != "unpacked":
+        elem_codes = unpack_nibbles(elem_codes, None, fmt.axis, fmt.nibbles)
+    table = xm.asarray(np.array(fmt.elem.values, np.float64))
+    vals = xm.take(table, xm.asarray(elem_codes).astype(np.int64))
+    vb = blocked(xm, vals, fmt)
+    s = xm.moveaxis(xm.asarray(scales), fmt.axis % scales.ndim, -1)[..., None].astype(np.float64)
+    prod = xp.bitcast(vb * s, xp.uint(64))
+    e_bits, m_bits, width, _ = layout(dtype)
+    target = FloatFormat(e_bits, m_bits)
+    r = make_plan(target, np.dtype(np.float64), Rounding.NEAREST_EVEN, Overflow.SAT_NONE, 0).round_bits(xp, prod)[0]
+    out, _ = from_f64(xp, r, xp.asarray(0, xp.int(64)), e_bits, m_bits, width)
+    out = xp.bitcast(xp.astype(out, xp.uint(width)), dtype)
+    return unblocked(xm, out, fmt, elem_codes.shape)
+
+
+@functools.cache
+def _jax_fns(fmt, dtype):
+    import jax
+    import jax.numpy as jnp
+
+    from numfmt._block_chop import blocked, unblocked
+
+    xp = _xp.jax_namespace()
+
+    @jax.custom_jvp
+    def chop(x):
+        return unblocked(jnp, _quantize(xp, jnp, fmt, dtype, blocked(jnp, x, fmt))[0], fmt, x.shape)
+
+    @chop.defjvp
+    def chop_jvp(primals, tangents):
+        return chop(*primals), tangents[0]
+
+    return jax.jit(chop), jax.jit(functools.partial(_encode, xp, jnp, fmt, dtype))

@@ -1,0 +1,315 @@
+"""Block formats with a non-power-of-two scale (NVFP4): exact definition and kernel.
+
+numfmt computes, with exact arithmetic and one rounding per step:
+
+1. tensor scale ``g = RN_f32(max_scale * max_elem / amax_tensor)``
+   (NVFP4: ``448 * 6 / amax``), saturated at float32's max; ``g = 1`` when
+   the tensor has no nonzero finite value;
+2. block scale ``s = RN_scale(amax_block * g / max_elem)``, saturated;
+3. elements ``q = round(x * g / s)`` into the element format (the chosen
+   rounding mode, saturating at ``max_elem``; ``q = +-0`` when ``s = 0``);
+4. results ``RN_dtype(q * s / g)``.
+
+``x * g / s`` is thus rounded once from its exact value. TransformerEngine and
+torchao compute the same quantities in float32 arithmetic (``x * (g / s)``
+or ``x / (s / g)``, each operation rounded), which can differ from the exact
+quotient in its last bits and, rarely, flip an element rounding at a tie;
+step 1 and 2 agree with them whenever their float32 product/quotient is
+exact. Quotients are evaluated as integer divisions of the significands
+with a sticky bit (round-to-odd at 38 or more bits), which makes the final
+rounding correct for every deterministic mode and for stochastic rounding
+with up to 31 random bits.
+
+Inputs: float16, bfloat16, float32 (float64 input is not supported yet).
+NaN makes its block NaN; infinity too (``inf='saturate'`` is not offered for
+these formats). ``amax_tensor`` ignores NaN and infinities.
+"""
+
+from __future__ import annotations
+
+import functools
+from fractions import Fraction
+
+import numpy as np
+
+from numfmt import _xp
+from numfmt._block import BlockFormat
+from numfmt._block_bits import from_f64, layout, require_x64, to_f64, unpack
+from numfmt._block_chop import _rbits, blocked, blocked_shape, in_chunks, unblocked
+from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, plan_for
+from numfmt._float import FloatFormat
+from numfmt._kernel import make_plan
+from numfmt._rounding import Overflow, Rounding
+
+__all__ = ["nvfp4_chop", "nvfp4_decode", "nvfp4_encode"]
+
+F32 = FloatFormat(8, 23)
+_OUT = {np.dtype(np.float32): F32, np.dtype(np.float16): FloatFormat(5, 10)}
+
+
+def _odd_split(v: Fraction) -> tuple[int, int]:
+    """``v = n * 2**k`` with ``n`` odd (v > 0 a dyadic rational)."""
+    n, d = v.numerator, v.denominator
+    k = -(d.bit_length() - 1)
+    while n % 2 == 0:
+        n //= 2
+        k += 1
+    return n, k
+
+
+def _norm(xp, sig, t, lead: int):
+    """Significand shifted so that its leading bit is at ``lead``."""
+    U, I = xp.uint(64), xp.int(64)
+    sh = xp.astype(xp.minimum(xp.maximum(lead - t, xp.asarray(0, I)), xp.asarray(63, I)), U)
+    return sig << sh
+
+
+def _div_odd(xp, num, den, nb: int, db: int):
+    """Round-to-odd quotient ``num * 2**sh / den`` (< 2**53) and ``sh``.
+
+    ``num < 2**nb``, ``2**(db-1) <= den < 2**db``.
+    """
+    U = xp.uint(64)
+    sh = min(64 - nb, 52 + db - nb)
+    n = num << xp.asarray(sh, U)
+    den = xp.where(den == xp.asarray(0, U), xp.asarray(1, U), den)  # callers discard x / 0
+    q = n // den
+    q = q | xp.astype(n - q * den != xp.asarray(0, U), U)
+    return q, sh
+
+
+def _f64(xp, q, k):
+    """float64 patterns of ``q * 2**k`` (``q < 2**53`` an integer array, ``k`` int64)."""
+    bits = xp.bitcast(xp.astype(q, np.dtype(np.float64)), xp.uint(64))
+    _, neg, sig, t, e_x = unpack(xp, bits, 11, 52, 64)
+    return to_f64(xp, neg, sig, t, e_x, k)
+
+
+def _round(xp, fmt, pat, overflow=Overflow.SAT_FINITE):
+    return make_plan(fmt, np.dtype(np.float64), Rounding.NEAREST_EVEN, overflow, 0).round_bits(xp, pat)[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _check(fmt: BlockFormat, dtype: np.dtype):
+    if dtype.itemsize == 8:
+        raise TypeError(f"{fmt} accepts float16, bfloat16 and float32 input; float64 input is not supported yet")
+    if not (isinstance(fmt.elem, FloatFormat) and fmt.elem.man_bits <= 3 and fmt.scale.man_bits <= 3):
+        raise ValueError(f"{fmt}: non-power-of-two scales support float elements and scales of at most 3 fraction bits")
+    if fmt.inf.value != "nan":
+        raise ValueError(f"{fmt}: inf='saturate' is only offered for power-of-two scales")
+
+
+def _parts(xp, u, dtype):
+    e_bits, m_bits, width, _ = layout(dtype)
+    a, neg, sig, t, e_x = unpack(xp, u, e_bits, m_bits, width)
+    return a, neg, _norm(xp, sig, t, m_bits), e_x - m_bits  # value = sigN * 2**(e_x - m_bits)
+
+
+def tensor_scale(xp, fmt: BlockFormat, amax, dtype):
+    """float64 pattern (uint64 scalar) of the float32 tensor scale from the amax pattern."""
+    U = xp.uint(64)
+    cn, ce = _odd_split(fmt.scale.max_value * Fraction(fmt.elem.max_value))
+    _, _, a_sig, a_k = _parts(xp, amax, dtype)
+    m_bits = layout(dtype)[1]
+    q, sh = _div_odd(xp, xp.asarray(cn, U), a_sig, cn.bit_length(), m_bits + 1)
+    g = _round(xp, F32, _f64(xp, q, ce - sh - a_k))
+    return xp.where(amax == xp.asarray(0, U), xp.asarray(0x3FF0000000000000, U), g)
+
+
+def quantize(xp, fmt: BlockFormat, dtype, rounding, random_bits, xb, g, rbits):
+    """Blocked input ``xb`` -> ``(out, unrep, scale patterns (f64), element patterns (f64), bad)``."""
+    e_bits, m_bits, width, _ = layout(dtype)
+    U = xp.uint(64)
+    u = xp.astype(xp.bitcast(xb, xp.uint(width)), U)
+    a, neg, x_sig, x_k = _parts(xp, u, dtype)
+    inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, U)
+    bad = xp.any(a >= inf_bits, axis=-1, keepdims=True)
+    amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)), axis=-1, keepdims=True)
+    _, _, g_sig, _, g_e = unpack(xp, g, 11, 52, 64)
+    g_sig, g_k = g_sig >> xp.asarray(29, U), g_e - 23  # g = g_sig * 2**g_k, 24-bit g_sig
+    # block scale s = RN(amax * g / max_elem)
+    en, ee = _odd_split(Fraction(fmt.elem.max_value))
+    _, _, b_sig, b_k = _parts(xp, amax, dtype)
+    q, sh = _div_odd(xp, b_sig * g_sig, xp.asarray(en, U), m_bits + 25, en.bit_length())
+    s = _round(xp, fmt.scale, _f64(xp, q, b_k + g_k - sh - ee))
+    s = xp.where(amax == xp.asarray(0, U), xp.asarray(0, U), s)
+    s_zero = s == xp.asarray(0, U)
+    _, _, s_sig, s_t, s_e = unpack(xp, s, 11, 52, 64)
+    s_sig = _norm(xp, s_sig, s_t, 52) >> xp.asarray(52 - fmt.scale.man_bits, U)
+    s_k = s_e - fmt.scale.man_bits
+    # elements q = round(x * g / s)
+    s_den = xp.where(s_zero, xp.asarray(1 << fmt.scale.man_bits, U), s_sig)
+    y, sh = _div_odd(xp, x_sig * g_sig, s_den, m_bits + 25, fmt.scale.man_bits + 1)
+    y = _f64(xp, y, x_k + g_k - sh - s_k)
+    zero = (a == xp.asarray(0, U)) | s_zero
+    sign = xp.where(neg, xp.asarray(1 << 63, U), xp.asarray(0, U))
+    y = xp.where(zero, xp.asarray(0, U), y) | sign
+    elem_plan = plan_for(fmt.elem, np.float64, rounding, Overflow.SAT_FINITE, random_bits)
+    qe, _ = elem_plan.round_bits(xp, y, rbits)
+    qe = xp.where(bad, xp.asarray(0, U), qe)
+    out, unrep = dequantize(xp, fmt, dtype, qe, s, g)
+    out = xp.where(bad, xp.asarray(np.nan, dtype), out)
+    return out, unrep & ~bad, s, qe, bad
+
+
+def dequantize(xp, fmt, dtype, qe, s, g):
+    """``RN_dtype(q * s / g)`` from float64 patterns: ``(values in dtype, overflow mask)``."""
+    e_bits, m_bits, width, _ = layout(dtype)
+    U = xp.uint(64)
+    ma, mb = fmt.elem.man_bits, fmt.scale.man_bits
+    qa, qneg, q_sig, q_t, q_e = unpack(xp, qe, 11, 52, 64)
+    _, _, s_sig, s_t, s_e = unpack(xp, s, 11, 52, 64)
+    _, _, g_sig, g_t, g_e = unpack(xp, g, 11, 52, 64)
+    q_n = _norm(xp, q_sig, q_t, 52) >> xp.asarray(52 - ma, U)
+    s_n = _norm(xp, s_sig, s_t, 52) >> xp.asarray(52 - mb, U)
+    num = q_n * s_n  # < 2**(ma + mb + 2)
+    val, sh = _div_odd(xp, num, g_sig >> xp.asarray(29, U), ma + mb + 2, 24)
+    k = (q_e - ma) + (s_e - mb) - (g_e - 23) - sh
+    exact = _f64(xp, val, k)
+    zero = (qa == xp.asarray(0, U)) | (s_sig == xp.asarray(0, U))
+    target = _OUT.get(np.dtype(dtype), FloatFormat(8, 7))
+    r = _round(xp, target, exact, Overflow.SAT_NONE)
+    inf64 = xp.asarray(0x7FF << 52, U)
+    over = (r & xp.asarray((1 << 63) - 1, U)) == inf64
+    r = xp.where(zero, xp.asarray(0, U), r) | xp.where(qneg, xp.asarray(1 << 63, U), xp.asarray(0, U))
+    out, _ = from_f64(xp, xp.where(over, xp.asarray(0, U), r), xp.asarray(0, xp.int(64)), e_bits, m_bits, width)
+    out = xp.where(over, out | xp.asarray(((1 << e_bits) - 1) << m_bits, U), out)
+    return xp.bitcast(xp.astype(out, xp.uint(width)), dtype), over & ~zero
+
+
+def _prepare(x, fmt, rounding, key, random_bits):
+    rounding = Rounding.parse(rounding)
+    if _xp.is_jax_array(x):
+        require_x64()
+        xp = _xp.jax_namespace()
+        if key is not None and not _xp.is_jax_array(key):
+            raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
+    else:
+        xp, x = _xp.NUMPY, np.asarray(x)
+    dtype = _check_dtype(x.dtype)
+    _check(fmt, dtype)
+    n = _check_random_bits(rounding, random_bits, dtype)
+    plan = plan_for(fmt.elem, np.float64, rounding, Overflow.SAT_FINITE, n)
+    _check_key(key, plan)
+    if xp is _xp.NUMPY:
+        key = _numpy_key(key, plan)
+    return xp, x, (fmt, dtype, rounding, n), _rbits(xp, key, blocked_shape(x.shape, fmt))
+
+
+def _tensor_scale_of(xp, fmt, dtype, x):
+    e_bits, m_bits, width, _ = layout(dtype)
+    U = xp.uint(64)
+    a = xp.astype(xp.bitcast(x, xp.uint(width)), U) & xp.asarray((1 << (width - 1)) - 1, U)
+    inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, U)
+    amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)))
+    return tensor_scale(xp, fmt, amax, dtype)
+
+
+def _run(xp, xm, static, x, rbits):
+    """Whole computation: ``(results, overflow mask, s, q, bad, g)`` (blocked except results)."""
+    fmt, dtype, rounding, n = static
+    g = _tensor_scale_of(xp, fmt, dtype, x)
+    out, unrep, s, qe, bad = quantize(xp, fmt, dtype, rounding, n, blocked(xm, x, fmt), g, rbits)
+    return unblocked(xm, out, fmt, x.shape), unrep, s, qe, bad, g
+
+
+def _raise(fmt, dtype, count):
+    raise ValueError(f"chop to {fmt}: {count} results overflow {dtype.name} (they cannot hold); pass float32 input")
+
+
+def nvfp4_chop(x, fmt, rounding, *, key=None, random_bits=None):
+    xp, x, static, rbits = _prepare(x, fmt, rounding, key, random_bits)
+    if xp is _xp.NUMPY:
+        _, dtype, rounding, n = static
+        g = _tensor_scale_of(xp, fmt, dtype, x)
+        step = lambda b, r: quantize(xp, fmt, dtype, rounding, n, b, g, r)[:2]  # noqa: E731
+        out, count = in_chunks(step, blocked(np, x, fmt), rbits)
+        if count:
+            _raise(fmt, dtype, count)
+        return unblocked(np, out, fmt, x.shape)
+    import jax
+
+    if not isinstance(x, jax.core.Tracer):  # under tracing an overflow is +-inf (IEEE)
+        count = int(_jax_fns(static)[1](x, rbits))
+        if count:
+            _raise(fmt, static[1], count)
+    return _jax_fns(static)[0](x, rbits)
+
+
+@functools.cache
+def _jax_fns(static):
+    """Jitted (straight-through chop, overflow count, encode) for one static configuration."""
+    import jax
+    import jax.numpy as jnp
+
+    xp = _xp.jax_namespace()
+
+    @jax.custom_jvp
+    def chop(x, rbits):
+        return _run(xp, jnp, static, x, rbits)[0]
+
+    @chop.defjvp
+    def chop_jvp(primals, tangents):
+        return chop(*primals), tangents[0]
+
+    def count(x, rbits):
+        return jnp.sum(_run(xp, jnp, static, x, rbits)[1])
+
+    return jax.jit(chop), jax.jit(count), jax.jit(functools.partial(_encode, xp, jnp, static))
+
+
+def _encode(xp, xm, static, x, rbits):
+    from numfmt._block_codes import _finish
+    from numfmt._codes import encode
+
+    fmt = static[0]
+    _, _, s, qe, bad, g = _run(xp, xm, static, x, rbits)
+    f64 = np.dtype(np.float64)
+    sc = encode(xp.bitcast(s, f64), fmt.scale)
+    sc = xp.where(bad, xp.asarray(fmt.scale.nan_code, sc.dtype), sc)
+    elem_codes, scale_codes = _finish(xm, fmt, x.shape, encode(xp.bitcast(qe, f64), fmt.elem), sc)
+    return elem_codes, scale_codes, xp.astype(xp.bitcast(g, f64), np.dtype(np.float32))
+
+
+def nvfp4_encode(x, fmt, rounding, *, key=None, random_bits=None):
+    xp, x, static, rbits = _prepare(x, fmt, rounding, key, random_bits)
+    if xp is _xp.NUMPY:
+        return _encode(xp, np, static, x, rbits)
+    return _jax_fns(static)[2](x, rbits)
+
+
+def nvfp4_decode(codes, fmt, dtype=None):
+    from numfmt._block_codes import check_codes
+
+    elem_codes, scale_codes, g = codes
+    dtype = _check_dtype(np.float32 if dtype is None else dtype)
+    _check(fmt, dtype)
+    check_codes(fmt, elem_codes, scale_codes)
+    if not _xp.is_jax_array(elem_codes):
+        return _decode(_xp.NUMPY, np, fmt, dtype, np.asarray(elem_codes), np.asarray(scale_codes), np.asarray(g))
+    require_x64()
+    return _jax_decode(fmt, dtype)(elem_codes, scale_codes, g)
+
+
+@functools.cache
+def _jax_decode(fmt, dtype):
+    import jax
+    import jax.numpy as jnp
+
+    return jax.jit(functools.partial(_decode, _xp.jax_namespace(), jnp, fmt, dtype))
+
+
+def _decode(xp, xm, fmt, dtype, elem_codes, scale_codes, g):
+    """Results ``RN_dtype(q * s / g)``; an overflow of ``dtype`` gives +-inf (as IEEE arithmetic)."""
+    from numfmt._block_codes import decode_elements
+    from numfmt._codes import decode
+
+    elem_codes, values = decode_elements(xm, fmt, elem_codes)
+    vb = xp.bitcast(blocked(xm, values, fmt), xp.uint(64))
+    sv = decode(xm.moveaxis(scale_codes, fmt.axis % scale_codes.ndim, -1)[..., None], fmt.scale, np.float64)
+    bad = sv != sv
+    s = xp.bitcast(xm.where(bad, 0.0, sv), xp.uint(64))
+    g64 = xp.bitcast(xp.astype(xm.asarray(g, np.float32), np.dtype(np.float64)), xp.uint(64))
+    out, _ = dequantize(xp, fmt, dtype, vb, s, g64)
+    out = xp.where(bad, xp.asarray(np.nan, dtype), out)
+    return unblocked(xm, out, fmt, elem_codes.shape)
