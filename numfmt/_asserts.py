@@ -170,7 +170,8 @@ def assert_representable(x, fmt, *, err_msg: str = "") -> None:
     a = float_array(x, "x")
     flat = bits(a.reshape(-1))
     unique, inverse = np.unique(flat, return_inverse=True)
-    as_float = unique.view(a.dtype).astype(np.float64)
+    with np.errstate(invalid="ignore"):  # signalling NaN patterns
+        as_float = unique.view(a.dtype).astype(np.float64)
     ok = np.array([_grid.representable(exact(v), fmt) for v in as_float], dtype=bool)
     bad = ~ok[inverse.reshape(-1)]
     if not bad.any():

@@ -76,8 +76,14 @@ def to_dtype(values, dtype) -> np.ndarray:
     d = dtype_format(dtype)
     out = []
     for v in values:
-        r = round_value(v, d) if isinstance(v, Fraction) else v
-        out.append(float(r))
+        if isinstance(v, Fraction):
+            try:
+                f = float(v)
+            except OverflowError:
+                f = None
+            # exact in float64: the cast to dtype below is the one rounding
+            v = f if f is not None and Fraction(f) == v else round_value(v, d)
+        out.append(float(v))
     return np.array(out, np.float64).astype(dtype)
 
 
@@ -114,7 +120,7 @@ def representable(v, fmt: FloatFormat) -> bool:
         return fmt.has_nan
     if isinstance(v, float) and v == 0 and math.copysign(1.0, v) < 0 and not fmt.has_negative_zero:
         return False
-    if _skips_subnormals(fmt) and v != 0 and abs(Fraction(v)) < fmt.smallest_normal:
+    if _skips_subnormals(fmt) and v != 0 and not math.isinf(v) and abs(Fraction(v)) < fmt.smallest_normal:
         return False
     try:
         encode_value(v, fmt)

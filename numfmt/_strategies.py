@@ -211,20 +211,24 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
     if dtype is not None:
         _check_fits(fmt, dtype)
     signs = [1, -1] if fmt.signed else [1]
+    kinds = ["finite"] + (["inf"] if allow_infinity and fmt.has_inf else [])
+    kinds += ["nan"] if allow_nan and fmt.has_nan else []
 
-    def finite(pair):
-        i, sign = pair
+    def value(args):
+        kind, i, sign = args
+        if kind == "nan":
+            return np.nan
+        if kind == "inf":
+            return sign * np.inf
         v = _grid.magnitude(fmt, i)
         if v == 0:
             return -0.0 if sign < 0 and fmt.has_negative_zero else 0.0
         return sign * v
 
-    strategy = st.tuples(st.integers(0, _grid.count(fmt) - 1), st.sampled_from(signs)).map(finite)
-    specials = ([np.inf] + ([-np.inf] if fmt.signed else []) if allow_infinity and fmt.has_inf else []) + (
-        [np.nan] if allow_nan and fmt.has_nan else []
-    )
-    if specials:
-        strategy = strategy | st.sampled_from(specials)
+    # one tuple for every kind, so that shrinking prefers finite values (a
+    # separate branch for the specials would be a shorter, "simpler" draw)
+    strategy = st.tuples(st.sampled_from(kinds), st.integers(0, _grid.count(fmt) - 1), st.sampled_from(signs))
+    strategy = strategy.map(value)
     if dtype is None:
         return strategy
     return strategy.map(lambda v: _grid.to_dtype([v], dtype)[0])
@@ -264,12 +268,19 @@ def boundary_values(fmt, *, dtype=np.float64):
         mark_x = _grid.to_dtype(marks, dtype)
     inf = np.array(np.inf, dtype)
 
-    def point(args):
-        kind, index, nudge, sign = args
+    kinds = (["midpoint", "value"] if n >= 2 else []) + ["landmark", *_SPECIAL_INPUTS]
+
+    @st.composite
+    def point(draw):
+        # every kind draws the same four choices, so shrinking orders by kind first
+        kind = draw(st.sampled_from(kinds))
+        index = draw(st.integers(0, n - 2) if kind in ("midpoint", "value") else st.integers(0, len(marks) - 1))
+        nudge, sign = draw(st.sampled_from([0, -1, 1])), draw(st.sampled_from([1, -1]))
+        if kind in _SPECIAL_INPUTS:
+            return dtype.type(sign * _SPECIAL_INPUTS[kind])
         if kind == "landmark":
-            x = mark_x[index % len(marks)]
+            x = mark_x[index]
         else:
-            index %= n - 1
             lo, hi = _grid.magnitude(fmt, index), _grid.magnitude(fmt, index + 1)
             with np.errstate(over="ignore"):
                 x = _grid.to_dtype([(lo + hi) / 2 if kind == "midpoint" else lo], dtype)[0]
@@ -277,12 +288,10 @@ def boundary_values(fmt, *, dtype=np.float64):
             x = np.nextafter(x, nudge * inf)
         return dtype.type(-x if sign < 0 else x)
 
-    kinds = ["midpoint", "value", "landmark"] if n >= 2 else ["landmark"]
-    drawn = st.tuples(
-        st.sampled_from(kinds), st.integers(0, max(n - 2, len(marks) - 1)), st.sampled_from([0, -1, 1]),
-        st.sampled_from([1, -1]),
-    ).map(point)  # fmt: skip
-    return drawn | st.sampled_from([0.0, -0.0, np.inf, -np.inf, np.nan]).map(dtype.type)
+    return point()
+
+
+_SPECIAL_INPUTS = {"zero": 0.0, "inf": np.inf, "nan": np.nan}
 
 
 def float_bits(dtype, shape=None):
