@@ -30,6 +30,7 @@ from numfmt.testing import (
 )
 
 FIND = settings(max_examples=50, database=None)
+FIND_MORE = settings(max_examples=300, database=None)
 DTYPES = [np.float16, ml_dtypes.bfloat16, np.float32, np.float64]
 
 
@@ -191,10 +192,10 @@ def test_boundary_inputs_contain_every_tie_and_its_neighbours(name):
 
 
 def test_boundary_values_find_the_overflow_tie_and_specials():
-    assert find(boundary_values("float8_e4m3fn"), lambda v: 450 < v < 500, settings=settings(max_examples=300, database=None)) == 464.0
-    above = find(boundary_values("float8_e4m3fn", dtype=np.float32), lambda v: 464 < v < 470, settings=settings(max_examples=300, database=None))
+    assert find(boundary_values("float8_e4m3fn"), lambda v: 450 < v < 500, settings=FIND_MORE) == 464.0
+    above = find(boundary_values("float8_e4m3fn", dtype=np.float32), lambda v: 464 < v < 470, settings=FIND_MORE)
     assert above == np.nextafter(np.float32(464), np.float32(500))
-    assert math.isnan(find(boundary_values("float4_e2m1fn"), np.isnan, settings=settings(max_examples=300, database=None)))
+    assert math.isnan(find(boundary_values("float4_e2m1fn"), np.isnan, settings=FIND_MORE))
 
 
 # --------------------------------------------------------------- float_bits
