@@ -73,6 +73,8 @@ def _float_formats(min_bits, max_bits, exact_in, *, exp_bits=None, man_bits=None
     subnormals = _members(Subnormals, subnormals, "subnormals")
     overflows = _members(Overflow, overflow, "overflow")
     signs = [True, False] if signed is None else [bool(signed)]
+    if signs == [False] and not set(specials) & set(_UNSIGNED_OK):
+        raise ValueError("signed=False needs specials 'fn', 'p3109' or 'p3109_finite' among the allowed specials")
     e_lo, e_hi = _bounds(exp_bits, 1, _MAX_EXP_BITS, "exp_bits")
     m_lo, m_hi = _bounds(man_bits, 0, _MAX_MAN_BITS, "man_bits")
     if exact_in is not None:

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from fractions import Fraction
+from pathlib import Path
 
 import ml_dtypes
 import numpy as np
@@ -102,6 +103,7 @@ def test_formats_shrink_to_small_default_formats():
         (dict(specials="ieeee"), "unknown specials"),
         (dict(exp_bits=(0, 3)), "exp_bits"),
         (dict(colour="red"), "colour"),
+        (dict(signed=False, specials="ieee"), "signed=False needs specials"),
     ],
 )
 def test_formats_errors(kwargs, message):
@@ -419,3 +421,15 @@ def test_bernstein_bound_holds_for_the_exact_binomial(n, p, alpha):
     t = float(bernstein_bound(n, np.float64(float(p)), alpha))
     tail = sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1) if abs(k - n * p) > t)
     assert tail <= alpha
+
+
+# ------------------------------------------------------------- the docs page
+def test_docs_testing_page_runs_and_shows_true_output(capsys):
+    """Every python block of docs/testing.md runs; its ```text block is real output."""
+    page = (Path(__file__).parent.parent / "docs" / "testing.md").read_text()
+    namespace: dict = {}
+    for block in re.findall(r"```python\n(.*?)```", page, re.S):
+        exec(compile(block, "docs/testing.md", "exec"), namespace)  # noqa: S102
+    printed = capsys.readouterr().out
+    for shown in re.findall(r"```text\n(.*?)```", page, re.S):
+        assert shown in printed
