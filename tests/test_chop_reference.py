@@ -72,9 +72,9 @@ def test_ties_and_specials(fmt, mode):
 
 
 @given(FORMATS, st.sampled_from(["stochastic_a", "stochastic_b", "stochastic_c"]), st.integers(1, 31),
-       st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)), min_size=1, max_size=16))  # fmt: skip
+       st.lists(st.tuples(float_bits(np.float32), st.integers(0, 2**32 - 1)), min_size=1, max_size=16))  # fmt: skip
 def test_stochastic_with_given_bits(fmt, mode, n, pairs):
-    x = np.array([p for p, _ in pairs], np.uint32).view(np.float32)
+    x = np.array([p for p, _ in pairs], np.float32)  # raw float32 bit patterns
     r = np.array([q for _, q in pairs], np.uint32)
     plan = make_plan(fmt, np.dtype(np.float32), numfmt.Rounding.parse(mode), fmt.overflow, n)
     if plan.can_be_unrepresentable:
