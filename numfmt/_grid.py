@@ -21,7 +21,7 @@ from numfmt._float import FloatFormat, Subnormals
 from numfmt._reference import encode_value, round_value
 from numfmt._xp import FLOAT_LAYOUTS
 
-__all__ = ["boundary_array", "count", "dtype_format", "fits", "landmarks", "magnitude", "representable"]
+__all__ = ["boundary_array", "count", "dtype_format", "fits", "gap_points", "landmarks", "magnitude", "representable"]
 
 
 def _skips_subnormals(fmt: FloatFormat) -> bool:
@@ -38,6 +38,12 @@ def magnitude(fmt: FloatFormat, i: int) -> Fraction:
     """The ``i``-th nonnegative value of ``fmt`` (``0 <= i < count(fmt)``)."""
     code = i + (1 << fmt.man_bits) - 1 if i > 0 and _skips_subnormals(fmt) else i
     return Fraction(fmt.code_to_value(code))
+
+
+def gap_points(fmt: FloatFormat, i: int) -> tuple[Fraction, Fraction]:
+    """The lower end and the midpoint (the tie) of gap ``i`` (``0 <= i < count(fmt) - 1``)."""
+    lo, hi = magnitude(fmt, i), magnitude(fmt, i + 1)
+    return lo, (lo + hi) / 2
 
 
 def landmarks(fmt: FloatFormat) -> list[Fraction]:
@@ -98,8 +104,7 @@ def boundary_array(fmt: FloatFormat, gaps, dtype) -> np.ndarray:
     """
     points = []
     for i in gaps:
-        lo, hi = magnitude(fmt, i), magnitude(fmt, i + 1)
-        points += [lo, (lo + hi) / 2]
+        points += gap_points(fmt, i)
     points += landmarks(fmt)
     with np.errstate(over="ignore"):
         x = to_dtype(points, dtype)

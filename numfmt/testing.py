@@ -32,7 +32,8 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess test
 
 from numfmt._asserts import assert_bits_equal, assert_representable
 from numfmt._asserts_rounding import assert_rounds_like, assert_unbiased
-from numfmt._strategies import boundary_values, float_bits, formats, keys, values
+from numfmt._format_strategies import formats
+from numfmt._strategies import boundary_values, float_bits, keys, values
 
 __all__ = [
     "assert_bits_equal",
