@@ -340,6 +340,14 @@ def _half_up(x, name):
     return np.where(x >= mid, hi, lo).astype(x.dtype)
 
 
+def test_assert_rounds_like_accepts_jitted_jax_quantizers():
+    import jax
+
+    assert_rounds_like(jax.jit(lambda x: numfmt.chop(x, "bfloat16", "to_odd")), "bfloat16", "to_odd", dtype=np.float32)
+    with pytest.raises(AssertionError, match="differ"):
+        assert_rounds_like(jax.jit(lambda x: numfmt.chop(x, "bfloat16")), "bfloat16", "to_odd", dtype=np.float32)
+
+
 def test_assert_rounds_like_overflow_option_and_contract():
     sat = lambda x: numfmt.chop(x, "float8_e4m3fn", overflow="sat_finite")  # noqa: E731
     assert_rounds_like(sat, "float8_e4m3fn", overflow="sat_finite")
