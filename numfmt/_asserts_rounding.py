@@ -164,9 +164,10 @@ def assert_unbiased(sr_fn, x, n: int, fmt, *, alpha: float = 1e-6, err_msg: str 
     False failures: for a correct, unbiased ``sr_fn`` with independent draws
     the probability that this assertion fails is at most ``alpha`` (default
     1e-6) for the whole call (Bernstein's inequality and a union bound over
-    elements). Power: a bias of ``d`` in the probability is caught about when
-    ``d > 2 * sqrt(p (1-p) log(2m / alpha) / n)``, e.g. ``d > 0.027`` for
-    ``p = 0.5``, ``n = 10_000``, ``m = 1``.
+    elements). Power: the allowed deviation is about
+    ``sqrt(2 n p (1-p) L) + L / 3`` round-ups with ``L = log(2 m / alpha)``,
+    so a bias ``d`` in the probability is caught once ``n d`` clearly exceeds
+    it, e.g. ``d`` above about 0.03 for ``p = 0.5``, ``n = 10_000``, ``m = 1``.
 
     Args:
       sr_fn: the stochastic quantizer, a function of one array returning an
