@@ -34,9 +34,9 @@ def _inputs(fmt, dtype, n_random: int, max_gaps: int, rng) -> np.ndarray:
     width = dtype.itemsize * 8
     raw = rng.integers(0, 2**width, size=n_random, dtype=f"uint{width}").view(dtype)
     lowest = fmt.emin - fmt.man_bits - 2
-    scale = np.exp2(rng.integers(lowest, fmt.emax + 3, size=n_random).astype(np.float64))
-    with np.errstate(over="ignore"):
-        spread = (rng.uniform(-2.0, 2.0, size=n_random) * scale).astype(dtype)
+    exponents = rng.integers(lowest, fmt.emax + 3, size=n_random).astype(np.float64)
+    with np.errstate(over="ignore", under="ignore"):  # beyond the dtype: +-inf or 0, still valid inputs
+        spread = (rng.uniform(-2.0, 2.0, size=n_random) * np.exp2(exponents)).astype(dtype)
     return np.concatenate([boundary, raw, spread])
 
 

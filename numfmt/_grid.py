@@ -106,10 +106,10 @@ def boundary_array(fmt: FloatFormat, gaps, dtype) -> np.ndarray:
     for i in gaps:
         points += gap_points(fmt, i)
     points += landmarks(fmt)
-    with np.errstate(over="ignore"):
+    inf = np.array(np.inf, dtype)
+    with np.errstate(over="ignore"):  # points beyond the dtype become +-inf
         x = to_dtype(points, dtype)
-    inf = np.array(np.inf, x.dtype)
-    x = np.concatenate([x, np.nextafter(x, inf), np.nextafter(x, -inf)])
+        x = np.concatenate([x, np.nextafter(x, inf), np.nextafter(x, -inf)])
     x = x[x > 0]
     specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan]).astype(dtype)
     return np.concatenate([x, -x, specials])

@@ -137,7 +137,8 @@ def boundary_values(fmt, *, dtype=np.float64):
             with np.errstate(over="ignore"):
                 x = _grid.to_dtype([mid if kind == "midpoint" else lo], dtype)[0]
         if nudge:
-            x = np.nextafter(x, nudge * inf)
+            with np.errstate(over="ignore"):
+                x = np.nextafter(x, nudge * inf)
         return dtype.type(-x if sign < 0 else x)
 
     return point()

@@ -159,7 +159,9 @@ def near_a_boundary(x: float, fmt) -> bool:
     if x == 0 or not math.isfinite(x):
         return True
     m = abs(x)
-    for c in (m, np.nextafter(m, 0.0), np.nextafter(m, np.inf)):
+    with np.errstate(over="ignore"):
+        up = np.nextafter(m, np.inf)
+    for c in (m, np.nextafter(m, 0.0), up):
         if not math.isfinite(c) or c == 0:
             continue
         c = Fraction(float(c))
@@ -180,6 +182,12 @@ def test_boundary_values_are_near_boundaries(data):
     x = data.draw(boundary_values(fmt), label="x")
     assert isinstance(x, np.float64)
     assert near_a_boundary(float(x), fmt), (fmt, x)
+
+
+@given(boundary_values("float(e=11,m=51)"), boundary_values("float64"))
+def test_boundary_values_at_the_ends_of_float64(x, y):
+    assert near_a_boundary(float(x), numfmt.parse("float(e=11,m=51)"))
+    assert near_a_boundary(float(y), numfmt.parse("float64"))
 
 
 @pytest.mark.parametrize("name", ["float8_e4m3fn", "float(e=3,m=2,subnormals=round_to_normal)", "binary8p1se"])
@@ -338,6 +346,11 @@ def _half_up(x, name):
     hi = numfmt.chop(x, name, "toward_positive")
     mid = lo + (hi - lo) / 2
     return np.where(x >= mid, hi, lo).astype(x.dtype)
+
+
+@pytest.mark.parametrize("name", ["float(e=10,m=1,bias=0)", "float(e=10,m=1,bias=1000)", "float(e=11,m=52)"])
+def test_assert_rounds_like_at_the_ends_of_float64(name):
+    assert_rounds_like(lambda x: numfmt.chop(x, name), name, n_random=256, max_gaps=64)
 
 
 def test_assert_rounds_like_accepts_jitted_jax_quantizers():
