@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt.testing import assert_bits_equal
+from numfmt.testing import assert_bits_equal, float_bits, formats
 
 ML_DTYPES = [
     "bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e4m3b11fnuz", "float8_e4m3", "float8_e5m2",
@@ -67,9 +67,8 @@ def test_ml_dtypes_codes(name):
     np.testing.assert_array_equal(got, want.view(got.dtype))
 
 
-@given(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=64), st.sampled_from(ML_DTYPES))
-def test_ml_dtypes_hypothesis(patterns, name):
-    x = np.array(patterns, np.uint32).view(np.float32)
+@given(float_bits(np.float32, shape=st.integers(1, 64)), st.sampled_from(ML_DTYPES))
+def test_ml_dtypes_hypothesis(x, name):
     keep = comparable(x, name)
     assert_bits_equal(numfmt.chop(x[keep], name, mode_for(name)), ml_dtypes_reference(x[keep], name))
 
@@ -114,13 +113,15 @@ def mpfr_round(x: float, fmt, mode: str) -> float:
         return float(gmpy2.mpfr(x))
 
 
-ieee_formats = st.builds(numfmt.FloatFormat, exp_bits=st.integers(2, 10), man_bits=st.integers(1, 20))
+ieee_formats = formats(
+    specials="ieee", subnormals="on", overflow="sat_none", vary_bias=False, exp_bits=(2, 10), man_bits=(1, 20),
+    max_bits=31,
+)  # fmt: skip
 nearest_zero_mode = st.sampled_from(["nearest_even", "toward_zero", "toward_positive", "toward_negative"])
 
 
-@given(ieee_formats, nearest_zero_mode, st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=16))
-def test_mpfr_float64_patterns(fmt, mode, patterns):
-    x = np.array(patterns, np.uint64).view(np.float64)
+@given(ieee_formats, nearest_zero_mode, float_bits(np.float64, shape=st.integers(1, 16)))
+def test_mpfr_float64_patterns(fmt, mode, x):
     x = x[np.isfinite(x)]
     got = numfmt.chop(x, fmt, mode)
     want = np.array([mpfr_round(float(v), fmt, mode) for v in x])

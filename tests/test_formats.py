@@ -6,9 +6,9 @@ import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 import numfmt
+import numfmt.testing
 from numfmt import FloatFormat
 
 ML_DTYPES = [
@@ -58,15 +58,8 @@ def test_derived_facts_exact_beyond_float64():
     assert f.unit_roundoff == Fraction(1, 2**113)
 
 
-formats = st.builds(
-    FloatFormat,
-    exp_bits=st.integers(2, 11),
-    man_bits=st.integers(1, 30),
-    bias=st.none() | st.integers(-20, 40),
-    specials=st.sampled_from(["ieee", "fn", "fnuz", "finite", "p3109", "p3109_finite"]),
-    subnormals=st.sampled_from(["on", "flush", "round_to_normal"]),
-    overflow=st.sampled_from(list(numfmt.Overflow)),
-)
+# every variant, E <= 11, M <= 30, any bias (values beyond float64 included)
+formats = numfmt.testing.formats(max_bits=42, exact_in=None, exp_bits=(2, 11), man_bits=(1, 30))
 
 
 @given(formats)

@@ -9,7 +9,6 @@ underflow, overflow, ties, specials, stochastic.
 from __future__ import annotations
 
 import math
-import struct
 import warnings
 from fractions import Fraction
 
@@ -24,6 +23,7 @@ from numfmt._float import FloatFormat
 from numfmt._names import parse, presets
 from numfmt._reference import decode_code, encode_value, representable_values, round_value
 from numfmt._rounding import Rounding
+from numfmt.testing import boundary_values, float_bits, formats
 
 FLOAT16 = parse("float16")
 DIRECTED = {
@@ -59,10 +59,6 @@ def same(a, b) -> bool:
             return math.isnan(a) and math.isnan(b)
         return a == b and math.copysign(1, a) == math.copysign(1, b)
     return a == b
-
-
-def f64(bits: int) -> float:
-    return struct.unpack("<d", struct.pack("<Q", bits))[0]
 
 
 def mpfr_context(fmt: FloatFormat, rnd, emax=None):
@@ -107,11 +103,15 @@ def near_format(draw, fmt: FloatFormat) -> float:
     return -x if draw(st.booleans()) else x
 
 
+IEEE_FORMATS = formats(specials="ieee", subnormals="on", overflow="sat_none", vary_bias=False,
+                       exp_bits=(2, 8), man_bits=(1, 10), max_bits=19)  # fmt: skip
+
+
 @st.composite
 def ieee_case(draw):
-    fmt = FloatFormat(draw(st.integers(2, 8)), draw(st.integers(1, 10)))
-    raw = st.integers(0, 2**64 - 1).map(f64)
-    x = draw(st.one_of(raw, near_format(fmt), near_format(fmt)))
+    fmt = draw(IEEE_FORMATS)
+    raw = float_bits(np.float64).map(float)
+    x = draw(st.one_of(raw, near_format(fmt), near_format(fmt), boundary_values(fmt).map(float)))
     return fmt, x
 
 

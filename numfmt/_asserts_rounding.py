@@ -1,0 +1,245 @@
+"""Assertions about a user's quantizer: deterministic rounding and unbiased SR.
+
+Both compare against the exact scalar reference (``numfmt._reference``),
+never against numfmt's fast kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from numfmt import _grid
+from numfmt._asserts import bits, describe, exact, float_array, float_format, mismatches, report
+from numfmt._reference import round_value
+from numfmt._rounding import Overflow, Rounding
+from numfmt._xp import FLOAT_LAYOUTS
+
+__all__ = ["assert_rounds_like", "assert_unbiased"]
+
+
+def _inputs(fmt, dtype, n_random: int, max_gaps: int, rng) -> np.ndarray:
+    """Boundary inputs of (a sample of) the gaps, raw bit patterns, and random
+    values spread over the format's exponent range."""
+    n_gaps = _grid.count(fmt) - 1
+    if n_gaps <= max_gaps:
+        gaps = range(n_gaps)
+    else:
+        ends = list(range(max_gaps // 4)) + list(range(n_gaps - max_gaps // 4, n_gaps))
+        middle = rng.integers(max_gaps // 4, n_gaps - max_gaps // 4, size=max_gaps // 2)
+        gaps = sorted(set(ends) | {int(i) for i in middle})
+    boundary = _grid.boundary_array(fmt, gaps, dtype)
+    width = dtype.itemsize * 8
+    raw = rng.integers(0, 2**width, size=n_random, dtype=f"uint{width}").view(dtype)
+    lowest = fmt.emin - fmt.man_bits - 2
+    exponents = rng.integers(lowest, fmt.emax + 3, size=n_random).astype(np.float64)
+    with np.errstate(over="ignore", under="ignore"):  # beyond the dtype: +-inf or 0, still valid inputs
+        spread = (rng.uniform(-2.0, 2.0, size=n_random) * np.exp2(exponents)).astype(dtype)
+    return np.concatenate([boundary, raw, spread])
+
+
+def _reference(x: np.ndarray, fmt, rounding, overflow) -> np.ndarray:
+    flat = x.reshape(-1)
+    unique, inverse = np.unique(bits(flat), return_inverse=True)
+    with np.errstate(invalid="ignore"):  # signalling NaN patterns
+        values = unique.view(x.dtype).astype(np.float64)
+    want = _grid.to_dtype([round_value(exact(v), fmt, rounding, overflow) for v in values], x.dtype)
+    return want[inverse.reshape(-1)].reshape(x.shape)
+
+
+def _call(f, x: np.ndarray, name: str) -> np.ndarray:
+    y = np.asarray(f(x))
+    if y.dtype != x.dtype or y.shape != x.shape:
+        raise AssertionError(
+            f"{name} must return an array of the input's dtype and shape: given {x.dtype}{x.shape}, "
+            f"it returned {y.dtype}{y.shape}"
+        )
+    return y
+
+
+def assert_rounds_like(
+    f, fmt, rounding="nearest_even", *, dtype=np.float64, overflow=None, n_random: int = 2048,
+    max_gaps: int = 1024, seed: int = 0, err_msg: str = "",
+) -> None:  # fmt: skip
+    """Assert a quantizer ``f`` rounds into ``fmt`` exactly as ``rounding`` says.
+
+    ``f`` is called once, on a 1-D ``dtype`` array of generated inputs: for
+    every gap between neighbouring values of ``fmt`` (or ``max_gaps`` of them,
+    the lowest and highest included, for bigger formats) its lower value and
+    its midpoint, each exactly and one ``dtype`` ulp either side; the regime
+    landmarks (underflow tie, smallest subnormal and normal, 1, max, overflow
+    threshold); +-0, +-inf and NaN; all with both signs; then ``n_random``
+    raw bit patterns and ``n_random`` values spread over the format's
+    exponent range. Its results must equal, bit for bit (NaN payloads
+    aside), one rounding of each exact input by ``numfmt._reference``.
+
+    Args:
+      f: the quantizer: a function of one array returning an array of the
+        same dtype and shape (NumPy or JAX).
+      fmt: a float format object or string; ``dtype`` must hold its values.
+      rounding: a deterministic :class:`numfmt.Rounding` member or name.
+      dtype: float dtype of the inputs (float16, bfloat16, float32, float64).
+      overflow: an :class:`numfmt.Overflow` member or name; None: ``fmt.overflow``.
+      n_random: how many random bit patterns and random in-range values.
+      max_gaps: how many gaps of the format to probe at most.
+      seed: seed of the random inputs (the same seed gives the same inputs).
+      err_msg: prepended to the failure message.
+
+    Raises:
+      AssertionError: if ``f`` returns the wrong dtype or shape, or naming how
+        many results differ and the first few with their inputs, results and
+        expected results, each with its bits and its code in ``fmt``.
+      ValueError: for a stochastic ``rounding`` (use :func:`assert_unbiased`),
+        a ``dtype`` that cannot hold every value of ``fmt``, or a format
+        family not supported yet.
+
+    Examples:
+      >>> import numpy as np, numfmt
+      >>> assert_rounds_like(lambda x: numfmt.chop(x, "float8_e4m3fn"), "float8_e4m3fn")
+      >>> ties_away = lambda x: numfmt.chop(x, "float8_e4m3fn", "nearest_away")
+      >>> assert_rounds_like(ties_away, "float8_e4m3fn")  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      AssertionError: ... elements differ from one nearest_even rounding into float8_e4m3fn (overflow=sat_none):
+        at (0,): input 0.0009765625 (0x3f50000000000000), got 0.001953125 ... [code 0x01], want 0.0 ...
+    """
+    fmt = float_format(fmt, "assert_rounds_like")
+    rounding = Rounding.parse(rounding)
+    if rounding.is_stochastic:
+        raise ValueError(
+            f"rounding={rounding.value!r} is stochastic; assert_rounds_like checks deterministic modes, "
+            "use assert_unbiased(sr_fn, x, n, fmt) for stochastic rounding"
+        )
+    overflow = fmt.overflow if overflow is None else Overflow.parse(overflow)
+    if np.dtype(dtype) not in FLOAT_LAYOUTS:
+        raise ValueError(f"dtype={dtype!r} must be float16, bfloat16, float32 or float64")
+    dtype = np.dtype(dtype)
+    if not _grid.fits(fmt, dtype):
+        raise ValueError(f"dtype={dtype.name} cannot hold every value of {fmt} exactly; pass a wider dtype")
+    x = _inputs(fmt, dtype, n_random, max_gaps, np.random.default_rng(seed))
+    got = _call(f, x, "f")
+    want = _reference(x, fmt, rounding, overflow)
+    bad = mismatches(got, want, nan_payload=False)
+    if bad.any():
+        header = (
+            f"{err_msg}{int(bad.sum())} of {bad.size} elements differ from one {rounding.value} rounding "
+            f"into {fmt} (overflow={overflow.value}):"
+        )
+        raise AssertionError(report(bad, {"input": (x, False), "got": (got, True), "want": (want, True)}, fmt, header))
+
+
+def bernstein_bound(n: int, p: np.ndarray, alpha: float) -> np.ndarray:
+    """``t`` with ``P(|K - n p| > t) <= alpha`` for ``K ~ Binomial(n, p)``.
+
+    Bernstein's inequality ``P(|K - np| >= t) <= 2 exp(-t**2 / (2 (n p (1-p) + t/3)))``
+    solved for ``t``; it is tight for small ``p``, unlike Hoeffding's.
+    """
+    L = math.log(2 / alpha)
+    return L / 3 + np.sqrt((L / 3) ** 2 + 2 * L * n * p * (1 - p))
+
+
+def _neighbours(v: float, fmt):
+    """The two results of stochastic rounding of ``v`` and the probability of the upper one."""
+    down = round_value(exact(v), fmt, "toward_zero")
+    up = round_value(exact(v), fmt, "toward_positive" if v > 0 else "toward_negative")
+    if (isinstance(down, float) and math.isnan(down)) or Fraction(down) == Fraction(up):  # NaN: unsigned fmt
+        return down, up, 0.0
+    return down, up, float((Fraction(v) - Fraction(down)) / (Fraction(up) - Fraction(down)))
+
+
+def assert_unbiased(sr_fn, x, n: int, fmt, *, alpha: float = 1e-6, err_msg: str = "") -> None:
+    """Assert a stochastic rounding function is unbiased on the values ``x``.
+
+    ``sr_fn`` is called once on ``n`` stacked copies of ``x`` (shape
+    ``(n, *x.shape)``); it must draw independent randomness for every element
+    (pass your key or Generator in through a closure). For each element with
+    neighbours ``lo < |x| < hi`` in ``fmt`` (from the exact reference), every
+    result must be ``lo`` or ``hi`` (with the sign of ``x``; an exact element
+    must stay itself), and the number ``K`` of ``hi`` results must satisfy
+    ``|K - n p| <= t``, ``p = (|x| - lo) / (hi - lo)``, where ``t`` is the
+    Bernstein bound for ``alpha / m`` (``m`` inexact elements).
+
+    False failures: for a correct, unbiased ``sr_fn`` with independent draws
+    the probability that this assertion fails is at most ``alpha`` (default
+    1e-6) for the whole call (Bernstein's inequality and a union bound over
+    elements). Power: the allowed deviation is about
+    ``sqrt(2 n p (1-p) L) + L / 3`` round-ups with ``L = log(2 m / alpha)``,
+    so a bias ``d`` in the probability is caught once ``n d`` clearly exceeds
+    it, e.g. ``d`` above about 0.03 for ``p = 0.5``, ``n = 10_000``, ``m = 1``.
+
+    Args:
+      sr_fn: the stochastic quantizer, a function of one array returning an
+        array of the same dtype and shape.
+      x: float array (or scalar) of finite values with ``|x| <= fmt.max_value``.
+      n: number of draws per element, >= 1.
+      fmt: the float format ``sr_fn`` rounds into.
+      alpha: bound on the probability of a false failure, in (0, 1).
+      err_msg: prepended to the failure message.
+
+    Raises:
+      AssertionError: for results that are neither neighbour, or counts
+        outside the bound (the message lists the worst elements: value,
+        neighbours, expected and observed frequency).
+      ValueError: for NaN, infinite or out-of-range ``x``, a bad ``n`` or
+        ``alpha``, neighbours the dtype of ``x`` cannot hold, or a format
+        family not supported yet.
+
+    Examples:
+      >>> import numpy as np, numfmt
+      >>> rng = np.random.default_rng(0)
+      >>> sr = lambda v: numfmt.chop(v, "bfloat16", "stochastic", key=rng)
+      >>> assert_unbiased(sr, np.float32([1.001, -3.3, 0.0]), 10_000, "bfloat16")
+    """
+    fmt = float_format(fmt, "assert_unbiased")
+    a = float_array(x, "x")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n={n!r} must be an int >= 1 (draws per element)")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha={alpha!r} must lie in (0, 1); it bounds the false-failure probability")
+    with np.errstate(invalid="ignore"):
+        values = a.astype(np.float64).reshape(-1)
+    outside = ~np.isfinite(values) | (np.abs(values) > float(fmt.max_value))
+    if outside.any():
+        raise ValueError(
+            f"x must be finite with |x| <= {float(fmt.max_value)!r} (the max of {fmt}), where the mean of "
+            f"stochastic rounding is defined; got {values[outside][0]!r}"
+        )
+    lo, hi, p = zip(*(_neighbours(v, fmt) for v in values), strict=True) if values.size else ((), (), ())
+    lo, hi = _grid.to_dtype(lo, a.dtype), _grid.to_dtype(hi, a.dtype)
+    if np.isinf(lo).any() or np.isinf(hi).any():
+        raise ValueError(f"x has dtype {a.dtype}, which cannot hold the values of {fmt}; pass wider x")
+    p = np.array(p, np.float64)
+    tiled = np.broadcast_to(a, (n, *a.shape)).copy()
+    y = _call(sr_fn, tiled, "sr_fn").reshape(n, -1)
+    with np.errstate(invalid="ignore"):
+        nan = np.isnan(y.astype(np.float64))
+    is_lo = (bits(y) == bits(lo)[None]) | (nan & np.isnan(lo)[None])
+    is_hi = (bits(y) == bits(hi)[None]) | (nan & np.isnan(hi)[None])
+    stray = ~(is_lo | is_hi)
+    if stray.any():
+        j = int(np.flatnonzero(stray.any(axis=0))[0])
+        r = int(np.flatnonzero(stray[:, j])[0])
+        w = a.dtype.itemsize * 2
+        raise AssertionError(
+            f"{err_msg}{int(stray.sum())} results are not a neighbour of their input in {fmt}; first: "
+            f"x={values[j]!r} gave {describe(y[r, j], bits(y)[r, j], w, fmt)}, allowed "
+            f"{float(lo[j])!r} or {float(hi[j])!r}"
+        )
+    inexact = bits(lo) != bits(hi)
+    k = is_hi.sum(axis=0)
+    bound = bernstein_bound(n, p, alpha / max(1, int(inexact.sum())))
+    excess = np.where(inexact, np.abs(k - n * p) - bound, -np.inf)
+    bad = excess > 0
+    if bad.any():
+        lines = [
+            f"{err_msg}{int(bad.sum())} of {int(inexact.sum())} inexact elements round up with a frequency "
+            f"outside the binomial bound (alpha={alpha:g}, n={n}):"
+        ]
+        for j in np.argsort(-excess)[: min(8, int(bad.sum()))]:
+            lines.append(
+                f"  x={values[j]!r}: neighbours {float(lo[j])!r} and {float(hi[j])!r}, P(up) = {p[j]:.6g}, "
+                f"observed {k[j] / n:.6g} ({int(k[j])} of {n}; allowed {n * p[j]:.1f} +- {bound[j]:.1f})"
+            )
+        raise AssertionError("\n".join(lines))

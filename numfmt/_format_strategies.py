@@ -1,0 +1,166 @@
+"""Hypothesis strategy of formats: ``numfmt.testing.formats``.
+
+Families plug in through :func:`register_formats` (a name and a strategy
+builder); the float family is defined here. Formats shrink toward few bits,
+the default variants and the default bias.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import reject
+from hypothesis import strategies as st
+
+from numfmt import _grid
+from numfmt._float import _MAX_ABS_BIAS, _MAX_EXP_BITS, _MAX_MAN_BITS, FloatFormat, Specials, Subnormals
+from numfmt._rounding import Overflow, _parse_enum
+from numfmt._xp import FLOAT_LAYOUTS
+
+__all__ = ["formats", "register_formats"]
+
+# family name -> builder(min_bits, max_bits, exact_in, **options) -> strategy of formats.
+# A new family adds one entry (see register_formats); "family=None" draws from all.
+_FAMILIES: dict = {}
+_PLANNED = ("posit", "fixed", "block")
+_UNSIGNED_OK = (Specials.FN, Specials.P3109, Specials.P3109_FINITE)
+_NO_ZERO_OK = (Specials.FN, Specials.IEEE)
+
+
+def register_formats(family: str, builder) -> None:
+    """Make ``formats(family=...)`` draw formats of a new family (internal hook).
+
+    ``builder(min_bits, max_bits, exact_in, **options)`` returns a strategy
+    and raises ValueError for options it does not know.
+    """
+    _FAMILIES[family] = builder
+
+
+def _members(enum_cls, allowed, argname):
+    if allowed is None:
+        return list(enum_cls)
+    names = [allowed] if isinstance(allowed, (str, enum_cls)) else list(allowed)
+    out = [_parse_enum(enum_cls, a, argname, {}) for a in names]
+    if not out:
+        raise ValueError(f"{argname}= is empty; give at least one of {', '.join(m.value for m in enum_cls)}")
+    return [m for m in enum_cls if m in out]  # the enum's order: defaults first, for shrinking
+
+
+def _bounds(value, lo, hi, argname):
+    if value is None:
+        return lo, hi
+    a, b = (value, value) if isinstance(value, int) else value
+    if not lo <= a <= b <= hi:
+        raise ValueError(f"{argname}={value!r} must be an int or a (min, max) pair within {lo}..{hi}")
+    return a, b
+
+
+def _bias_range(fmt: FloatFormat, dtype) -> tuple[int, int]:
+    """Biases for which the format's values all lie in ``dtype`` (empty: lo > hi)."""
+    if dtype is None:
+        return fmt.bias - 2**fmt.exp_bits, fmt.bias + 2**fmt.exp_bits
+    d = _grid.dtype_format(dtype)
+    lowest = fmt.emin if fmt.subnormals is Subnormals.NO_ZERO else fmt.emin - fmt.man_bits
+    # raising the bias by k scales every value by 2**-k
+    return fmt.bias + fmt.emax - d.emax, fmt.bias + lowest - (d.emin - d.man_bits)
+
+
+def _float_formats(min_bits, max_bits, exact_in, *, exp_bits=None, man_bits=None, specials=None,
+                   subnormals=None, signed=None, overflow=None, vary_bias=True):  # fmt: skip
+    specials = _members(Specials, specials, "specials")
+    subnormals = _members(Subnormals, subnormals, "subnormals")
+    overflows = _members(Overflow, overflow, "overflow")
+    signs = [True, False] if signed is None else [bool(signed)]
+    if signs == [False] and not set(specials) & set(_UNSIGNED_OK):
+        raise ValueError("signed=False needs specials 'fn', 'p3109' or 'p3109_finite' among the allowed specials")
+    e_lo, e_hi = _bounds(exp_bits, 1, _MAX_EXP_BITS, "exp_bits")
+    m_lo, m_hi = _bounds(man_bits, 0, _MAX_MAN_BITS, "man_bits")
+    if exact_in is not None:
+        d = _grid.dtype_format(exact_in)
+        e_hi, m_hi = min(e_hi, d.exp_bits), min(m_hi, d.man_bits)
+
+    @st.composite
+    def build(draw):
+        sp = draw(st.sampled_from(specials))
+        sg = draw(st.sampled_from([s for s in signs if s or sp in _UNSIGNED_OK] or [None]))
+        sub = draw(st.sampled_from([s for s in subnormals if s is not Subnormals.NO_ZERO or sp in _NO_ZERO_OK]))
+        if sg is None:
+            reject()
+        lo_e = max(e_lo, 2 if sp is Specials.IEEE else 1)
+        lo_m = max(m_lo, 1 if sp is Specials.IEEE else 0)
+        hi_e = min(e_hi, max_bits - int(sg) - lo_m)
+        if lo_e > hi_e:
+            reject()
+        e = draw(st.integers(lo_e, hi_e))
+        lo_m, hi_m = max(lo_m, min_bits - int(sg) - e), min(m_hi, max_bits - int(sg) - e)
+        if lo_m > hi_m:
+            reject()
+        m = draw(st.integers(lo_m, hi_m))
+        try:
+            fmt = FloatFormat(e, m, specials=sp, subnormals=sub, signed=sg, overflow=draw(st.sampled_from(overflows)))
+        except ValueError:  # special codes take every code: no positive value
+            reject()
+        b_lo, b_hi = _bias_range(fmt, exact_in)
+        b_lo, b_hi = max(b_lo, -_MAX_ABS_BIAS), min(b_hi, _MAX_ABS_BIAS)
+        if b_lo > b_hi:
+            reject()
+        default_ok = b_lo <= fmt.bias <= b_hi
+        if not vary_bias:
+            if not default_ok:
+                reject()
+            return fmt
+        biases = st.integers(b_lo, b_hi)
+        bias = draw(st.none() | biases if default_ok else biases)
+        return fmt if bias is None else fmt.replace(bias=bias)
+
+    return build()
+
+
+register_formats("float", _float_formats)
+
+
+def formats(family=None, *, min_bits: int = 1, max_bits: int = 16, exact_in=np.float64, **options):
+    """Strategy for valid formats, shrinking to few bits and default variants.
+
+    Args:
+      family: a family name (``"float"``), a list of names, or None for every
+        family this numfmt has. Posit, fixed-point and block families are
+        drawn once they exist; naming one before raises ValueError.
+      min_bits, max_bits: bounds on the width of a code.
+      exact_in: a float dtype that must hold every value of the format exactly
+        (so ``values(fmt, dtype=exact_in)`` and ``chop`` of ``exact_in``
+        arrays never fail), or None for no such limit.
+      **options: family options. For ``"float"``: ``exp_bits`` and
+        ``man_bits`` (an int or a ``(min, max)`` pair), ``specials``,
+        ``subnormals`` and ``overflow`` (a name, member or list of them: only
+        those variants), ``signed`` (True, False or None for both) and
+        ``vary_bias`` (False: default bias only).
+
+    Returns:
+      A hypothesis strategy of format objects.
+
+    Raises:
+      ValueError: for an unknown or not yet available family, bad bounds, or
+        options the family does not have.
+
+    Examples:
+      >>> from hypothesis import find
+      >>> str(find(formats(), lambda f: True))
+      'float(e=2,m=1)'
+      >>> str(find(formats(specials="fn", max_bits=8), lambda f: f.man_bits >= 3))
+      'float(e=1,m=3,specials=fn)'
+    """
+    if not (isinstance(min_bits, int) and isinstance(max_bits, int) and 1 <= min_bits <= max_bits):
+        raise ValueError(f"need integers 1 <= min_bits <= max_bits, got min_bits={min_bits!r}, max_bits={max_bits!r}")
+    if exact_in is not None and np.dtype(exact_in) not in FLOAT_LAYOUTS:
+        raise ValueError(f"exact_in={exact_in!r} must be None or float16, bfloat16, float32 or float64")
+    names = list(_FAMILIES) if family is None else [family] if isinstance(family, str) else list(family)
+    for name in names:
+        if name not in _FAMILIES:
+            later = f"; {name!r} formats are not available in this version of numfmt yet" if name in _PLANNED else ""
+            raise ValueError(f"unknown format family {name!r}{later}. Available: {', '.join(_FAMILIES)}")
+    if family is None and options and len(names) > 1:
+        raise ValueError(f"options {sorted(options)} belong to one family: pass family=... with them")
+    try:
+        return st.one_of([_FAMILIES[n](min_bits, max_bits, exact_in, **options) for n in names])
+    except TypeError as err:
+        raise ValueError(f"formats(family={family!r}): {err}; see the formats() docstring for the options") from None

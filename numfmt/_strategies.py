@@ -1,0 +1,215 @@
+"""Hypothesis strategies for a format's values and hard inputs, raw bit
+patterns and keys (formats themselves: ``numfmt._format_strategies``).
+
+Imported by :mod:`numfmt.testing` only: ``import numfmt`` never imports
+hypothesis. Every strategy shrinks toward a small, readable example: values
+toward 0, bit patterns toward 0 (+0.0), keys toward seed 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from numfmt import _grid
+from numfmt._names import parse
+from numfmt._xp import FLOAT_LAYOUTS
+
+__all__ = ["boundary_values", "float_bits", "keys", "values"]
+
+
+def _dtype_or_none(dtype):
+    if dtype is None:
+        return None
+    if np.dtype(dtype) not in FLOAT_LAYOUTS:
+        raise ValueError(f"dtype={dtype!r} must be float16, bfloat16, float32, float64 or None (exact)")
+    return np.dtype(dtype)
+
+
+def _check_fits(fmt, dtype):
+    if not _grid.fits(fmt, dtype):
+        raise ValueError(
+            f"{fmt} has values {dtype.name} cannot hold exactly; pass dtype=np.float64 or a wider "
+            "dtype, dtype=None for exact values, or draw formats with formats(exact_in=dtype)"
+        )
+
+
+def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: bool = True):
+    """Strategy for values rounding into ``fmt`` can produce (shrinks toward 0).
+
+    Args:
+      fmt: a format object or string.
+      dtype: float dtype of the values (NumPy scalars), or None for exact
+        values in the convention of ``numfmt._reference.round_value``
+        (Fractions; floats for +-0, +-inf and NaN).
+      allow_nan, allow_infinity: also draw NaN / +-inf where the format has them.
+
+    Returns:
+      A strategy of values: each a value of ``fmt``, -0.0 only where the
+      format has -0, never a subnormal of a ``flush``/``round_to_normal``
+      format.
+
+    Raises:
+      ValueError: if ``dtype`` cannot hold every value of ``fmt``.
+
+    Examples:
+      >>> from hypothesis import find
+      >>> find(values("float8_e4m3fn"), lambda v: v > 400)
+      np.float64(416.0)
+    """
+    fmt = parse(fmt)
+    dtype = _dtype_or_none(dtype)
+    if dtype is not None:
+        _check_fits(fmt, dtype)
+    signs = [1, -1] if fmt.signed else [1]
+    kinds = ["finite"] + (["inf"] if allow_infinity and fmt.has_inf else [])
+    kinds += ["nan"] if allow_nan and fmt.has_nan else []
+
+    def value(args):
+        kind, i, sign = args
+        if kind == "nan":
+            return np.nan
+        if kind == "inf":
+            return sign * np.inf
+        v = _grid.magnitude(fmt, i)
+        if v == 0:
+            return -0.0 if sign < 0 and fmt.has_negative_zero else 0.0
+        return sign * v
+
+    # one tuple for every kind, so that shrinking prefers finite values (a
+    # separate branch for the specials would be a shorter, "simpler" draw)
+    strategy = st.tuples(st.sampled_from(kinds), st.integers(0, _grid.count(fmt) - 1), st.sampled_from(signs))
+    strategy = strategy.map(value)
+    if dtype is None:
+        return strategy
+    return strategy.map(lambda v: _grid.to_dtype([v], dtype)[0])
+
+
+def boundary_values(fmt, *, dtype=np.float64):
+    """Strategy for inputs where rounding into ``fmt`` is hardest.
+
+    Draws, with either sign: the midpoint (tie) between two neighbouring
+    values of the format, or the lower value itself, or one of the
+    ``landmarks`` (half the smallest subnormal, the smallest subnormal, half
+    the smallest normal, the smallest normal, 1, the max, the overflow
+    threshold and the value after it), each exactly or one ``dtype`` ulp
+    below or above; and +-0, +-inf and NaN (inputs every quantizer must
+    handle, whether or not the format has them). Midpoints the dtype cannot
+    hold are rounded to the nearest dtype value; points beyond its range are
+    +-inf.
+
+    Args:
+      fmt: a format object or string.
+      dtype: the float dtype of the drawn inputs (NumPy scalars).
+
+    Returns:
+      A strategy of ``dtype`` scalars. It shrinks toward the first gap's
+      midpoint (half the smallest positive value).
+
+    Examples:
+      >>> from hypothesis import find
+      >>> find(boundary_values("float8_e4m3fn"), lambda v: 450 < v < 500)
+      np.float64(464.0)
+    """
+    fmt = parse(fmt)
+    dtype = np.dtype(_dtype_or_none(dtype) or np.float64)
+    n = _grid.count(fmt)
+    marks = _grid.landmarks(fmt)
+    with np.errstate(over="ignore"):
+        mark_x = _grid.to_dtype(marks, dtype)
+    inf = np.array(np.inf, dtype)
+
+    kinds = (["midpoint", "value"] if n >= 2 else []) + ["landmark", *_SPECIAL_INPUTS]
+
+    @st.composite
+    def point(draw):
+        # every kind draws the same four choices, so shrinking orders by kind first
+        kind = draw(st.sampled_from(kinds))
+        index = draw(st.integers(0, n - 2) if kind in ("midpoint", "value") else st.integers(0, len(marks) - 1))
+        nudge, sign = draw(st.sampled_from([0, -1, 1])), draw(st.sampled_from([1, -1]))
+        if kind in _SPECIAL_INPUTS:
+            return dtype.type(sign * _SPECIAL_INPUTS[kind])
+        if kind == "landmark":
+            x = mark_x[index]
+        else:
+            lo, mid = _grid.gap_points(fmt, index)
+            with np.errstate(over="ignore"):
+                x = _grid.to_dtype([mid if kind == "midpoint" else lo], dtype)[0]
+        if nudge:
+            with np.errstate(over="ignore"):
+                x = np.nextafter(x, nudge * inf)
+        return dtype.type(-x if sign < 0 else x)
+
+    return point()
+
+
+_SPECIAL_INPUTS = {"zero": 0.0, "inf": np.inf, "nan": np.nan}
+
+
+def float_bits(dtype, shape=None):
+    """Strategy for raw bit patterns viewed as a float dtype.
+
+    Every pattern is equally reachable: subnormals, NaN payloads, infinities
+    and -0 included. Patterns shrink toward 0 (``+0.0``).
+
+    Args:
+      dtype: float16, bfloat16, float32 or float64.
+      shape: None for scalars; else an array shape (int or tuple) or a
+        strategy of shapes, e.g. ``st.integers(1, 24)``.
+
+    Returns:
+      A strategy of NumPy scalars or arrays of ``dtype``.
+
+    Raises:
+      ValueError: for another dtype.
+
+    Examples:
+      >>> import numpy as np
+      >>> from hypothesis import find
+      >>> hex(int(find(float_bits(np.float32), np.isnan).view(np.uint32)))
+      '0x7f800001'
+    """
+    if np.dtype(dtype) not in FLOAT_LAYOUTS:
+        raise ValueError(f"dtype={dtype!r} must be float16, bfloat16, float32 or float64")
+    dtype = np.dtype(dtype)
+    uint = np.dtype(f"uint{dtype.itemsize * 8}")
+    words = st.integers(0, 2 ** (uint.itemsize * 8) - 1)
+    if shape is None:
+        return words.map(lambda u: np.array(u, uint).view(dtype)[()])
+    return hnp.arrays(uint, shape, elements=words).map(lambda a: a.view(dtype))
+
+
+def keys(kind: str = "seed"):
+    """Strategy for the ``key=`` of stochastic rounding (shrinks toward seed 0).
+
+    Args:
+      kind: ``"seed"`` (an int seed), ``"numpy"`` (a fresh
+        ``numpy.random.Generator``) or ``"jax"`` (a ``jax.random.key``; JAX
+        is imported when the first key is drawn).
+
+    Returns:
+      A strategy of keys that :func:`numfmt.chop` accepts.
+
+    Raises:
+      ValueError: for another ``kind``.
+
+    Examples:
+      >>> from hypothesis import find
+      >>> find(keys(), lambda k: k > 3)
+      4
+    """
+    seeds = st.integers(0, 2**32 - 1)
+    if kind == "seed":
+        return seeds
+    if kind == "numpy":
+        return seeds.map(np.random.default_rng)
+    if kind == "jax":
+        return seeds.map(_jax_key)
+    raise ValueError(f"kind={kind!r} must be 'seed', 'numpy' or 'jax'")
+
+
+def _jax_key(seed: int):
+    import jax
+
+    return jax.random.key(seed)
