@@ -11,31 +11,25 @@ numfmt.chop under jax.jit, each with its ratio to its own floor. Best of
 
 from __future__ import annotations
 
-import argparse
-import time
-
+import _common
 import numpy as np
 
 import numfmt
+
+CLOCK = "wall"
 
 FORMATS = ["mxfp4_e2m1", "nvfp4", "mxfp8_e4m3"]
 
 
 def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    return _common.best(fn, repeat, CLOCK)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=4096)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--no-jax", action="store_true")
+    ap = _common.parser(__doc__, 4096)
     args = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = args.clock
     x = np.random.default_rng(0).standard_normal((args.n, args.n)).astype(np.float32)
     dst = np.empty_like(x)
     copy = best(lambda: np.copyto(dst, x), args.repeat)

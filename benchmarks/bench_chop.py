@@ -21,13 +21,13 @@ JAX key (a counter hash computed inside the kernel, see ``numfmt._random``).
 
 from __future__ import annotations
 
-import argparse
-import time
-
+import _common
 import ml_dtypes
 import numpy as np
 
 import numfmt
+
+CLOCK = "wall"
 
 FORMATS = {
     "bfloat16": ml_dtypes.bfloat16,
@@ -38,34 +38,16 @@ FORMATS = {
 }
 
 
-CLOCK = time.perf_counter
-
-
 def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = CLOCK()
-        fn()
-        times.append(CLOCK() - t0)
-    return min(times)
+    return _common.best(fn, repeat, CLOCK)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=10_000_000)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--no-jax", action="store_true")
+    ap = _common.parser(__doc__, 10_000_000)
     ap.add_argument("--only-jax", action="store_true")
-    ap.add_argument(
-        "--clock",
-        choices=["wall", "cpu"],
-        default="wall",
-        help="wall: time.perf_counter; cpu: time.process_time, the CPU time of this process (all its threads), "
-        "steadier on a loaded machine",
-    )
     args = ap.parse_args(argv)
     global CLOCK
-    CLOCK = time.perf_counter if args.clock == "wall" else time.process_time
+    CLOCK = args.clock
     jax = None
     if not args.no_jax:
         import jax

@@ -12,31 +12,25 @@ fixed point within 2x of the copy floor.
 
 from __future__ import annotations
 
-import argparse
-import time
-
+import _common
 import numpy as np
 
 import numfmt
+
+CLOCK = "wall"
 
 FORMATS = ["posit16_1", "posit32_2", "posit8_0", "int8", "q3.12", "fixed(i=7,f=8,overflow=wrap)"]
 
 
 def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    return _common.best(fn, repeat, CLOCK)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=10_000_000)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--no-jax", action="store_true")
+    ap = _common.parser(__doc__, 10_000_000)
     args = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = args.clock
     jax = None
     if not args.no_jax:
         import jax

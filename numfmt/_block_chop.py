@@ -35,7 +35,15 @@ import numpy as np
 from numfmt import _xp
 from numfmt._block import BlockFormat, InfPolicy, ScaleRule
 from numfmt._block_bits import SENTINEL_FLOOR, from_f64, layout, require_x64, to_f64, unpack
-from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, plan_for, register_chop
+from numfmt._chop import (
+    _check_dtype,
+    _check_key,
+    _check_random_bits,
+    _numpy_key,
+    plan_for,
+    register_chop,
+    straight_through,
+)
 from numfmt._float import FloatFormat
 from numfmt._int_element import IntElement
 from numfmt._nf4 import TableElement
@@ -306,20 +314,8 @@ def _jax_fn(plan, what: str):
 
 @functools.cache
 def _straight_through(plan):
-    import jax
-
     xp = _xp.jax_namespace()
-
-    @jax.custom_jvp
-    def f(xb, rbits):
-        return quantize(xp, plan, xb, rbits)[0]
-
-    @f.defjvp
-    def f_jvp(primals, tangents):
-        xb, rbits = primals
-        return f(xb, rbits), tangents[0]
-
-    return f
+    return straight_through(lambda xb, rbits: quantize(xp, plan, xb, rbits)[0])
 
 
 register_chop(BlockFormat, block_chop)

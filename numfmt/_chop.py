@@ -297,15 +297,11 @@ def _chop_jax(x, plan, key):
     return _straight_through(plan)(x, rbits)
 
 
-@functools.cache
-def _straight_through(plan):
+def straight_through(fn):
+    """``fn(x, rbits)`` as a JAX function whose derivative in ``x`` is the identity."""
     import jax
 
-    xp = _xp.jax_namespace()
-
-    @jax.custom_jvp
-    def f(x, rbits):
-        return _chop_block(xp, x, plan, rbits)[0]
+    f = jax.custom_jvp(fn)
 
     @f.defjvp
     def f_jvp(primals, tangents):
@@ -313,3 +309,9 @@ def _straight_through(plan):
         return f(x, rbits), tangents[0]
 
     return f
+
+
+@functools.cache
+def _straight_through(plan):
+    xp = _xp.jax_namespace()
+    return straight_through(lambda x, rbits: _chop_block(xp, x, plan, rbits)[0])

@@ -13,7 +13,7 @@ from numfmt._kernel import _value_bits, decompose, make_plan
 from numfmt._names import parse
 from numfmt._rounding import Overflow, Rounding
 
-__all__ = ["decode", "encode", "register_codec"]
+__all__ = ["chopped_patterns", "code_array", "code_dtype", "decode", "encode", "is_tracer", "register_codec"]
 
 # Other families register ``(encode_fn, decode_fn)`` with the signatures of
 # ``encode`` and ``decode`` below (the format argument already parsed).
@@ -25,11 +25,53 @@ def register_codec(cls: type, encode_fn, decode_fn) -> None:
     _CODECS[cls] = (encode_fn, decode_fn)
 
 
+def code_dtype(bits: int) -> np.dtype:
+    """The smallest of uint8/16/32/64 holding ``bits``-bit codes."""
+    for width in (8, 16, 32, 64):
+        if bits <= width:
+            return np.dtype(f"uint{width}")
+    raise ValueError(f"{bits}-bit codes: encode/decode support at most 64 bits")
+
+
 def _code_dtype(fmt: FloatFormat) -> np.dtype:
-    for bits in (8, 16, 32, 64):
-        if fmt.bits <= bits:
-            return np.dtype(f"uint{bits}")
-    raise ValueError(f"{fmt} has {fmt.bits}-bit codes; encode/decode support at most 64 bits")
+    return code_dtype(fmt.bits)
+
+
+def is_tracer(v) -> bool:
+    """True for a JAX tracer (values unknown at trace time); never imports JAX."""
+    if not _xp.is_jax_array(v):
+        return False
+    import jax
+
+    return isinstance(v, jax.core.Tracer)
+
+
+def chopped_patterns(x, fmt, rounding, overflow, key, random_bits, planner):
+    """Chop ``x`` into ``fmt``; return ``(xp, y, u, plan)``.
+
+    ``u`` are the widened bit patterns of the chopped values ``y`` and
+    ``plan = planner(fmt, dtype)`` the family's plan for reading them exactly.
+    """
+    y = chop(x, fmt, rounding, overflow=overflow, key=key, random_bits=random_bits)
+    jax_in = _xp.is_jax_array(y)
+    xp = _xp.jax_namespace() if jax_in else _xp.NUMPY
+    y = y if jax_in else np.asarray(y)
+    plan = planner(fmt, _check_dtype(y.dtype))
+    return xp, y, _widen(xp, xp.bitcast(y, xp.uint(plan.width)), plan), plan
+
+
+def code_array(codes, bits: int, fmt):
+    """``(xp, codes)`` for integer codes of a ``bits``-bit format, range-checked."""
+    jax_in = _xp.is_jax_array(codes)
+    xp = _xp.jax_namespace() if jax_in else _xp.NUMPY
+    codes = codes if jax_in else np.asarray(codes)
+    if np.dtype(codes.dtype).kind not in "iu":
+        raise TypeError(f"codes must be an integer array, got dtype {codes.dtype}")
+    if not (jax_in and is_tracer(codes)) and codes.size:
+        lo, hi = int(codes.min()), int(codes.max())
+        if lo < 0 or hi >= 1 << bits:
+            raise ValueError(f"codes must lie in [0, 2**{bits}) for {fmt}; got values in [{lo}, {hi}]")
+    return xp, codes
 
 
 def encode(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bits=None):
@@ -59,15 +101,11 @@ def encode(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_b
     fmt = parse(fmt)
     if type(fmt) in _CODECS:
         return _CODECS[type(fmt)][0](x, fmt, rounding, overflow=overflow, key=key, random_bits=random_bits)
-    y = chop(x, fmt, rounding, overflow=overflow, key=key, random_bits=random_bits)
+    xp, y, u, plan = chopped_patterns(x, fmt, rounding, overflow, key, random_bits, _float_plan)
     jax_in = _xp.is_jax_array(y)
-    xp = _xp.jax_namespace() if jax_in else _xp.NUMPY
-    y = y if jax_in else np.asarray(y)
-    plan = make_plan(fmt, _check_dtype(y.dtype), Rounding.NEAREST_EVEN, Overflow.SAT_NONE, 0)
     code_dtype = _code_dtype(fmt)
     wide = max(plan.container, code_dtype.itemsize * 8)
     U, I = xp.uint(wide), xp.int(wide)
-    u = _widen(xp, xp.bitcast(y, xp.uint(plan.width)), plan)
     a, neg, s, e_q, e_x = decompose(xp, u, plan)
     s, e_q, e_x = xp.astype(s, U), xp.astype(e_q, I), xp.astype(e_x, I)
     qe = xp.where(e_x >= fmt.emin, e_x - fmt.man_bits, xp.asarray(fmt.emin - fmt.man_bits, I))
@@ -99,16 +137,14 @@ def encode(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_b
         code = xp.where(is_nan, nan, code)
     else:
         code = xp.where(is_nan, xp.asarray(0, U), code)
-        if not jax_in or not _is_tracer(is_nan):
+        if not jax_in or not is_tracer(is_nan):
             if bool(xp.any(is_nan)):
                 raise ValueError(f"x contains NaN, which {fmt} cannot encode (the format has no NaN)")
     return xp.astype(code, code_dtype)
 
 
-def _is_tracer(v) -> bool:
-    import jax
-
-    return isinstance(v, jax.core.Tracer)
+def _float_plan(fmt: FloatFormat, dtype: np.dtype):
+    return make_plan(fmt, dtype, Rounding.NEAREST_EVEN, Overflow.SAT_NONE, 0)
 
 
 def _fits(fmt: FloatFormat, dtype: np.dtype) -> bool:
@@ -148,11 +184,7 @@ def decode(codes, fmt, dtype=None):
     fmt = parse(fmt)
     if type(fmt) in _CODECS:
         return _CODECS[type(fmt)][1](codes, fmt, dtype)
-    jax_in = _xp.is_jax_array(codes)
-    xp = _xp.jax_namespace() if jax_in else _xp.NUMPY
-    codes = codes if jax_in else np.asarray(codes)
-    if np.dtype(codes.dtype).kind not in "iu":
-        raise TypeError(f"codes must be an integer array, got dtype {codes.dtype}")
+    xp, codes = code_array(codes, fmt.bits, fmt)
     if dtype is None:
         dtype = next((d for d in (np.float32, np.float64) if _fits(fmt, np.dtype(d))), None)
         if dtype is None:
@@ -160,10 +192,6 @@ def decode(codes, fmt, dtype=None):
     dtype = _check_dtype(dtype)
     if not _fits(fmt, dtype):
         raise ValueError(f"dtype={dtype.name} cannot hold every value of {fmt} exactly; use dtype=None")
-    if not (jax_in and _is_tracer(codes)) and codes.size:
-        lo, hi = int(codes.min()), int(codes.max())
-        if lo < 0 or hi >= 1 << fmt.bits:
-            raise ValueError(f"codes must lie in [0, 2**{fmt.bits}) for {fmt}; got values in [{lo}, {hi}]")
     plan = make_plan(fmt, dtype, Rounding.NEAREST_EVEN, Overflow.SAT_NONE, 0)
     wide = max(plan.container, _code_dtype(fmt).itemsize * 8)
     U, I = xp.uint(wide), xp.int(wide)

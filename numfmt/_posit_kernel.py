@@ -209,38 +209,26 @@ def _decode_dtype(fmt: PositFormat, dtype):
 
 def encode_posit(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bits=None):
     """``numfmt.encode`` for posits: two's complement codes, NaR for NaN/inf."""
-    from numfmt._chop import _widen, chop
+    from numfmt._codes import chopped_patterns, code_dtype
 
-    y = chop(x, fmt, rounding, overflow=overflow, key=key, random_bits=random_bits)
-    jax_in = _xp.is_jax_array(y)
-    xp = _xp.jax_namespace() if jax_in else _xp.NUMPY
-    y = y if jax_in else np.asarray(y)
-    plan = make_posit_plan(fmt, np.dtype(y.dtype), Rounding.NEAREST_EVEN, Overflow.SAT_FINITE, 0)
-    u = _widen(xp, xp.bitcast(y, xp.uint(plan.width)), plan)
+    def planner(fmt, dtype):
+        return make_posit_plan(fmt, dtype, Rounding.NEAREST_EVEN, Overflow.SAT_FINITE, 0)
+
+    xp, _, u, plan = chopped_patterns(x, fmt, rounding, overflow, key, random_bits, planner)
     code, neg, special = posit_codes(xp, u, plan)  # exact: y holds posits
     U = code.dtype
     mask = xp.asarray((1 << fmt.n) - 1, U)
     code = xp.where(neg, (~code + xp.asarray(1, U)) & mask, code)
     code = xp.where(special, xp.asarray(fmt.nar_code, U), code)
-    return xp.astype(code, _code_dtype(fmt.n))
-
-
-def _code_dtype(bits: int) -> np.dtype:
-    return np.dtype(next(f"uint{b}" for b in (8, 16, 32, 64) if bits <= b))
+    return xp.astype(code, code_dtype(fmt.n))
 
 
 def decode_posit(codes, fmt, dtype=None):
     """``numfmt.decode`` for posits: NaR gives NaN; every code is in range."""
-    jax_in = _xp.is_jax_array(codes)
-    xp = _xp.jax_namespace() if jax_in else _xp.NUMPY
-    codes = codes if jax_in else np.asarray(codes)
-    if np.dtype(codes.dtype).kind not in "iu":
-        raise TypeError(f"codes must be an integer array, got dtype {codes.dtype}")
+    from numfmt._codes import code_array
+
+    xp, codes = code_array(codes, fmt.n, fmt)
     dtype = _decode_dtype(fmt, dtype)
-    if not (jax_in and _is_tracer(codes)) and codes.size:
-        lo, hi = int(codes.min()), int(codes.max())
-        if lo < 0 or hi >= 1 << fmt.n:
-            raise ValueError(f"codes must lie in [0, 2**{fmt.n}) for {fmt}; got values in [{lo}, {hi}]")
     plan = make_posit_plan(fmt, dtype, Rounding.NEAREST_EVEN, Overflow.SAT_FINITE, 0)
     U = xp.uint(plan.container)
     mask = xp.asarray((1 << fmt.n) - 1, U)
@@ -252,8 +240,3 @@ def decode_posit(codes, fmt, dtype=None):
     out = xp.where(c == xp.asarray(fmt.nar_code, U), xp.asarray(plan.nan_bits, U), out)
     return xp.bitcast(xp.astype(out, xp.uint(plan.width)), dtype)
 
-
-def _is_tracer(v) -> bool:
-    import jax
-
-    return isinstance(v, jax.core.Tracer)
