@@ -194,15 +194,16 @@ def _jax_fns(fmt, dtype):
     import jax.numpy as jnp
 
     from numfmt._block_chop import blocked, unblocked
+    from numfmt._chop import straight_through
 
     xp = _xp.jax_namespace()
 
-    @jax.custom_jvp
-    def chop(x):
+    def quantized(x, _):
         return unblocked(jnp, _quantize(xp, jnp, fmt, dtype, blocked(jnp, x, fmt))[0], fmt, x.shape)
 
-    @chop.defjvp
-    def chop_jvp(primals, tangents):
-        return chop(*primals), tangents[0]
+    st = straight_through(quantized)
+
+    def chop(x):
+        return st(x, None)
 
     return jax.jit(chop), jax.jit(functools.partial(_encode, xp, jnp, fmt, dtype))

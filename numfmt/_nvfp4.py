@@ -242,15 +242,10 @@ def _jax_fns(static):
     import jax
     import jax.numpy as jnp
 
+    from numfmt._chop import straight_through
+
     xp = _xp.jax_namespace()
-
-    @jax.custom_jvp
-    def chop(x, rbits):
-        return _run(xp, jnp, static, x, rbits)[0]
-
-    @chop.defjvp
-    def chop_jvp(primals, tangents):
-        return chop(*primals), tangents[0]
+    chop = straight_through(lambda x, rbits: _run(xp, jnp, static, x, rbits)[0])
 
     def count(x, rbits):
         return jnp.sum(_run(xp, jnp, static, x, rbits)[1])
