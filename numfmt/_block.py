@@ -298,9 +298,21 @@ _CALL_RE = re.compile(r"(mx|nvfp4|nf4|bfp)\((.*)\)")
 _INT_RE = re.compile(r"int\(bits=(-?\d+),frac=(-?\d+)(,sm)?\)")
 
 
+def _top_level_split(body: str) -> list[str]:
+    """Split at commas outside parentheses (element formats nest: ``elem=int(bits=4,frac=2)``)."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(body):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            items.append(body[start:i])
+            start = i + 1
+    items.append(body[start:])
+    return items
+
+
 def _items(key: str, body: str, allowed: tuple) -> dict:
     out: dict = {}
-    for item in filter(None, body.split(",")):
+    for item in filter(None, _top_level_split(body)):
         k, sep, v = item.partition("=")
         if not sep or k not in allowed:
             raise ValueError(f"in format {key!r}: {item!r} is not one of {', '.join(a + '=...' for a in allowed)}")

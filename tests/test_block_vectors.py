@@ -170,3 +170,18 @@ def test_nf4_vector():
     want = np.array([np.float32(vals[i]) * np.float32(2.0) for i in idx], np.float32)  # products by 2: exact
     assert_bits_equal(numfmt.chop(x, "nf4"), want)
     assert_bits_equal(numfmt.decode((codes, scales), "nf4")[:6], want)
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        numfmt.mx(numfmt.IntElement(4, 2)),
+        numfmt.mx(numfmt.parse("float(e=3,m=2,specials=finite)"), block_size=16),
+        numfmt.bfp(8, 16),
+        *numfmt.block_presets().values(),
+    ],
+    ids=str,
+)
+def test_grammar_round_trip_with_nested_element_formats(fmt):
+    # Element formats nest their own comma-separated parameters.
+    assert numfmt.parse(str(fmt)) == fmt and str(numfmt.parse(str(fmt))) == str(fmt)
