@@ -2,7 +2,7 @@
 
 As hooks (``hooks:`` in ``mkdocs.yml``), they
 
-* generate ``presets.md``: one spec block per preset, from
+* generate ``presets.md``: one spec block per preset of every family, from
   ``numfmt._cli.info_text`` (the text of ``python -m numfmt info NAME``);
 * add the notebooks of ``notebooks/`` as executed ``.ipynb`` pages, which
   mkdocs-jupyter renders: ``$NUMFMT_EXECUTED_NOTEBOOKS/notebooks/NAME.ipynb``
@@ -57,19 +57,30 @@ def execute_notebook(source: Path, target: Path, timeout: int = 600) -> float:
     return seconds
 
 
+_FAMILY_TITLES = {
+    "float": "Float formats",
+    "posit": "Posits",
+    "fixed": "Fixed point and integers",
+    "block": "Block formats",
+}
+
+
 def _presets_page() -> str:
     import numfmt
     from numfmt._cli import info_text
 
     parts = [
         "# Presets\n",
-        "One spec block per named preset, generated from the format facts when the",
-        "documentation is built: the same text as `python -m numfmt info NAME`.",
-        "Presets other than the P3109 family are also module attributes",
-        "(`numfmt.float8_e4m3fn`).\n",
+        "One spec block per named preset of every family, generated from the",
+        "format facts when the documentation is built: the same text as",
+        "`python -m numfmt info NAME`. `numfmt.presets(family)` lists them by",
+        "family. Presets other than the P3109 family are also module attributes",
+        "(`numfmt.float8_e4m3fn`, `numfmt.posit16_1`, `numfmt.int8`, `numfmt.nvfp4`).\n",
     ]
-    for name in numfmt.presets():
-        parts.append(f"## `{name}`\n\n```text\n{info_text(name)}\n```\n")
+    for family, title in _FAMILY_TITLES.items():
+        parts.append(f"## {title}\n")
+        for name in numfmt.presets(family):
+            parts.append(f"### `{name}`\n\n```text\n{info_text(name)}\n```\n")
     return "\n".join(parts)
 
 

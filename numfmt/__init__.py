@@ -5,11 +5,11 @@ or key is first passed in.
 """
 
 from numfmt import _block_chop as _block_chop  # registers block formats with chop
-from numfmt._block import BlockFormat, InfPolicy, ScaleRule, bfp, block_presets, mx
+from numfmt._block import BlockFormat, InfPolicy, ScaleRule, bfp, mx
 from numfmt._block_codes import pack_nibbles, unpack_nibbles  # (also registers block codecs)
 from numfmt._chop import chop
 from numfmt._codes import decode, encode
-from numfmt._families import FAMILY_PRESETS, FixedFormat, FixedOverflow, PositFormat
+from numfmt._families import FixedFormat, FixedOverflow, PositFormat
 from numfmt._float import FloatFormat, Specials, Subnormals
 from numfmt._int_element import IntElement
 from numfmt._names import parse, presets
@@ -27,7 +27,6 @@ __all__ = [
     "PositFormat",
     "ScaleRule",
     "bfp",
-    "block_presets",
     "mx",
     "pack_nibbles",
     "unpack_nibbles",
@@ -42,12 +41,9 @@ __all__ = [
     "presets",
 ]
 
-# Presets as module attributes: numfmt.float8_e4m3fn, numfmt.bfloat16, ...
-globals().update({_name: _fmt for _name, _fmt in presets().items() if not _name.startswith("binary")})
-__all__ += sorted(_n for _n in presets() if not _n.startswith("binary"))
-# Posit and fixed-point presets: numfmt.posit16_1, numfmt.int8, ...
-globals().update(FAMILY_PRESETS)
-__all__ += sorted(FAMILY_PRESETS)
-# Block format presets: numfmt.mxfp4_e2m1, numfmt.nvfp4, ...
-globals().update(block_presets())
-__all__ += sorted(block_presets())
+# Presets of every family as module attributes: numfmt.float8_e4m3fn,
+# numfmt.posit16_1, numfmt.int8, numfmt.mxfp4_e2m1, ... (not the P3109 names).
+_ATTRIBUTES = {_name: _fmt for _name, _fmt in presets().items() if not _name.startswith("binary")}
+globals().update(_ATTRIBUTES)
+__all__ += sorted(_ATTRIBUTES)
+del _ATTRIBUTES

@@ -40,7 +40,7 @@ from numfmt._names import parse, register_family
 from numfmt._nf4 import NF4_VALUES, TableElement
 from numfmt._rounding import _parse_enum
 
-__all__ = ["BlockFormat", "InfPolicy", "ScaleRule", "bfp", "block_presets", "mx"]
+__all__ = ["BlockFormat", "InfPolicy", "ScaleRule", "bfp", "mx"]
 
 
 class ScaleRule(enum.Enum):
@@ -285,15 +285,6 @@ def _presets() -> dict:
 PRESETS = _presets()
 
 
-def block_presets() -> dict:
-    """The named block formats, name -> :class:`BlockFormat` (a new dict each call).
-
-    Examples:
-      >>> import numfmt
-      >>> sorted(numfmt.block_presets())[:3]
-      ['mxfp4_e2m1', 'mxfp6_e2m3', 'mxfp6_e3m2']
-    """
-    return dict(PRESETS)
 _CALL_RE = re.compile(r"(mx|nvfp4|nf4|bfp)\((.*)\)")
 _INT_RE = re.compile(r"int\(bits=(-?\d+),frac=(-?\d+)(,sm)?\)")
 
@@ -370,12 +361,10 @@ def _parse(key: str):
 
 
 register_family(IntElement, _parse_int, {}, "'int(bits=B,frac=F[,sm])'")
-# The block presets are parsed by _parse but not merged into numfmt.presets(),
-# whose users (CLI table, core tests) expect elementwise float formats; they are
-# numfmt module attributes and listed by block_presets().
 register_family(
     BlockFormat,
     _parse,
-    {},
+    PRESETS,
     "'mx(elem=...,block=N,axis=A,rule=...,inf=...)', 'bfp(m=M,block=N)', 'nvfp4(block=N)', 'nf4(block=N)'",
+    family="block",
 )

@@ -4,7 +4,7 @@ Subcommands::
 
     python -m numfmt                      a demonstration: a small network trained in several formats
     python -m numfmt info FORMAT          the spec block of one format
-    python -m numfmt formats              a table of every preset
+    python -m numfmt formats              a table of every preset, one per family
     python -m numfmt round X [X ...] --to FORMAT [--rounding MODE] [--overflow POLICY] [--seed N]
 
 ``info`` and ``round`` print exact values (float reprs), or mark with ``~`` a
@@ -15,60 +15,22 @@ stderr and give exit status 2.
 from __future__ import annotations
 
 import argparse
-import decimal
 import sys
 from fractions import Fraction
 
 import numpy as np
 
 import numfmt
+from numfmt._block import BlockFormat
+from numfmt._cli_families import block_round_lines, family_rows, family_tables, plain_code, value_note
+from numfmt._exact_text import decimal_text, exact, g, pow2_exponent, table
 from numfmt._float import FloatFormat, Specials, Subnormals
+from numfmt._posit import PositFormat
 from numfmt._rounding import Overflow, Rounding
 
 __all__ = ["demo", "main"]
 
 _PROG = "numfmt"
-
-# ------------------------------------------------------------------- numbers
-
-
-def _pow2_exponent(v: Fraction) -> int | None:
-    """k if v == 2**k, else None."""
-    n, d = v.numerator, v.denominator
-    if n > 0 and n & (n - 1) == 0 and d & (d - 1) == 0:
-        return n.bit_length() - d.bit_length()
-    return None
-
-
-def _approx(v: Fraction) -> decimal.Decimal:
-    """v to 17 digits, also far outside the float64 range."""
-    a = abs(v)
-    k = a.numerator.bit_length() - a.denominator.bit_length()
-    sig = a / Fraction(2) ** k  # v = sig * 2**k
-    with decimal.localcontext() as ctx:
-        ctx.prec, ctx.Emax, ctx.Emin = 17, decimal.MAX_EMAX, decimal.MIN_EMIN
-        return decimal.Decimal(sig.numerator) / sig.denominator * decimal.Decimal(2) ** k * (1 if v >= 0 else -1)
-
-
-def _decimal(v: Fraction) -> str:
-    """repr of float(v) if that is exact, else a 17-digit approximation marked ``~``."""
-    try:
-        f = float(v)
-    except OverflowError:
-        f = None
-    if f is not None and Fraction(f) == v:
-        return repr(f)
-    return f"~{_approx(v):.16e}"
-
-
-def _exact(v: Fraction) -> str:
-    """``2^k = <decimal>`` for a power of two, else the decimal."""
-    k = _pow2_exponent(v)
-    text = _decimal(v)
-    if k is None:
-        return text
-    return f"2^{k} {'~' if text.startswith('~') else '='} {text.lstrip('~')}"
-
 
 # --------------------------------------------------------------------- codes
 
@@ -155,8 +117,15 @@ def _overflow_text(fmt: FloatFormat) -> str:
 
 
 def info_text(fmt) -> str:
-    """The spec block of ``fmt`` (a format or a format string)."""
+    """The spec block of ``fmt`` (a format or a format string): float, posit, fixed point or block."""
     f = numfmt.parse(fmt)
+    head = [("Name", f.name if f.name is not None else "(not a preset)"), ("Spec", f.spec)]
+    rows = head + (_float_rows(f) if isinstance(f, FloatFormat) else family_rows(f))
+    width = max(len(k) for k, _ in rows) + 2
+    return "\n".join(f"{k + ':':{width}}{v}" for k, v in rows)
+
+
+def _float_rows(f: FloatFormat) -> list:
     layout = f"{f.exp_bits} exponent + {f.man_bits} fraction"
     layout = f"1 sign + {layout}" if f.signed else f"{layout} (no sign bit)"
     if f.subnormals is not Subnormals.ON:
@@ -164,16 +133,14 @@ def info_text(fmt) -> str:
     elif f.man_bits == 0:
         subnormal = "none (no fraction bits: the smallest value is the smallest normal)"
     else:
-        subnormal = _exact(f.smallest_subnormal)
-    max_value = _exact(f.max_value)
-    if _pow2_exponent(f.max_value) is None:
+        subnormal = exact(f.smallest_subnormal)
+    max_value = exact(f.max_value)
+    if pow2_exponent(f.max_value) is None:
         sig = f.max_value / Fraction(2) ** f.emax
-        k = _pow2_exponent(2 - sig)
-        sig_text = f"(2 - 2^{k})" if k is not None and _decimal(sig).startswith("~") else _decimal(sig)
+        k = pow2_exponent(2 - sig)
+        sig_text = f"(2 - 2^{k})" if k is not None and decimal_text(sig).startswith("~") else decimal_text(sig)
         max_value += f" = {sig_text} * 2^{f.emax}"
-    rows = [
-        ("Name", f.name if f.name is not None else "(not a preset)"),
-        ("Spec", f.spec),
+    return [
         ("Bits", f"{f.bits} = {layout}"),
         ("Exponent", f"{f.exp_bits} bit{'' if f.exp_bits == 1 else 's'}, bias {f.bias}"),
         ("Fraction", f"{f.man_bits} bit{'' if f.man_bits == 1 else 's'} (precision p = {f.precision})"),
@@ -185,21 +152,19 @@ def info_text(fmt) -> str:
         ("Subnormals", f"{f.subnormals.value} ({_SUBNORMALS[f.subnormals]})"),
         ("emin, emax", f"{f.emin}, {f.emax}"),
         ("Max", max_value),
-        ("Smallest normal", _exact(f.smallest_normal)),
+        ("Smallest normal", exact(f.smallest_normal)),
         ("Smallest subnormal", subnormal),
-        ("Eps", _exact(f.eps)),
-        ("Unit roundoff", _exact(f.unit_roundoff)),
+        ("Eps", exact(f.eps)),
+        ("Unit roundoff", exact(f.unit_roundoff)),
         ("Finite values", f"{f.num_finite}" + (" (+0 and -0 counted once)" if f.has_negative_zero else "")),
         ("Overflow default", _overflow_text(f)),
     ]
-    width = max(len(k) for k, _ in rows) + 2
-    return "\n".join(f"{k + ':':{width}}{v}" for k, v in rows)
 
 
 def formats_text() -> str:
-    """An aligned table of every preset."""
+    """Aligned tables of every preset, one per family, each with the columns that family has."""
     head = ("name", "bits", "e", "m", "bias", "specials", "max", "min subnormal")
-    rows = [head] + [
+    rows = [
         (
             name,
             str(f.bits),
@@ -207,29 +172,14 @@ def formats_text() -> str:
             str(f.man_bits),
             str(f.bias),
             f.specials.value + ("" if f.signed else ", unsigned"),
-            _g(f.max_value),
-            _g(f.smallest_subnormal) if f.subnormals is Subnormals.ON and f.man_bits else "-",
+            g(f.max_value),
+            g(f.smallest_subnormal) if f.subnormals is Subnormals.ON and f.man_bits else "-",
         )
-        for name, f in numfmt.presets().items()
+        for name, f in numfmt.presets("float").items()
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    left = {0, 5}  # text columns; numbers align right
-    lines = [
-        "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-        for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append("")
+    lines = ["Float formats", *table(head, rows, {0, 5})]
     lines.append("P3109 names binary{K}p{P}{s|u}{e|f} are accepted for any K in 2..16 (the table lists K = 8).")
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _g(v: Fraction) -> str:
-    try:
-        f = float(v)
-    except OverflowError:
-        f = 0.0
-    return f"{f:.6g}" if f or not v else f"{_approx(v):.6g}"
+    return "\n".join([*lines, "", *family_tables()])
 
 
 def _parse_value(text: str) -> tuple[float, str]:
@@ -271,10 +221,19 @@ def _note(x: float, y: float, f: FloatFormat) -> str:
 
 
 def round_text(values, fmt, rounding="nearest_even", overflow=None, seed=None, random_bits=None) -> str:
-    """One block per value: input, result, its code, absolute and relative error."""
+    """One block per value: input, result, its code, absolute and relative error.
+
+    Posits and fixed point round each value alone; a block format rounds the
+    values as one 1-D array (up to ``block_size`` values share one scale).
+    """
     f = numfmt.parse(fmt)
     mode = Rounding.parse(rounding)
-    policy = f.overflow if overflow is None else Overflow.parse(overflow)
+    if isinstance(f, BlockFormat):
+        policy = None
+        if overflow is not None:
+            raise ValueError(f"--overflow does not apply to block formats ({f} saturates at max_elem); leave it out")
+    else:
+        policy = f.overflow if overflow is None else getattr(f, "parse_overflow", Overflow.parse)(overflow)
     if mode.is_stochastic and seed is None:
         raise ValueError(f"rounding {mode.value!r} draws random bits: give --seed N (a non-negative integer)")
     if not mode.is_stochastic and seed is not None:
@@ -288,14 +247,22 @@ def round_text(values, fmt, rounding="nearest_even", overflow=None, seed=None, r
         raise ValueError(f"--random-bits is only used by stochastic_a, _b and _c, not {mode.value!r}")
     parsed = [_parse_value(v) for v in values]
     key = None if seed is None else np.random.default_rng(seed)
-    head = f"Rounding to {f} = {f.spec}: {mode.value}, overflow {policy.value}"
+    head = f"Rounding to {f} = {f.spec}: {mode.value}" + ("" if policy is None else f", overflow {policy.value}")
     if seed is not None:
         head += f", seed {seed}" + (f", {random_bits} random bits" if random_bits is not None else "")
     blocks = [head]
+    if isinstance(f, BlockFormat):
+        return "\n".join(blocks + block_round_lines(values, parsed, f, mode, key, random_bits))
     for text, (x, how) in zip(values, parsed, strict=True):
         y = float(numfmt.chop(np.float64(x), f, mode, overflow=policy, key=key, random_bits=random_bits))
-        rows = [("input", f"{x!r} {how}".rstrip()), ("result", f"{y!r} {_note(x, y, f)}".rstrip())]
-        if f.bits > 64:
+        note = _note(x, y, f) if isinstance(f, FloatFormat) else value_note(x, y, f, policy)
+        rows = [("input", f"{x!r} {how}".rstrip()), ("result", f"{y!r} {note}".rstrip())]
+        if not isinstance(f, FloatFormat):
+            if np.isnan(y) and not isinstance(f, PositFormat):  # fixed point has no NaN code
+                rows.append(("code", "none"))
+            else:  # y is a value (or NaR): encoding it again is exact
+                rows.append(("code", plain_code(f.bits, int(numfmt.encode(np.float64(y), f, overflow=policy)))))
+        elif f.bits > 64:
             rows.append(("code", f"none shown ({f.bits}-bit codes)"))
         elif np.isnan(y) and not f.has_nan:
             rows.append(("code", "none"))
@@ -328,7 +295,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Bit-exact rounding of numbers into number formats.\n"
         "Without a subcommand, trains a small network in several formats and prints a table.",
         epilog="FORMAT is a preset name (see 'formats'), a short name (e4m3fn), an alias (bf16, half),\n"
-        "a P3109 name (binary8p3se) or the explicit form 'float(e=E,m=M,...)'.\n"
+        "a P3109 name (binary8p3se), the explicit form 'float(e=E,m=M,...)', a posit (posit16_1),\n"
+        "fixed point (int8, q3.4, uq0.8) or a block format (mxfp4_e2m1, nvfp4, nf4, 'mx(elem=e2m1,block=16)').\n"
         "Run 'numfmt COMMAND --help' for the options of each subcommand.",
         formatter_class=raw,
     )
@@ -356,7 +324,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  numfmt round 0.1 1e6 --to e4m3fn\n"
         "  numfmt round -0x1.8p-3 --to bfloat16 --rounding toward_zero\n"
-        "  numfmt round 0.1 --to e5m2 --rounding stochastic --seed 0",
+        "  numfmt round 0.1 --to e5m2 --rounding stochastic --seed 0\n"
+        "  numfmt round 0.1 1e9 --to posit16_1\n"
+        "  numfmt round 1.5 -3 100 --to mxfp4_e2m1   (the values are one block)",
         formatter_class=raw,
     )
     p.add_argument("values", nargs="+", metavar="X", help="a decimal (0.1, -1e-5), a hex float (0x1.8p-3), nan or inf")
@@ -366,7 +336,8 @@ def _parser() -> argparse.ArgumentParser:
         "--overflow",
         default=None,
         metavar="POLICY",
-        help=f"one of {', '.join(o.value for o in Overflow)} (default: the format's own)",
+        help=f"one of {', '.join(o.value for o in Overflow)}; saturate or wrap for fixed point "
+        "(default: the format's own; block formats take none)",
     )
     p.add_argument("--seed", type=int, default=None, metavar="N", help="seed of the random bits (stochastic modes)")
     p.add_argument("--random-bits", type=int, default=None, metavar="N", help="random bits of stochastic_a/_b/_c")

@@ -2,16 +2,12 @@
 
 from numfmt._chop import register_elementwise
 from numfmt._codes import register_codec
-from numfmt._fixed import PRESETS as _FIXED_PRESETS
 from numfmt._fixed import FixedFormat, FixedOverflow
 from numfmt._fixed_kernel import decode_fixed, encode_fixed, make_fixed_plan
-from numfmt._posit import PRESETS as _POSIT_PRESETS
 from numfmt._posit import PositFormat
 from numfmt._posit_kernel import decode_posit, encode_posit, make_posit_plan
 
-__all__ = ["FAMILY_PRESETS", "FixedFormat", "FixedOverflow", "PositFormat"]
-
-FAMILY_PRESETS = {**_POSIT_PRESETS, **_FIXED_PRESETS}
+__all__ = ["FixedFormat", "FixedOverflow", "PositFormat"]
 
 register_elementwise(PositFormat, make_posit_plan)
 register_codec(PositFormat, encode_posit, decode_posit)

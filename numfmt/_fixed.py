@@ -213,6 +213,5 @@ PRESETS = {}
 for _bits in (2, 4, 8, 16, 32, 64):
     PRESETS[f"int{_bits}"] = FixedFormat(_bits - 1, 0, True, name=f"int{_bits}")
     PRESETS[f"uint{_bits}"] = FixedFormat(_bits, 0, False, name=f"uint{_bits}")
-# As for posits: presets resolved by the parser, not yet listed in numfmt.presets().
 _FORMS = "'q{I}.{F}', 'uq{I}.{F}', 'fixed(i=I,f=F[,signed=...,overflow=...])', 'int8', 'uint4'"
-register_family(FixedFormat, _parse, {}, _FORMS)
+register_family(FixedFormat, _parse, PRESETS, _FORMS, family="fixed")

@@ -36,20 +36,27 @@ _FAMILY_TYPES: tuple[type, ...] = (FloatFormat,)
 _FAMILY_PARSERS: list = []
 _FAMILY_PRESETS: dict = {}
 _FAMILY_FORMS: list[str] = []
+_BY_FAMILY: dict[str, dict] = {}  # family name -> its presets; "float" is added below
 
 
-def register_family(cls: type, parser, named: dict, forms: str) -> None:
+def register_family(cls: type, parser, named: dict, forms: str, family: str | None = None) -> None:
     """Make ``parse`` and ``presets`` know a format family (internal hook).
 
     ``forms`` describes the family's string forms for error messages, e.g.
-    ``"'posit(n=N,es=E)'"``.
+    ``"'posit(n=N,es=E)'"``. ``family`` is the name ``presets(family)``
+    selects the ``named`` presets by; a family without presets (an element
+    type such as ``IntElement``) may leave it out.
     """
     global _FAMILY_TYPES
+    if named and family is None:
+        raise ValueError(f"register_family({cls.__name__}): presets need a family name for numfmt.presets(family)")
     if cls not in _FAMILY_TYPES:
         _FAMILY_TYPES = (*_FAMILY_TYPES, cls)
         _FAMILY_PARSERS.append(parser)
         _FAMILY_FORMS.append(forms)
     _FAMILY_PRESETS.update(named)
+    if family is not None:
+        _BY_FAMILY.setdefault(family, {}).update(named)
 
 
 def _p3109(k: int, p: int, signed: bool, extended: bool) -> FloatFormat:
@@ -100,6 +107,8 @@ def _build_presets() -> dict[str, FloatFormat]:
 
 
 _PRESETS = _build_presets()
+# The families in the order presets() lists them; others append as they register.
+_BY_FAMILY.update({"float": _PRESETS, "posit": {}, "fixed": {}, "block": {}})
 _ALIASES = {
     "half": "float16",
     "fp16": "float16",
@@ -161,12 +170,43 @@ def _parse_dtype(spec):
     )
 
 
-def presets() -> dict:
-    """All named presets, name -> format (a new dict each call).
+def presets(family: str | None = None) -> dict:
+    """The named presets, name -> format (a new dict each call).
 
-    P3109 presets are listed for K = 8; ``parse`` accepts any K in 2..16.
+    Families: ``"float"`` (:class:`numfmt.FloatFormat`: IEEE, OCP FP8/FP6/FP4,
+    P3109 for K = 8; ``parse`` accepts any K in 2..16), ``"posit"``
+    (:class:`numfmt.PositFormat`), ``"fixed"`` (:class:`numfmt.FixedFormat`:
+    ``int8``, ``uint4``, ...) and ``"block"`` (:class:`numfmt.BlockFormat`:
+    MX, NVFP4, NF4). Only the float family has code fields (exponent,
+    fraction, bias); use ``presets("float")`` where those are needed.
+
+    Args:
+      family: one family name, or None (the default) for every family.
+
+    Returns:
+      A dict of preset name -> format, floats first, then posits, fixed
+      point and block formats.
+
+    Raises:
+      ValueError: for an unknown ``family`` (the message lists the valid ones).
+
+    Examples:
+      >>> import numfmt
+      >>> numfmt.presets("float")["float8_e4m3fn"] is numfmt.float8_e4m3fn
+      True
+      >>> sorted(numfmt.presets("posit"))[:3]
+      ['posit16_1', 'posit16_2', 'posit32_2']
+      >>> set(numfmt.presets()) >= set(numfmt.presets("block"))
+      True
     """
-    return {**_PRESETS, **_FAMILY_PRESETS}
+    if family is None:
+        return {name: f for named in _BY_FAMILY.values() for name, f in named.items()}
+    if family not in _BY_FAMILY:
+        raise ValueError(
+            f"presets(family={family!r}): unknown family; valid families are "
+            f"{', '.join(repr(k) for k in _BY_FAMILY)}, or None for every preset"
+        )
+    return dict(_BY_FAMILY[family])
 
 
 def parse(spec):

@@ -202,6 +202,4 @@ PRESETS = {
         ("posit32_2", 32, 2),
     ]
 }
-# The presets are resolved by the parser and exported by numfmt/__init__.py, but
-# not listed in numfmt.presets() yet: numfmt's CLI tables assume float formats.
-register_family(PositFormat, _parse, {}, "'posit{N}_{ES}', 'posit(n=N,es=E)'")
+register_family(PositFormat, _parse, PRESETS, "'posit{N}_{ES}', 'posit(n=N,es=E)'", family="posit")

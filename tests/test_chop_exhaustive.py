@@ -13,7 +13,7 @@ import pytest
 import numfmt
 from numfmt.testing import assert_bits_equal
 
-SMALL = [n for n, f in numfmt.presets().items() if f.bits <= 16] + [
+SMALL = [n for n, f in numfmt.presets("float").items() if f.bits <= 16] + [
     "float(e=5,m=7)",
     "float(e=3,m=2,bias=-2)",
     "float(e=4,m=3,subnormals=flush)",

@@ -67,7 +67,12 @@ def test_site_builds_strictly(executed, tmp_path):
     presets = (site / "presets" / "index.html").read_text(encoding="utf-8")
     for name in numfmt.presets():
         assert f'id="{name}"' in presets, name
-    assert presets.count("Unit roundoff:") == len(numfmt.presets())
+    assert presets.count("Spec:") == len(numfmt.presets())  # one spec block per preset of every family
+    for family in ("float", "posit", "fixed", "block"):
+        assert numfmt.presets(family)
+    assert presets.count("Unit roundoff:") == len(numfmt.presets("float"))
+    assert presets.count("Maxpos:") == len(numfmt.presets("posit"))
+    assert presets.count("Bits per element:") == len(numfmt.presets("block"))
     api = (site / "api" / "index.html").read_text(encoding="utf-8")
     public = [n for n in numfmt.__all__ if n not in numfmt.presets()]
     for name in public:
@@ -96,6 +101,12 @@ def test_every_notebook_is_in_the_nav():
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     for nb in NOTEBOOKS:
         assert f"notebooks/{nb.stem}.ipynb" in nav
+
+
+def test_every_page_is_in_the_nav():
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        assert f": {page.relative_to(ROOT / 'docs').as_posix()}" in nav, page
 
 
 @pytest.mark.parametrize("page", sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")))

@@ -75,6 +75,44 @@ def test_preset_names_round_trip(name):
     assert numfmt.parse(fmt.spec) == fmt
 
 
+FAMILY_TYPES = {
+    "float": numfmt.FloatFormat,
+    "posit": numfmt.PositFormat,
+    "fixed": numfmt.FixedFormat,
+    "block": numfmt.BlockFormat,
+}
+
+
+def test_presets_by_family():
+    everything = numfmt.presets()
+    by_family = {family: numfmt.presets(family) for family in FAMILY_TYPES}
+    # the families partition presets(), in the order float, posit, fixed, block
+    assert list(everything) == [name for named in by_family.values() for name in named]
+    for family, named in by_family.items():
+        assert named, family
+        assert all(type(f) is FAMILY_TYPES[family] for f in named.values()), family
+    assert {"posit8_0", "posit16_1", "posit32_2"} <= set(by_family["posit"])
+    assert {f"{s}int{b}" for s in ("", "u") for b in (2, 4, 8, 16, 32, 64)} == set(by_family["fixed"])
+    assert set(by_family["block"]) == {
+        "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4_e2m1", "mxint8", "nvfp4", "nf4",
+    }  # fmt: skip
+    assert numfmt.presets("float") is not numfmt.presets("float")  # a new dict each call
+
+
+def test_every_preset_but_p3109_is_a_module_attribute():
+    for name, fmt in numfmt.presets().items():
+        if name.startswith("binary"):
+            assert not hasattr(numfmt, name)
+        else:
+            assert getattr(numfmt, name) is fmt and name in numfmt.__all__, name
+
+
+@pytest.mark.parametrize("family", ["Float", "posits", "int", ""])
+def test_presets_unknown_family(family):
+    with pytest.raises(ValueError, match=r"unknown family; valid families are 'float', 'posit', 'fixed', 'block'"):
+        numfmt.presets(family)
+
+
 @pytest.mark.parametrize(
     ("alias", "name"),
     [("e4m3fn", "float8_e4m3fn"), ("bf16", "bfloat16"), ("HALF", "float16"), ("e2m1fn", "float4_e2m1fn")],
