@@ -127,13 +127,13 @@ plt.show()
 # %% [markdown]
 # ## Dynamic range versus precision, every preset up to 16 bits
 #
-# Each point is a preset of `numfmt.presets()`: binades of dynamic range
+# Each point is a float preset of `numfmt.presets("float")`: binades of dynamic range
 # against bits of precision at 1 (`-log2(eps)`). For a fixed width, every bit
 # moved from the fraction to the exponent doubles the range in binades and
 # halves the number of values per binade.
 
 # %%
-small = {n: f for n, f in numfmt.presets().items() if f.bits <= 16}
+small = {n: f for n, f in numfmt.presets("float").items() if f.bits <= 16}
 points = {}
 for name in small:
     r = facts(values(name))

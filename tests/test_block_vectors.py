@@ -178,7 +178,7 @@ def test_nf4_vector():
         numfmt.mx(numfmt.IntElement(4, 2)),
         numfmt.mx(numfmt.parse("float(e=3,m=2,specials=finite)"), block_size=16),
         numfmt.bfp(8, 16),
-        *numfmt.block_presets().values(),
+        *numfmt.presets("block").values(),
     ],
     ids=str,
 )
