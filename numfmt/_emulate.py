@@ -144,7 +144,10 @@ def _typed(values, avals):
 
 def _as_aval(x, aval):
     """Cast ``x`` to ``aval``'s dtype as a strongly typed array (loop carries need exact types)."""
-    return lax.convert_element_type(x, aval.dtype) if hasattr(aval, "dtype") else x
+    if not hasattr(aval, "dtype"):
+        return x
+    x = jnp.asarray(x)
+    return _sites.convert(x, aval.dtype) if _sites.is_float(x.dtype) else lax.convert_element_type(x, aval.dtype)
 
 
 class _Interpreter:
@@ -225,14 +228,14 @@ class _Interpreter:
             if floats[0]:  # one rounding, in the input's own dtype
                 out = self.rounded(value, fmt, rounding, sites, cache, idents[0])
             else:
-                out = sites.round(lax.convert_element_type(value[0], work), fmt, rounding)
-            return [(lax.convert_element_type(out, out_dtype), fmt)]
+                out = sites.round(_sites.convert(value[0], work), fmt, rounding)
+            return [(_sites.convert(out, out_dtype), fmt)]
         args = [
-            lax.convert_element_type(self.rounded(v, fmt, rounding, sites, cache, i), work) if fl else v[0]
+            _sites.convert(self.rounded(v, fmt, rounding, sites, cache, i), work) if fl else v[0]
             for v, fl, i in zip(ins, floats, idents, strict=True)
         ]
         outs = _listify(_bind(eqn.primitive, eqn.params, *args), eqn.primitive)
-        return [(lax.convert_element_type(sites.round(o, fmt, rounding), out_dtype), fmt) for o in outs]
+        return [(_sites.convert(sites.round(o, fmt, rounding), out_dtype), fmt) for o in outs]
 
     def _matmul(self, eqn, ins, sites, cache, idents):
         name = eqn.primitive.name
@@ -251,8 +254,8 @@ class _Interpreter:
             fmt = fin
             if blocked:
                 fmt = dataclasses.replace(fin, axis=self._contraction_axis(eqn, pos))
-                v = (lax.convert_element_type(v[0], work), v[1])
-            args.append(lax.convert_element_type(self.rounded(v, fmt, rounding, sites, cache, ident), work))
+                v = (_sites.convert(v[0], work), v[1])
+            args.append(_sites.convert(self.rounded(v, fmt, rounding, sites, cache, ident), work))
         if accum is None:
             out = _bind(eqn.primitive, dict(eqn.params, preferred_element_type=work), *args)
         elif name != "dot_general":
@@ -264,7 +267,7 @@ class _Interpreter:
             step_key = sites.next_key() if rounding.is_stochastic else None
             round_acc = lambda acc, k: sites.child(k).round(acc, accum, rounding)  # noqa: E731
             out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key)
-        return [(lax.convert_element_type(sites.round(out, fout, rounding), out_dtype), fout)]
+        return [(_sites.convert(sites.round(out, fout, rounding), out_dtype), fout)]
 
     @staticmethod
     def _contraction_axis(eqn, pos):

@@ -14,12 +14,13 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from numfmt._chop import chop
 from numfmt._float import FloatFormat
 from numfmt._names import parse
 
-__all__ = ["Sites", "check_fits", "is_float", "work_dtype"]
+__all__ = ["Sites", "check_fits", "convert", "is_float", "work_dtype"]
 
 # Operations whose exact result, rounded to float32 and then to a format of
 # precision p <= 11 inside float32's normal range, is the correctly rounded
@@ -32,6 +33,38 @@ _FLOAT32_NORMAL_EXP = -126
 
 def is_float(dtype) -> bool:
     return jnp.issubdtype(dtype, jnp.floating)
+
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def convert(x, dtype):
+    """Convert float ``x`` to float ``dtype``, exactly for values ``dtype`` holds.
+
+    XLA:CPU flushes float32 subnormals in conversions between float32 (or
+    bfloat16, which it widens through float32) and float64; this rebuilds them
+    from their bits. float64 arithmetic is not flushed.
+    """
+    dtype = np.dtype(dtype)
+    x = jnp.asarray(x)
+    src = np.dtype(x.dtype)
+    if src == dtype:
+        return x
+    if not is_float(src):
+        return lax.convert_element_type(x, dtype)
+    if dtype == _F64 and src.itemsize < 8:
+        x = lax.convert_element_type(x, _F32)
+        mag = lax.bitcast_convert_type(x, jnp.uint32) & jnp.uint32(0x7FFFFFFF)
+        tiny = lax.convert_element_type(mag, _F64) * 2.0**-149
+        return jnp.where(mag < 0x00800000, jnp.where(jnp.signbit(x), -tiny, tiny), lax.convert_element_type(x, _F64))
+    if src == _F64 and dtype.itemsize < 8:
+        a = jnp.abs(x)
+        small = a < 2.0**-126
+        frac = lax.convert_element_type(jnp.where(small, a, 0.0) * 2.0**149, jnp.uint32)
+        bits = frac | (lax.convert_element_type(jnp.signbit(x), jnp.uint32) << 31)
+        y = jnp.where(small, lax.bitcast_convert_type(bits, jnp.float32), lax.convert_element_type(x, _F32))
+        return lax.convert_element_type(y, dtype)
+    return lax.convert_element_type(x, dtype)
 
 
 def _float32_safe(fmt) -> bool:
