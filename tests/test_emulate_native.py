@@ -52,11 +52,15 @@ for name, dt in [("float16", np.float16), ("bfloat16", ml_dtypes.bfloat16)]:
         emulated = np.asarray(emulated).astype(dt)  # exact: the values are in the format
         nan = np.isnan(native.astype(np.float32)) & np.isnan(emulated.astype(np.float32))
         bad = (native.view(np.uint16) != emulated.view(np.uint16)) & ~nan
-        # values XLA:CPU flushes: float32 subnormals among the inputs or the results
-        vals = [native, emulated, *args]
+        # values XLA:CPU flushes: float32 subnormals among the inputs, the results or the
+        # float64 result (an exact product just below 2**-126 rounds up to a bfloat16 normal)
+        wide = np.asarray(jax.jit(f)(*[jnp.asarray(a.astype(np.float64)) for a in args]))
+        vals = [native, emulated, wide, *args]
         tiny = np.any([(np.abs(v.astype(np.float64)) < 2.0**-126) & (v.astype(np.float64) != 0) for v in vals], axis=0)
         out[f"{name}/{fname}"] = {"mismatch": int(bad.sum()), "outside_f32_subnormal": int((bad & ~tiny).sum()),
-                                  "nonfinite": int((~np.isfinite(native.astype(np.float32))).sum())}
+                                  "nonfinite": int((~np.isfinite(native.astype(np.float32))).sum()),
+                                  "examples": [[float(v[i]) for v in (*args, native, emulated)]
+                                               for i in np.nonzero(bad & ~tiny)[0][:3]]}
 print(json.dumps(out))
 """
 
