@@ -36,7 +36,7 @@ MOVEMENT = frozenset(
         "broadcast_in_dim", "reshape", "squeeze", "expand_dims", "transpose", "slice", "dynamic_slice",
         "dynamic_update_slice", "gather", "concatenate", "pad", "rev", "select_n", "copy", "copy_p",
         "optimization_barrier", "sharding_constraint", "device_put", "split", "stop_gradient",
-        "mesh_cast", "reshard",
+        "mesh_cast", "reshard", "empty", "empty2", "iota",
     }
 )  # fmt: skip
 # Exact on values of a format (or with non-float outputs): inputs are rounded
@@ -87,21 +87,26 @@ def emulate(fn, policy):
     """
     policy = Policy.parse(policy)
 
+    out_trees: dict = {}
+
+    # The interpreted function is jitted (inlined under an outer jit): eager
+    # calls then run compiled code instead of dispatching every kernel op.
+    @functools.partial(jax.jit, static_argnums=0)
+    def run(in_tree, key, *flat):
+        def flat_fn(*leaves):
+            a, k = jax.tree.unflatten(in_tree, leaves)
+            out_leaves, out_trees[in_tree] = jax.tree.flatten(fn(*a, **k))
+            return out_leaves
+
+        closed = jax.make_jaxpr(flat_fn)(*flat)
+        return [v for v, _ in _Interpreter(policy).run(closed, flat, _sites.Sites(policy, key))]
+
     @functools.wraps(fn)
     def emulated(*args, key=None, **kwargs):
         key = _check_key(policy, key)
         flat, in_tree = jax.tree.flatten((args, kwargs))
-        out_tree = []
-
-        def flat_fn(*leaves):
-            a, k = jax.tree.unflatten(in_tree, leaves)
-            out_leaves, tree = jax.tree.flatten(fn(*a, **k))
-            out_tree.append(tree)
-            return out_leaves
-
-        closed = jax.make_jaxpr(flat_fn)(*flat)
-        outs = _Interpreter(policy).run(closed, flat, _sites.Sites(policy, key))
-        return jax.tree.unflatten(out_tree[0], [v for v, _ in outs])
+        outs = run(in_tree, key, *flat)
+        return jax.tree.unflatten(out_trees[in_tree], outs)
 
     return emulated
 

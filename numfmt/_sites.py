@@ -43,28 +43,36 @@ def convert(x, dtype):
 
     XLA:CPU flushes float32 subnormals in conversions between float32 (or
     bfloat16, which it widens through float32) and float64; this rebuilds them
-    from their bits. float64 arithmetic is not flushed.
+    from their bits. float64 arithmetic is not flushed. The derivative is that
+    of an ordinary conversion.
     """
     dtype = np.dtype(dtype)
     x = jnp.asarray(x)
     src = np.dtype(x.dtype)
-    if src == dtype:
-        return x
-    if not is_float(src):
+    if src == dtype or not is_float(src) or (src.itemsize < 8) == (dtype.itemsize < 8):
         return lax.convert_element_type(x, dtype)
-    if dtype == _F64 and src.itemsize < 8:
-        x = lax.convert_element_type(x, _F32)
-        mag = lax.bitcast_convert_type(x, jnp.uint32) & jnp.uint32(0x7FFFFFFF)
-        tiny = lax.convert_element_type(mag, _F64) * 2.0**-149
-        return jnp.where(mag < 0x00800000, jnp.where(jnp.signbit(x), -tiny, tiny), lax.convert_element_type(x, _F64))
-    if src == _F64 and dtype.itemsize < 8:
+    return _exact_convert(src, dtype)(x)
+
+
+@functools.cache
+def _exact_convert(src, dtype):
+    @jax.custom_jvp
+    def conv(x):
+        if dtype == _F64:
+            x = lax.convert_element_type(x, _F32)
+            mag = lax.bitcast_convert_type(x, jnp.uint32) & jnp.uint32(0x7FFFFFFF)
+            tiny = lax.convert_element_type(mag, _F64) * 2.0**-149
+            tiny = jnp.where(jnp.signbit(x), -tiny, tiny)
+            return jnp.where(mag < 0x00800000, tiny, lax.convert_element_type(x, _F64))
         a = jnp.abs(x)
         small = a < 2.0**-126
         frac = lax.convert_element_type(jnp.where(small, a, 0.0) * 2.0**149, jnp.uint32)
         bits = frac | (lax.convert_element_type(jnp.signbit(x), jnp.uint32) << 31)
         y = jnp.where(small, lax.bitcast_convert_type(bits, jnp.float32), lax.convert_element_type(x, _F32))
         return lax.convert_element_type(y, dtype)
-    return lax.convert_element_type(x, dtype)
+
+    conv.defjvp(lambda primals, tangents: (conv(primals[0]), lax.convert_element_type(tangents[0], dtype)))
+    return conv
 
 
 def _float32_safe(fmt) -> bool:
