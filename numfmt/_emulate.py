@@ -36,7 +36,7 @@ MOVEMENT = frozenset(
         "broadcast_in_dim", "reshape", "squeeze", "expand_dims", "transpose", "slice", "dynamic_slice",
         "dynamic_update_slice", "gather", "concatenate", "pad", "rev", "select_n", "copy", "copy_p",
         "optimization_barrier", "sharding_constraint", "device_put", "split", "stop_gradient",
-        "mesh_cast", "reshard", "empty", "empty2", "iota",
+        "mesh_cast", "reshard", "empty", "empty2", "iota", "stack", "top_k",
     }
 )  # fmt: skip
 # Exact on values of a format (or with non-float outputs): inputs are rounded

@@ -217,7 +217,7 @@ def test_same_key_reproduces_and_different_keys_differ():
 
 def test_sites_and_iterations_draw_independent_streams():
     x = jnp.ones(2000, jnp.float32)
-    h = 2.0**-9  # 1 + h is halfway between bfloat16 neighbours: up with probability 1/2
+    h = 2.0**-8  # 1 + h is halfway between bfloat16 neighbours: up with probability 1/2
     two = numfmt.emulate(lambda v: (v + h, v + h), SR)(x, key=jax.random.key(3))
     assert np.count_nonzero(bits(two[0]) != bits(two[1])) > 700
     scan = lambda v: jax.lax.scan(lambda c, xi: (c, xi + h), 0.0, jnp.stack([v, v]))[1]  # noqa: E731
