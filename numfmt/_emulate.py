@@ -301,6 +301,7 @@ class _Interpreter:
     def _scan(self, eqn, ins, sites):
         p = eqn.params
         closed, nc, ncarry = p["jaxpr"], p["num_consts"], p["num_carry"]
+        ins = [(sites.cotangent(v), f) for v, f in ins]
         consts, init, xs = ins[:nc], ins[nc : nc + ncarry], ins[nc + ncarry :]
         carry_avals = closed.in_avals[nc : nc + ncarry]
         key = sites.next_key()
@@ -346,7 +347,7 @@ class _Interpreter:
 
     def _cond(self, eqn, ins, sites):
         branches = eqn.params["branches"]
-        (index, _), ops = ins[0], ins[1:]
+        (index, _), ops = ins[0], [(sites.cotangent(v), f) for v, f in ins[1:]]
         key = sites.next_key()
         known = [f for _, f in ops]
 

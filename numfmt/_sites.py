@@ -165,6 +165,30 @@ class Sites:
         gkey = self.next_key() if policy.grad_rounding.is_stochastic else None
         return _rounding_site(fmt, rounding, policy.grad, policy.grad_rounding)(x, key, gkey)
 
+    def cotangent(self, x):
+        """Identity whose backward pass rounds the cotangent to the gradient format.
+
+        Put on the float inputs of loops and branches, so that cotangents the
+        loop transpose sums over iterations (e.g. of a weight shared by all
+        steps of a scan) leave it rounded.
+        """
+        x = jnp.asarray(x)
+        policy = self.policy
+        if policy.grad is None or not is_float(x.dtype):
+            return x
+        gkey = self.next_key() if policy.grad_rounding.is_stochastic else None
+        return _cotangent_site(policy.grad, policy.grad_rounding)(x, gkey)
+
+
+@functools.cache
+def _cotangent_site(grad_fmt, grad_rounding):
+    @jax.custom_vjp
+    def site(x, gkey):
+        return x
+
+    site.defvjp(lambda x, gkey: (x, gkey), lambda gkey, g: (chop(g, grad_fmt, grad_rounding, key=gkey), None))
+    return site
+
 
 @functools.cache
 def _rounding_site(fmt, rounding, grad_fmt, grad_rounding):
