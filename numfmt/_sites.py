@@ -161,7 +161,7 @@ class Sites:
         key = self.next_key() if rounding.is_stochastic else None
         policy = self.policy
         if policy.grad is None:
-            return chop(x, fmt, rounding, key=key)
+            return _jitted_chop(fmt, rounding)(x, key)
         gkey = self.next_key() if policy.grad_rounding.is_stochastic else None
         return _rounding_site(fmt, rounding, policy.grad, policy.grad_rounding)(x, key, gkey)
 
@@ -178,6 +178,13 @@ class Sites:
             return x
         gkey = self.next_key() if policy.grad_rounding.is_stochastic else None
         return _cotangent_site(policy.grad, policy.grad_rounding)(x, gkey)
+
+
+@functools.cache
+def _jitted_chop(fmt, rounding):
+    # One jitted function per (format, rounding): JAX lowers it once per input
+    # signature and reuses it at every site, which keeps compile time down.
+    return jax.jit(lambda x, key: chop(x, fmt, rounding, key=key))
 
 
 @functools.cache
