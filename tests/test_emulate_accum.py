@@ -40,8 +40,11 @@ def reference_loop(a, b, chunk, accum, fmt_in, fmt_out):
     return chop(out, fmt_out)
 
 
-@pytest.mark.parametrize(("fmt_in", "accum", "chunk"), [("float8_e4m3fn", "float16", 1), ("float8_e4m3fn", "float16", 4),
-                                                        ("float8_e5m2", "float16", 16), ("float16", "bfloat16", 3)])  # fmt: skip
+CASES = [("float8_e4m3fn", "float16", 1), ("float8_e4m3fn", "float16", 4), ("float8_e5m2", "float16", 16),
+         ("float16", "bfloat16", 3)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("fmt_in", "accum", "chunk"), CASES)
 def test_chunked_accumulation_equals_reference_loop(fmt_in, accum, chunk):
     rng = np.random.default_rng(chunk)
     a = rng.standard_normal((3, 37)).astype(np.float32) * 8

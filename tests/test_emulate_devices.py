@@ -31,7 +31,8 @@ def loss(params, x, y):
     w, b = params[-1]
     return jnp.mean((h @ w + b - y) ** 2)
 
-for policy, kw in [("compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,chunk=16,out=bfloat16,grad=float8_e5m2", {}),
+FP8 = "compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,chunk=16,out=bfloat16,grad=float8_e5m2"
+for policy, kw in [(FP8, {}),
                    ("compute=bfloat16,rounding=stochastic,accum=float32,chunk=8,grad=bfloat16",
                     {"key": jax.random.key(7)})]:
     step = jax.jit(jax.value_and_grad(numfmt.emulate(loss, policy)))
