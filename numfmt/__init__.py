@@ -1,7 +1,7 @@
 """numfmt: bit-accurate emulation of number formats on NumPy and JAX.
 
 ``import numfmt`` does not import JAX; JAX support is loaded when a JAX array
-or key is first passed in.
+or key is first passed in (and ``numfmt.emulate`` imports JAX on first access).
 """
 
 from numfmt import _block_chop as _block_chop  # registers block formats with chop
@@ -13,6 +13,7 @@ from numfmt._families import FixedFormat, FixedOverflow, PositFormat
 from numfmt._float import FloatFormat, Specials, Subnormals
 from numfmt._int_element import IntElement
 from numfmt._names import parse, presets
+from numfmt._policy import Policy
 from numfmt._rounding import Overflow, Rounding
 
 __version__ = "0.1.0"
@@ -31,11 +32,13 @@ __all__ = [
     "pack_nibbles",
     "unpack_nibbles",
     "Overflow",
+    "Policy",
     "Rounding",
     "Specials",
     "Subnormals",
     "chop",
     "decode",
+    "emulate",
     "encode",
     "parse",
     "presets",
@@ -47,3 +50,12 @@ _ATTRIBUTES = {_name: _fmt for _name, _fmt in presets().items() if not _name.sta
 globals().update(_ATTRIBUTES)
 __all__ += sorted(_ATTRIBUTES)
 del _ATTRIBUTES
+
+
+def __getattr__(name):
+    # numfmt.emulate needs JAX; import it on first access only.
+    if name == "emulate":
+        from numfmt._emulate import emulate
+
+        return emulate
+    raise AttributeError(f"module 'numfmt' has no attribute {name!r}")

@@ -1,0 +1,256 @@
+"""``numfmt.emulate``: run a JAX function as if on low-precision hardware.
+
+A jaxpr interpreter: ``fn`` is traced to a jaxpr and each equation is
+evaluated again with its floating-point inputs and outputs rounded per the
+:class:`~numfmt.Policy`. It runs at trace time, so the result is an ordinary
+JAX function that ``jit``, ``grad`` and ``vmap`` compose with in either order.
+Control flow (nested jit, scan, while_loop, cond/switch, checkpoint,
+custom_jvp/custom_vjp functions) is re-built with the public ``lax``/``jax``
+APIs around interpreted bodies.
+
+Each value carries the format it is known to be in (or None); an operation
+rounds an input only if it is not already in the operation's format, so a
+chain of ops in one format rounds each intermediate once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.extend import core as jcore
+
+from numfmt import _sites
+from numfmt._accumulate import chunked_dot
+from numfmt._control import ControlFlow, _bind, _common, _listify
+from numfmt._policy import GROUPS, Policy
+
+__all__ = ["emulate"]
+
+# Data movement: the output holds input values unchanged. Rounding commutes
+# with these, so they neither round nor need rounded inputs.
+MOVEMENT = frozenset(
+    {
+        "broadcast_in_dim", "reshape", "squeeze", "expand_dims", "transpose", "slice", "dynamic_slice",
+        "dynamic_update_slice", "gather", "concatenate", "pad", "rev", "select_n", "copy", "copy_p",
+        "optimization_barrier", "sharding_constraint", "device_put", "split", "stop_gradient",
+        "mesh_cast", "reshard", "empty", "empty2", "iota", "stack", "top_k",
+    }
+)  # fmt: skip
+# Exact on values of a format (or with non-float outputs): inputs are rounded
+# to the compute format first, outputs are not rounded.
+EXACT = frozenset(
+    {
+        "neg", "abs", "max", "min", "reduce_max", "reduce_min", "argmax", "argmin", "sign", "floor", "ceil",
+        "round", "clamp", "sort", "cummax", "cummin", "is_finite", "eq", "ne", "lt", "le", "gt", "ge",
+        "convert_element_type", "bitcast_convert_type", "reduce_and", "reduce_or", "copysign",
+    }
+)  # fmt: skip
+ROUNDED = frozenset().union(*(GROUPS[g] for g in ("elementwise", "reductions", "transcendental")))
+HIGHER = ("jit", "pjit", "closed_call", "remat2", "checkpoint", "scan", "while", "cond", "custom_jvp_call",
+          "custom_vjp_call", "custom_vjp_call_jaxpr")  # fmt: skip
+
+
+def emulate(fn, policy):
+    """Return ``fn`` computing as if on hardware described by ``policy``.
+
+    Every floating-point primitive of ``fn`` has its inputs and outputs
+    rounded per the policy (via :func:`numfmt.chop`); integer, boolean,
+    comparison, shape and bit-level primitives pass through, and constants
+    captured by ``fn`` are rounded like inputs.
+
+    Args:
+      fn: a function of JAX arrays (pytrees allowed); every argument is traced.
+      policy: a :class:`Policy` or its string form, e.g.
+        ``"compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,out=bfloat16"``.
+
+    Returns:
+      A function with ``fn``'s signature plus a keyword ``key=``: a
+      ``jax.random`` key, required when the policy has a stochastic rounding
+      (each rounding site draws from its own stream: the key folded with a
+      site id, and with the iteration inside loops) and refused otherwise.
+
+    Raises:
+      ValueError: a bad policy; a missing or unexpected key; a format that
+        needs float64 arithmetic while x64 is off; a format wider than the
+        dtype ``fn`` stores a value in.
+      NotImplementedError: ``fn`` uses a primitive emulate does not handle
+        (the message names it).
+
+    Examples:
+      >>> import jax.numpy as jnp, numfmt
+      >>> f = numfmt.emulate(lambda x, y: x * y + 1.0, "compute=float8_e4m3fn")
+      >>> f(jnp.float32(1.7), jnp.float32(3.1))
+      Array(6., dtype=float32)
+    """
+    policy = Policy.parse(policy)
+
+    out_trees: dict = {}
+
+    # The interpreted function is jitted (inlined under an outer jit): eager
+    # calls then run compiled code instead of dispatching every kernel op.
+    @functools.partial(jax.jit, static_argnums=0)
+    def run(in_tree, key, *flat):
+        def flat_fn(*leaves):
+            a, k = jax.tree.unflatten(in_tree, leaves)
+            out_leaves, out_trees[in_tree] = jax.tree.flatten(fn(*a, **k))
+            return out_leaves
+
+        closed = jax.make_jaxpr(flat_fn)(*flat)
+        return [v for v, _ in _Interpreter(policy).run(closed, flat, _sites.Sites(policy, key))]
+
+    @functools.wraps(fn)
+    def emulated(*args, key=None, **kwargs):
+        key = _check_key(policy, key)
+        flat, in_tree = jax.tree.flatten((args, kwargs))
+        outs = run(in_tree, key, *flat)
+        return jax.tree.unflatten(out_trees[in_tree], outs)
+
+    return emulated
+
+
+def _check_key(policy: Policy, key):
+    if policy.is_stochastic and key is None:
+        raise ValueError(
+            f"policy {str(policy)!r} has stochastic rounding and needs a key: call the emulated "
+            "function with key=jax.random.key(seed) (a new key per step for fresh noise)"
+        )
+    if not policy.is_stochastic and key is not None:
+        raise ValueError(f"key= was given but policy {str(policy)!r} is deterministic; drop the key")
+    if key is None:
+        return None
+    if not isinstance(key, jax.Array):
+        raise TypeError(f"key must be a jax.random key, got {type(key).__name__}")
+    return jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+
+
+class _Interpreter(ControlFlow):
+    def __init__(self, policy: Policy):
+        self.policy = policy
+
+    # -- values -----------------------------------------------------------
+    def run(self, closed, args, sites, known=None):
+        """Evaluate a ClosedJaxpr; returns [(value, known format | None)] for its outputs."""
+        jaxpr = closed.jaxpr
+        env = {}
+        for var, val in zip(jaxpr.constvars, closed.consts, strict=True):
+            env[var] = (val, None)
+        known = known or [None] * len(args)
+        for var, val, fmt in zip(jaxpr.invars, args, known, strict=True):
+            env[var] = (val, fmt)
+        cache = {}
+        for eqn in jaxpr.eqns:
+            ins = [(v.val, None) if isinstance(v, jcore.Literal) else env[v] for v in eqn.invars]
+            outs = self.eqn(eqn, ins, sites, cache, [id(v) for v in eqn.invars])
+            for var, out in zip(eqn.outvars, outs, strict=True):
+                env[var] = out
+        return [(v.val, None) if isinstance(v, jcore.Literal) else env[v] for v in jaxpr.outvars]
+
+    def rounded(self, value, fmt, rounding, sites, cache, ident):
+        """``value`` (with its known format) rounded into ``fmt``, in its own dtype."""
+        val, have = value
+        if have == fmt or not _sites.is_float(jnp.result_type(val)):
+            return val
+        cache_key = (ident, fmt, rounding)
+        if ident is None or cache_key not in cache:
+            cache[cache_key] = sites.round(jnp.asarray(val), fmt, rounding)
+        return cache[cache_key]
+
+    # -- equations --------------------------------------------------------
+    def eqn(self, eqn, ins, sites, cache, idents):
+        name = eqn.primitive.name
+        floats = [_sites.is_float(v.aval.dtype) for v in eqn.invars]
+        out_floats = [_sites.is_float(v.aval.dtype) for v in eqn.outvars]
+        if name in HIGHER:
+            return getattr(self, "_" + {"pjit": "jit", "closed_call": "jit", "checkpoint": "remat2",
+                                        "custom_vjp_call_jaxpr": "custom_vjp_call"}.get(name, name))(
+                eqn, ins, sites)  # fmt: skip
+        if not any(floats) and not any(out_floats):
+            return [(v, None) for v in _listify(_bind(eqn.primitive, eqn.params, *[v for v, _ in ins]), eqn.primitive)]
+        if name in MOVEMENT:
+            out = _bind(eqn.primitive, eqn.params, *[v for v, _ in ins])
+            fmt = _common(f for (_, f), fl in zip(ins, floats, strict=True) if fl)
+            return [(v, fmt) for v in _listify(out, eqn.primitive)]
+        if name in GROUPS["matmul"]:
+            return self._matmul(eqn, ins, sites, cache, idents)
+        if name == "convert_element_type" and not out_floats[0]:
+            name = "convert_to_int"
+        if name in EXACT or name == "convert_to_int":
+            fmt, rounding = self.policy.compute, self.policy.rounding
+            args = [
+                self.rounded(v, fmt, rounding, sites, cache, i) if fl else v[0]
+                for v, fl, i in zip(ins, floats, idents, strict=True)
+            ]
+            out = _listify(_bind(eqn.primitive, eqn.params, *args), eqn.primitive)
+            return [(v, fmt if of else None) for v, of in zip(out, out_floats, strict=True)]
+        if name in ROUNDED:
+            return self._rounded_op(eqn, ins, sites, cache, idents, floats)
+        raise NotImplementedError(
+            f"emulate does not handle the primitive {name!r} (in {eqn}); it is neither a known exact, "
+            "data-movement, rounded or control-flow primitive. Compute it outside the emulated function "
+            "or open an issue naming the primitive"
+        )
+
+    def _rounded_op(self, eqn, ins, sites, cache, idents, floats):
+        name = eqn.primitive.name
+        fmt, rounding = self.policy.site(name)
+        out_dtype = eqn.outvars[0].aval.dtype
+        _sites.check_fits(fmt, out_dtype, f"{name} output")
+        work = _sites.work_dtype(name, [fmt])
+        if name == "convert_element_type":
+            (value,) = ins
+            if floats[0]:  # one rounding, in the input's own dtype
+                out = self.rounded(value, fmt, rounding, sites, cache, idents[0])
+            else:
+                out = sites.round(_sites.convert(value[0], work), fmt, rounding)
+            return [(_sites.convert(out, out_dtype), fmt)]
+        args = [
+            _sites.convert(self.rounded(v, fmt, rounding, sites, cache, i), work) if fl else v[0]
+            for v, fl, i in zip(ins, floats, idents, strict=True)
+        ]
+        outs = _listify(_bind(eqn.primitive, eqn.params, *args), eqn.primitive)
+        return [(_sites.convert(sites.round(o, fmt, rounding), out_dtype), fmt) for o in outs]
+
+    def _matmul(self, eqn, ins, sites, cache, idents):
+        name = eqn.primitive.name
+        fin, accum, chunk, fout, rounding = self.policy.matmul_formats(name)
+        out_dtype = eqn.outvars[0].aval.dtype
+        _sites.check_fits(fout, out_dtype, f"{name} output")
+        blocked = hasattr(fin, "axis")
+        if accum is not None or blocked:
+            work = _sites.work_dtype(name + " with accumulator", [fin] if blocked else [fin, fin, accum])
+        else:
+            # XLA's dot is not correctly rounded: float32 when the products are exact in it.
+            exact32 = isinstance(fin, _sites.FloatFormat) and fin.precision <= 12
+            work = jnp.dtype(jnp.float32) if exact32 else _sites.work_dtype(name, [fin, fout])
+        args = []
+        for pos, (v, ident) in enumerate(zip(ins, idents, strict=True)):
+            fmt = fin
+            if blocked:
+                fmt = dataclasses.replace(fin, axis=self._contraction_axis(eqn, pos))
+                v = (_sites.convert(v[0], work), v[1])
+            args.append(_sites.convert(self.rounded(v, fmt, rounding, sites, cache, ident), work))
+        if accum is None:
+            out = _bind(eqn.primitive, dict(eqn.params, preferred_element_type=work), *args)
+        elif name != "dot_general":
+            raise NotImplementedError(
+                f"policy {str(self.policy)!r}: accumulator rounding (accum=) is implemented for dot_general "
+                f"only, not {name}; drop accum= or override the matmul group for {name}"
+            )
+        else:
+            step_key = sites.next_key() if rounding.is_stochastic else None
+            round_acc = lambda acc, k: sites.child(k).round(acc, accum, rounding)  # noqa: E731
+            out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key)
+        return [(_sites.convert(sites.round(out, fout, rounding), out_dtype), fout)]
+
+    @staticmethod
+    def _contraction_axis(eqn, pos):
+        (lc, rc), _ = eqn.params["dimension_numbers"]
+        dims = (lc, rc)[pos] if eqn.primitive.name == "dot_general" else None
+        if dims is None or len(dims) != 1:
+            raise NotImplementedError(
+                f"block-format matmul inputs need a dot_general with one contracting dimension, got {eqn}"
+            )
+        return dims[0]

@@ -1,0 +1,215 @@
+"""Rounding sites of :func:`numfmt.emulate`: work dtypes, key streams, cotangents.
+
+Every rounding the emulator performs goes through :func:`numfmt.chop` (one
+correct rounding of its input, straight-through under ``jax.grad``). This
+module decides the dtype an operation is computed in, checks that rounded
+values fit the dtype the traced function stores them in, hands each site its
+own random stream, and rounds cotangents to the policy's gradient format.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from numfmt._chop import chop
+from numfmt._float import FloatFormat
+from numfmt._names import parse
+
+__all__ = ["Sites", "check_fits", "convert", "is_float", "work_dtype"]
+
+# Operations whose exact result, rounded to float32 and then to a format of
+# precision p <= 11 inside float32's normal range, is the correctly rounded
+# result (float32 has p_work = 24 >= 2p + 2, so the double rounding is
+# innocuous; Figueroa, "When is double rounding innocuous?", 1995).
+EXACT_IN_FLOAT32 = frozenset({"add", "add_any", "sub", "mul", "div", "sqrt", "square", "convert_element_type", "rem"})
+
+_FLOAT32_NORMAL_EXP = -126
+
+
+def is_float(dtype) -> bool:
+    return jnp.issubdtype(dtype, jnp.floating)
+
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def convert(x, dtype):
+    """Convert float ``x`` to float ``dtype``, exactly for values ``dtype`` holds.
+
+    XLA:CPU flushes float32 subnormals in conversions between float32 (or
+    bfloat16, which it widens through float32) and float64; this rebuilds them
+    from their bits. float64 arithmetic is not flushed. The derivative is that
+    of an ordinary conversion.
+    """
+    dtype = np.dtype(dtype)
+    x = jnp.asarray(x)
+    src = np.dtype(x.dtype)
+    if src == dtype or not is_float(src) or (src.itemsize < 8) == (dtype.itemsize < 8):
+        return lax.convert_element_type(x, dtype)
+    return _exact_convert(src, dtype)(x)
+
+
+@functools.cache
+def _exact_convert(src, dtype):
+    @jax.custom_jvp
+    def conv(x):
+        if dtype == _F64:
+            x = lax.convert_element_type(x, _F32)
+            mag = lax.bitcast_convert_type(x, jnp.uint32) & jnp.uint32(0x7FFFFFFF)
+            tiny = lax.convert_element_type(mag, _F64) * 2.0**-149
+            tiny = jnp.where(jnp.signbit(x), -tiny, tiny)
+            return jnp.where(mag < 0x00800000, tiny, lax.convert_element_type(x, _F64))
+        a = jnp.abs(x)
+        small = a < 2.0**-126
+        frac = lax.convert_element_type(jnp.where(small, a, 0.0) * 2.0**149, jnp.uint32)
+        bits = frac | (lax.convert_element_type(jnp.signbit(x), jnp.uint32) << 31)
+        y = jnp.where(small, lax.bitcast_convert_type(bits, jnp.float32), lax.convert_element_type(x, _F32))
+        return lax.convert_element_type(y, dtype)
+
+    conv.defjvp(lambda primals, tangents: (conv(primals[0]), lax.convert_element_type(tangents[0], dtype)))
+    return conv
+
+
+def _float32_safe(fmt) -> bool:
+    """p <= 11 and all products/quotients of the format's values are float32 normals.
+
+    XLA on CPU flushes float32 subnormals, so the range condition is needed
+    for bit accuracy, not only for speed.
+    """
+    if not isinstance(fmt, FloatFormat) or fmt.precision > 11:
+        return False
+    lo = fmt.emin - fmt.man_bits  # exponent of the smallest subnormal
+    hi = fmt.emax + 1  # every finite value is below 2**hi
+    return min(2 * lo, lo - hi) >= _FLOAT32_NORMAL_EXP and max(2 * hi, hi - lo) <= 127
+
+
+def work_dtype(primitive: str, fmts) -> np.dtype:
+    """The dtype ``primitive`` is computed in, for inputs/outputs in ``fmts``.
+
+    float32 where that is provably exact (see ``EXACT_IN_FLOAT32``), else
+    float64; float64 needs ``jax_enable_x64``. Transcendental functions and
+    reductions are not correctly rounded by XLA: with x64 on they are computed
+    in float64 and that result is rounded once.
+    """
+    safe = all(_float32_safe(f) for f in fmts)
+    if safe and (primitive in EXACT_IN_FLOAT32 or not jax.config.jax_enable_x64):
+        return np.dtype(np.float32)
+    if not jax.config.jax_enable_x64:
+        names = ", ".join(sorted({str(f) for f in fmts}))
+        raise ValueError(
+            f"emulating {primitive} in {names} needs float64 arithmetic (float32 is exact only for "
+            "formats of precision <= 11 inside float32's normal range); enable it with "
+            'jax.config.update("jax_enable_x64", True) before tracing'
+        )
+    return np.dtype(np.float64)
+
+
+_DTYPE_FORMATS = {np.dtype(d): parse(n) for d, n in [(jnp.float16, "float16"), (jnp.bfloat16, "bfloat16"),
+                                                     (jnp.float32, "float32"), (jnp.float64, "float64")]}  # fmt: skip
+
+
+def check_fits(fmt, dtype, where: str) -> None:
+    """Raise unless every value of ``fmt`` is exactly representable in ``dtype``."""
+    dtype = np.dtype(dtype)
+    if not isinstance(fmt, FloatFormat):
+        raise TypeError(
+            f"{where}: emulate supports float formats ({type(fmt).__name__} {fmt} is not one yet); "
+            "round such values with numfmt.chop"
+        )
+    box = _DTYPE_FORMATS.get(dtype)
+    if box is None:
+        raise TypeError(f"{where}: values of dtype {dtype} cannot hold {fmt}; use float32 or float64")
+    if not (
+        fmt.precision <= box.precision
+        and fmt.max_value <= box.max_value
+        and fmt.smallest_subnormal >= box.smallest_subnormal
+    ):
+        raise ValueError(
+            f"{where}: the traced function stores this value as {dtype.name}, which cannot hold every "
+            f"value of {fmt}; run the function in a wider dtype (e.g. pass float32 or float64 arrays)"
+        )
+
+
+class Sites:
+    """Counts the rounding sites of one traced body and gives each its key.
+
+    ``key`` is raw ``uint32`` key data (or None); site ``i`` draws from
+    ``fold_in(key, i)``. Loop bodies get a child with a per-iteration key.
+    """
+
+    def __init__(self, policy, key):
+        self.policy = policy
+        self.key = key
+        self.count = 0
+
+    def next_key(self):
+        if self.key is None:
+            return None
+        self.count += 1
+        return jax.random.fold_in(self.key, self.count)
+
+    def child(self, key) -> Sites:
+        return Sites(self.policy, key)
+
+    def round(self, x, fmt, rounding):
+        """Round ``x`` (any float dtype) into ``fmt``; under grad, round its cotangent too."""
+        key = self.next_key() if rounding.is_stochastic else None
+        policy = self.policy
+        if policy.grad is None:
+            return _jitted_chop(fmt, rounding)(x, key)
+        gkey = self.next_key() if policy.grad_rounding.is_stochastic else None
+        return _rounding_site(fmt, rounding, policy.grad, policy.grad_rounding)(x, key, gkey)
+
+    def cotangent(self, x):
+        """Identity whose backward pass rounds the cotangent to the gradient format.
+
+        Put on the float inputs of loops and branches, so that cotangents the
+        loop transpose sums over iterations (e.g. of a weight shared by all
+        steps of a scan) leave it rounded.
+        """
+        x = jnp.asarray(x)
+        policy = self.policy
+        if policy.grad is None or not is_float(x.dtype):
+            return x
+        gkey = self.next_key() if policy.grad_rounding.is_stochastic else None
+        return _cotangent_site(policy.grad, policy.grad_rounding)(x, gkey)
+
+
+@functools.cache
+def _jitted_chop(fmt, rounding):
+    # One jitted function per (format, rounding): JAX lowers it once per input
+    # signature and reuses it at every site, which keeps compile time down.
+    return jax.jit(lambda x, key: chop(x, fmt, rounding, key=key))
+
+
+@functools.cache
+def _cotangent_site(grad_fmt, grad_rounding):
+    @jax.custom_vjp
+    def site(x, gkey):
+        return x
+
+    site.defvjp(lambda x, gkey: (x, gkey), lambda gkey, g: (chop(g, grad_fmt, grad_rounding, key=gkey), None))
+    return site
+
+
+@functools.cache
+def _rounding_site(fmt, rounding, grad_fmt, grad_rounding):
+    """``chop`` whose backward pass rounds the cotangent to ``grad_fmt``."""
+
+    @jax.custom_vjp
+    def site(x, key, gkey):
+        return chop(x, fmt, rounding, key=key)
+
+    def fwd(x, key, gkey):
+        return site(x, key, gkey), gkey
+
+    def bwd(gkey, g):
+        return chop(g, grad_fmt, grad_rounding, key=gkey), None, None
+
+    site.defvjp(fwd, bwd)
+    return site
