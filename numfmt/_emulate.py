@@ -230,7 +230,8 @@ class _Interpreter(ControlFlow):
             fmt = fin
             if blocked:
                 fmt = dataclasses.replace(fin, axis=self._contraction_axis(eqn, pos))
-                v = (_sites.convert(v[0], work), v[1])
+                if fin.pow2_scale:  # exact in float64; NVFP4/NF4 round their own float32 input
+                    v = (_sites.convert(v[0], work), v[1])
             args.append(_sites.convert(self.rounded(v, fmt, rounding, sites, cache, ident), work))
         if accum is None:
             out = _bind(eqn.primitive, dict(eqn.params, preferred_element_type=work), *args)

@@ -17,8 +17,10 @@ import numpy as np
 from jax import lax
 
 from numfmt._chop import chop
+from numfmt._fixed import FixedFormat
 from numfmt._float import FloatFormat
 from numfmt._names import parse
+from numfmt._posit import PositFormat
 
 __all__ = ["Sites", "check_fits", "convert", "is_float", "work_dtype"]
 
@@ -29,6 +31,27 @@ __all__ = ["Sites", "check_fits", "convert", "is_float", "work_dtype"]
 EXACT_IN_FLOAT32 = frozenset({"add", "add_any", "sub", "mul", "div", "sqrt", "square", "convert_element_type", "rem"})
 
 _FLOAT32_NORMAL_EXP = -126
+
+# One rounding of a float64 result to precision p is the correct rounding of
+# the exact result of +, -, *, /, sqrt only for p <= 25 (53 >= 2p + 2).
+_FLOAT64_EXACT_PRECISION = 25
+
+
+def value_box(fmt):
+    """``(precision, largest magnitude, smallest positive magnitude)`` of ``fmt``'s values.
+
+    Posits: precision ``n - 2 - es`` (the most fraction bits, at scale 0);
+    fixed point: the bits of the largest code magnitude. None for formats
+    that are not elementwise (block formats: their elements go through a
+    matmul's input rounding only).
+    """
+    if isinstance(fmt, FloatFormat):
+        return fmt.precision, fmt.max_value, fmt.smallest_subnormal
+    if isinstance(fmt, PositFormat):
+        return max(1, fmt.n - 2 - fmt.es), fmt.maxpos, fmt.minpos
+    if isinstance(fmt, FixedFormat):
+        return max(1, fmt.magnitude_bits), max(fmt.max_value, -fmt.min_value), fmt.resolution
+    return None
 
 
 def is_float(dtype) -> bool:
@@ -99,6 +122,15 @@ def work_dtype(primitive: str, fmts) -> np.dtype:
     safe = all(_float32_safe(f) for f in fmts)
     if safe and (primitive in EXACT_IN_FLOAT32 or not jax.config.jax_enable_x64):
         return np.dtype(np.float32)
+    if primitive in EXACT_IN_FLOAT32:
+        for f in fmts:
+            box = value_box(f)
+            if box is not None and _FLOAT64_EXACT_PRECISION < box[0] < 53:
+                raise ValueError(
+                    f"emulating {primitive} in {f} (precision {box[0]}) cannot be bit-accurate: numfmt "
+                    f"computes it in float64 and rounds once, which is one correct rounding only for "
+                    f"precision <= {_FLOAT64_EXACT_PRECISION}; use a narrower format for this operation"
+                )
     if not jax.config.jax_enable_x64:
         names = ", ".join(sorted({str(f) for f in fmts}))
         raise ValueError(
@@ -116,18 +148,18 @@ _DTYPE_FORMATS = {np.dtype(d): parse(n) for d, n in [(jnp.float16, "float16"), (
 def check_fits(fmt, dtype, where: str) -> None:
     """Raise unless every value of ``fmt`` is exactly representable in ``dtype``."""
     dtype = np.dtype(dtype)
-    if not isinstance(fmt, FloatFormat):
+    values = value_box(fmt)
+    if values is None:
         raise TypeError(
-            f"{where}: emulate supports float formats ({type(fmt).__name__} {fmt} is not one yet); "
-            "round such values with numfmt.chop"
+            f"{where}: {type(fmt).__name__} {fmt} can only be a matmul input format (matmul_in=) in a "
+            "policy; use an elementwise float, posit or fixed-point format here"
         )
     box = _DTYPE_FORMATS.get(dtype)
     if box is None:
         raise TypeError(f"{where}: values of dtype {dtype} cannot hold {fmt}; use float32 or float64")
+    precision, largest, smallest = values
     if not (
-        fmt.precision <= box.precision
-        and fmt.max_value <= box.max_value
-        and fmt.smallest_subnormal >= box.smallest_subnormal
+        precision <= box.precision and largest <= box.max_value and smallest >= box.smallest_subnormal
     ):
         raise ValueError(
             f"{where}: the traced function stores this value as {dtype.name}, which cannot hold every "
