@@ -4,6 +4,8 @@
 or key is first passed in (and ``numfmt.emulate`` imports JAX on first access).
 """
 
+from typing import TYPE_CHECKING
+
 from numfmt import _block_chop as _block_chop  # registers block formats with chop
 from numfmt._block import BlockFormat, InfPolicy, ScaleRule, bfp, mx
 from numfmt._block_codes import pack_nibbles, unpack_nibbles  # (also registers block codecs)
@@ -15,6 +17,9 @@ from numfmt._int_element import IntElement
 from numfmt._names import parse, presets
 from numfmt._policy import Policy
 from numfmt._rounding import Overflow, Rounding
+
+if TYPE_CHECKING:  # for type checkers and the docs; at run time see __getattr__
+    from numfmt._emulate import emulate
 
 __version__ = "0.1.0"
 
