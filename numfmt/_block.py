@@ -29,6 +29,8 @@ with the non-default keys, and ``parse(str(fmt)) == fmt``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import dataclasses
 import enum
 import re
@@ -119,8 +121,8 @@ class BlockFormat:
       'mx(elem=e2m1,block=16)'
     """
 
-    elem: object
-    scale: FloatFormat = E8M0
+    elem: Any
+    scale: Any = E8M0  # a FloatFormat (or its name, parsed in __post_init__)
     block_size: int = 32
     axis: int = -1
     rule: ScaleRule = ScaleRule.FLOOR

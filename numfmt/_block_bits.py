@@ -39,7 +39,7 @@ def require_x64() -> None:
     """Block formats compute on 64-bit patterns; JAX must have 64-bit types enabled."""
     import jax
 
-    if not jax.config.jax_enable_x64:
+    if not jax.config.read("jax_enable_x64"):
         raise ValueError(
             "block formats on JAX compute on 64-bit integer patterns, which need "
             "jax.config.update('jax_enable_x64', True) (set it at startup)"

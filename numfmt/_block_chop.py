@@ -29,6 +29,7 @@ import dataclasses
 import functools
 import math
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +70,7 @@ class BlockPlan:
     dtype: np.dtype
     rounding: Rounding
     random_bits: int
-    elem_plan: object
+    elem_plan: Any  # the element format's plan (see numfmt._chop.plan_for)
     e_lo: int  # scale exponent range
     e_hi: int
     threshold: int | None  # significand-fraction threshold of the rule (None: FLOOR)
@@ -232,7 +233,7 @@ def prepare(x, fmt: BlockFormat, rounding, key, random_bits):
         require_x64()
         xp = _xp.jax_namespace()
     else:
-        xm, xp, x = np, _xp.NUMPY, np.asarray(x)
+        xm, xp, x = np, _xp.NUMPY, np.asarray(x)  # type: ignore[misc]  # either namespace
     dtype = _check_dtype(x.dtype)
     plan = block_plan(fmt, dtype, rounding, _check_random_bits(rounding, random_bits, dtype))
     _check_key(key, plan)

@@ -96,7 +96,7 @@ def tensor_scale(values, fmt: BlockFormat) -> Fraction:
     if amax == 0:
         return Fraction(1)
     g = fmt.scale.max_value * Fraction(fmt.elem.max_value) / amax
-    return round_value(g, F32, Rounding.NEAREST_EVEN, Overflow.SAT_FINITE)
+    return Fraction(round_value(g, F32, Rounding.NEAREST_EVEN, Overflow.SAT_FINITE))  # finite
 
 
 def quantize_block(values, fmt: BlockFormat, rounding="nearest_even", *, random=None, n_bits=None, g=None, out=F32):
@@ -152,7 +152,7 @@ def quantize_block(values, fmt: BlockFormat, rounding="nearest_even", *, random=
         elif fmt.pow2_scale:
             results.append(q * scale)
         else:
-            results.append(round_value(q * divisor, out, Rounding.NEAREST_EVEN))
+            results.append(float(round_value(q * divisor, out, Rounding.NEAREST_EVEN)))
     return scale, elems, results
 
 

@@ -55,14 +55,15 @@ def _code(fmt: FloatFormat, code: int) -> str:
 
 
 def _nan_text(fmt: FloatFormat) -> str:
-    if not fmt.has_nan:
+    nan_code, inf_code = fmt.nan_code, fmt.inf_code
+    if nan_code is None:
         return "none"
-    if fmt.specials is Specials.IEEE:
+    if inf_code is not None and fmt.specials is Specials.IEEE:
         if fmt.bits > 64:
-            return f"exponent field all ones, fraction != 0 (canonical {_hex(fmt, fmt.nan_code)})"
-        pattern = _bin(fmt, fmt.inf_code, "S").rsplit(".", 1)[0] + "." + "f" * fmt.man_bits
-        return f"{pattern} with f != 0 (canonical {_code(fmt, fmt.nan_code)})"
-    codes = [c for c in dict.fromkeys([fmt.nan_code, fmt.nan_code | fmt.sign_code]) if fmt.is_nan_code(c)]
+            return f"exponent field all ones, fraction != 0 (canonical {_hex(fmt, nan_code)})"
+        pattern = _bin(fmt, inf_code, "S").rsplit(".", 1)[0] + "." + "f" * fmt.man_bits
+        return f"{pattern} with f != 0 (canonical {_code(fmt, nan_code)})"
+    codes = [c for c in dict.fromkeys([nan_code, nan_code | fmt.sign_code]) if fmt.is_nan_code(c)]
     if len(codes) == 2:
         return f"{_hex(fmt, codes[0])} and {_hex(fmt, codes[1])}" + (
             f" = {_bin(fmt, codes[0], 'S')}" if fmt.bits <= 64 else ""
@@ -72,12 +73,13 @@ def _nan_text(fmt: FloatFormat) -> str:
 
 
 def _inf_text(fmt: FloatFormat) -> str:
-    if not fmt.has_inf:
+    inf_code = fmt.inf_code
+    if inf_code is None:
         return "none"
     if not fmt.signed:
-        return f"+inf {_code(fmt, fmt.inf_code)}"
-    hexes = f"+inf {_hex(fmt, fmt.inf_code)}, -inf {_hex(fmt, fmt.inf_code | fmt.sign_code)}"
-    return hexes + (f" = {_bin(fmt, fmt.inf_code, 'S')}" if fmt.bits <= 64 else "")
+        return f"+inf {_code(fmt, inf_code)}"
+    hexes = f"+inf {_hex(fmt, inf_code)}, -inf {_hex(fmt, inf_code | fmt.sign_code)}"
+    return hexes + (f" = {_bin(fmt, inf_code, 'S')}" if fmt.bits <= 64 else "")
 
 
 _SPECIALS = {

@@ -23,7 +23,7 @@ from fractions import Fraction
 import numpy as np
 
 from numfmt._chop import register_elementwise
-from numfmt._float import FloatFormat
+from numfmt._float import FloatFormat, Specials
 from numfmt._kernel import _value_bits, make_plan
 from numfmt._rounding import Overflow, Rounding
 from numfmt._xp import FLOAT_LAYOUTS
@@ -104,7 +104,7 @@ class IntElement:
     @property
     def grid(self) -> FloatFormat:
         """The float format whose values are ``k * 2**-frac_bits``, ``|k| < 2**bits``."""
-        return FloatFormat(1, self.bits - 1, bias=self.frac_bits - self.bits + 2, specials="finite")
+        return FloatFormat(1, self.bits - 1, bias=self.frac_bits - self.bits + 2, specials=Specials.FINITE)
 
     def __str__(self) -> str:
         return f"int(bits={self.bits},frac={self.frac_bits}{',sm' if self.sign_magnitude else ''})"

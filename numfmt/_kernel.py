@@ -190,7 +190,7 @@ def _sr_up(xp, plan: Plan, rem, d, rbits):
     return v_n + r_n >= xp.asarray(1 << n, u)
 
 
-def decompose(xp, u, p: Plan):
+def decompose(xp, u, p):
     """Split patterns into ``(a, neg, s, e_q, e_x)``.
 
     ``a`` is the magnitude pattern, ``neg`` the sign, and a finite ``|x|`` equals

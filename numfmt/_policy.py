@@ -250,7 +250,7 @@ class Policy:
                 overrides[_check_override_key(key)] = value
         if "compute" not in fields:
             raise ValueError(f"policy {spec!r} has no compute=FORMAT item (the default format); add one")
-        return cls(**fields, overrides=overrides)
+        return cls(**fields, overrides=overrides)  # type: ignore[arg-type]  # normalised in __post_init__
 
 
 def _split(spec: str) -> list[str]:

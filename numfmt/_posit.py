@@ -112,7 +112,7 @@ class PositFormat:
     def eps(self) -> Fraction:
         """Gap between 1 and the next larger posit (exact)."""
         one = 1 << (self.n - 2)
-        return self.code_to_value(one + 1) - 1
+        return Fraction(self.code_to_value(one + 1)) - 1
 
     @property
     def num_finite(self) -> int:

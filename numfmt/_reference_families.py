@@ -66,6 +66,14 @@ def _tables(n: int, es: int) -> tuple[int, list, list]:
     return shift, [scaled(c, n) for c in range(1, top)], [scaled(2 * c + 1, n + 1) for c in range(1, top - 1)]
 
 
+def _finite_value(code: int, n: int, es: int) -> Fraction:
+    """``posit_value`` of a code known not to be NaR."""
+    v = posit_value(code, n, es)
+    if v is None:
+        raise ValueError(f"posit<{n},{es}> code {code} is NaR, not a value")
+    return v
+
+
 def _neighbours(x: Fraction, n: int, es: int) -> tuple[int, int, int]:
     """``(c, sign(x - posit c), sign(x - midpoint above c))`` for minpos < x < maxpos."""
     if n <= 20:
@@ -77,11 +85,11 @@ def _neighbours(x: Fraction, n: int, es: int) -> tuple[int, int, int]:
     lo, hi = 1, (1 << (n - 1)) - 1  # bisection over the ordered codes
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if posit_value(mid, n, es) <= x:
+        if _finite_value(mid, n, es) <= x:
             lo = mid
         else:
             hi = mid
-    v, m = posit_value(lo, n, es), posit_value(2 * lo + 1, n + 1, es)
+    v, m = _finite_value(lo, n, es), _finite_value(2 * lo + 1, n + 1, es)
     return lo, (x > v) - (x < v), (x > m) - (x < m)
 
 
@@ -91,9 +99,9 @@ def _bitstring_digits(x: Fraction, c: int, n: int, es: int, digits: int) -> tupl
     bit string (found by successive bit-string midpoints)."""
     code, width = c, n
     for _ in range(digits):
-        mid = posit_value(2 * code + 1, width + 1, es)
+        mid = _finite_value(2 * code + 1, width + 1, es)
         code, width = 2 * code + (1 if x >= mid else 0), width + 1
-    return code - (c << digits), posit_value(code, width, es) == x
+    return code - (c << digits), _finite_value(code, width, es) == x
 
 
 def _stochastic_up(rounding: Rounding, floor_n: int, exact_n: bool, half_info, r: int, nbits: int) -> bool:

@@ -120,7 +120,7 @@ def work_dtype(primitive: str, fmts) -> np.dtype:
     in float64 and that result is rounded once.
     """
     safe = all(_float32_safe(f) for f in fmts)
-    if safe and (primitive in EXACT_IN_FLOAT32 or not jax.config.jax_enable_x64):
+    if safe and (primitive in EXACT_IN_FLOAT32 or not jax.config.read("jax_enable_x64")):
         return np.dtype(np.float32)
     if primitive in EXACT_IN_FLOAT32:
         for f in fmts:
@@ -131,7 +131,7 @@ def work_dtype(primitive: str, fmts) -> np.dtype:
                     f"computes it in float64 and rounds once, which is one correct rounding only for "
                     f"precision <= {_FLOAT64_EXACT_PRECISION}; use a narrower format for this operation"
                 )
-    if not jax.config.jax_enable_x64:
+    if not jax.config.read("jax_enable_x64"):
         names = ", ".join(sorted({str(f) for f in fmts}))
         raise ValueError(
             f"emulating {primitive} in {names} needs float64 arithmetic (float32 is exact only for "
