@@ -114,7 +114,8 @@ def assert_bits_equal(actual, desired, *, fmt=None, nan_payload: bool = False, e
     a, d = float_array(actual, "actual"), float_array(desired, "desired")
     if a.dtype != d.dtype or a.shape != d.shape:
         raise AssertionError(f"{err_msg}dtype/shape differ: {a.dtype}{a.shape} vs {d.dtype}{d.shape}")
-    fmt = None if fmt is None else float_format(fmt, "assert_bits_equal(fmt=...)")
+    fmt = None if fmt is None else parse(fmt)
+    fmt = fmt if isinstance(fmt, FloatFormat) else None  # codes are shown for float formats only
     bad = mismatches(a, d, nan_payload)
     if bad.any():
         header = f"{err_msg}{int(bad.sum())} of {bad.size} elements differ in their bits:"
@@ -166,8 +167,15 @@ def assert_representable(x, fmt, *, err_msg: str = "") -> None:
       AssertionError: 1 of 2 elements are not values of float8_e4m3fn:
         at (1,): 0.10000000149011612 (0x3dcccccd): between the neighbouring values 0.09375 and 0.1015625
     """
-    fmt = float_format(fmt, "assert_representable")
+    fmt = parse(fmt)
     a = float_array(x, "x")
+    if not isinstance(fmt, FloatFormat):
+        from numfmt._asserts_families import representable_lines
+
+        lines = representable_lines(a, fmt, err_msg)
+        if lines:
+            raise AssertionError("\n".join(lines))
+        return
     flat = bits(a.reshape(-1))
     unique, inverse = np.unique(flat, return_inverse=True)
     with np.errstate(invalid="ignore"):  # signalling NaN patterns

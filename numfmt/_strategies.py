@@ -12,7 +12,10 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from numfmt import _grid
+from numfmt import _family_grid, _grid
+from numfmt._block import BlockFormat
+from numfmt._block_testing import block_values
+from numfmt._family_strategies import family_boundary, family_values
 from numfmt._names import parse
 from numfmt._xp import FLOAT_LAYOUTS
 
@@ -28,7 +31,8 @@ def _dtype_or_none(dtype):
 
 
 def _check_fits(fmt, dtype):
-    if not _grid.fits(fmt, dtype):
+    fits = _family_grid.fits if _family_grid.is_family(fmt) else _grid.fits
+    if not fits(fmt, dtype):
         raise ValueError(
             f"{fmt} has values {dtype.name} cannot hold exactly; pass dtype=np.float64 or a wider "
             "dtype, dtype=None for exact values, or draw formats with formats(exact_in=dtype)"
@@ -60,8 +64,12 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
     """
     fmt = parse(fmt)
     dtype = _dtype_or_none(dtype)
+    if isinstance(fmt, BlockFormat):
+        return block_values(fmt, dtype, allow_nan=allow_nan, allow_infinity=allow_infinity)
     if dtype is not None:
         _check_fits(fmt, dtype)
+    if _family_grid.is_family(fmt):
+        return family_values(fmt, dtype, allow_nan)
     signs = [1, -1] if fmt.signed else [1]
     kinds = ["finite"] + (["inf"] if allow_infinity and fmt.has_inf else [])
     kinds += ["nan"] if allow_nan and fmt.has_nan else []
@@ -114,6 +122,8 @@ def boundary_values(fmt, *, dtype=np.float64):
     """
     fmt = parse(fmt)
     dtype = np.dtype(_dtype_or_none(dtype) or np.float64)
+    if _family_grid.is_family(fmt):
+        return family_boundary(fmt, dtype)
     n = _grid.count(fmt)
     marks = _grid.landmarks(fmt)
     with np.errstate(over="ignore"):
