@@ -5,9 +5,9 @@ exact per-block reference (:func:`numfmt._block_reference.quantize_block`,
 Fractions; it shares no code with the kernels). The testing tools call a
 block array *representable* when it is a fixed point of this reference,
 ``reference_chop(x) == x`` bit for bit; :func:`block_values` draws such
-arrays. Only power-of-two scales (MX, block floating point) and NF4 are
-covered; NVFP4's tensor scale makes the result of a block depend on the
-whole tensor, and one rounding is not idempotent there.
+arrays. Only power-of-two scales (MX, block floating point) are covered: NVFP4's
+tensor scale makes the result of a block depend on the whole tensor, and NF4
+takes no float64 input.
 
 Importing this module needs hypothesis (``numfmt.testing`` only).
 """
@@ -21,11 +21,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from numfmt import _grid
-from numfmt._block import BlockFormat, InfPolicy, ScaleRule, block_presets
+from numfmt._block import BlockFormat, InfPolicy, ScaleRule
 from numfmt._block_reference import quantize_block
 from numfmt._format_strategies import _members, register_formats
 from numfmt._int_element import IntElement
 from numfmt._names import parse
+from numfmt._nf4 import TableElement
 
 __all__ = ["block_values", "check_block_format", "reference_chop"]
 
@@ -34,10 +35,10 @@ _FLOAT_ELEMS = ["float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn", "float8_e4m3f
 
 def check_block_format(fmt: BlockFormat, dtype, what: str) -> np.dtype:
     """Refuse what the block testing tools do not cover (NVFP4, non-float64)."""
-    if fmt.tensor_scale:
+    if not fmt.pow2_scale or isinstance(fmt.elem, TableElement):
         raise ValueError(
-            f"{what}: {fmt} has a per-tensor scale, which the testing tools do not cover; "
-            "use power-of-two scaled (MX, bfp) or NF4 formats"
+            f"{what}: {fmt} has a per-tensor scale or a table element (NVFP4, NF4), which the testing "
+            "tools do not cover yet; use power-of-two scaled formats (MX, bfp)"
         )
     if dtype is None or np.dtype(dtype) != np.float64:
         raise ValueError(f"{what}: dtype={dtype!r}: block formats are tested on float64 arrays; pass np.float64")
@@ -60,7 +61,7 @@ def reference_chop(x: np.ndarray, fmt: BlockFormat, rounding="nearest_even") -> 
     return np.moveaxis(out.reshape(y.shape), -1, fmt.axis)
 
 
-def _block_formats(min_bits, max_bits, exact_in, *, block_size=None, rule=None, inf=None, axis=None, nf4=True):
+def _block_formats(min_bits, max_bits, exact_in, *, block_size=None, rule=None, inf=None, axis=None):
     if exact_in is not None and np.dtype(exact_in) != np.float64:
         return st.nothing()  # E8M0 scales span 2**-127..2**127: only float64 holds every block
     rules, infs = _members(ScaleRule, rule, "rule"), _members(InfPolicy, inf, "inf")
@@ -71,12 +72,8 @@ def _block_formats(min_bits, max_bits, exact_in, *, block_size=None, rule=None, 
     elems = st.sampled_from(floats) if floats else st.nothing()
     if max(2, min_bits) <= min(8, max_bits):
         elems = elems | st.builds(lambda b, sm: IntElement(b, b - 2, sm), ints, st.booleans())
-    mx = st.builds(BlockFormat, elem=elems, block_size=sizes, axis=axes, rule=st.sampled_from(rules),
-                   inf=st.sampled_from(infs))  # fmt: skip
-    if not nf4 or not min_bits <= 4 <= max_bits:
-        return mx
-    nf4_fmt = block_presets()["nf4"]
-    return mx | st.builds(lambda b, a: nf4_fmt.replace(block_size=b, axis=a), sizes, axes)
+    return st.builds(BlockFormat, elem=elems, block_size=sizes, axis=axes, rule=st.sampled_from(rules),
+                     inf=st.sampled_from(infs))  # fmt: skip
 
 
 register_formats("block", _block_formats)
