@@ -90,7 +90,9 @@ def _block_rows(fmt: BlockFormat, n_random: int, rng) -> np.ndarray:
     a hard amax, then a partial block; plus all-special and random rows."""
     b = fmt.block_size
     rows = []
-    ks = list(range(-130, 132, 1)) if fmt.scale.emax >= 127 else list(range(fmt.scale.emin - 4, fmt.scale.emax + 6))
+    # amax at, just below and just above 2**k: around 1 and at both ends of the scale range
+    top = fmt.scale.emax + fmt.elem_emax
+    ks = sorted(set(range(-8, 9)) | set(range(fmt.scale.emin - 4, fmt.scale.emin + 4)) | set(range(top - 3, top + 4)))
     for k in ks:
         for nudge in (-1, 0, 1):
             amax = np.nextafter(np.exp2(float(k)), np.inf * nudge) if nudge else np.exp2(float(k))

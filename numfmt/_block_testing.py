@@ -91,21 +91,16 @@ def block_values(fmt: BlockFormat, dtype=np.float64, *, allow_nan=True, allow_in
     check_block_format(fmt, dtype, "values")
     elem, scale = fmt.elem, fmt.scale
     if shape is None:
-        shape = hnp.array_shapes(min_dims=max(1, fmt.axis + 1, -fmt.axis), max_dims=2, min_side=1, max_side=40)
+        shape = hnp.array_shapes(min_dims=max(1, fmt.axis + 1, -fmt.axis), max_dims=2, min_side=1, max_side=24)
     elif isinstance(shape, int | tuple):
         shape = st.just(shape)
-    table = getattr(elem, "values", None)
-    if table is not None:
-        elem_values = st.sampled_from([float(v) for v in table])
+    if isinstance(elem, IntElement):
+        step = elem.quantum
+        elem_values = st.integers(elem.min_int, elem.max_int).map(lambda k: float(k * step))
     else:
-        lo = elem.min_value if hasattr(elem, "min_value") else -elem.max_value
-        step = elem.quantum if isinstance(elem, IntElement) else None
-        if step is not None:
-            elem_values = st.integers(int(lo / step), int(elem.max_value / step)).map(lambda k: float(k * step))
-        else:
-            from numfmt._strategies import values
+        from numfmt._strategies import values
 
-            elem_values = values(elem, allow_nan=False, allow_infinity=False).map(float)
+        elem_values = values(elem, allow_nan=False, allow_infinity=False).map(float)
     specials = [math.nan] * allow_nan + [math.inf, -math.inf] * allow_infinity
     elem_values = elem_values | st.sampled_from(specials) if specials else elem_values
     exps = st.integers(max(scale.emin, -1000), min(scale.emax, 1000))
