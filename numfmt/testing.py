@@ -30,7 +30,6 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess test
         "Install it with `pip install hypothesis` (or `pip install numfmt[test]`)."
     ) from err
 
-from numfmt import _block_testing, _family_strategies  # noqa: F401 - register the families' formats()
 from numfmt._asserts import assert_bits_equal, assert_representable
 from numfmt._asserts_rounding import assert_rounds_like, assert_unbiased
 from numfmt._format_strategies import formats

@@ -40,13 +40,28 @@ def test_formats_respect_family_and_size(data):
     assert isinstance(b, BlockFormat) and max(lo, 4) <= b.elem.bits <= max(hi, 4)
 
 
+@settings(max_examples=30)
+@given(st.data())
+def test_family_none_draws_every_family_with_the_options(data):
+    seen = {type(data.draw(nt.formats(None, max_bits=8))) for _ in range(4)}
+    assert seen <= {numfmt.FloatFormat, PositFormat, FixedFormat, BlockFormat}
+    assert isinstance(data.draw(nt.formats(None, es=1)), PositFormat)
+
+
+def test_family_none_reaches_all_four_families():
+    for cls in (numfmt.FloatFormat, PositFormat, FixedFormat, BlockFormat):
+        assert isinstance(find(nt.formats(None), lambda f, cls=cls: isinstance(f, cls)), cls)
+
+
 def test_formats_option_errors():
     with pytest.raises(ValueError, match="es="):
         nt.formats("posit", es=(3, 9))
     with pytest.raises(ValueError, match="overflow"):
         nt.formats("fixed", overflow="nope")
-    with pytest.raises(ValueError, match="belong to one family"):
-        nt.formats(es=1)
+    with pytest.raises(ValueError, match="not options of any one family"):
+        nt.formats(None, es=1, exp_bits=3)
+    with pytest.raises(ValueError, match="exact_in=float32"):
+        nt.formats("block", exact_in=np.float32)
 
 
 # ------------------------------------------------------ posit / fixed values
