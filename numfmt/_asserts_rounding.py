@@ -79,13 +79,25 @@ def assert_rounds_like(
     exponent range. Its results must equal, bit for bit (NaN payloads
     aside), one rounding of each exact input by ``numfmt._reference``.
 
+    Posit and fixed-point formats: the same kinds of inputs over their
+    value grid (the gaps around zero and at both ends, for big formats),
+    checked against ``numfmt._reference_families``. Block formats
+    (power-of-two scales): ``f`` gets a 2-D float64 array with blocks along
+    ``fmt.axis`` (0, 1, -1 or -2); each line holds a full block whose amax
+    is ``2**k`` or one ulp below or above it (k around 0 and at both ends
+    of the scale range), then a partial block; plus lines with NaN, +-inf,
+    +-0 and raw bit patterns. Expected: ``numfmt._block_reference``.
+
     Args:
       f: the quantizer: a function of one array returning an array of the
         same dtype and shape (NumPy or JAX).
-      fmt: a float format object or string; ``dtype`` must hold its values.
+      fmt: a float, posit, fixed-point or block format object or string;
+        ``dtype`` must hold its values (block formats: float64 only).
       rounding: a deterministic :class:`numfmt.Rounding` member or name.
       dtype: float dtype of the inputs (float16, bfloat16, float32, float64).
-      overflow: an :class:`numfmt.Overflow` member or name; None: ``fmt.overflow``.
+      overflow: an :class:`numfmt.Overflow` member or name (fixed point:
+        ``"saturate"``/``"wrap"``; posits: only ``"sat_finite"``; block
+        formats: None); None: ``fmt.overflow``.
       n_random: how many random bit patterns and random in-range values.
       max_gaps: how many gaps of the format to probe at most.
       seed: seed of the random inputs (the same seed gives the same inputs).
@@ -102,6 +114,7 @@ def assert_rounds_like(
     Examples:
       >>> import numpy as np, numfmt
       >>> assert_rounds_like(lambda x: numfmt.chop(x, "float8_e4m3fn"), "float8_e4m3fn")
+      >>> assert_rounds_like(lambda x: numfmt.chop(x, "posit8_0"), "posit8_0")
       >>> ties_away = lambda x: numfmt.chop(x, "float8_e4m3fn", "nearest_away")
       >>> assert_rounds_like(ties_away, "float8_e4m3fn")  # doctest: +ELLIPSIS
       Traceback (most recent call last):
@@ -192,7 +205,11 @@ def assert_unbiased(sr_fn, x, n: int, fmt, *, alpha: float = 1e-6, err_msg: str 
         array of the same dtype and shape.
       x: float array (or scalar) of finite values with ``|x| <= fmt.max_value``.
       n: number of draws per element, >= 1.
-      fmt: the float format ``sr_fn`` rounds into.
+      fmt: the float, posit or fixed-point format ``sr_fn`` rounds into
+        (fixed point: ``x`` within ``[min_value, max_value]``). Posits: ``p``
+        is the distance in value; where the exponent field is cut short
+        (the outermost codes next to minpos and maxpos) numfmt's posit SR
+        follows the bit string instead and this check does not apply.
       alpha: bound on the probability of a false failure, in (0, 1).
       err_msg: prepended to the failure message.
 

@@ -52,7 +52,12 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
     Returns:
       A strategy of values: each a value of ``fmt``, -0.0 only where the
       format has -0, never a subnormal of a ``flush``/``round_to_normal``
-      format.
+      format. Posits: any posit, NaN standing for NaR; fixed point: any
+      multiple of the quantum in range (no NaN, no -0). Block formats
+      (power-of-two scales, ``dtype`` float64): float64 arrays of 1 or 2
+      dimensions that are fixed points of one rounding into ``fmt`` (see
+      ``numfmt._block_testing``), blocks of element values times a scale,
+      with NaN/inf blocks if allowed.
 
     Raises:
       ValueError: if ``dtype`` cannot hold every value of ``fmt``.
@@ -61,6 +66,8 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
       >>> from hypothesis import find
       >>> find(values("float8_e4m3fn"), lambda v: v > 400)
       np.float64(416.0)
+      >>> find(values("posit8_0"), lambda v: v > 3), find(values("q3.4"), lambda v: v < -7.5)
+      (np.float64(3.125), np.float64(-7.5625))
     """
     fmt = parse(fmt)
     dtype = _dtype_or_none(dtype)
@@ -105,7 +112,10 @@ def boundary_values(fmt, *, dtype=np.float64):
     below or above; and +-0, +-inf and NaN (inputs every quantizer must
     handle, whether or not the format has them). Midpoints the dtype cannot
     hold are rounded to the nearest dtype value; points beyond its range are
-    +-inf.
+    +-inf. For posit and fixed-point formats the gaps run over all values,
+    negatives included, and the landmarks are their own (posits: minpos/2,
+    minpos, 1, maxpos, 2 maxpos; fixed point: half the quantum, the quantum,
+    1, and the overflow ties beyond the largest and smallest values).
 
     Args:
       fmt: a format object or string.
