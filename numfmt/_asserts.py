@@ -114,7 +114,8 @@ def assert_bits_equal(actual, desired, *, fmt=None, nan_payload: bool = False, e
     a, d = float_array(actual, "actual"), float_array(desired, "desired")
     if a.dtype != d.dtype or a.shape != d.shape:
         raise AssertionError(f"{err_msg}dtype/shape differ: {a.dtype}{a.shape} vs {d.dtype}{d.shape}")
-    fmt = None if fmt is None else float_format(fmt, "assert_bits_equal(fmt=...)")
+    fmt = None if fmt is None else parse(fmt)
+    fmt = fmt if isinstance(fmt, FloatFormat) else None  # codes are shown for float formats only
     bad = mismatches(a, d, nan_payload)
     if bad.any():
         header = f"{err_msg}{int(bad.sum())} of {bad.size} elements differ in their bits:"
@@ -145,6 +146,15 @@ def assert_representable(x, fmt, *, err_msg: str = "") -> None:
     NaN needs a format with NaN, +-inf one with infinities, -0.0 one with a
     -0 code; negative values need a signed format; subnormals of ``flush``
     and ``round_to_normal`` formats do not count (rounding never gives them).
+    Posits: a posit, or NaN for NaR (no -0, no inf). Fixed point: a multiple
+    of the quantum within range (no NaN, no -0). Block formats (power-of-two
+    scales, float64 ``x``): ``x`` must be a fixed point, bit for bit, of one
+    exact rounding into ``fmt`` (``numfmt._block_reference``, block by block
+    along ``fmt.axis``). Being decodable is not enough: a block whose codes
+    are valid but whose scale the rule would not pick (e.g. element 240 at
+    scale 1 in ``mxfp8_e4m3``: chop gives 224) is not a value rounding can
+    produce; and since chop is idempotent (tested), its results are exactly
+    these fixed points.
 
     Args:
       x: array (NumPy or JAX) or scalar of float16, bfloat16, float32 or float64.
@@ -155,7 +165,8 @@ def assert_representable(x, fmt, *, err_msg: str = "") -> None:
       AssertionError: naming how many elements are not values of ``fmt`` and,
         for the first few, where they are and why.
       TypeError: for a non-float ``x``.
-      ValueError: for an unknown format, or a family not supported yet.
+      ValueError: for an unknown format, or a block format with a tensor
+        scale or table element (NVFP4, NF4), or non-float64 block input.
 
     Examples:
       >>> import numpy as np
@@ -165,9 +176,21 @@ def assert_representable(x, fmt, *, err_msg: str = "") -> None:
       ...
       AssertionError: 1 of 2 elements are not values of float8_e4m3fn:
         at (1,): 0.10000000149011612 (0x3dcccccd): between the neighbouring values 0.09375 and 0.1015625
+      >>> assert_representable(np.array([1.0, 1.01]), "posit8_0")
+      Traceback (most recent call last):
+      ...
+      AssertionError: 1 of 2 elements are not values of posit8_0:
+        at (1,): 1.01 (0x3ff028f5c28f5c29): between the neighbouring values 1.0 and 1.03125
     """
-    fmt = float_format(fmt, "assert_representable")
+    fmt = parse(fmt)
     a = float_array(x, "x")
+    if not isinstance(fmt, FloatFormat):
+        from numfmt._asserts_families import representable_lines
+
+        lines = representable_lines(a, fmt, err_msg)
+        if lines:
+            raise AssertionError("\n".join(lines))
+        return
     flat = bits(a.reshape(-1))
     unique, inverse = np.unique(flat, return_inverse=True)
     with np.errstate(invalid="ignore"):  # signalling NaN patterns

@@ -11,8 +11,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt import _grid
+from numfmt import _family_grid, _grid
 from numfmt._asserts import bits, describe, exact, float_array, float_format, mismatches, report
+from numfmt._asserts_families import family_inputs, family_reference, rounds_like_block
+from numfmt._block import BlockFormat
+from numfmt._fixed import FixedFormat
+from numfmt._names import parse
 from numfmt._reference import round_value
 from numfmt._rounding import Overflow, Rounding
 from numfmt._xp import FLOAT_LAYOUTS
@@ -75,13 +79,25 @@ def assert_rounds_like(
     exponent range. Its results must equal, bit for bit (NaN payloads
     aside), one rounding of each exact input by ``numfmt._reference``.
 
+    Posit and fixed-point formats: the same kinds of inputs over their
+    value grid (the gaps around zero and at both ends, for big formats),
+    checked against ``numfmt._reference_families``. Block formats
+    (power-of-two scales): ``f`` gets a 2-D float64 array with blocks along
+    ``fmt.axis`` (0, 1, -1 or -2); each line holds a full block whose amax
+    is ``2**k`` or one ulp below or above it (k around 0 and at both ends
+    of the scale range), then a partial block; plus lines with NaN, +-inf,
+    +-0 and raw bit patterns. Expected: ``numfmt._block_reference``.
+
     Args:
       f: the quantizer: a function of one array returning an array of the
         same dtype and shape (NumPy or JAX).
-      fmt: a float format object or string; ``dtype`` must hold its values.
+      fmt: a float, posit, fixed-point or block format object or string;
+        ``dtype`` must hold its values (block formats: float64 only).
       rounding: a deterministic :class:`numfmt.Rounding` member or name.
       dtype: float dtype of the inputs (float16, bfloat16, float32, float64).
-      overflow: an :class:`numfmt.Overflow` member or name; None: ``fmt.overflow``.
+      overflow: an :class:`numfmt.Overflow` member or name (fixed point:
+        ``"saturate"``/``"wrap"``; posits: only ``"sat_finite"``; block
+        formats: None); None: ``fmt.overflow``.
       n_random: how many random bit patterns and random in-range values.
       max_gaps: how many gaps of the format to probe at most.
       seed: seed of the random inputs (the same seed gives the same inputs).
@@ -98,6 +114,7 @@ def assert_rounds_like(
     Examples:
       >>> import numpy as np, numfmt
       >>> assert_rounds_like(lambda x: numfmt.chop(x, "float8_e4m3fn"), "float8_e4m3fn")
+      >>> assert_rounds_like(lambda x: numfmt.chop(x, "posit8_0"), "posit8_0")
       >>> ties_away = lambda x: numfmt.chop(x, "float8_e4m3fn", "nearest_away")
       >>> assert_rounds_like(ties_away, "float8_e4m3fn")  # doctest: +ELLIPSIS
       Traceback (most recent call last):
@@ -105,29 +122,42 @@ def assert_rounds_like(
       AssertionError: ... elements differ from one nearest_even rounding into float8_e4m3fn (overflow=sat_none):
         at (0,): input 0.0009765625 (0x3f50000000000000), got 0.001953125 ... [code 0x01], want 0.0 ...
     """
-    fmt = float_format(fmt, "assert_rounds_like")
+    fmt = parse(fmt)
     rounding = Rounding.parse(rounding)
     if rounding.is_stochastic:
         raise ValueError(
             f"rounding={rounding.value!r} is stochastic; assert_rounds_like checks deterministic modes, "
             "use assert_unbiased(sr_fn, x, n, fmt) for stochastic rounding"
         )
-    overflow = fmt.overflow if overflow is None else Overflow.parse(overflow)
+    if isinstance(fmt, BlockFormat):
+        if overflow is not None:
+            raise ValueError(f"overflow={overflow!r}: block elements always saturate; leave overflow=None")
+        if np.dtype(dtype) != np.float64:
+            raise ValueError(f"dtype={dtype!r}: block formats are tested on float64 arrays; pass np.float64")
+        return rounds_like_block(f, fmt, rounding, n_random, seed, err_msg)
+    family = _family_grid.is_family(fmt)
+    if not family:
+        fmt = float_format(fmt, "assert_rounds_like")
+    overflow = _family_grid.parse_overflow(fmt, overflow) if family else (
+        fmt.overflow if overflow is None else Overflow.parse(overflow))  # fmt: skip
     if np.dtype(dtype) not in FLOAT_LAYOUTS:
         raise ValueError(f"dtype={dtype!r} must be float16, bfloat16, float32 or float64")
     dtype = np.dtype(dtype)
-    if not _grid.fits(fmt, dtype):
+    if not (_family_grid.fits if family else _grid.fits)(fmt, dtype):
         raise ValueError(f"dtype={dtype.name} cannot hold every value of {fmt} exactly; pass a wider dtype")
-    x = _inputs(fmt, dtype, n_random, max_gaps, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    x = family_inputs(fmt, dtype, n_random, max_gaps, rng) if family else _inputs(fmt, dtype, n_random, max_gaps, rng)
     got = _call(f, x, "f")
-    want = _reference(x, fmt, rounding, overflow)
+    want = family_reference(x, fmt, rounding, overflow) if family else _reference(x, fmt, rounding, overflow)
+    fmt_codes = None if family else fmt
     bad = mismatches(got, want, nan_payload=False)
     if bad.any():
         header = (
             f"{err_msg}{int(bad.sum())} of {bad.size} elements differ from one {rounding.value} rounding "
             f"into {fmt} (overflow={overflow.value}):"
         )
-        raise AssertionError(report(bad, {"input": (x, False), "got": (got, True), "want": (want, True)}, fmt, header))
+        columns = {"input": (x, False), "got": (got, True), "want": (want, True)}
+        raise AssertionError(report(bad, columns, fmt_codes, header))
 
 
 def bernstein_bound(n: int, p: np.ndarray, alpha: float) -> np.ndarray:
@@ -142,8 +172,9 @@ def bernstein_bound(n: int, p: np.ndarray, alpha: float) -> np.ndarray:
 
 def _neighbours(v: float, fmt):
     """The two results of stochastic rounding of ``v`` and the probability of the upper one."""
-    down = round_value(exact(v), fmt, "toward_zero")
-    up = round_value(exact(v), fmt, "toward_positive" if v > 0 else "toward_negative")
+    rnd = _family_grid.round_exact if _family_grid.is_family(fmt) else round_value
+    down = rnd(exact(v), fmt, "toward_zero")
+    up = rnd(exact(v), fmt, "toward_positive" if v > 0 else "toward_negative")
     if (isinstance(down, float) and math.isnan(down)) or Fraction(down) == Fraction(up):  # NaN: unsigned fmt
         return down, up, 0.0
     return down, up, float((Fraction(v) - Fraction(down)) / (Fraction(up) - Fraction(down)))
@@ -174,7 +205,11 @@ def assert_unbiased(sr_fn, x, n: int, fmt, *, alpha: float = 1e-6, err_msg: str 
         array of the same dtype and shape.
       x: float array (or scalar) of finite values with ``|x| <= fmt.max_value``.
       n: number of draws per element, >= 1.
-      fmt: the float format ``sr_fn`` rounds into.
+      fmt: the float, posit or fixed-point format ``sr_fn`` rounds into
+        (fixed point: ``x`` within ``[min_value, max_value]``). Posits: ``p``
+        is the distance in value; where the exponent field is cut short
+        (the outermost codes next to minpos and maxpos) numfmt's posit SR
+        follows the bit string instead and this check does not apply.
       alpha: bound on the probability of a false failure, in (0, 1).
       err_msg: prepended to the failure message.
 
@@ -192,7 +227,9 @@ def assert_unbiased(sr_fn, x, n: int, fmt, *, alpha: float = 1e-6, err_msg: str 
       >>> sr = lambda v: numfmt.chop(v, "bfloat16", "stochastic", key=rng)
       >>> assert_unbiased(sr, np.float32([1.001, -3.3, 0.0]), 10_000, "bfloat16")
     """
-    fmt = float_format(fmt, "assert_unbiased")
+    fmt = parse(fmt)
+    fmt = fmt if _family_grid.is_family(fmt) else float_format(fmt, "assert_unbiased")
+    lowest = float(fmt.min_value) if isinstance(fmt, FixedFormat) else -float(fmt.max_value)
     a = float_array(x, "x")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n={n!r} must be an int >= 1 (draws per element)")
@@ -200,10 +237,10 @@ def assert_unbiased(sr_fn, x, n: int, fmt, *, alpha: float = 1e-6, err_msg: str 
         raise ValueError(f"alpha={alpha!r} must lie in (0, 1); it bounds the false-failure probability")
     with np.errstate(invalid="ignore"):
         values = a.astype(np.float64).reshape(-1)
-    outside = ~np.isfinite(values) | (np.abs(values) > float(fmt.max_value))
+    outside = ~np.isfinite(values) | (values > float(fmt.max_value)) | (values < lowest)
     if outside.any():
         raise ValueError(
-            f"x must be finite with |x| <= {float(fmt.max_value)!r} (the max of {fmt}), where the mean of "
+            f"x must be finite in [{lowest!r}, {float(fmt.max_value)!r}] (the range of {fmt}), where the mean of "
             f"stochastic rounding is defined; got {values[outside][0]!r}"
         )
     lo, hi, p = zip(*(_neighbours(v, fmt) for v in values), strict=True) if values.size else ((), (), ())

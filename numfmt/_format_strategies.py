@@ -21,7 +21,6 @@ __all__ = ["formats", "register_formats"]
 # family name -> builder(min_bits, max_bits, exact_in, **options) -> strategy of formats.
 # A new family adds one entry (see register_formats); "family=None" draws from all.
 _FAMILIES: dict = {}
-_PLANNED = ("posit", "fixed", "block")
 _UNSIGNED_OK = (Specials.FN, Specials.P3109, Specials.P3109_FINITE)
 _NO_ZERO_OK = (Specials.FN, Specials.IEEE)
 
@@ -118,14 +117,15 @@ def _float_formats(min_bits, max_bits, exact_in, *, exp_bits=None, man_bits=None
 register_formats("float", _float_formats)
 
 
-def formats(family=None, *, min_bits: int = 1, max_bits: int = 16, exact_in=np.float64, **options):
+def formats(family="float", *, min_bits: int = 1, max_bits: int = 16, exact_in=np.float64, **options):
     """Strategy for valid formats, shrinking to few bits and default variants.
 
     Args:
-      family: a family name (``"float"``), a list of names, or None for every
-        family this numfmt has. Posit, fixed-point and block families are
-        drawn once they exist; naming one before raises ValueError.
-      min_bits, max_bits: bounds on the width of a code.
+      family: a family name (``"float"``, the default; ``"posit"``,
+        ``"fixed"``, ``"block"``), a list of names, or None for every family
+        that has all the given ``options`` (no options: every family).
+      min_bits, max_bits: bounds on the width of a code (block formats: of
+        an element).
       exact_in: a float dtype that must hold every value of the format exactly
         (so ``values(fmt, dtype=exact_in)`` and ``chop`` of ``exact_in``
         arrays never fail), or None for no such limit.
@@ -133,14 +133,23 @@ def formats(family=None, *, min_bits: int = 1, max_bits: int = 16, exact_in=np.f
         ``man_bits`` (an int or a ``(min, max)`` pair), ``specials``,
         ``subnormals`` and ``overflow`` (a name, member or list of them: only
         those variants), ``signed`` (True, False or None for both) and
-        ``vary_bias`` (False: default bias only).
+        ``vary_bias`` (False: default bias only). For ``"posit"``: ``es``
+        (an int or pair within 0..4; default 0..4). For ``"fixed"``:
+        ``frac_bits`` (an int or pair within -8..72), ``signed`` and
+        ``overflow`` (``"saturate"``/``"wrap"`` or a list). For ``"block"``
+        (power-of-two scales: MX elements e2m1, e2m3, e3m2, e4m3, e5m2 and
+        integer elements of 2..8 bits, two's complement or
+        sign-magnitude): ``block_size`` (an int; default 1..32), ``rule``,
+        ``inf`` and ``axis``; block formats need ``exact_in`` float64 or None.
+        Posits shrink to ``es=0``, fixed point to signed, saturating
+        integers, blocks to ``mx(elem=e2m1,block=1)``.
 
     Returns:
       A hypothesis strategy of format objects.
 
     Raises:
-      ValueError: for an unknown or not yet available family, bad bounds, or
-        options the family does not have.
+      ValueError: for an unknown family, bad bounds, options no (named)
+        family has, or bounds no format of the families meets.
 
     Examples:
       >>> from hypothesis import find
@@ -148,19 +157,37 @@ def formats(family=None, *, min_bits: int = 1, max_bits: int = 16, exact_in=np.f
       'float(e=2,m=1)'
       >>> str(find(formats(specials="fn", max_bits=8), lambda f: f.man_bits >= 3))
       'float(e=1,m=3,specials=fn)'
+      >>> str(find(formats("posit"), lambda f: f.n >= 8)), str(find(formats("fixed"), lambda f: f.bits >= 8))
+      ('posit8_0', 'q7.0')
     """
     if not (isinstance(min_bits, int) and isinstance(max_bits, int) and 1 <= min_bits <= max_bits):
         raise ValueError(f"need integers 1 <= min_bits <= max_bits, got min_bits={min_bits!r}, max_bits={max_bits!r}")
     if exact_in is not None and np.dtype(exact_in) not in FLOAT_LAYOUTS:
         raise ValueError(f"exact_in={exact_in!r} must be None or float16, bfloat16, float32 or float64")
+    from numfmt import _block_testing, _family_strategies  # noqa: F401 - they register their families
+
     names = list(_FAMILIES) if family is None else [family] if isinstance(family, str) else list(family)
     for name in names:
         if name not in _FAMILIES:
-            later = f"; {name!r} formats are not available in this version of numfmt yet" if name in _PLANNED else ""
-            raise ValueError(f"unknown format family {name!r}{later}. Available: {', '.join(_FAMILIES)}")
-    if family is None and options and len(names) > 1:
-        raise ValueError(f"options {sorted(options)} belong to one family: pass family=... with them")
-    try:
-        return st.one_of([_FAMILIES[n](min_bits, max_bits, exact_in, **options) for n in names])
-    except TypeError as err:
-        raise ValueError(f"formats(family={family!r}): {err}; see the formats() docstring for the options") from None
+            raise ValueError(f"unknown format family {name!r}. Available: {', '.join(_FAMILIES)}")
+    strategies, refused = [], []
+    for name in names:
+        try:
+            strategies.append(_FAMILIES[name](min_bits, max_bits, exact_in, **options))
+        except TypeError as err:  # an option this family does not have
+            refused.append(f"{name}: {err}")
+    if family is not None and refused:
+        detail = "; ".join(refused)
+        raise ValueError(f"formats(family={family!r}): {detail}; see the formats() docstring for the options")
+    if not strategies:
+        raise ValueError(
+            f"options {sorted(options)} are not options of any one family ({'; '.join(refused)}); "
+            "see the formats() docstring for each family's options"
+        )
+    strategy = st.one_of(strategies)
+    if strategy.is_empty:
+        raise ValueError(
+            f"no {' or '.join(names)} format of {min_bits}..{max_bits} bits has all its values exact in "
+            f"exact_in={np.dtype(exact_in).name}; widen the bounds or pass exact_in=np.float64 or None"
+        )
+    return strategy

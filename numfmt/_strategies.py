@@ -12,7 +12,10 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from numfmt import _grid
+from numfmt import _family_grid, _grid
+from numfmt._block import BlockFormat
+from numfmt._block_testing import block_values
+from numfmt._family_strategies import family_boundary, family_values
 from numfmt._names import parse
 from numfmt._xp import FLOAT_LAYOUTS
 
@@ -28,7 +31,8 @@ def _dtype_or_none(dtype):
 
 
 def _check_fits(fmt, dtype):
-    if not _grid.fits(fmt, dtype):
+    fits = _family_grid.fits if _family_grid.is_family(fmt) else _grid.fits
+    if not fits(fmt, dtype):
         raise ValueError(
             f"{fmt} has values {dtype.name} cannot hold exactly; pass dtype=np.float64 or a wider "
             "dtype, dtype=None for exact values, or draw formats with formats(exact_in=dtype)"
@@ -48,7 +52,12 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
     Returns:
       A strategy of values: each a value of ``fmt``, -0.0 only where the
       format has -0, never a subnormal of a ``flush``/``round_to_normal``
-      format.
+      format. Posits: any posit, NaN standing for NaR; fixed point: any
+      multiple of the quantum in range (no NaN, no -0). Block formats
+      (power-of-two scales, ``dtype`` float64): float64 arrays of 1 or 2
+      dimensions that are fixed points of one rounding into ``fmt`` (see
+      ``numfmt._block_testing``), blocks of element values times a scale,
+      with NaN/inf blocks if allowed.
 
     Raises:
       ValueError: if ``dtype`` cannot hold every value of ``fmt``.
@@ -57,11 +66,17 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
       >>> from hypothesis import find
       >>> find(values("float8_e4m3fn"), lambda v: v > 400)
       np.float64(416.0)
+      >>> find(values("posit8_0"), lambda v: v > 3), find(values("q3.4"), lambda v: v < -7.5)
+      (np.float64(3.125), np.float64(-7.5625))
     """
     fmt = parse(fmt)
     dtype = _dtype_or_none(dtype)
+    if isinstance(fmt, BlockFormat):
+        return block_values(fmt, dtype, allow_nan=allow_nan, allow_infinity=allow_infinity)
     if dtype is not None:
         _check_fits(fmt, dtype)
+    if _family_grid.is_family(fmt):
+        return family_values(fmt, dtype, allow_nan)
     signs = [1, -1] if fmt.signed else [1]
     kinds = ["finite"] + (["inf"] if allow_infinity and fmt.has_inf else [])
     kinds += ["nan"] if allow_nan and fmt.has_nan else []
@@ -97,7 +112,10 @@ def boundary_values(fmt, *, dtype=np.float64):
     below or above; and +-0, +-inf and NaN (inputs every quantizer must
     handle, whether or not the format has them). Midpoints the dtype cannot
     hold are rounded to the nearest dtype value; points beyond its range are
-    +-inf.
+    +-inf. For posit and fixed-point formats the gaps run over all values,
+    negatives included, and the landmarks are their own (posits: minpos/2,
+    minpos, 1, maxpos, 2 maxpos; fixed point: half the quantum, the quantum,
+    1, and the overflow ties beyond the largest and smallest values).
 
     Args:
       fmt: a format object or string.
@@ -114,6 +132,8 @@ def boundary_values(fmt, *, dtype=np.float64):
     """
     fmt = parse(fmt)
     dtype = np.dtype(_dtype_or_none(dtype) or np.float64)
+    if _family_grid.is_family(fmt):
+        return family_boundary(fmt, dtype)
     n = _grid.count(fmt)
     marks = _grid.landmarks(fmt)
     with np.errstate(over="ignore"):

@@ -96,7 +96,7 @@ def test_formats_shrink_to_small_default_formats():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(family="posit"), "not available in this version"),
+        (dict(family="posits"), "unknown format family 'posits'"),
         (dict(family="floats"), "unknown format family 'floats'"),
         (dict(min_bits=9, max_bits=8), "min_bits <= max_bits"),
         (dict(exact_in=np.int32), "exact_in"),

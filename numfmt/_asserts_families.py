@@ -1,0 +1,132 @@
+"""The assertions of ``numfmt.testing`` for posit, fixed-point and block formats.
+
+:mod:`numfmt._asserts` and :mod:`numfmt._asserts_rounding` hand these
+families here. Expected results come from the exact references
+(:mod:`numfmt._family_grid`, :mod:`numfmt._block_testing`), never from the
+array kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numfmt import _family_grid
+from numfmt._asserts import _SHOW, bits, exact, mismatches, report
+from numfmt._block import BlockFormat
+from numfmt._rounding import Rounding
+
+__all__ = ["family_inputs", "family_reference", "representable_lines", "rounds_like_block"]
+
+
+def representable_lines(a: np.ndarray, fmt, err_msg: str) -> list[str]:
+    """Failure lines of ``assert_representable`` for a posit, fixed or block ``fmt`` (empty: passes)."""
+    if isinstance(fmt, BlockFormat):
+        from numfmt._block_testing import check_block_format, reference_chop
+
+        check_block_format(fmt, a.dtype, "assert_representable")
+        want = reference_chop(a, fmt)
+        bad = mismatches(a, want, nan_payload=False)
+        if not bad.any():
+            return []
+        header = (
+            f"{err_msg}{int(bad.sum())} of {bad.size} elements are not fixed points of one rounding into {fmt} "
+            "(the exact block reference moves them):"
+        )
+        return [report(bad, {"x": (a, False), "rounded": (want, False)}, None, header)]
+    flat = bits(a.reshape(-1))
+    unique, inverse = np.unique(flat, return_inverse=True)
+    with np.errstate(invalid="ignore"):
+        as_float = unique.view(a.dtype).astype(np.float64)
+    ok = np.array([_family_grid.representable(exact(v), fmt) for v in as_float], dtype=bool)
+    bad = ~ok[inverse.reshape(-1)]
+    if not bad.any():
+        return []
+    lines = [f"{err_msg}{int(bad.sum())} of {bad.size} elements are not values of {fmt}:"]
+    width = a.dtype.itemsize * 2
+    for i in np.flatnonzero(bad)[:_SHOW]:
+        ix = tuple(int(j) for j in np.unravel_index(i, a.shape))
+        v = as_float[inverse.reshape(-1)[i]]
+        lines.append(f"  at {ix}: {float(v)!r} (0x{int(flat[i]):0{width}x}): {_family_grid.why_not(exact(v), fmt)}")
+    return lines
+
+
+def family_inputs(fmt, dtype, n_random: int, max_gaps: int, rng) -> np.ndarray:
+    """Inputs for ``assert_rounds_like`` of a posit or fixed ``fmt``: boundary
+    points of (a sample of) the gaps, raw bit patterns, values spread in range."""
+    n_gaps = _family_grid.count(fmt) - 1
+    if n_gaps <= max_gaps:
+        gaps = range(n_gaps)
+    else:
+        ends = list(range(max_gaps // 4)) + list(range(n_gaps - max_gaps // 4, n_gaps))
+        mid = n_gaps // 2  # the gaps around zero
+        near_zero = range(max(0, mid - max_gaps // 8), min(n_gaps, mid + max_gaps // 8))
+        middle = rng.integers(0, n_gaps, size=max_gaps // 4)
+        gaps = sorted(set(ends) | set(near_zero) | {int(i) for i in middle})
+    boundary = _family_grid.boundary_array(fmt, gaps, dtype)
+    width = dtype.itemsize * 8
+    raw = rng.integers(0, 2**width, size=n_random, dtype=f"uint{width}").view(dtype)
+    top = float(max(abs(_family_grid.value_at(fmt, 0)), abs(_family_grid.value_at(fmt, n_gaps))))
+    low = float(_family_grid.landmarks(fmt)[0])
+    exponents = rng.uniform(np.log2(low) - 2, np.log2(top) + 2, size=n_random)
+    with np.errstate(over="ignore", under="ignore"):
+        spread = (rng.choice([-1.0, 1.0], size=n_random) * np.exp2(exponents)).astype(dtype)
+    return np.concatenate([boundary, raw, spread])
+
+
+def family_reference(x: np.ndarray, fmt, rounding: Rounding, overflow) -> np.ndarray:
+    """One exact rounding of every element of ``x`` into a posit or fixed ``fmt``."""
+    from numfmt import _grid
+
+    flat = x.reshape(-1)
+    unique, inverse = np.unique(bits(flat), return_inverse=True)
+    with np.errstate(invalid="ignore"):
+        values = unique.view(x.dtype).astype(np.float64)
+    want = _grid.to_dtype([_family_grid.round_exact(exact(v), fmt, rounding, overflow) for v in values], x.dtype)
+    return want[inverse.reshape(-1)].reshape(x.shape)
+
+
+def _block_rows(fmt: BlockFormat, n_random: int, rng) -> np.ndarray:
+    """Rows of ``2 * block_size - 1`` float64 values: one full block built around
+    a hard amax, then a partial block; plus all-special and random rows."""
+    b = fmt.block_size
+    rows = []
+    # amax at, just below and just above 2**k: around 1 and at both ends of the scale range
+    top = fmt.scale.emax + fmt.elem_emax
+    ks = sorted(set(range(-8, 9)) | set(range(fmt.scale.emin - 4, fmt.scale.emin + 4)) | set(range(top - 3, top + 4)))
+    for k in ks:
+        for nudge in (-1, 0, 1):
+            amax = np.nextafter(np.exp2(float(k)), np.inf * nudge) if nudge else np.exp2(float(k))
+            row = amax * rng.uniform(-1.0, 1.0, size=2 * b - 1)
+            row[0] = amax if k % 2 else -amax
+            rows.append(row)
+    for special in (np.nan, np.inf, -np.inf, 0.0, -0.0):
+        row = rng.uniform(-4.0, 4.0, size=2 * b - 1)
+        row[rng.integers(0, 2 * b - 1)] = special
+        rows.append(row)
+        rows.append(np.full(2 * b - 1, special))
+    width = rng.integers(0, 2**64, size=(max(1, n_random // (2 * b - 1)), 2 * b - 1), dtype=np.uint64)
+    rows.extend(width.view(np.float64))
+    return np.array(rows, np.float64)
+
+
+def rounds_like_block(f, fmt: BlockFormat, rounding: Rounding, n_random: int, seed: int, err_msg: str):
+    """``assert_rounds_like`` for a block format (see its docstring)."""
+    from numfmt._asserts_rounding import _call
+    from numfmt._block_testing import check_block_format, reference_chop
+
+    check_block_format(fmt, np.float64, "assert_rounds_like")
+    if fmt.axis not in (0, 1, -1, -2):
+        raise ValueError(f"assert_rounds_like probes 2-D arrays: the block axis must be 0, 1, -1 or -2, not {fmt.axis}")
+    x = _block_rows(fmt, n_random, np.random.default_rng(seed))
+    if fmt.axis in (0, -2):
+        x = np.ascontiguousarray(x.T)
+    with np.errstate(over="ignore", invalid="ignore"):
+        got = _call(f, x, "f")
+    want = reference_chop(x, fmt, rounding)
+    bad = mismatches(got, want, nan_payload=False)
+    if bad.any():
+        header = f"{err_msg}{int(bad.sum())} of {bad.size} elements differ from one {rounding.value}"
+        header += f" rounding into {fmt}:"
+        columns = {"input": (x, False), "got": (got, False), "want": (want, False)}
+        raise AssertionError(report(bad, columns, None, header))
+

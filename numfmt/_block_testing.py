@@ -1,0 +1,121 @@
+"""Block formats in ``numfmt.testing``: an exact array reference, formats and values.
+
+:func:`reference_chop` rounds a whole array into a block format with the
+exact per-block reference (:func:`numfmt._block_reference.quantize_block`,
+Fractions; it shares no code with the kernels). The testing tools call a
+block array *representable* when it is a fixed point of this reference,
+``reference_chop(x) == x`` bit for bit; :func:`block_values` draws such
+arrays. Only power-of-two scales (MX, block floating point) are covered: NVFP4's
+tensor scale makes the result of a block depend on the whole tensor, and NF4
+takes no float64 input.
+
+Importing this module needs hypothesis (``numfmt.testing`` only).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from numfmt import _grid
+from numfmt._block import BlockFormat, InfPolicy, ScaleRule
+from numfmt._block_reference import quantize_block
+from numfmt._format_strategies import _members, register_formats
+from numfmt._int_element import IntElement
+from numfmt._names import parse
+from numfmt._nf4 import TableElement
+
+__all__ = ["block_values", "check_block_format", "reference_chop"]
+
+_FLOAT_ELEMS = ["float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn", "float8_e4m3fn", "float8_e5m2"]
+
+
+def check_block_format(fmt: BlockFormat, dtype, what: str) -> np.dtype:
+    """Refuse what the block testing tools do not cover (NVFP4, non-float64)."""
+    if not fmt.pow2_scale or isinstance(fmt.elem, TableElement):
+        raise ValueError(
+            f"{what}: {fmt} has a per-tensor scale or a table element (NVFP4, NF4), which the testing "
+            "tools do not cover yet; use power-of-two scaled formats (MX, bfp)"
+        )
+    if dtype is None or np.dtype(dtype) != np.float64:
+        raise ValueError(f"{what}: dtype={dtype!r}: block formats are tested on float64 arrays; pass np.float64")
+    return np.dtype(np.float64)
+
+
+def reference_chop(x: np.ndarray, fmt: BlockFormat, rounding="nearest_even") -> np.ndarray:
+    """``chop(x, fmt, rounding)`` for a float64 array, block by block, exactly."""
+    if x.ndim == 0:
+        raise ValueError(f"block formats need an array with at least one axis, got a scalar for {fmt}")
+    y = np.moveaxis(x, fmt.axis, -1)
+    rows = y.reshape(-1, y.shape[-1]) if y.size else y.reshape(0, y.shape[-1])
+    out = np.empty(rows.shape, np.float64)
+    b = fmt.block_size
+    for r, row in enumerate(rows):
+        for start in range(0, row.size, b):
+            values = [float(v) for v in row[start : start + b]]
+            results = quantize_block(values, fmt, rounding)[2]
+            out[r, start : start + b] = _grid.to_dtype(results, np.float64)
+    return np.moveaxis(out.reshape(y.shape), -1, fmt.axis)
+
+
+def _block_formats(min_bits, max_bits, exact_in, *, block_size=None, rule=None, inf=None, axis=None):
+    if exact_in is not None and np.dtype(exact_in) != np.float64:
+        return st.nothing()  # E8M0 scales span 2**-127..2**127: only float64 holds every block
+    rules, infs = _members(ScaleRule, rule, "rule"), _members(InfPolicy, inf, "inf")
+    sizes = st.integers(1, 32) if block_size is None else st.just(block_size)
+    axes = st.sampled_from([-1, 0]) if axis is None else st.just(axis)
+    floats = [parse(n) for n in _FLOAT_ELEMS if min_bits <= parse(n).bits <= max_bits]
+    ints = st.integers(max(2, min_bits), min(8, max_bits))
+    elems = st.sampled_from(floats) if floats else st.nothing()
+    if max(2, min_bits) <= min(8, max_bits):
+        elems = elems | st.builds(lambda b, sm: IntElement(b, b - 2, sm), ints, st.booleans())
+    return st.builds(BlockFormat, elem=elems, block_size=sizes, axis=axes, rule=st.sampled_from(rules),
+                     inf=st.sampled_from(infs))  # fmt: skip
+
+
+register_formats("block", _block_formats)
+
+
+def block_values(fmt: BlockFormat, dtype=np.float64, *, allow_nan=True, allow_infinity=True, shape=None):
+    """Arrays that are fixed points of ``chop(., fmt)`` (see ``numfmt.testing.values``).
+
+    Each block is drawn as element values times a power-of-two scale
+    ``2**e`` (``e`` within the scale format's range), with the odd NaN or
+    +-inf element if allowed; the array is then rounded once by
+    :func:`reference_chop`, which keeps it where ``e`` is the scale the rule
+    picks and moves it onto the format otherwise.
+    """
+    check_block_format(fmt, dtype, "values")
+    elem, scale = fmt.elem, fmt.scale
+    if shape is None:
+        shape = hnp.array_shapes(min_dims=max(1, fmt.axis + 1, -fmt.axis), max_dims=2, min_side=1, max_side=24)
+    elif isinstance(shape, int | tuple):
+        shape = st.just(shape)
+    if isinstance(elem, IntElement):
+        step = elem.quantum
+        elem_values = st.integers(elem.min_int, elem.max_int).map(lambda k: float(k * step))
+    else:
+        from numfmt._strategies import values
+
+        elem_values = values(elem, allow_nan=False, allow_infinity=False).map(float)
+    specials = [math.nan] * allow_nan + [math.inf, -math.inf] * allow_infinity
+    elem_values = elem_values | st.sampled_from(specials) if specials else elem_values
+    exps = st.integers(max(scale.emin, -1000), min(scale.emax, 1000))
+
+    @st.composite
+    def build(draw):
+        shp = draw(shape)
+        x = np.array(draw(st.lists(elem_values, min_size=math.prod(shp), max_size=math.prod(shp))), np.float64)
+        x = x.reshape(shp)
+        y = np.moveaxis(x, fmt.axis, -1)
+        blocks = -(-y.shape[-1] // fmt.block_size)
+        e = np.array(draw(st.lists(exps, min_size=blocks, max_size=blocks)), np.float64)
+        factor = np.repeat(np.exp2(e), fmt.block_size)[: y.shape[-1]]
+        with np.errstate(over="ignore"):
+            y = y * factor
+        return reference_chop(np.moveaxis(y, -1, fmt.axis), fmt)
+
+    return build()
