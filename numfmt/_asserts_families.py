@@ -61,7 +61,7 @@ def family_inputs(fmt, dtype, n_random: int, max_gaps: int, rng) -> np.ndarray:
         mid = n_gaps // 2  # the gaps around zero
         near_zero = range(max(0, mid - max_gaps // 8), min(n_gaps, mid + max_gaps // 8))
         middle = rng.integers(0, n_gaps, size=max_gaps // 4)
-        gaps = sorted(set(ends) | set(near_zero) | {int(i) for i in middle})
+        gaps = sorted(set(ends) | set(near_zero) | {int(i) for i in middle})  # type: ignore[assignment]
     boundary = _family_grid.boundary_array(fmt, gaps, dtype)
     width = dtype.itemsize * 8
     raw = rng.integers(0, 2**width, size=n_random, dtype=f"uint{width}").view(dtype)

@@ -33,7 +33,7 @@ def _inputs(fmt, dtype, n_random: int, max_gaps: int, rng) -> np.ndarray:
     else:
         ends = list(range(max_gaps // 4)) + list(range(n_gaps - max_gaps // 4, n_gaps))
         middle = rng.integers(max_gaps // 4, n_gaps - max_gaps // 4, size=max_gaps // 2)
-        gaps = sorted(set(ends) | {int(i) for i in middle})
+        gaps = sorted(set(ends) | {int(i) for i in middle})  # type: ignore[assignment]
     boundary = _grid.boundary_array(fmt, gaps, dtype)
     width = dtype.itemsize * 8
     raw = rng.integers(0, 2**width, size=n_random, dtype=f"uint{width}").view(dtype)
@@ -243,11 +243,11 @@ def assert_unbiased(sr_fn, x, n: int, fmt, *, alpha: float = 1e-6, err_msg: str 
             f"x must be finite in [{lowest!r}, {float(fmt.max_value)!r}] (the range of {fmt}), where the mean of "
             f"stochastic rounding is defined; got {values[outside][0]!r}"
         )
-    lo, hi, p = zip(*(_neighbours(v, fmt) for v in values), strict=True) if values.size else ((), (), ())
-    lo, hi = _grid.to_dtype(lo, a.dtype), _grid.to_dtype(hi, a.dtype)
+    lo_v, hi_v, p_v = zip(*(_neighbours(v, fmt) for v in values), strict=True) if values.size else ((), (), ())
+    lo, hi = _grid.to_dtype(lo_v, a.dtype), _grid.to_dtype(hi_v, a.dtype)
     if np.isinf(lo).any() or np.isinf(hi).any():
         raise ValueError(f"x has dtype {a.dtype}, which cannot hold the values of {fmt}; pass wider x")
-    p = np.array(p, np.float64)
+    p = np.array(p_v, np.float64)
     tiled = np.broadcast_to(a, (n, *a.shape)).copy()
     y = _call(sr_fn, tiled, "sr_fn").reshape(n, -1)
     with np.errstate(invalid="ignore"):

@@ -20,7 +20,7 @@ from numfmt import _grid
 from numfmt._fixed import FixedFormat, FixedOverflow
 from numfmt._fixed_kernel import all_values_fit
 from numfmt._posit import PositFormat
-from numfmt._reference_families import fixed_round, posit_round, posit_value
+from numfmt._reference_families import _finite_value, fixed_round, posit_round, posit_value
 from numfmt._rounding import Overflow, Rounding
 
 __all__ = ["count", "fits", "is_family", "landmarks", "parse_overflow", "representable", "round_exact", "value_at"]
@@ -40,7 +40,7 @@ def value_at(fmt, i: int) -> Fraction:
     """The ``i``-th smallest real value of ``fmt`` (``0 <= i < count(fmt)``)."""
     if isinstance(fmt, PositFormat):
         j = i - (2 ** (fmt.n - 1) - 1)
-        return posit_value(j % 2**fmt.n, fmt.n, fmt.es)
+        return _finite_value(j % 2**fmt.n, fmt.n, fmt.es)
     lowest = -(2**fmt.magnitude_bits) if fmt.signed else 0
     return (lowest + i) * fmt.resolution
 
@@ -91,12 +91,12 @@ def round_exact(v, fmt, rounding, overflow=None) -> Fraction | float:
     under ``wrap``), by the exact references.
     """
     rounding = Rounding.parse(rounding)
+    value: Fraction | None
     if isinstance(fmt, PositFormat):
-        code = posit_round(v, fmt.n, fmt.es, rounding)
-        value = posit_value(code, fmt.n, fmt.es)
+        value = posit_value(posit_round(v, fmt.n, fmt.es, rounding), fmt.n, fmt.es)
     else:
-        code = fixed_round(v, fmt, rounding, overflow=parse_overflow(fmt, overflow))
-        value = None if code is None else fmt.code_to_value(code)
+        fixed_code = fixed_round(v, fmt, rounding, overflow=parse_overflow(fmt, overflow))
+        value = None if fixed_code is None else fmt.code_to_value(fixed_code)
     return math.nan if value is None else value
 
 

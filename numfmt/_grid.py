@@ -102,7 +102,7 @@ def boundary_array(fmt: FloatFormat, gaps, dtype) -> np.ndarray:
     both signs, and +-0, +-inf and NaN. Points beyond the dtype's range become
     +-inf.
     """
-    points = []
+    points: list = []
     for i in gaps:
         points += gap_points(fmt, i)
     points += landmarks(fmt)
