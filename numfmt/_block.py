@@ -29,12 +29,11 @@ with the non-default keys, and ``parse(str(fmt)) == fmt``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import dataclasses
 import enum
 import re
 from fractions import Fraction
+from typing import Any
 
 from numfmt._float import FloatFormat
 from numfmt._int_element import IntElement
