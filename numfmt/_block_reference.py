@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+import numpy as np
+
 from numfmt._block import BlockFormat, InfPolicy, ScaleRule
 from numfmt._float import FloatFormat
 from numfmt._int_element import IntElement
@@ -171,3 +173,17 @@ def _table_block(values, fmt, amax, out):
         elems.append(t)
         results.append(round_value(t * amax, out, Rounding.NEAREST_EVEN) if t != 0 else 0.0)
     return amax, elems, results
+
+
+def as_dtype(results, dtype):
+    """Reference results as a ``dtype`` array, or None if one is not exactly representable."""
+    out = []
+    for r in results:
+        v = float(r)
+        if not isinstance(r, float):
+            with np.errstate(over="ignore"):
+                narrow = float(np.array(v, dtype))
+            if Fraction(v) != r or not np.isfinite(narrow) or Fraction(narrow) != r:
+                return None
+        out.append(v)
+    return np.array(out, dtype)

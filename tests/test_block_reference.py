@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt._block_reference import F32, quantize_block, tensor_scale
+from numfmt._block_reference import F32, as_dtype, quantize_block, tensor_scale
 from numfmt._float import FloatFormat
 from numfmt.testing import assert_bits_equal
 
@@ -44,17 +44,6 @@ def raw(dtype):
     )
 
 
-def as_dtype(results, dtype):
-    out = []
-    for r in results:
-        v = float(r)
-        if not isinstance(r, float):
-            with np.errstate(over="ignore"):
-                narrow = float(np.array(v, dtype))
-            if Fraction(v) != r or not np.isfinite(narrow) or Fraction(narrow) != r:
-                return None
-        out.append(v)
-    return np.array(out, dtype)
 
 
 def reference(x, f, mode, rbits=None, n_bits=None):

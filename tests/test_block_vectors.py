@@ -7,24 +7,12 @@ import numpy as np
 import pytest
 
 import numfmt
-from numfmt._block_reference import quantize_block, tensor_scale
+from numfmt._block_reference import as_dtype, quantize_block, tensor_scale
 from numfmt.testing import assert_bits_equal
 
 V = [1, -2, 3, 0.5, 0.3, -7, 100, 0.01]
 
 
-def as_dtype(results, dtype):
-    """Reference results as a ``dtype`` array, or None if one is not exactly representable."""
-    out = []
-    for r in results:
-        v = float(r)
-        if not isinstance(r, float):
-            with np.errstate(over="ignore"):
-                narrow = float(np.array(v, dtype))
-            if Fraction(v) != r or not np.isfinite(narrow) or Fraction(narrow) != r:
-                return None
-        out.append(v)
-    return np.array(out, dtype)
 
 
 def check_against_reference(x, f):
