@@ -19,15 +19,18 @@
 #
 # | recipe | forward and loss | matmul inputs (weights and activations) | gradients | stored weights |
 # |---|---|---|---|---|
-# | `bfloat16` | bfloat16 | bfloat16 | straight-through, rounded where they meet bfloat16 ops | bfloat16 |
-# | `fp8` | bfloat16 | float8_e4m3fn, matmul output bfloat16 | float8_e5m2 (`grad=`) | bfloat16 |
-# | `mxfp4` | bfloat16 | mxfp4_e2m1, blocked along the contraction | straight-through | bfloat16 |
+# | `bfloat16` | bfloat16 | bfloat16 | float32 backward (straight-through) | bfloat16 |
+# | `fp8` | bfloat16 | float8_e4m3fn; output bfloat16 | float8_e5m2 (`grad=`) | bfloat16 |
+# | `mxfp4` | bfloat16 | mxfp4_e2m1 (blocks along K); output bfloat16 | float32 backward (straight-through) | bfloat16 |
 #
 # The loss and its gradient come from
-# `jax.jit(jax.value_and_grad(numfmt.emulate(loss, policy)))`; the SGD update
+# `jax.jit(jax.value_and_grad(numfmt.emulate(loss, policy)))`: every rounding
+# of the forward pass has derivative 1, and the backward pass's own arithmetic
+# is not emulated (see the emulate guide), so gradients are rounded only where
+# `grad=` says so. The SGD update
 # `w - lr * g` is itself emulated in bfloat16 with the run's rounding, so the
 # weights are always bfloat16 values. Block formats as `matmul_in` are blocked
-# along each operand's contraction dimension, as MX hardware does. Every claim
+# along each operand's contraction dimension K, as MX hardware does. Every claim
 # in the text is checked by an `assert`, so the notebook fails if it stops
 # being true.
 
