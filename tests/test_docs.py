@@ -37,7 +37,9 @@ def executed(tmp_path_factory):
 
 
 def test_there_are_notebooks():
-    assert [nb.stem for nb in NOTEBOOKS] == ["01_formats_tour", "02_rounding_error", "03_lorenz", "05_block_formats"]
+    assert [nb.stem for nb in NOTEBOOKS] == [
+        "01_formats_tour", "02_rounding_error", "03_lorenz", "04_training", "05_block_formats"
+    ]
 
 
 @pytest.mark.parametrize("name", [nb.stem for nb in NOTEBOOKS])
