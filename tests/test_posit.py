@@ -23,7 +23,7 @@ from numfmt._posit_kernel import make_posit_plan
 from numfmt._reference_families import posit_round, posit_value
 from numfmt._rounding import Overflow, Rounding
 from numfmt._xp import NUMPY
-from numfmt.testing import assert_bits_equal
+from numfmt.testing import assert_bits_equal, assert_unbiased
 
 DETERMINISTIC = ["nearest_even", "nearest_away", "toward_zero", "toward_positive", "toward_negative", "to_odd"]
 SR_MODES = ["stochastic", "stochastic_a", "stochastic_b", "stochastic_c", "stochastic_equal"]
@@ -240,17 +240,12 @@ def test_stochastic_decisions_match_reference(name, mode):
     assert_bits_equal(got, want)
 
 
-def within_binomial(count, n, p, sigmas=6.0):
-    return abs(count - n * p) <= sigmas * np.sqrt(n * p * (1 - p)) + 1
-
-
 @pytest.mark.parametrize("v", [0.125, 0.5, 0.8125])
 def test_stochastic_frequency_is_the_distance(v):
-    lo, hi, n = 1.0, 1.0 + 2.0**-12, 100_000  # neighbours in posit16_1
-    x = np.full(n, lo + v * (hi - lo), np.float64)
-    y = numfmt.chop(x, "posit16_1", "stochastic", key=np.random.default_rng(1))
-    assert set(np.unique(y)) <= {lo, hi}
-    assert within_binomial(int((y == hi).sum()), n, v)
+    lo, hi = 1.0, 1.0 + 2.0**-12  # neighbours in posit16_1
+    x = np.array([lo + v * (hi - lo), -(lo + v * (hi - lo))], np.float64)
+    rng = np.random.default_rng(1)
+    assert_unbiased(lambda a: numfmt.chop(a, "posit16_1", "stochastic", key=rng), x, 100_000, "posit16_1")
 
 
 def test_stochastic_never_zero_nor_nar_and_exact_values_stay():
