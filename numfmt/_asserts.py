@@ -188,21 +188,31 @@ def assert_representable(x, fmt, *, err_msg: str = "") -> None:
         from numfmt._asserts_families import representable_lines
 
         lines = representable_lines(a, fmt, err_msg)
-        if lines:
-            raise AssertionError("\n".join(lines))
-        return
+    else:
+        lines = elementwise_lines(a, fmt, err_msg, _grid.representable, _why_not)
+    if lines:
+        raise AssertionError("\n".join(lines))
+
+
+def elementwise_lines(a: np.ndarray, fmt, err_msg: str, representable, why_not) -> list[str]:
+    """Failure lines of ``assert_representable`` for an elementwise ``fmt`` (empty: passes).
+
+    ``representable(value, fmt)`` and ``why_not(value, fmt)`` judge one exact
+    value (a Fraction, or a float for NaN/inf); each distinct bit pattern is
+    judged once.
+    """
     flat = bits(a.reshape(-1))
     unique, inverse = np.unique(flat, return_inverse=True)
     with np.errstate(invalid="ignore"):  # signalling NaN patterns
         as_float = unique.view(a.dtype).astype(np.float64)
-    ok = np.array([_grid.representable(exact(v), fmt) for v in as_float], dtype=bool)
+    ok = np.array([representable(exact(v), fmt) for v in as_float], dtype=bool)
     bad = ~ok[inverse.reshape(-1)]
     if not bad.any():
-        return
+        return []
     lines = [f"{err_msg}{int(bad.sum())} of {bad.size} elements are not values of {fmt}:"]
     width = a.dtype.itemsize * 2
     for i in np.flatnonzero(bad)[:_SHOW]:
         ix = tuple(int(j) for j in np.unravel_index(i, a.shape))
         v = as_float[inverse.reshape(-1)[i]]
-        lines.append(f"  at {ix}: {float(v)!r} (0x{int(flat[i]):0{width}x}): {_why_not(exact(v), fmt)}")
-    raise AssertionError("\n".join(lines))
+        lines.append(f"  at {ix}: {float(v)!r} (0x{int(flat[i]):0{width}x}): {why_not(exact(v), fmt)}")
+    return lines

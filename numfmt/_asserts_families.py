@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from numfmt import _family_grid
-from numfmt._asserts import _SHOW, bits, exact, mismatches, report
+from numfmt._asserts import bits, elementwise_lines, exact, mismatches, report
 from numfmt._block import BlockFormat
 from numfmt._rounding import Rounding
 
@@ -33,21 +33,7 @@ def representable_lines(a: np.ndarray, fmt, err_msg: str) -> list[str]:
             "(the exact block reference moves them):"
         )
         return [report(bad, {"x": (a, False), "rounded": (want, False)}, None, header)]
-    flat = bits(a.reshape(-1))
-    unique, inverse = np.unique(flat, return_inverse=True)
-    with np.errstate(invalid="ignore"):
-        as_float = unique.view(a.dtype).astype(np.float64)
-    ok = np.array([_family_grid.representable(exact(v), fmt) for v in as_float], dtype=bool)
-    bad = ~ok[inverse.reshape(-1)]
-    if not bad.any():
-        return []
-    lines = [f"{err_msg}{int(bad.sum())} of {bad.size} elements are not values of {fmt}:"]
-    width = a.dtype.itemsize * 2
-    for i in np.flatnonzero(bad)[:_SHOW]:
-        ix = tuple(int(j) for j in np.unravel_index(i, a.shape))
-        v = as_float[inverse.reshape(-1)[i]]
-        lines.append(f"  at {ix}: {float(v)!r} (0x{int(flat[i]):0{width}x}): {_family_grid.why_not(exact(v), fmt)}")
-    return lines
+    return elementwise_lines(a, fmt, err_msg, _family_grid.representable, _family_grid.why_not)
 
 
 def family_inputs(fmt, dtype, n_random: int, max_gaps: int, rng) -> np.ndarray:
