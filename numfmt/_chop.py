@@ -8,6 +8,7 @@ import numpy as np
 
 from numfmt import _xp
 from numfmt._fast import fast_plan, fast_round_bits
+from numfmt._fixed_fast import fixed_fast_plan, fixed_fast_round_bits
 from numfmt._float import FloatFormat
 from numfmt._kernel import make_plan
 from numfmt._names import parse
@@ -56,6 +57,10 @@ def plan_for(fmt, dtype, rounding: Rounding, overflow, random_bits: int):
 # elementwise passes to stay in cache: each pass then costs a cache read, and
 # main memory sees one read of the input and one write of the output.
 _BLOCK = 1 << 14
+# The short sequences (numfmt._fast) write into a few work arrays instead of
+# allocating: their blocks, in bytes, can be longer (fewer Python calls per
+# element) and still stay in the L2 cache.
+_FAST_BLOCK = 1 << 18
 # Where more than 1/16 of a block lies outside the fast path's range, the block
 # goes through the general kernel instead, and so do the next _SKIP blocks.
 _SKIP = 8
@@ -223,9 +228,11 @@ def _chop_numpy(x: np.ndarray, plan, rng):
     # the element index (numfmt._random): either way the bits do not depend
     # on the block size.
     seed = np.asarray(seed_words(rng)) if _xp.is_jax_array(rng) else None
-    fast = fast_plan(plan)
-    if fast is not None:
-        return _chop_numpy_fast(flat, plan, fast, rng, seed, out).reshape(x.shape)
+    for planner, rounder in _FAST_PATHS:
+        fast = planner(plan)
+        if fast is not None:
+            with np.errstate(all="ignore"):  # float sequences compute garbage in the rare lanes
+                return _chop_numpy_fast(flat, plan, fast, rounder, rng, seed, out).reshape(x.shape)
     for start in range(0, flat.size, _BLOCK):
         block = flat[start : start + _BLOCK]
         out[start : start + _BLOCK], unrep = _chop_block(xp, block, plan, _draw(xp, rng, seed, start, block.size, plan))
@@ -234,7 +241,13 @@ def _chop_numpy(x: np.ndarray, plan, rng):
     return out.reshape(x.shape)
 
 
-def _chop_numpy_fast(flat, plan, fast, rng, seed, out):
+# Short sequences for the common case (numfmt._fast, numfmt._fixed_fast):
+# ``planner(plan)`` gives constants or None, ``rounder`` has the signature of
+# ``fast_round_bits``.
+_FAST_PATHS = ((fast_plan, fast_round_bits), (fixed_fast_plan, fixed_fast_round_bits))
+
+
+def _chop_numpy_fast(flat, plan, fast, rounder, rng, seed, out):
     """The short sequence (numfmt._fast) block by block, then the rare elements in one general pass.
 
     The passes write into work arrays and the output (NumPy allocations of a
@@ -242,7 +255,7 @@ def _chop_numpy_fast(flat, plan, fast, rng, seed, out):
     goes through the general kernel instead, and so do the next few.
     """
     xp, U = _xp.NUMPY, np.dtype(f"uint{plan.width}")
-    size = _BLOCK * 4 // U.itemsize  # longer blocks than the general kernel's: fewer calls, no temporaries
+    size = _FAST_BLOCK // U.itemsize
     bits, out_bits = flat.view(U), out.view(U)
     work = np.empty((2, min(size, flat.size)), U)
     rare_all = np.empty(-(-flat.size // 8) * 8, bool)  # padded to whole uint64 words
@@ -254,7 +267,7 @@ def _chop_numpy_fast(flat, plan, fast, rng, seed, out):
         rbits = _draw(xp, rng, seed, start, n, plan)
         if skip == 0:
             buffers = (out_bits[start:stop], work[0, :n], work[1, :n], rare_all[start:stop])
-            _, rare = fast_round_bits(xp, u, fast, rbits, buffers)
+            _, rare = rounder(xp, u, fast, rbits, buffers)
             count = np.count_nonzero(rare)
             if count <= n >> 4 or count - np.count_nonzero((u << 1) == 0) <= n >> 4:
                 if count and rbits is not None:
