@@ -12,6 +12,7 @@ from numfmt._fixed_fast import fixed_fast_plan, fixed_fast_round_bits
 from numfmt._float import FloatFormat
 from numfmt._kernel import make_plan
 from numfmt._names import parse
+from numfmt._posit_fast import posit_fast_plan, posit_fast_round_bits
 from numfmt._random import generator_bits, hash_bits, seed_words
 from numfmt._rounding import Overflow, Rounding
 
@@ -241,10 +242,14 @@ def _chop_numpy(x: np.ndarray, plan, rng):
     return out.reshape(x.shape)
 
 
-# Short sequences for the common case (numfmt._fast, numfmt._fixed_fast):
+# Short sequences for the common case (numfmt._fast, _fixed_fast, _posit_fast):
 # ``planner(plan)`` gives constants or None, ``rounder`` has the signature of
 # ``fast_round_bits``.
-_FAST_PATHS = ((fast_plan, fast_round_bits), (fixed_fast_plan, fixed_fast_round_bits))
+_FAST_PATHS = (
+    (fast_plan, fast_round_bits),
+    (fixed_fast_plan, fixed_fast_round_bits),
+    (posit_fast_plan, posit_fast_round_bits),
+)
 
 
 def _chop_numpy_fast(flat, plan, fast, rounder, rng, seed, out):
