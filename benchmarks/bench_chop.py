@@ -12,7 +12,10 @@ For each input dtype and format it times, side by side in one process:
   jcopy     a jitted copy (x + 0) as the floor on the JAX side,
 and prints each time with its ratio to its floor (``x``) and, for numfmt,
 to the ml_dtypes/NumPy ``astype`` round trip (``a``: below 1 is faster).
-Best of ``--repeat`` runs. ``--only-jax`` / ``--no-jax`` select the backends;
+Best of ``--repeat`` runs. For each dtype it also prints one NumPy pass into
+a fresh array (``np.add(x, 0)``): the output's first-touch page faults cost
+about one copy, so a NumPy ``chop``, which returns a new array, cannot get
+below about 2x. ``--only-jax`` / ``--no-jax`` select the backends;
 ``--clock cpu`` times CPU time instead of wall time (for a loaded machine).
 
 The NumPy stochastic column draws from a ``Generator``; the jit one from a
@@ -69,6 +72,9 @@ def main(argv=None):
         x = (rng.standard_normal(args.n) * 100).astype(dtype)
         dst = np.empty_like(x)
         copy = best(lambda: np.copyto(dst, x), args.repeat)
+        fresh = best(lambda: np.add(x, 0), args.repeat)
+        name = np.dtype(dtype).name
+        print(f"{name}: one pass into a new array (np.add(x, 0)): {fresh * 1e3:.1f} ms ({fresh / copy:.1f}x)")
         if jax:
             xj = jnp.asarray(x)
             jcopy_fn = jax.jit(lambda v: v + 0)
