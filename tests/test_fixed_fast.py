@@ -163,3 +163,18 @@ def test_minimum_maximum_against_a_scalar_are_numpys(dtype, n):
         want = getattr(np, name)(a, b).view(f"u{a.itemsize}")
         np.testing.assert_array_equal(_xp.NUMPY.into(name, a, b).view(want.dtype), want)
         np.testing.assert_array_equal(getattr(_xp.NUMPY, name)(a, b).view(want.dtype), want)
+
+
+# ------------------------------------------------------- the same code on JAX
+@pytest.mark.parametrize("spec, overflow", [("int8", "saturate"), ("q3.4", "wrap"), ("uint8", "saturate")])
+def test_jax_runs_the_same_sequence(spec, overflow):
+    """Eager JAX gives NumPy's bits (normal-range inputs: XLA may flush subnormals)."""
+    jnp = pytest.importorskip("jax.numpy")
+    x = np.concatenate([(np.random.default_rng(2).standard_normal(500) * 50), [0.0, -0.0, np.inf, np.nan, 1e30]])
+    x = x.astype(np.float32)
+    fp = fixed_fast_plan(plan_of(spec, np.float32, overflow))
+    with np.errstate(all="ignore"):
+        want, want_rare = fixed_fast_round_bits(NUMPY, x.view(np.uint32), fp)
+    got, rare = fixed_fast_round_bits(_xp.jax_namespace(), jnp.asarray(x.view(np.uint32)), fp)
+    np.testing.assert_array_equal(np.asarray(rare), np.asarray(want_rare) | np.isnan(x))
+    np.testing.assert_array_equal(np.asarray(got)[~np.asarray(rare)], want[~np.asarray(rare)])

@@ -136,3 +136,20 @@ def test_driver_equals_the_general_kernel_over_many_blocks(name, dtype):
     assert posit_fast_plan(plan) is not None
     got = numfmt.chop(x, name)
     assert_bits_equal(got, _chop._chop_block(NUMPY, x, plan, None)[0], nan_payload=True)
+
+
+# ------------------------------------------------------- the same code on JAX
+@pytest.mark.parametrize("name", ["posit16_1", "posit8_0"])
+def test_jax_runs_the_same_sequence(name):
+    """Eager JAX gives NumPy's bits and flags."""
+    jnp = pytest.importorskip("jax.numpy")
+    from numfmt._xp import jax_namespace
+
+    x = np.concatenate([(np.random.default_rng(2).standard_normal(500) * 50), [0.0, -0.0, np.inf, np.nan, 1e30]])
+    x = x.astype(np.float32)
+    fp = posit_fast_plan(plan_of(name, np.float32))
+    with np.errstate(all="ignore"):
+        want, want_rare = posit_fast_round_bits(NUMPY, x.view(np.uint32), fp)
+    got, rare = posit_fast_round_bits(jax_namespace(), jnp.asarray(x.view(np.uint32)), fp)
+    np.testing.assert_array_equal(np.asarray(rare), want_rare)
+    np.testing.assert_array_equal(np.asarray(got)[~want_rare], want[~want_rare])
