@@ -29,9 +29,9 @@ The sums stay in normal binades: the plan needs ``M`` and the wrap constant
 to be normal floats, and every value of the format to be a float of the
 input dtype. Elements outside ``[-T, T]`` under wrap, and NaN, are flagged
 ``rare`` and rounded by the general kernel (``numfmt._fixed_kernel``) with
-the driver's fallback; NaN under saturate is found by a sum over the block
-(NaN iff some element is NaN, since every clamped term is finite) and only
-then flagged. Only the NumPy driver uses this path (under ``jax.jit`` the
+the driver's fallback; NaN under saturate is found by a maximum over the block
+(NaN iff some element is NaN: NumPy's maximum propagates NaN) and only then
+flagged. Only the NumPy driver uses this path (under ``jax.jit`` the
 general kernel fuses into one pass anyway); it is written over the array
 namespace and is tested bit for bit against the general kernel.
 """
@@ -161,8 +161,8 @@ def fixed_fast_round_bits(xp, u, fp: FixedFastPlan, rbits=None, work=None):
     y = xp.into("add", y, fp.magic, y if f1 is not None else None)
     out = xp.into("subtract", y, fp.magic, out)
     if xp.name == "numpy":
-        total = np.add.reduce(out)  # NaN iff some element is NaN: the clamped terms are finite
-        if total == total:
+        top = np.maximum.reduce(out)  # NaN iff some element is NaN (maximum propagates NaN)
+        if top == top:
             rare = flags if flags is not None else np.empty(u.shape, bool)
             rare[...] = False
             return xp.bitcast(out, u.dtype), rare
