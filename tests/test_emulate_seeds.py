@@ -5,7 +5,8 @@ the body's key (not one run of the key's generator per site). These tests
 check that the derived path is chop's own (``chop_seeded`` with a key's seed
 words is ``chop`` with that key), that each site is unbiased, that sites are
 independent of each other and of the key, and that the derivation refuses
-what it cannot do.
+what it cannot do. Last, the format tracking of emulate's interpreter: a
+value known to be in one format is still rounded for an op of another.
 """
 
 import jax
@@ -81,3 +82,16 @@ def test_fresh_randomness_per_key_and_per_loop_iteration():
     rows = np.asarray(loop(x, key=jax.random.key(2))) > 1.0
     for i, j in [(0, 1), (1, 2), (0, 2)]:
         assert abs(np.count_nonzero(rows[i] == rows[j]) - n / 2) < 5 * np.sqrt(n / 4)
+
+
+def test_a_value_known_in_one_format_is_rounded_again_for_a_narrower_one():
+    # a + b is rounded to bfloat16; mul's policy is float8_e4m3fn, so its input a + b
+    # (known to be bfloat16) must still be rounded to float8_e4m3fn
+    a = jnp.asarray(RNG.standard_normal(3000) * 3, jnp.float32)
+    b = jnp.asarray(RNG.standard_normal(3000) * 3, jnp.float32)
+    f = numfmt.emulate(lambda u, v: (u + v) * v, "compute=bfloat16,prim.mul=float8_e4m3fn")
+    fp8 = lambda t: numfmt.chop(t, "float8_e4m3fn")  # noqa: E731
+    s = numfmt.chop(numfmt.chop(a, "bfloat16") + numfmt.chop(b, "bfloat16"), "bfloat16")
+    want = fp8(fp8(s) * fp8(b))
+    np.testing.assert_array_equal(bits(jax.jit(f)(a, b)), bits(want))
+    assert np.count_nonzero(bits(fp8(s)) != bits(s)) > 1000  # the second rounding matters here
