@@ -7,7 +7,7 @@ import functools
 import numpy as np
 
 from numfmt import _xp
-from numfmt._fast import fast_plan, fast_round_bits
+from numfmt._fast import complete_round_bits, fast_plan, fast_round_bits
 from numfmt._fixed_fast import fixed_fast_plan, fixed_fast_round_bits
 from numfmt._float import FloatFormat
 from numfmt._kernel import make_plan
@@ -295,11 +295,37 @@ def _chop_numpy_fast(flat, plan, fast, rounder, rng, seed, out):
 
 
 def _chop_jax(x, plan, key):
-    import jax
-
     _check_key(key, plan)
     if key is not None and not _xp.is_jax_array(key):
         raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
+    return _chop_jax_seeded(x, plan, None if key is None else seed_words(key))
+
+
+def is_elementwise(fmt) -> bool:
+    """Does ``chop`` round ``fmt`` element by element (through a plan)?"""
+    return type(parse(fmt)) not in _CHOPPERS
+
+
+def chop_seeded(x, fmt, rounding, seed):
+    """``chop`` of a JAX array ``x`` into an elementwise format, random words from ``seed``.
+
+    As ``chop`` with a key whose :func:`~numfmt._random.seed_words` are
+    ``seed`` (four ``uint32`` words, None for deterministic modes):
+    numfmt.emulate derives one ``seed`` per rounding site from one key.
+    """
+    fmt, rounding = parse(fmt), Rounding.parse(rounding)
+    if not is_elementwise(fmt):
+        raise TypeError(f"chop_seeded rounds elementwise formats; {fmt} is a block format: use chop with a key")
+    dtype = _check_dtype(x.dtype)
+    plan = plan_for(fmt, dtype, rounding, None, _check_random_bits(rounding, None, dtype))
+    if plan.is_stochastic != (seed is not None):
+        raise ValueError(f"rounding={rounding.value!r} needs seed words exactly when it is stochastic")
+    return _chop_jax_seeded(x, plan, seed)
+
+
+def _chop_jax_seeded(x, plan, seed):
+    import jax
+
     xp = _xp.jax_namespace()
     if plan.can_be_unrepresentable and isinstance(x, jax.core.Tracer):
         raise ValueError(
@@ -307,7 +333,7 @@ def _chop_jax(x, plan, key):
             f"{x.dtype} cannot hold (the format reaches beyond it), which cannot be checked under "
             "tracing; pass a wider float dtype, e.g. float64"
         )
-    rbits = None if key is None else hash_bits(xp, seed_words(key), 0, x.size, plan.container).reshape(x.shape)
+    rbits = None if seed is None else hash_bits(xp, seed, 0, x.size, plan.container).reshape(x.shape)
     if plan.can_be_unrepresentable:
         _, unrep = _chop_block(xp, x, plan, rbits)
         if bool(unrep.any()):
@@ -332,4 +358,12 @@ def straight_through(fn):
 @functools.cache
 def _straight_through(plan):
     xp = _xp.jax_namespace()
+    fast = fast_plan(plan)
+    if fast is not None and fast.complete:  # a few ops instead of the general kernel's ~40
+
+        def short(x, rbits):
+            u = xp.bitcast(x, xp.uint(plan.width))
+            return xp.bitcast(complete_round_bits(xp, u, fast, rbits), x.dtype)
+
+        return straight_through(short)
     return straight_through(lambda x, rbits: _chop_block(xp, x, plan, rbits)[0])

@@ -18,8 +18,17 @@ format, overflowing, inf or NaN. Where every overflow gives the format's max
 to the max, and only NaN (and inf, unless it becomes the max) is rare at the
 top. The caller rounds the rare elements with the general kernel, with the
 same random words: the result is bit for bit the general kernel's (tested in
-tests/test_fast_path.py). Only the NumPy driver uses it: under ``jax.jit``
-both branches of a select would be computed, so JAX runs the general kernel.
+tests/test_fast_path.py). The NumPy driver uses it block by block; under
+``jax.jit`` both branches of a select would be computed, so JAX runs it only
+where it is *complete* (below): then NaN is the only rare element.
+
+Complete: the format has the input's exponent range (same smallest normal,
+so the dropped bits are ``d`` for input subnormals too, and the same
+quantum below it), IEEE inf and NaN, overflow to inf (``sat_none``), and the
+pattern after its max is the input's inf (``max_bits + 2**d == inf_bits``):
+then a carry past the max is inf, and inf stays inf (its low ``d`` bits are
+zero). bfloat16 and TF32 from float32 are complete; float16 from float32 is
+not (its normal range starts higher).
 
 The stochastic formula is the general kernel's ``stochastic`` (variant A with
 ``N = width - 1`` random bits): for ``d <= N`` it rounds up iff
@@ -37,7 +46,7 @@ from numfmt._float import Subnormals
 from numfmt._kernel import Plan
 from numfmt._rounding import Overflow, Rounding
 
-__all__ = ["FastPlan", "fast_plan", "fast_round_bits"]
+__all__ = ["FastPlan", "complete_round_bits", "fast_plan", "fast_round_bits"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +70,7 @@ class FastPlan:
     one: np.generic
     bias: np.generic  # 2**(d-1) - 1
     keep: np.generic  # ~(2**d - 1)
+    complete: bool  # right for every input but NaN (see the module docstring)
 
 
 @functools.lru_cache(maxsize=256)
@@ -96,6 +106,13 @@ def fast_plan(plan) -> FastPlan | None:
         hi = min(plan.max_bits + half - odd, plan.inf_bits - 1)  # the largest that rounds to <= max
     else:
         hi = plan.max_bits  # anything above may round up past the max
+    complete = (
+        not saturate
+        and fmt.emin == 1 - plan.in_bias
+        and plan.inf_like_bits == plan.inf_bits
+        and plan.inf_input_bits == plan.inf_bits
+        and plan.max_bits + (1 << d) == plan.inf_bits
+    )
     U = np.dtype(f"uint{w}").type
     return FastPlan(
         plan=plan,
@@ -109,7 +126,28 @@ def fast_plan(plan) -> FastPlan | None:
         one=U(1),
         bias=U((1 << (d - 1)) - 1),
         keep=U(((1 << w) - 1) ^ ((1 << d) - 1)),
+        complete=complete,
     )
+
+
+def complete_round_bits(xp, u, fp: FastPlan, rbits=None):
+    """Round patterns ``u`` by the short sequence alone, for a complete ``fp``.
+
+    Args:
+      xp: the array namespace.
+      u: the input's bit patterns (unsigned, the input's width).
+      fp: from :func:`fast_plan`, with ``fp.complete``.
+      rbits: random words like ``u`` (stochastic only).
+
+    Returns:
+      The rounded patterns: the general kernel's for every input (NaN is
+      returned unchanged, inf stays inf, overflow gives inf, -0 stays -0).
+    """
+    if not fp.complete:
+        raise ValueError(f"the short sequence is not complete for {fp.plan.fmt}; use fast_round_bits")
+    out, _ = fast_round_bits(xp, u, fp, rbits)
+    inf = xp.asarray(fp.plan.inf_bits, u.dtype)
+    return xp.where((u & xp.asarray(fp.abs_mask, u.dtype)) > inf, u, out)
 
 
 def fast_round_bits(xp, u, fp: FastPlan, rbits=None, work=None):

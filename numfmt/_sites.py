@@ -16,11 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from numfmt._chop import chop
+from numfmt import _xp
+from numfmt._chop import chop, chop_seeded, is_elementwise
 from numfmt._fixed import FixedFormat
 from numfmt._float import FloatFormat
 from numfmt._names import parse
 from numfmt._posit import PositFormat
+from numfmt._random import hash_bits, seed_words
 
 __all__ = ["Sites", "check_fits", "convert", "is_float", "work_dtype"]
 
@@ -168,16 +170,22 @@ def check_fits(fmt, dtype, where: str) -> None:
 
 
 class Sites:
-    """Counts the rounding sites of one traced body and gives each its key.
+    """Counts the rounding sites of one traced body and gives each its randomness.
 
-    ``key`` is raw ``uint32`` key data (or None); site ``i`` draws from
-    ``fold_in(key, i)``. Loop bodies get a child with a per-iteration key.
+    ``key`` is raw ``uint32`` key data (or None). Site ``i`` of an
+    elementwise format draws from the seed words ``4i .. 4i+3`` of the
+    counter hash (``numfmt._random``) seeded by ``key``'s own words, which
+    are drawn once per body: one evaluation of the key's generator per body
+    instead of one per site (that made stochastic policies slow to compile).
+    Block formats, loops and accumulators get ``fold_in(key, i)``; loop
+    bodies get a child with a per-iteration key.
     """
 
     def __init__(self, policy, key):
         self.policy = policy
         self.key = key
         self.count = 0
+        self._base = None
 
     def next_key(self):
         if self.key is None:
@@ -185,17 +193,28 @@ class Sites:
         self.count += 1
         return jax.random.fold_in(self.key, self.count)
 
+    def next_seed(self, fmt):
+        """Randomness for the next site rounding to ``fmt``: seed words, or a key for block formats."""
+        if not is_elementwise(fmt):
+            return self.next_key()
+        if self.key is None:
+            return None
+        if self._base is None:
+            self._base = seed_words(self.key)
+        self.count += 1
+        return hash_bits(_xp.jax_namespace(), self._base, 4 * self.count, 4, 32)
+
     def child(self, key) -> Sites:
         return Sites(self.policy, key)
 
     def round(self, x, fmt, rounding):
         """Round ``x`` (any float dtype) into ``fmt``; under grad, round its cotangent too."""
-        key = self.next_key() if rounding.is_stochastic else None
+        seed = self.next_seed(fmt) if rounding.is_stochastic else None
         policy = self.policy
         if policy.grad is None:
-            return _jitted_chop(fmt, rounding)(x, key)
-        gkey = self.next_key() if policy.grad_rounding.is_stochastic else None
-        return _rounding_site(fmt, rounding, policy.grad, policy.grad_rounding)(x, key, gkey)
+            return _jitted_chop(fmt, rounding)(x, seed)
+        gseed = self.next_seed(policy.grad) if policy.grad_rounding.is_stochastic else None
+        return _rounding_site(fmt, rounding, policy.grad, policy.grad_rounding)(x, seed, gseed)
 
     def cotangent(self, x):
         """Identity whose backward pass rounds the cotangent to the gradient format.
@@ -208,15 +227,22 @@ class Sites:
         policy = self.policy
         if policy.grad is None or not is_float(x.dtype):
             return x
-        gkey = self.next_key() if policy.grad_rounding.is_stochastic else None
-        return _cotangent_site(policy.grad, policy.grad_rounding)(x, gkey)
+        gseed = self.next_seed(policy.grad) if policy.grad_rounding.is_stochastic else None
+        return _cotangent_site(policy.grad, policy.grad_rounding)(x, gseed)
+
+
+def _chop(x, fmt, rounding, seed):
+    """``chop`` with the randomness :meth:`Sites.next_seed` gave (seed words, or a key for block formats)."""
+    if seed is not None and is_elementwise(fmt):
+        return chop_seeded(x, fmt, rounding, seed)
+    return chop(x, fmt, rounding, key=seed)
 
 
 @functools.cache
 def _jitted_chop(fmt, rounding):
     # One jitted function per (format, rounding): JAX lowers it once per input
     # signature and reuses it at every site, which keeps compile time down.
-    return jax.jit(lambda x, key: chop(x, fmt, rounding, key=key))
+    return jax.jit(lambda x, seed: _chop(x, fmt, rounding, seed))
 
 
 @functools.cache
@@ -225,7 +251,7 @@ def _cotangent_site(grad_fmt, grad_rounding):
     def site(x, gkey):
         return x
 
-    site.defvjp(lambda x, gkey: (x, gkey), lambda gkey, g: (chop(g, grad_fmt, grad_rounding, key=gkey), None))
+    site.defvjp(lambda x, gkey: (x, gkey), lambda gkey, g: (_chop(g, grad_fmt, grad_rounding, gkey), None))
     return site
 
 
@@ -235,13 +261,13 @@ def _rounding_site(fmt, rounding, grad_fmt, grad_rounding):
 
     @jax.custom_vjp
     def site(x, key, gkey):
-        return chop(x, fmt, rounding, key=key)
+        return _chop(x, fmt, rounding, key)
 
     def fwd(x, key, gkey):
         return site(x, key, gkey), gkey
 
     def bwd(gkey, g):
-        return chop(g, grad_fmt, grad_rounding, key=gkey), None, None
+        return _chop(g, grad_fmt, grad_rounding, gkey), None, None
 
     site.defvjp(fwd, bwd)
     return site
