@@ -17,6 +17,8 @@ from numfmt._int_element import IntElement
 from numfmt._names import parse, presets
 from numfmt._policy import Policy
 from numfmt._rounding import Overflow, Rounding
+from numfmt._scaled import ScaledIntFormat
+from numfmt import _scaled_kernel as _scaled_kernel  # registers scaled integer formats with chop/encode
 
 if TYPE_CHECKING:  # for type checkers and the docs; at run time see __getattr__
     from numfmt._emulate import emulate
@@ -32,6 +34,7 @@ __all__ = [
     "IntElement",
     "PositFormat",
     "ScaleRule",
+    "ScaledIntFormat",
     "bfp",
     "mx",
     "pack_nibbles",
