@@ -20,6 +20,9 @@ default and the symmetric range the zero point does not shift); pass
 ``restricted=False`` for the full range ``[-2**(b-1), 2**(b-1)-1]`` (the
 scale still divides by ``qmax``). Unsigned ``[0, 2**b - 1]`` (asymmetric only).
 
+A group whose ``amax`` (or ``hi - lo``) is 0 has ``s = 0`` (whatever the
+scale format, e8m0 included), zero point 0 and zero codes.
+
 Granularity: ``"tensor"`` (one group: the whole array), ``"channel"`` (one
 group per index of ``axis``, reduced over all other axes; default axis 0,
 the output channels of a ``(out, in)`` weight) or ``"group"`` (groups of
