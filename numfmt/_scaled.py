@@ -163,6 +163,19 @@ class ScaledIntFormat:
         """The integer the scale's numerator is divided by: ``qmax`` or ``qmax - qmin``."""
         return self.qmax if self.symmetric else self.qmax - self.qmin
 
+    def for_contraction(self, axis: int, shape) -> ScaledIntFormat:
+        """The format of one matmul operand of ``shape`` contracted along ``axis`` (for ``emulate``).
+
+        Per-tensor stays per-tensor; groups run along the contraction axis;
+        per-channel means one scale per index of every other axis (per output
+        channel of a weight, per row of an activation): groups of the whole
+        contraction axis.
+        """
+        if self.granularity == "tensor":
+            return self
+        size = self.group_size if self.granularity == "group" else max(int(shape[axis]), 1)
+        return self.replace(granularity="group", axis=axis, group_size=size)
+
     def replace(self, **changes) -> ScaledIntFormat:
         """A copy with some parameters changed (the preset name is dropped)."""
         changes.setdefault("name", None)

@@ -322,3 +322,26 @@ def test_bad_calls():
         numfmt.parse("scaled(per=tensor)")
     with pytest.raises(TypeError, match="x has dtype int32"):
         numfmt.chop(np.ones(3, np.int32), "int8_per_tensor")
+
+
+@pytest.mark.parametrize("name", ["int8_per_tensor", "int8_per_channel", "int4_g32", "uint8_asym_per_channel"])
+def test_matmul_inputs_in_emulate(name):
+    rng = np.random.default_rng(2)
+    a = (rng.standard_normal((6, 40)) * 3).astype(np.float32)
+    b = (rng.standard_normal((40, 5)) * 3).astype(np.float32)
+    got = np.asarray(jax.jit(numfmt.emulate(lambda p, q: p @ q, f"compute=float32,matmul_in={name}"))(a, b))
+    fmt = numfmt.parse(name)
+    if fmt.granularity == "tensor":
+        fa = fb = fmt
+    else:  # per-channel: one scale per row of a and per column of b; groups along the contraction
+        g = 40 if fmt.granularity == "channel" else fmt.group_size
+        fa = fmt.replace(granularity="group", axis=1, group_size=g)
+        fb = fmt.replace(granularity="group", axis=0, group_size=g)
+    qa = numfmt.chop(a.astype(np.float64), fa)
+    qb = numfmt.chop(b.astype(np.float64), fb)
+    want = numfmt.chop(qa @ qb, "float32").astype(np.float32)
+    assert_bits_equal(got, want)
+    assert not np.array_equal(got, numfmt.chop(a.astype(np.float64) @ b.astype(np.float64), "float32"))
+    if fmt.granularity == "channel":  # the same as per-channel along a's axis 0 and b's axis 1
+        assert_bits_equal(qa, numfmt.chop(a.astype(np.float64), fmt.replace(axis=0)))
+        assert_bits_equal(qb, numfmt.chop(b.astype(np.float64), fmt.replace(axis=1)))
