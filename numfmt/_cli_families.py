@@ -174,6 +174,11 @@ def family_tables() -> list[str]:
          "yes" if f.tensor_scale else "no", g(Fraction(f.elem.bits) + Fraction(f.scale.bits, f.block_size)))
         for n, f in numfmt.presets("block").items()
     ]  # fmt: skip
+    scaled = [
+        (n, str(f.bits), str(f.qmin), str(f.qmax), f.granularity, "-" if f.axis is None else str(f.axis),
+         str(f.group_size or "-"), "no" if f.symmetric else "yes", str(f.scale))
+        for n, f in numfmt.presets("scaled").items()
+    ]  # fmt: skip
     return [
         "Posits (any posit{N}_{ES} or posit(n=N,es=E) with 2 <= N <= 32 is accepted)",
         *table(("name", "bits", "es", "useed", "maxpos", "minpos", "eps"), posits, {0}),
@@ -183,6 +188,9 @@ def family_tables() -> list[str]:
         "",
         "Block formats (also mx(...), bfp(m=M,...), nvfp4(...), nf4(...); bits/elem includes the scale)",
         *table(("name", "element", "scale", "block", "rule", "inf", "tensor", "bits/elem"), blocks, {0, 1, 2, 4, 5, 6}),
+        "",
+        "Scaled integers (also preset(axis=A,group=G,scale=...) and scaled(bits=B,per=...,...))",
+        *table(("name", "bits", "qmin", "qmax", "per", "axis", "group", "zero point", "scale"), scaled, {0, 4, 7, 8}),
     ]
 
 
