@@ -286,7 +286,7 @@ def _prepare(x, fmt, rounding, key, random_bits):
         if key is not None and not _xp.is_jax_array(key):
             raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
     else:
-        xm, xp, x = np, _xp.NUMPY, np.asarray(x)  # type: ignore[misc]  # either namespace
+        xm, xp, x = np, _xp.NUMPY, np.asarray(x)
     dtype = _check_dtype(x.dtype)
     _check_axis(fmt, x.shape)
     n = _check_random_bits(rounding, random_bits, dtype)
@@ -410,7 +410,7 @@ def scaled_decode(codes, fmt, dtype=None):
         require_x64()
         xp = _xp.jax_namespace()
     else:
-        xm, xp = np, _xp.NUMPY  # type: ignore[misc]
+        xm, xp = np, _xp.NUMPY
         q, s = np.asarray(q), np.asarray(s)
     _check_axis(fmt, q.shape)
     F = np.dtype(np.float64)
