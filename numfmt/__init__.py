@@ -7,7 +7,7 @@ or key is first passed in (and ``numfmt.emulate`` imports JAX on first access).
 from typing import TYPE_CHECKING
 
 from numfmt import _block_chop as _block_chop  # registers block formats with chop
-from numfmt import _scaled_kernel as _scaled_kernel  # registers scaled integer formats with chop/encode
+from numfmt import _scaled_chop as _scaled_chop  # registers scaled integer formats with chop/encode
 from numfmt._block import BlockFormat, InfPolicy, ScaleRule, bfp, mx
 from numfmt._block_codes import pack_nibbles, unpack_nibbles  # (also registers block codecs)
 from numfmt._chop import chop
