@@ -1,4 +1,4 @@
-"""Throughput of block-format chop (MXFP4, NVFP4) against the memory-copy floor.
+"""Throughput of block-format chop (MXFP4, NVFP4, MXFP8, per-channel int8) against the memory-copy floor.
 
 Run: ``python benchmarks/bench_block.py [--n 4096] [--repeat 5] [--no-jax]``
 
@@ -18,7 +18,7 @@ import numfmt
 
 CLOCK = "wall"
 
-FORMATS = ["mxfp4_e2m1", "nvfp4", "mxfp8_e4m3"]
+FORMATS = ["mxfp4_e2m1", "nvfp4", "mxfp8_e4m3", "int8_per_channel"]
 
 
 def best(fn, repeat):

@@ -62,6 +62,7 @@ _FAMILY_TITLES = {
     "posit": "Posits",
     "fixed": "Fixed point and integers",
     "block": "Block formats",
+    "scaled": "Scaled integers",
 }
 
 

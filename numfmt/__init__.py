@@ -7,6 +7,7 @@ or key is first passed in (and ``numfmt.emulate`` imports JAX on first access).
 from typing import TYPE_CHECKING
 
 from numfmt import _block_chop as _block_chop  # registers block formats with chop
+from numfmt import _scaled_chop as _scaled_chop  # registers scaled integer formats with chop/encode
 from numfmt._block import BlockFormat, InfPolicy, ScaleRule, bfp, mx
 from numfmt._block_codes import pack_nibbles, unpack_nibbles  # (also registers block codecs)
 from numfmt._chop import chop
@@ -17,6 +18,7 @@ from numfmt._int_element import IntElement
 from numfmt._names import parse, presets
 from numfmt._policy import Policy
 from numfmt._rounding import Overflow, Rounding
+from numfmt._scaled import ScaledIntFormat
 
 if TYPE_CHECKING:  # for type checkers and the docs; at run time see __getattr__
     from numfmt._emulate import emulate
@@ -32,6 +34,7 @@ __all__ = [
     "IntElement",
     "PositFormat",
     "ScaleRule",
+    "ScaledIntFormat",
     "bfp",
     "mx",
     "pack_nibbles",

@@ -5,8 +5,10 @@ exponent is computed from the exact amax with the rule's definition (no
 significand thresholds), integer elements are rounded directly, and float
 elements use :func:`numfmt._reference.round_value`.
 
-NF4 (table elements): scale ``amax``, the table value nearest to ``x / amax``
-(a tie goes to the even index), result ``RN_out(t * amax)``.
+NF4 (table elements): scale ``s = RN_f32(amax)`` (``amax`` itself for inputs
+of float32 or narrower; a NaN block when it exceeds float32's max), the table
+value nearest to ``x / s`` (a tie goes to the even index), result
+``RN_out(t * s)``.
 
 NVFP4 (``tensor_scale=True``; see :mod:`numfmt._nvfp4` for the definition):
 ``g = RN_f32(max_scale * max_elem / amax_tensor)`` saturated to float32's
@@ -161,6 +163,10 @@ def quantize_block(values, fmt: BlockFormat, rounding="nearest_even", *, random=
 def _table_block(values, fmt, amax, out):
     """NF4-style block: scale amax, nearest table value (ties: even index), RN_out(t * amax)."""
     table = [Fraction(v) for v in fmt.elem.values]
+    amax = round_value(amax, F32, Rounding.NEAREST_EVEN, Overflow.SAT_NONE)
+    if isinstance(amax, float) and math.isinf(amax):
+        return _NAN, [_NAN] * len(values), [_NAN] * len(values)
+    amax = Fraction(amax)
     elems, results = [], []
     for v in values:
         if amax == 0:

@@ -19,6 +19,7 @@ from numfmt._exact_text import exact, g, table
 from numfmt._fixed import FixedFormat, FixedOverflow
 from numfmt._nf4 import TableElement
 from numfmt._posit import PositFormat
+from numfmt._scaled import ScaledIntFormat
 
 __all__ = ["block_round_lines", "family_rows", "family_tables", "plain_code", "value_note"]
 
@@ -37,6 +38,29 @@ _INF = {
 def plain_code(bits: int, code: int) -> str:
     """``0x.. = 0b..`` of a code without fields (posits, fixed point, integer elements)."""
     return f"0x{code:0{(bits + 3) // 4}x} = 0b{code:0{bits}b}"
+
+
+def _scaled_rows(f: ScaledIntFormat) -> list:
+    per = {
+        "tensor": "one scale for the whole array",
+        "channel": f"one scale per index of axis {f.axis} (reduced over the other axes)",
+        "group": f"one scale per {f.group_size} consecutive elements along axis {f.axis}",
+    }[f.granularity]
+    if f.symmetric:
+        scale, value = f"RN_{f.scale}(amax / {f.qmax})", "q * s"
+        zero = "none (symmetric)"
+    else:
+        scale, value = f"RN_{f.scale}((hi - lo) / {f.divisor}), lo = min(x, 0), hi = max(x, 0)", "(q - z) * s"
+        zero = f"z = clamp({f.qmin} - RNE(lo / s)), one integer per group"
+    kind = "signed" if f.signed else "unsigned"
+    return [
+        ("Codes", f"{f.bits}-bit {kind} integers q in [{f.qmin}, {f.qmax}]"),
+        ("Granularity", per),
+        ("Scale", scale),
+        ("Zero point", zero),
+        ("Value", f"{value}, rounded once to the input dtype"),
+        ("Input dtypes", "float16, bfloat16, float32, float64; on JAX needs jax_enable_x64"),
+    ]
 
 
 def float32_only(f: BlockFormat) -> bool:
@@ -116,7 +140,7 @@ def _block_rows(f: BlockFormat) -> list:
         order = {"low_first": "element 0 in the low nibble", "high_first": "element 0 in the high nibble"}
         packing = f": two codes per byte, {order[f.nibbles]}" if f.nibbles in order else ": one code per byte"
         rows.append(("Nibbles", f.nibbles + packing))
-    inputs = "float16, bfloat16, float32" if float32_only(f) else "float16, bfloat16, float32, float64"
+    inputs = "float16, bfloat16, float32" if f.tensor_scale else "float16, bfloat16, float32, float64"
     rows.append(("Input dtypes", inputs + "; on JAX needs jax_enable_x64"))
     return rows
 
@@ -129,6 +153,8 @@ def family_rows(f) -> list:
         return _fixed_rows(f)
     if isinstance(f, BlockFormat):
         return _block_rows(f)
+    if isinstance(f, ScaledIntFormat):
+        return _scaled_rows(f)
     raise TypeError(f"no spec block for {f!r}: expected a FloatFormat, PositFormat, FixedFormat or BlockFormat")
 
 
@@ -148,6 +174,11 @@ def family_tables() -> list[str]:
          "yes" if f.tensor_scale else "no", g(Fraction(f.elem.bits) + Fraction(f.scale.bits, f.block_size)))
         for n, f in numfmt.presets("block").items()
     ]  # fmt: skip
+    scaled = [
+        (n, str(f.bits), str(f.qmin), str(f.qmax), f.granularity, "-" if f.axis is None else str(f.axis),
+         str(f.group_size or "-"), "no" if f.symmetric else "yes", str(f.scale))
+        for n, f in numfmt.presets("scaled").items()
+    ]  # fmt: skip
     return [
         "Posits (any posit{N}_{ES} or posit(n=N,es=E) with 2 <= N <= 32 is accepted)",
         *table(("name", "bits", "es", "useed", "maxpos", "minpos", "eps"), posits, {0}),
@@ -157,6 +188,9 @@ def family_tables() -> list[str]:
         "",
         "Block formats (also mx(...), bfp(m=M,...), nvfp4(...), nf4(...); bits/elem includes the scale)",
         *table(("name", "element", "scale", "block", "rule", "inf", "tensor", "bits/elem"), blocks, {0, 1, 2, 4, 5, 6}),
+        "",
+        "Scaled integers (also preset(axis=A,group=G,scale=...) and scaled(bits=B,per=...,...))",
+        *table(("name", "bits", "qmin", "qmax", "per", "axis", "group", "zero point", "scale"), scaled, {0, 4, 7, 8}),
     ]
 
 

@@ -229,8 +229,10 @@ class _Interpreter(ControlFlow):
         for pos, (v, ident) in enumerate(zip(ins, idents, strict=True)):
             fmt = fin
             if blocked:
-                fmt = dataclasses.replace(fin, axis=self._contraction_axis(eqn, pos))
-                if fin.pow2_scale:  # exact in float64; NVFP4/NF4 round their own float32 input
+                axis = self._contraction_axis(eqn, pos)
+                along = getattr(fin, "for_contraction", None)  # scaled integers: per-channel -> per row
+                fmt = along(axis, eqn.invars[pos].aval.shape) if along else dataclasses.replace(fin, axis=axis)
+                if getattr(fin, "pow2_scale", True):  # exact in float64; NVFP4/NF4 round their own float32 input
                     v = (_sites.convert(v[0], work), v[1])
             args.append(_sites.convert(self.rounded(v, fmt, rounding, sites, cache, ident), work))
         if accum is None:

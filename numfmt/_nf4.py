@@ -8,8 +8,20 @@ the exact products ``midpoint * amax`` in float64 (25-bit midpoints times
 24-bit amax: exact). bitsandbytes computes ``x / amax`` in float32 first,
 which can move a value lying within a float32 rounding of a midpoint.
 
-Inputs: float16, bfloat16, float32. Round to nearest only. NaN or inf in a
-block makes it NaN (scale NaN). A zero block has scale 0 and zero elements.
+Inputs: float16, bfloat16, float32, float64. Round to nearest only. NaN or
+inf in a block makes it NaN (scale NaN). A zero block has scale 0 and zero
+elements.
+
+The scale format is float32 (QLoRA stores ``absmax`` as float32). For
+float64 input the scale is therefore ``s = RN_f32(amax)``, rounded once to
+nearest-even from the block's exact float64 ``amax``; each element becomes
+the table value nearest to the exact ``x / s`` (values beyond ``+-s`` go to
+``+-1``) and the result is ``t * s``, exact in float64. The comparisons stay
+exact: ``midpoint * s`` is 25 x 24 bits. A block whose ``amax`` rounds above
+float32's max has no float32 scale: ``chop``/``encode`` raise ``ValueError``
+(NumPy and eager JAX); under ``jax.jit`` such a block is NaN. An ``amax``
+below half float32's smallest subnormal rounds to ``s = 0``: the block is
+zeros, as a zero block.
 """
 
 from __future__ import annotations
@@ -79,15 +91,19 @@ class TableElement:
         return "nf4_table" if self.values == NF4_VALUES else f"table({len(self.values)} values)"
 
 
+F32 = FloatFormat(8, 23)
+
+
 def _check(fmt, dtype, rounding):
-    if np.dtype(dtype).itemsize == 8:
-        raise TypeError(f"{fmt} accepts float16, bfloat16 and float32 input; float64 is not supported")
     if rounding is not Rounding.NEAREST_EVEN:
         raise ValueError(f"{fmt} rounds to the nearest table value only; got rounding={rounding.value!r}")
 
 
 def _quantize(xp, xm, fmt, dtype, xb):
-    """``(results, codes (uint8), amax patterns (f64), bad)`` for blocked input."""
+    """``(results, codes (uint8), scales (f64), bad, over)`` for blocked input.
+
+    ``over``: blocks whose float64 ``amax`` has no float32 scale (they are NaN).
+    """
     e_bits, m_bits, width, _ = layout(dtype)
     U = xp.uint(64)
     f64 = np.dtype(np.float64)
@@ -99,7 +115,15 @@ def _quantize(xp, xm, fmt, dtype, xb):
     x = xp.bitcast(to_f64(xp, neg, sig, t, e_x, xp.asarray(0, xp.int(64))), f64)
     _, _, s_sig, s_t, s_e = unpack(xp, amax, e_bits, m_bits, width)
     zero = xp.asarray(False, bool)
-    amax64 = xp.bitcast(to_f64(xp, zero, s_sig, s_t, s_e, xp.asarray(0, xp.int(64))), f64)
+    amax_bits = to_f64(xp, zero, s_sig, s_t, s_e, xp.asarray(0, xp.int(64)))
+    over = zero
+    if width == 64:  # the float32 scale: amax rounded once (exact for narrower inputs)
+        amax_bits = make_plan(F32, f64, Rounding.NEAREST_EVEN, Overflow.SAT_NONE, 0).round_bits(xp, amax_bits)[0]
+        over = amax_bits == xp.asarray(0x7FF << 52, U)
+        amax_bits = xp.where(over, xp.asarray(0, U), amax_bits)
+        bad = bad | over
+        amax = amax_bits  # a zero test below: s = 0 makes a zero block
+    amax64 = xp.bitcast(amax_bits, f64)
     idx = xp.astype(a != a, xp.int(64))  # zeros of the right shape
     for j, mid in enumerate(fmt.elem.midpoints):
         thr = amax64 * float(mid)  # exact: 25-bit midpoint x 24-bit amax
@@ -112,14 +136,19 @@ def _quantize(xp, xm, fmt, dtype, xb):
     idx = xp.where(zero_block, xp.asarray(zero_code, xp.int(64)), idx)
     prod = xp.bitcast(t_val * amax64, xp.uint(64))  # exact: 24 x 24 bits
     prod = xp.where(zero_block, xp.asarray(0, U), prod)
-    target = {np.dtype(np.float32): FloatFormat(8, 23), np.dtype(np.float16): FloatFormat(5, 10)}.get(
-        np.dtype(dtype), FloatFormat(8, 7)
-    )
+    target = FloatFormat(e_bits, m_bits)
     r = make_plan(target, f64, Rounding.NEAREST_EVEN, Overflow.SAT_NONE, 0).round_bits(xp, prod)[0]
     out, _ = from_f64(xp, r, xp.asarray(0, xp.int(64)), e_bits, m_bits, width)
     out = xp.bitcast(xp.astype(out, xp.uint(width)), dtype)
     out = xp.where(bad, xp.asarray(np.nan, dtype), out)
-    return out, xp.astype(idx, xp.uint(8)), amax64, bad
+    return out, xp.astype(idx, xp.uint(8)), amax64, bad, over
+
+
+def _raise_over(fmt, count):
+    raise ValueError(
+        f"{fmt}: {count} blocks of the float64 input have an amax above float32's max, which the "
+        "float32 scale cannot hold; scale the input down"
+    )
 
 
 def _prep(x, fmt, rounding, key, random_bits):
@@ -143,24 +172,50 @@ def table_chop(x, fmt, rounding, *, key=None, random_bits=None):
 
     xp, xm, x, dtype = _prep(x, fmt, rounding, key, random_bits)
     if xp is _xp.NUMPY:
-        return unblocked(np, _quantize(xp, np, fmt, dtype, blocked(np, x, fmt))[0], fmt, x.shape)
+        out, _, _, _, over = _quantize(xp, np, fmt, dtype, blocked(np, x, fmt))
+        if np.any(over):
+            _raise_over(fmt, int(np.count_nonzero(over)))
+        return unblocked(np, out, fmt, x.shape)
+    _check_over_jax(fmt, dtype, x)
     return _jax_fns(fmt, dtype)[0](x)
+
+
+def _check_over_jax(fmt, dtype, x):
+    import jax
+
+    if dtype.itemsize == 8 and not isinstance(x, jax.core.Tracer):
+        count = int(_jax_fns(fmt, dtype)[2](x))
+        if count:
+            _raise_over(fmt, count)
 
 
 def _encode(xp, xm, fmt, dtype, x):
     from numfmt._block_chop import blocked
     from numfmt._block_codes import _finish
 
-    _, codes, amax64, bad = _quantize(xp, xm, fmt, dtype, blocked(xm, x, fmt))
+    _, codes, amax64, bad, over = _quantize(xp, xm, fmt, dtype, blocked(xm, x, fmt))
+    if xm is np and np.any(over):
+        _raise_over(fmt, int(np.count_nonzero(over)))
     scales = xp.where(bad, xp.asarray(np.nan, np.dtype(np.float64)), amax64)
     elem, scale = _finish(xm, fmt, x.shape, codes, scales)
-    return elem, xp.astype(scale, np.dtype(np.float32))
+    return elem, _to_f32(xp, scale)
+
+
+def _to_f32(xp, s):
+    """float64 values that are float32 values (or NaN) as float32, by bits (XLA's cast flushes subnormals)."""
+    U = xp.uint(64)
+    nan = s != s
+    finite = xp.bitcast(xp.where(nan, xp.asarray(0.0, s.dtype), s), U)
+    pat, _ = from_f64(xp, finite, xp.asarray(0, xp.int(64)), 8, 23, 32)
+    pat = xp.where(nan, xp.asarray(0x7FC00000, U), pat)
+    return xp.bitcast(xp.astype(pat, xp.uint(32)), np.dtype(np.float32))
 
 
 def table_encode(x, fmt, rounding, *, key=None, random_bits=None):
     xp, xm, x, dtype = _prep(x, fmt, rounding, key, random_bits)
     if xp is _xp.NUMPY:
         return _encode(xp, np, fmt, dtype, x)
+    _check_over_jax(fmt, dtype, x)
     return _jax_fns(fmt, dtype)[1](x)
 
 
@@ -206,4 +261,7 @@ def _jax_fns(fmt, dtype):
     def chop(x):
         return st(x, None)
 
-    return jax.jit(chop), jax.jit(functools.partial(_encode, xp, jnp, fmt, dtype))
+    def count_over(x):
+        return jnp.sum(_quantize(xp, jnp, fmt, dtype, blocked(jnp, x, fmt))[4])
+
+    return jax.jit(chop), jax.jit(functools.partial(_encode, xp, jnp, fmt, dtype)), jax.jit(count_over)

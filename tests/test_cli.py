@@ -90,7 +90,10 @@ def test_formats_table_lists_every_family(capsys):
     assert blocks["nvfp4"][1:] == ["float4_e2m1fn", "float8_e4m3fn", "16", "-", "nan", "yes", "4.5"]
     import numfmt
 
-    listed = set(posits) | set(fixed) | set(blocks) | set(_section(out, "Float formats")[1])
+    head, scaled = _section(out, "Scaled integers")
+    assert head == ["name", "bits", "qmin", "qmax", "per", "axis", "group", "zero", "point", "scale"]
+    assert scaled["int4_g128"][1:] == ["4", "-7", "7", "group", "-1", "128", "no", "float32"]
+    listed = set(posits) | set(fixed) | set(blocks) | set(scaled) | set(_section(out, "Float formats")[1])
     assert listed == set(numfmt.presets())
 
 

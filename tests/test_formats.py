@@ -80,13 +80,14 @@ FAMILY_TYPES = {
     "posit": numfmt.PositFormat,
     "fixed": numfmt.FixedFormat,
     "block": numfmt.BlockFormat,
+    "scaled": numfmt.ScaledIntFormat,
 }
 
 
 def test_presets_by_family():
     everything = numfmt.presets()
     by_family = {family: numfmt.presets(family) for family in FAMILY_TYPES}
-    # the families partition presets(), in the order float, posit, fixed, block
+    # the families partition presets(), in the order float, posit, fixed, block, scaled
     assert list(everything) == [name for named in by_family.values() for name in named]
     for family, named in by_family.items():
         assert named, family
