@@ -173,3 +173,17 @@ def test_nf4_vector():
 def test_grammar_round_trip_with_nested_element_formats(fmt):
     # Element formats nest their own comma-separated parameters.
     assert numfmt.parse(str(fmt)) == fmt and str(numfmt.parse(str(fmt))) == str(fmt)
+
+
+@pytest.mark.parametrize("name", ["mxfp4_e2m1", "nf4", "nvfp4"])
+def test_packed_codes_of_an_odd_length_decode_to_the_padded_length(name):
+    # Packed nibbles do not record the length: decode gives the even length,
+    # the padding element decodes to 0; "unpacked" keeps the exact shape.
+    x = np.linspace(-1, 1, 7).astype(np.float32)
+    fmt = numfmt.parse(name)
+    out = numfmt.decode(numfmt.encode(x, fmt), fmt)
+    assert out.shape == (8,)
+    assert_bits_equal(out[:7], numfmt.chop(x, fmt))
+    assert out[7] == 0
+    unpacked = dataclasses.replace(fmt, nibbles="unpacked")
+    assert_bits_equal(numfmt.decode(numfmt.encode(x, unpacked), unpacked), numfmt.chop(x, fmt))
