@@ -31,7 +31,8 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess test
     ) from err
 
 from numfmt._asserts import assert_bits_equal, assert_representable
-from numfmt._asserts_rounding import assert_rounds_like, assert_unbiased
+from numfmt._asserts_rounding import assert_rounds_like
+from numfmt._asserts_unbiased import assert_unbiased
 from numfmt._format_strategies import formats
 from numfmt._strategies import boundary_values, float_bits, keys, values
 

@@ -245,7 +245,7 @@ def test_stochastic_frequency_is_the_distance(v):
     lo, hi = 1.0, 1.0 + 2.0**-12  # neighbours in posit16_1
     x = np.array([lo + v * (hi - lo), -(lo + v * (hi - lo))], np.float64)
     rng = np.random.default_rng(1)
-    assert_unbiased(lambda a: numfmt.chop(a, "posit16_1", "stochastic", key=rng), x, 100_000, "posit16_1")
+    assert_unbiased(lambda a: numfmt.chop(a, "posit16_1", "stochastic", key=rng), x, 100_000, fmt="posit16_1")
 
 
 def test_stochastic_never_zero_nor_nar_and_exact_values_stay():

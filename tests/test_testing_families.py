@@ -151,14 +151,14 @@ def test_assert_unbiased_posit_fixed(name):
     fmt = numfmt.parse(name)
     rng = np.random.default_rng(1)
     x = np.array([0.3, 1.1, 3.3, 0.0, 1.0])
-    nt.assert_unbiased(lambda v: numfmt.chop(v, fmt, "stochastic", key=rng), x, 20_000, fmt)
+    nt.assert_unbiased(lambda v: numfmt.chop(v, fmt, "stochastic", key=rng), x, 20_000, fmt=fmt)
     with pytest.raises(AssertionError, match="binomial bound|not a neighbour"):
-        nt.assert_unbiased(lambda v: numfmt.chop(v, fmt, "toward_zero"), x, 20_000, fmt)
+        nt.assert_unbiased(lambda v: numfmt.chop(v, fmt, "toward_zero"), x, 20_000, fmt=fmt)
 
 
 def test_assert_unbiased_fixed_range():
     with pytest.raises(ValueError, match="range of uq4.4"):
-        nt.assert_unbiased(lambda v: v, np.array([-0.5]), 10, "uq4.4")
+        nt.assert_unbiased(lambda v: v, np.array([-0.5]), 10, fmt="uq4.4")
 
 
 # ---------------------------------------------------------------- blocks
