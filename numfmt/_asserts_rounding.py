@@ -84,12 +84,23 @@ def assert_rounds_like(
     is ``2**k`` or one ulp below or above it (k around 0 and at both ends
     of the scale range), then a partial block; plus lines with NaN, +-inf,
     +-0 and raw bit patterns. Expected: ``numfmt._block_reference``.
+    NVFP4- and NF4-style formats (``dtype`` float32, float16 or bfloat16):
+    ``f`` is called once per tensor, as each has its own tensor scale:
+    NVFP4 tensors whose tensor scale is a power of two and whose blocks
+    hold every positive scale (a sample, for three of the four tensor
+    scales) times every element value and tie, each one ulp either side and
+    with both signs, so every tie is exact in the dtype; NF4 tensors with
+    every table value and midpoint times power-of-two and odd amaxes; then
+    random, near-underflow, raw-bit-pattern and NaN/inf/zero tensors.
+    Tensors whose exact results overflow the dtype are skipped (chop raises
+    there).
 
     Args:
       f: the quantizer: a function of one array returning an array of the
         same dtype and shape (NumPy or JAX).
       fmt: a float, posit, fixed-point or block format object or string;
-        ``dtype`` must hold its values (block formats: float64 only).
+        ``dtype`` must hold its values (block formats: float64 for MX and
+        bfp; float32, float16 or bfloat16 for NVFP4 and NF4).
       rounding: a deterministic :class:`numfmt.Rounding` member or name.
       dtype: float dtype of the inputs (float16, bfloat16, float32, float64).
       overflow: an :class:`numfmt.Overflow` member or name (fixed point:
@@ -129,9 +140,7 @@ def assert_rounds_like(
     if isinstance(fmt, BlockFormat):
         if overflow is not None:
             raise ValueError(f"overflow={overflow!r}: block elements always saturate; leave overflow=None")
-        if np.dtype(dtype) != np.float64:
-            raise ValueError(f"dtype={dtype!r}: block formats are tested on float64 arrays; pass np.float64")
-        return rounds_like_block(f, fmt, rounding, n_random, seed, err_msg)
+        return rounds_like_block(f, fmt, rounding, dtype, n_random, seed, err_msg)
     family = _family_grid.is_family(fmt)
     if not family:
         fmt = float_format(fmt, "assert_rounds_like")
