@@ -119,8 +119,9 @@ def _clear_top_block(y: np.ndarray, b: int) -> None:
         mag = np.where(np.isfinite(y), np.abs(y.astype(np.float64)), -1.0)
     if y.size == 0 or mag.max() <= 0:
         return
-    *row, col = np.unravel_index(int(np.argmax(mag)), y.shape)
-    block = y[(*row, slice(col // b * b, col // b * b + b))]
+    where = [int(i) for i in np.unravel_index(int(np.argmax(mag)), y.shape)]
+    start = where[-1] // b * b
+    block = y[tuple(where[:-1]) + (slice(start, start + b),)]
     block[~np.isfinite(block)] = 0
 
 
