@@ -147,14 +147,19 @@ def assert_representable(x, fmt, *, err_msg: str = "") -> None:
     -0 code; negative values need a signed format; subnormals of ``flush``
     and ``round_to_normal`` formats do not count (rounding never gives them).
     Posits: a posit, or NaN for NaR (no -0, no inf). Fixed point: a multiple
-    of the quantum within range (no NaN, no -0). Block formats (power-of-two
-    scales, float64 ``x``): ``x`` must be a fixed point, bit for bit, of one
-    exact rounding into ``fmt`` (``numfmt._block_reference``, block by block
-    along ``fmt.axis``). Being decodable is not enough: a block whose codes
-    are valid but whose scale the rule would not pick (e.g. element 240 at
-    scale 1 in ``mxfp8_e4m3``: chop gives 224) is not a value rounding can
-    produce; and since chop is idempotent (tested), its results are exactly
-    these fixed points.
+    of the quantum within range (no NaN, no -0). Block formats: ``x`` must be
+    a fixed point, bit for bit, of one exact rounding into ``fmt``
+    (``numfmt._block_reference``, block by block along ``fmt.axis``; float64
+    ``x`` for power-of-two scales, float32/float16/bfloat16 for NVFP4 and
+    NF4). Being decodable is not enough: a block whose codes are valid but
+    whose scale the rule would not pick (e.g. element 240 at scale 1 in
+    ``mxfp8_e4m3``: chop gives 224) is not a value rounding can produce; and
+    since chop is idempotent (tested), its results are exactly these fixed
+    points. NVFP4: the tensor scale is recomputed from ``x``'s own largest
+    finite magnitude. Limitation: when an infinity made NaN the block that
+    held the input's largest finite magnitude, the tensor scale chop used
+    cannot be read off the result, and a correct result can be reported as
+    not representable; check such arrays without their NaN blocks.
 
     Args:
       x: array (NumPy or JAX) or scalar of float16, bfloat16, float32 or float64.
@@ -165,8 +170,9 @@ def assert_representable(x, fmt, *, err_msg: str = "") -> None:
       AssertionError: naming how many elements are not values of ``fmt`` and,
         for the first few, where they are and why.
       TypeError: for a non-float ``x``.
-      ValueError: for an unknown format, or a block format with a tensor
-        scale or table element (NVFP4, NF4), or non-float64 block input.
+      ValueError: for an unknown format, or block input of a dtype the
+        format does not take (float64 for MX and bfp; float32, float16 or
+        bfloat16 for NVFP4 and NF4).
 
     Examples:
       >>> import numpy as np

@@ -13,6 +13,7 @@ import numpy as np
 from numfmt import _family_grid
 from numfmt._asserts import bits, elementwise_lines, exact, mismatches, report
 from numfmt._block import BlockFormat
+from numfmt._nf4 import TableElement
 from numfmt._rounding import Rounding
 
 __all__ = ["family_inputs", "family_reference", "representable_lines", "rounds_like_block"]
@@ -95,24 +96,35 @@ def _block_rows(fmt: BlockFormat, n_random: int, rng) -> np.ndarray:
     return np.array(rows, np.float64)
 
 
-def rounds_like_block(f, fmt: BlockFormat, rounding: Rounding, n_random: int, seed: int, err_msg: str):
+def rounds_like_block(f, fmt: BlockFormat, rounding: Rounding, dtype, n_random: int, seed: int, err_msg: str):
     """``assert_rounds_like`` for a block format (see its docstring)."""
     from numfmt._asserts_rounding import _call
-    from numfmt._block_testing import check_block_format, reference_chop
+    from numfmt._block_testing import check_block_format, is_scaled, reference_chop
 
-    check_block_format(fmt, np.float64, "assert_rounds_like")
+    dtype = check_block_format(fmt, dtype, "assert_rounds_like")
     if fmt.axis not in (0, 1, -1, -2):
         raise ValueError(f"assert_rounds_like probes 2-D arrays: the block axis must be 0, 1, -1 or -2, not {fmt.axis}")
-    x = _block_rows(fmt, n_random, np.random.default_rng(seed))
-    if fmt.axis in (0, -2):
-        x = np.ascontiguousarray(x.T)
-    with np.errstate(over="ignore", invalid="ignore"):
-        got = _call(f, x, "f")
-    want = reference_chop(x, fmt, rounding)
-    bad = mismatches(got, want, nan_payload=False)
-    if bad.any():
-        header = f"{err_msg}{int(bad.sum())} of {bad.size} elements differ from one {rounding.value}"
-        header += f" rounding into {fmt}:"
-        columns = {"input": (x, False), "got": (got, False), "want": (want, False)}
-        raise AssertionError(report(bad, columns, None, header))
+    if isinstance(fmt.elem, TableElement) and rounding is not Rounding.NEAREST_EVEN:
+        raise ValueError(f"{fmt} rounds to the nearest table value only; rounding={rounding.value!r} does not apply")
+    rng = np.random.default_rng(seed)
+    if is_scaled(fmt):
+        from numfmt._block_scaled_testing import scaled_tensors
 
+        tensors = scaled_tensors(fmt, dtype, n_random, rng)
+    else:
+        tensors = [_block_rows(fmt, n_random, rng)]
+    for x in tensors:
+        if fmt.axis in (0, -2):
+            x = np.ascontiguousarray(x.T)
+        want = reference_chop(x, fmt, rounding)
+        with np.errstate(invalid="ignore"):
+            if (np.isinf(want) & np.isfinite(x)).any():
+                continue  # a result beyond the dtype: chop raises, nothing to compare
+        with np.errstate(over="ignore", invalid="ignore"):
+            got = _call(f, x, "f")
+        bad = mismatches(got, want, nan_payload=False)
+        if bad.any():
+            header = f"{err_msg}{int(bad.sum())} of {bad.size} elements differ from one {rounding.value}"
+            header += f" rounding into {fmt}:"
+            columns = {"input": (x, False), "got": (got, False), "want": (want, False)}
+            raise AssertionError(report(bad, columns, None, header))

@@ -1,27 +1,24 @@
-"""Assertions about a user's quantizer: deterministic rounding and unbiased SR.
+"""Assertion about a user's deterministic quantizer: ``assert_rounds_like``.
 
-Both compare against the exact scalar reference (``numfmt._reference``),
-never against numfmt's fast kernels.
+It compares against the exact scalar reference (``numfmt._reference``),
+never against numfmt's fast kernels (stochastic rounding:
+:mod:`numfmt._asserts_unbiased`).
 """
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
-
 import numpy as np
 
 from numfmt import _family_grid, _grid
-from numfmt._asserts import bits, describe, exact, float_array, float_format, mismatches, report
+from numfmt._asserts import bits, exact, float_format, mismatches, report
 from numfmt._asserts_families import family_inputs, family_reference, rounds_like_block
 from numfmt._block import BlockFormat
-from numfmt._fixed import FixedFormat
 from numfmt._names import parse
 from numfmt._reference import round_value
 from numfmt._rounding import Overflow, Rounding
 from numfmt._xp import FLOAT_LAYOUTS
 
-__all__ = ["assert_rounds_like", "assert_unbiased"]
+__all__ = ["assert_rounds_like"]
 
 
 def _inputs(fmt, dtype, n_random: int, max_gaps: int, rng) -> np.ndarray:
@@ -87,12 +84,23 @@ def assert_rounds_like(
     is ``2**k`` or one ulp below or above it (k around 0 and at both ends
     of the scale range), then a partial block; plus lines with NaN, +-inf,
     +-0 and raw bit patterns. Expected: ``numfmt._block_reference``.
+    NVFP4- and NF4-style formats (``dtype`` float32, float16 or bfloat16):
+    ``f`` is called once per tensor, as each has its own tensor scale:
+    NVFP4 tensors whose tensor scale is a power of two and whose blocks
+    hold every positive scale (a sample, for three of the four tensor
+    scales) times every element value and tie, each one ulp either side and
+    with both signs, so every tie is exact in the dtype; NF4 tensors with
+    every table value and midpoint times power-of-two and odd amaxes; then
+    random, near-underflow, raw-bit-pattern and NaN/inf/zero tensors.
+    Tensors whose exact results overflow the dtype are skipped (chop raises
+    there).
 
     Args:
       f: the quantizer: a function of one array returning an array of the
         same dtype and shape (NumPy or JAX).
       fmt: a float, posit, fixed-point or block format object or string;
-        ``dtype`` must hold its values (block formats: float64 only).
+        ``dtype`` must hold its values (block formats: float64 for MX and
+        bfp; float32, float16 or bfloat16 for NVFP4 and NF4).
       rounding: a deterministic :class:`numfmt.Rounding` member or name.
       dtype: float dtype of the inputs (float16, bfloat16, float32, float64).
       overflow: an :class:`numfmt.Overflow` member or name (fixed point:
@@ -127,14 +135,12 @@ def assert_rounds_like(
     if rounding.is_stochastic:
         raise ValueError(
             f"rounding={rounding.value!r} is stochastic; assert_rounds_like checks deterministic modes, "
-            "use assert_unbiased(sr_fn, x, n, fmt) for stochastic rounding"
+            "use assert_unbiased(sr_fn, x, n, fmt=fmt) for stochastic rounding"
         )
     if isinstance(fmt, BlockFormat):
         if overflow is not None:
             raise ValueError(f"overflow={overflow!r}: block elements always saturate; leave overflow=None")
-        if np.dtype(dtype) != np.float64:
-            raise ValueError(f"dtype={dtype!r}: block formats are tested on float64 arrays; pass np.float64")
-        return rounds_like_block(f, fmt, rounding, n_random, seed, err_msg)
+        return rounds_like_block(f, fmt, rounding, dtype, n_random, seed, err_msg)
     family = _family_grid.is_family(fmt)
     if not family:
         fmt = float_format(fmt, "assert_rounds_like")
@@ -158,125 +164,3 @@ def assert_rounds_like(
         )
         columns = {"input": (x, False), "got": (got, True), "want": (want, True)}
         raise AssertionError(report(bad, columns, fmt_codes, header))
-
-
-def bernstein_bound(n: int, p: np.ndarray, alpha: float) -> np.ndarray:
-    """``t`` with ``P(|K - n p| > t) <= alpha`` for ``K ~ Binomial(n, p)``.
-
-    Bernstein's inequality ``P(|K - np| >= t) <= 2 exp(-t**2 / (2 (n p (1-p) + t/3)))``
-    solved for ``t``; it is tight for small ``p``, unlike Hoeffding's.
-    """
-    L = math.log(2 / alpha)
-    return L / 3 + np.sqrt((L / 3) ** 2 + 2 * L * n * p * (1 - p))
-
-
-def _neighbours(v: float, fmt):
-    """The two results of stochastic rounding of ``v`` and the probability of the upper one."""
-    rnd = _family_grid.round_exact if _family_grid.is_family(fmt) else round_value
-    down = rnd(exact(v), fmt, "toward_zero")
-    up = rnd(exact(v), fmt, "toward_positive" if v > 0 else "toward_negative")
-    if (isinstance(down, float) and math.isnan(down)) or Fraction(down) == Fraction(up):  # NaN: unsigned fmt
-        return down, up, 0.0
-    return down, up, float((Fraction(v) - Fraction(down)) / (Fraction(up) - Fraction(down)))
-
-
-def assert_unbiased(sr_fn, x, n: int, fmt, *, alpha: float = 1e-6, err_msg: str = "") -> None:
-    """Assert a stochastic rounding function is unbiased on the values ``x``.
-
-    ``sr_fn`` is called once on ``n`` stacked copies of ``x`` (shape
-    ``(n, *x.shape)``); it must draw independent randomness for every element
-    (pass your key or Generator in through a closure). For each element with
-    neighbours ``lo < |x| < hi`` in ``fmt`` (from the exact reference), every
-    result must be ``lo`` or ``hi`` (with the sign of ``x``; an exact element
-    must stay itself), and the number ``K`` of ``hi`` results must satisfy
-    ``|K - n p| <= t``, ``p = (|x| - lo) / (hi - lo)``, where ``t`` is the
-    Bernstein bound for ``alpha / m`` (``m`` inexact elements).
-
-    False failures: for a correct, unbiased ``sr_fn`` with independent draws
-    the probability that this assertion fails is at most ``alpha`` (default
-    1e-6) for the whole call (Bernstein's inequality and a union bound over
-    elements). Power: the allowed deviation is about
-    ``sqrt(2 n p (1-p) L) + L / 3`` round-ups with ``L = log(2 m / alpha)``,
-    so a bias ``d`` in the probability is caught once ``n d`` clearly exceeds
-    it, e.g. ``d`` above about 0.03 for ``p = 0.5``, ``n = 10_000``, ``m = 1``.
-
-    Args:
-      sr_fn: the stochastic quantizer, a function of one array returning an
-        array of the same dtype and shape.
-      x: float array (or scalar) of finite values with ``|x| <= fmt.max_value``.
-      n: number of draws per element, >= 1.
-      fmt: the float, posit or fixed-point format ``sr_fn`` rounds into
-        (fixed point: ``x`` within ``[min_value, max_value]``). Posits: ``p``
-        is the distance in value; where the exponent field is cut short
-        (the outermost codes next to minpos and maxpos) numfmt's posit SR
-        follows the bit string instead and this check does not apply.
-      alpha: bound on the probability of a false failure, in (0, 1).
-      err_msg: prepended to the failure message.
-
-    Raises:
-      AssertionError: for results that are neither neighbour, or counts
-        outside the bound (the message lists the worst elements: value,
-        neighbours, expected and observed frequency).
-      ValueError: for NaN, infinite or out-of-range ``x``, a bad ``n`` or
-        ``alpha``, neighbours the dtype of ``x`` cannot hold, or a format
-        family not supported yet.
-
-    Examples:
-      >>> import numpy as np, numfmt
-      >>> rng = np.random.default_rng(0)
-      >>> sr = lambda v: numfmt.chop(v, "bfloat16", "stochastic", key=rng)
-      >>> assert_unbiased(sr, np.float32([1.001, -3.3, 0.0]), 10_000, "bfloat16")
-    """
-    fmt = parse(fmt)
-    fmt = fmt if _family_grid.is_family(fmt) else float_format(fmt, "assert_unbiased")
-    lowest = float(fmt.min_value) if isinstance(fmt, FixedFormat) else -float(fmt.max_value)
-    a = float_array(x, "x")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n={n!r} must be an int >= 1 (draws per element)")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha={alpha!r} must lie in (0, 1); it bounds the false-failure probability")
-    with np.errstate(invalid="ignore"):
-        values = a.astype(np.float64).reshape(-1)
-    outside = ~np.isfinite(values) | (values > float(fmt.max_value)) | (values < lowest)
-    if outside.any():
-        raise ValueError(
-            f"x must be finite in [{lowest!r}, {float(fmt.max_value)!r}] (the range of {fmt}), where the mean of "
-            f"stochastic rounding is defined; got {values[outside][0]!r}"
-        )
-    lo_v, hi_v, p_v = zip(*(_neighbours(v, fmt) for v in values), strict=True) if values.size else ((), (), ())
-    lo, hi = _grid.to_dtype(lo_v, a.dtype), _grid.to_dtype(hi_v, a.dtype)
-    if np.isinf(lo).any() or np.isinf(hi).any():
-        raise ValueError(f"x has dtype {a.dtype}, which cannot hold the values of {fmt}; pass wider x")
-    p = np.array(p_v, np.float64)
-    tiled = np.broadcast_to(a, (n, *a.shape)).copy()
-    y = _call(sr_fn, tiled, "sr_fn").reshape(n, -1)
-    with np.errstate(invalid="ignore"):
-        nan = np.isnan(y.astype(np.float64))
-    is_lo = (bits(y) == bits(lo)[None]) | (nan & np.isnan(lo)[None])
-    is_hi = (bits(y) == bits(hi)[None]) | (nan & np.isnan(hi)[None])
-    stray = ~(is_lo | is_hi)
-    if stray.any():
-        j = int(np.flatnonzero(stray.any(axis=0))[0])
-        r = int(np.flatnonzero(stray[:, j])[0])
-        w = a.dtype.itemsize * 2
-        raise AssertionError(
-            f"{err_msg}{int(stray.sum())} results are not a neighbour of their input in {fmt}; first: "
-            f"x={values[j]!r} gave {describe(y[r, j], bits(y)[r, j], w, fmt)}, allowed "
-            f"{float(lo[j])!r} or {float(hi[j])!r}"
-        )
-    inexact = bits(lo) != bits(hi)
-    k = is_hi.sum(axis=0)
-    bound = bernstein_bound(n, p, alpha / max(1, int(inexact.sum())))
-    excess = np.where(inexact, np.abs(k - n * p) - bound, -np.inf)
-    bad = excess > 0
-    if bad.any():
-        lines = [
-            f"{err_msg}{int(bad.sum())} of {int(inexact.sum())} inexact elements round up with a frequency "
-            f"outside the binomial bound (alpha={alpha:g}, n={n}):"
-        ]
-        for j in np.argsort(-excess)[: min(8, int(bad.sum()))]:
-            lines.append(
-                f"  x={values[j]!r}: neighbours {float(lo[j])!r} and {float(hi[j])!r}, P(up) = {p[j]:.6g}, "
-                f"observed {k[j] / n:.6g} ({int(k[j])} of {n}; allowed {n * p[j]:.1f} +- {bound[j]:.1f})"
-            )
-        raise AssertionError("\n".join(lines))

@@ -5,9 +5,9 @@ exact per-block reference (:func:`numfmt._block_reference.quantize_block`,
 Fractions; it shares no code with the kernels). The testing tools call a
 block array *representable* when it is a fixed point of this reference,
 ``reference_chop(x) == x`` bit for bit; :func:`block_values` draws such
-arrays. Only power-of-two scales (MX, block floating point) are covered: NVFP4's
-tensor scale makes the result of a block depend on the whole tensor, and NF4
-takes no float64 input.
+arrays. Power-of-two scales (MX, block floating point) here, on float64;
+NVFP4- and NF4-style formats (float32/float16/bfloat16 input, a tensor scale
+from the whole array) in :mod:`numfmt._block_scaled_testing`.
 
 Importing this module needs hypothesis (``numfmt.testing`` only).
 """
@@ -22,48 +22,91 @@ from hypothesis.extra import numpy as hnp
 
 from numfmt import _grid
 from numfmt._block import BlockFormat, InfPolicy, ScaleRule
-from numfmt._block_reference import quantize_block
+from numfmt._block_reference import quantize_block, tensor_scale
 from numfmt._format_strategies import _members, register_formats
 from numfmt._int_element import IntElement
 from numfmt._names import parse
 from numfmt._nf4 import TableElement
+from numfmt._xp import FLOAT_LAYOUTS
 
-__all__ = ["block_values", "check_block_format", "reference_chop"]
+__all__ = ["block_values", "check_block_format", "is_scaled", "reference_chop"]
 
+_SCALED_DTYPES = [d for d in FLOAT_LAYOUTS if d.itemsize <= 4]  # NVFP4, NF4 inputs
 _FLOAT_ELEMS = ["float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn", "float8_e4m3fn", "float8_e5m2"]
 
 
+def is_scaled(fmt: BlockFormat) -> bool:
+    """True for NVFP4-style (tensor scale) and table (NF4-style) block formats."""
+    return not fmt.pow2_scale or isinstance(fmt.elem, TableElement)
+
+
 def check_block_format(fmt: BlockFormat, dtype, what: str) -> np.dtype:
-    """Refuse what the block testing tools do not cover (NVFP4, non-float64)."""
-    if not fmt.pow2_scale or isinstance(fmt.elem, TableElement):
+    """The input dtype the block testing tools use for ``fmt``: float64 for
+    power-of-two scales; float32, float16 or bfloat16 for NVFP4 and NF4."""
+    if not fmt.pow2_scale and not fmt.tensor_scale and not isinstance(fmt.elem, TableElement):
         raise ValueError(
-            f"{what}: {fmt} has a per-tensor scale or a table element (NVFP4, NF4), which the testing "
-            "tools do not cover yet; use power-of-two scaled formats (MX, bfp)"
+            f"{what}: {fmt} has a {fmt.scale} scale without the tensor scale; numfmt.chop applies a "
+            "tensor scale to such formats anyway, so the testing tools leave them out: pass tensor_scale=True"
         )
+    if is_scaled(fmt):
+        if dtype is None or np.dtype(dtype) not in _SCALED_DTYPES:
+            raise ValueError(
+                f"{what}: dtype={dtype!r}: {fmt} takes float32, float16 or bfloat16 input (not float64); "
+                "pass dtype=np.float32"
+            )
+        return np.dtype(dtype)
     if dtype is None or np.dtype(dtype) != np.float64:
         raise ValueError(f"{what}: dtype={dtype!r}: block formats are tested on float64 arrays; pass np.float64")
     return np.dtype(np.float64)
 
 
 def reference_chop(x: np.ndarray, fmt: BlockFormat, rounding="nearest_even") -> np.ndarray:
-    """``chop(x, fmt, rounding)`` for a float64 array, block by block, exactly."""
+    """``chop(x, fmt, rounding)`` for an array, block by block, exactly.
+
+    NVFP4-style formats: the tensor scale comes from all finite elements of
+    ``x`` (:func:`numfmt._block_reference.tensor_scale`). NVFP4 and NF4
+    results are rounded into ``x.dtype`` (their definition); a result beyond
+    its range is +-inf here (``chop`` raises there).
+    """
     if x.ndim == 0:
         raise ValueError(f"block formats need an array with at least one axis, got a scalar for {fmt}")
     y = np.moveaxis(x, fmt.axis, -1)
     rows = y.reshape(-1, y.shape[-1]) if y.size else y.reshape(0, y.shape[-1])
-    out = np.empty(rows.shape, np.float64)
+    out = np.empty(rows.shape, x.dtype)
     b = fmt.block_size
+    kw: dict = {}
+    if is_scaled(fmt):
+        kw["out"] = _grid.dtype_format(x.dtype)
+        if fmt.tensor_scale:
+            kw["g"] = tensor_scale([float(v) for v in x.reshape(-1)], fmt)
     for r, row in enumerate(rows):
         for start in range(0, row.size, b):
             values = [float(v) for v in row[start : start + b]]
-            results = quantize_block(values, fmt, rounding)[2]
-            out[r, start : start + b] = _grid.to_dtype(results, np.float64)
+            results = quantize_block(values, fmt, rounding, **kw)[2]
+            with np.errstate(over="ignore"):
+                out[r, start : start + b] = _grid.to_dtype(results, x.dtype)
     return np.moveaxis(out.reshape(y.shape), -1, fmt.axis)
 
 
-def _block_formats(min_bits, max_bits, exact_in, *, block_size=None, rule=None, inf=None, axis=None):
-    if exact_in is not None and np.dtype(exact_in) != np.float64:
-        return st.nothing()  # E8M0 scales span 2**-127..2**127: only float64 holds every block
+_KINDS = ("mx", "nvfp4", "nf4")
+
+
+def _block_formats(min_bits, max_bits, exact_in, *, kind=None, block_size=None, rule=None, inf=None, axis=None):
+    kinds = list(_KINDS) if kind is None else [kind] if isinstance(kind, str) else list(kind)
+    if not kinds or any(k not in _KINDS for k in kinds):
+        raise ValueError(f"kind={kind!r} must be one of {', '.join(_KINDS)} or a list of them")
+    out = []
+    if rule is None and inf is None and (exact_in is None or np.dtype(exact_in) in _SCALED_DTYPES):
+        from numfmt._block_scaled_testing import scaled_formats
+
+        out.append(scaled_formats(min_bits, max_bits, kinds, block_size, axis))
+    if "mx" in kinds and (exact_in is None or np.dtype(exact_in) == np.float64):
+        # E8M0 scales span 2**-127..2**127: only float64 holds every block
+        out.insert(0, _mx_formats(min_bits, max_bits, block_size, rule, inf, axis))
+    return st.one_of(out) if out else st.nothing()
+
+
+def _mx_formats(min_bits, max_bits, block_size, rule, inf, axis):
     rules, infs = _members(ScaleRule, rule, "rule"), _members(InfPolicy, inf, "inf")
     sizes = st.integers(1, 32) if block_size is None else st.just(block_size)
     axes = st.sampled_from([-1, 0]) if axis is None else st.just(axis)
@@ -88,7 +131,11 @@ def block_values(fmt: BlockFormat, dtype=np.float64, *, allow_nan=True, allow_in
     :func:`reference_chop`, which keeps it where ``e`` is the scale the rule
     picks and moves it onto the format otherwise.
     """
-    check_block_format(fmt, dtype, "values")
+    dtype = check_block_format(fmt, dtype, "values")
+    if is_scaled(fmt):
+        from numfmt._block_scaled_testing import scaled_values
+
+        return scaled_values(fmt, dtype, allow_nan, allow_infinity, shape)
     elem, scale = fmt.elem, fmt.scale
     if shape is None:
         shape = hnp.array_shapes(min_dims=max(1, fmt.axis + 1, -fmt.axis), max_dims=2, min_side=1, max_side=24)

@@ -136,11 +136,17 @@ def formats(family="float", *, min_bits: int = 1, max_bits: int = 16, exact_in=n
         ``vary_bias`` (False: default bias only). For ``"posit"``: ``es``
         (an int or pair within 0..4; default 0..4). For ``"fixed"``:
         ``frac_bits`` (an int or pair within -8..72), ``signed`` and
-        ``overflow`` (``"saturate"``/``"wrap"`` or a list). For ``"block"``
-        (power-of-two scales: MX elements e2m1, e2m3, e3m2, e4m3, e5m2 and
-        integer elements of 2..8 bits, two's complement or
-        sign-magnitude): ``block_size`` (an int; default 1..32), ``rule``,
-        ``inf`` and ``axis``; block formats need ``exact_in`` float64 or None.
+        ``overflow`` (``"saturate"``/``"wrap"`` or a list). For ``"block"``:
+        ``kind`` (``"mx"``, ``"nvfp4"``, ``"nf4"`` or a list; default all),
+        ``block_size`` (an int; default 1..32), ``axis`` (default -1 or 0),
+        and for ``"mx"`` only ``rule`` and ``inf`` (giving either leaves the
+        other kinds out). ``"mx"``: power-of-two scales, elements e2m1,
+        e2m3, e3m2, e4m3, e5m2 and integers of 2..8 bits (two's complement
+        or sign-magnitude); drawn for ``exact_in`` float64 or None.
+        ``"nvfp4"``: float32 tensor scale, scale e4m3fn or e5m2, elements
+        e2m1, e2m3, e3m2, e4m3, e5m2; ``"nf4"``: the NF4 table or a random
+        dyadic table holding -1 and 1; both drawn for ``exact_in`` float32,
+        float16, bfloat16 or None (they take no float64 input).
         Posits shrink to ``es=0``, fixed point to signed, saturating
         integers, blocks to ``mx(elem=e2m1,block=1)``.
 

@@ -53,14 +53,17 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
       A strategy of values: each a value of ``fmt``, -0.0 only where the
       format has -0, never a subnormal of a ``flush``/``round_to_normal``
       format. Posits: any posit, NaN standing for NaR; fixed point: any
-      multiple of the quantum in range (no NaN, no -0). Block formats
-      (power-of-two scales, ``dtype`` float64): float64 arrays of 1 or 2
-      dimensions that are fixed points of one rounding into ``fmt`` (see
-      ``numfmt._block_testing``), blocks of element values times a scale,
-      with NaN/inf blocks if allowed.
+      multiple of the quantum in range (no NaN, no -0). Block formats:
+      arrays of 1 or 2 dimensions that are fixed points of one rounding
+      into ``fmt`` (see ``numfmt._block_testing``), blocks of element values
+      times a scale, with NaN/inf blocks if allowed; ``dtype`` float64 for
+      power-of-two scales (MX, bfp), float32, float16 or bfloat16 for NVFP4-
+      and NF4-style formats (NaN/inf never in the block holding the largest
+      finite magnitude, see :func:`assert_representable`).
 
     Raises:
-      ValueError: if ``dtype`` cannot hold every value of ``fmt``.
+      ValueError: if ``dtype`` cannot hold every value of ``fmt`` (block
+        formats: if ``fmt`` does not take ``dtype`` input).
 
     Examples:
       >>> from hypothesis import find
@@ -117,9 +120,18 @@ def boundary_values(fmt, *, dtype=np.float64):
     minpos, 1, maxpos, 2 maxpos; fixed point: half the quantum, the quantum,
     1, and the overflow ties beyond the largest and smallest values).
 
+    Block formats: 2-D arrays (blocks along ``fmt.axis``, which must be 0,
+    1, -1 or -2), one of those :func:`assert_rounds_like` builds for a drawn
+    seed (MX: blocks whose amax sits at or one ulp around a power of two,
+    NaN/inf/zero rows, raw bit patterns; NVFP4: a tensor scale that is a
+    power of two and every scale times every element tie; NF4: every table
+    midpoint times power-of-two and odd amaxes). ``dtype`` float64 for
+    power-of-two scales, float32, float16 or bfloat16 for NVFP4 and NF4.
+
     Args:
       fmt: a format object or string.
-      dtype: the float dtype of the drawn inputs (NumPy scalars).
+      dtype: the float dtype of the drawn inputs (NumPy scalars; arrays for
+        block formats).
 
     Returns:
       A strategy of ``dtype`` scalars. It shrinks toward the first gap's
@@ -131,6 +143,10 @@ def boundary_values(fmt, *, dtype=np.float64):
       np.float64(464.0)
     """
     fmt = parse(fmt)
+    if isinstance(fmt, BlockFormat):
+        from numfmt._block_scaled_testing import block_boundary
+
+        return block_boundary(fmt, dtype)
     dtype = np.dtype(_dtype_or_none(dtype) or np.float64)
     if _family_grid.is_family(fmt):
         return family_boundary(fmt, dtype)

@@ -11,6 +11,9 @@ Hypothesis strategies:
 * :func:`float_bits`: raw bit patterns viewed as a float dtype.
 * :func:`keys`: keys for stochastic rounding.
 
+Exhaustive inputs (no hypothesis): :func:`grid_points`, every value,
+midpoint and neighbouring input of a format of up to ``2**16`` values.
+
 Assertions (exact, bit for bit, against ``numfmt``'s Fraction reference):
 
 * :func:`assert_bits_equal`, :func:`assert_representable`,
@@ -31,8 +34,10 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess test
     ) from err
 
 from numfmt._asserts import assert_bits_equal, assert_representable
-from numfmt._asserts_rounding import assert_rounds_like, assert_unbiased
+from numfmt._asserts_rounding import assert_rounds_like
+from numfmt._asserts_unbiased import assert_unbiased
 from numfmt._format_strategies import formats
+from numfmt._grid_points import grid_points
 from numfmt._strategies import boundary_values, float_bits, keys, values
 
 __all__ = [
@@ -43,6 +48,7 @@ __all__ = [
     "boundary_values",
     "float_bits",
     "formats",
+    "grid_points",
     "keys",
     "values",
 ]

@@ -23,7 +23,7 @@ from numfmt._posit_kernel import make_posit_plan
 from numfmt._reference_families import posit_round, posit_value
 from numfmt._rounding import Overflow, Rounding
 from numfmt._xp import NUMPY
-from numfmt.testing import assert_bits_equal, assert_unbiased
+from numfmt.testing import assert_bits_equal, assert_unbiased, grid_points
 
 DETERMINISTIC = ["nearest_even", "nearest_away", "toward_zero", "toward_positive", "toward_negative", "to_odd"]
 SR_MODES = ["stochastic", "stochastic_a", "stochastic_b", "stochastic_c", "stochastic_equal"]
@@ -31,17 +31,6 @@ SR_MODES = ["stochastic", "stochastic_a", "stochastic_b", "stochastic_c", "stoch
 
 def all_codes(fmt):
     return np.arange(1 << fmt.n, dtype=np.uint64 if fmt.n > 32 else np.uint32)
-
-
-def regime_points(fmt, dtype=np.float64):
-    """Every value, every bit-string midpoint and the inputs one ulp around it."""
-    values = numfmt.decode(all_codes(fmt), fmt, dtype=dtype)
-    wider = PositFormat(fmt.n + 1, fmt.es)
-    mids = numfmt.decode(np.arange(1, 1 << wider.n, 2, dtype=np.uint64), wider, dtype=np.float64).astype(dtype)
-    mids = mids[np.isfinite(mids)]
-    specials = np.array([np.inf, -np.inf, 0.0, -0.0, 1e38, -1e38, 1e-40, -1e-40], dtype)
-    x = np.concatenate([values, mids, np.nextafter(mids, dtype(np.inf)), np.nextafter(mids, -dtype(np.inf)), specials])
-    return x[~np.isnan(x)]
 
 
 def reference_codes(x, fmt, mode):
@@ -118,7 +107,7 @@ def test_small_formats_every_code_and_midpoint_every_mode(n, es):
     for c, v in enumerate(values):
         want = posit_value(c, n, es)
         assert (want is None and np.isnan(v)) or Fraction(float(v)) == want == fmt.code_to_value(c)
-    x = regime_points(fmt)
+    x = grid_points(fmt)
     for mode in DETERMINISTIC:
         np.testing.assert_array_equal(numfmt.encode(x, fmt, mode), reference_codes(x, fmt, mode), err_msg=mode)
 
@@ -129,7 +118,7 @@ def test_16_bit_every_code_midpoint_and_neighbour(name):
     codes = all_codes(fmt)
     values = numfmt.decode(codes, fmt, dtype=np.float32)
     np.testing.assert_array_equal(numfmt.encode(values, fmt), codes)  # decode, re-encode
-    x = regime_points(fmt, np.float32)
+    x = grid_points(fmt, np.float32)
     np.testing.assert_array_equal(numfmt.encode(x, fmt), reference_codes(x, fmt, "nearest_even"))
 
 
@@ -181,7 +170,7 @@ def test_softposit_float64_patterns(n, es, bits):
 
 def test_softposit_posit8_every_code_and_midpoint():
     fmt = numfmt.posit8_0
-    x = regime_points(fmt)
+    x = grid_points(fmt)
     np.testing.assert_array_equal(numfmt.encode(x, fmt), softposit_codes(x, 8, 0))
 
 
@@ -245,7 +234,7 @@ def test_stochastic_frequency_is_the_distance(v):
     lo, hi = 1.0, 1.0 + 2.0**-12  # neighbours in posit16_1
     x = np.array([lo + v * (hi - lo), -(lo + v * (hi - lo))], np.float64)
     rng = np.random.default_rng(1)
-    assert_unbiased(lambda a: numfmt.chop(a, "posit16_1", "stochastic", key=rng), x, 100_000, "posit16_1")
+    assert_unbiased(lambda a: numfmt.chop(a, "posit16_1", "stochastic", key=rng), x, 100_000, fmt="posit16_1")
 
 
 def test_stochastic_never_zero_nor_nar_and_exact_values_stay():

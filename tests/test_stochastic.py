@@ -41,14 +41,14 @@ def test_probability_of_rounding_up_is_the_distance(v, dtype):
     x = np.array([lo + v * (hi - lo), -(lo + v * (hi - lo))], dtype)
     # every result is lo or hi (with x's sign), and P(up) = v within a binomial bound
     rng = np.random.default_rng(123)
-    assert_unbiased(lambda y: numfmt.chop(y, "float8_e4m3fn", "stochastic", key=rng), x, n, "float8_e4m3fn")
+    assert_unbiased(lambda y: numfmt.chop(y, "float8_e4m3fn", "stochastic", key=rng), x, n, fmt="float8_e4m3fn")
 
 
 @pytest.mark.parametrize("name", ["float16", "float8_e5m2", "float(e=5,m=7)"])
 def test_mean_is_unbiased(name):
     rng = np.random.default_rng(5)
     x = rng.uniform(-3, 3, size=64).astype(np.float64)
-    assert_unbiased(lambda y: numfmt.chop(y, name, "stochastic", key=rng), x, 4000, name)
+    assert_unbiased(lambda y: numfmt.chop(y, name, "stochastic", key=rng), x, 4000, fmt=name)
 
 
 def test_equal_probability_mode_ignores_the_distance():
@@ -57,9 +57,9 @@ def test_equal_probability_mode_ignores_the_distance():
     # 1.0625, so the results are checked as if they were roundings of 1.0625.
     far = np.full(100_000, 1.0 + 0.001, np.float32)
     results = numfmt.chop(far, "float8_e4m3fn", "stochastic_equal", key=0)
-    assert_unbiased(lambda y: results.reshape(y.shape), np.float32([1.0625]), far.size, "float8_e4m3fn")
+    assert_unbiased(lambda y: results.reshape(y.shape), np.float32([1.0625]), far.size, fmt="float8_e4m3fn")
     with pytest.raises(AssertionError, match="binomial bound"):  # as a rounding of 1.001 it is biased
-        assert_unbiased(lambda y: results.reshape(y.shape), np.float32([1.001]), far.size, "float8_e4m3fn")
+        assert_unbiased(lambda y: results.reshape(y.shape), np.float32([1.001]), far.size, fmt="float8_e4m3fn")
 
 
 def test_same_key_same_bits_and_different_keys_differ():

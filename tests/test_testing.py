@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import numfmt
 from numfmt import FloatFormat, Specials, Subnormals, _grid
-from numfmt._asserts_rounding import bernstein_bound
+from numfmt._asserts_unbiased import bernstein_bound
 from numfmt._reference import representable_values, round_value
 from numfmt.testing import (
     assert_bits_equal,
@@ -395,7 +395,7 @@ def test_numfmt_stochastic_rounding_is_unbiased(name, dtype):
     rng = np.random.default_rng(1)
     top = min(float(fmt.max_value), 1e6)
     x = np.concatenate([rng.uniform(-top, top, 32), rng.uniform(-4, 4, 32) * float(fmt.smallest_normal), [0.0, 1.0]])
-    assert_unbiased(sr(name), x.astype(dtype), 4000, fmt)
+    assert_unbiased(sr(name), x.astype(dtype), 4000, fmt=fmt)
 
 
 def _biased(name, shift, seed=0):
@@ -412,15 +412,15 @@ def _biased(name, shift, seed=0):
 
 def test_assert_unbiased_catches_biased_rounding():
     x = np.float64([1.01, 1.3, 2.6, 7.0])
-    assert_unbiased(_biased("float8_e4m3fn", 0.0), x, 20_000, "float8_e4m3fn")  # the same code, unbiased: passes
+    assert_unbiased(_biased("float8_e4m3fn", 0.0), x, 20_000, fmt="float8_e4m3fn")  # the same code, unbiased: passes
     with pytest.raises(AssertionError, match="outside the binomial bound"):
-        assert_unbiased(_biased("float8_e4m3fn", 0.04), x, 20_000, "float8_e4m3fn")
+        assert_unbiased(_biased("float8_e4m3fn", 0.04), x, 20_000, fmt="float8_e4m3fn")
     with pytest.raises(AssertionError, match="outside the binomial bound"):
-        assert_unbiased(sr("float8_e4m3fn", "stochastic_equal"), x, 4000, "float8_e4m3fn")
+        assert_unbiased(sr("float8_e4m3fn", "stochastic_equal"), x, 4000, fmt="float8_e4m3fn")
     with pytest.raises(AssertionError, match="outside the binomial bound"):
-        assert_unbiased(lambda v: numfmt.chop(v, "float8_e4m3fn"), x, 1000, "float8_e4m3fn")  # nearest
+        assert_unbiased(lambda v: numfmt.chop(v, "float8_e4m3fn"), x, 1000, fmt="float8_e4m3fn")  # nearest
     with pytest.raises(AssertionError, match="not a neighbour"):
-        assert_unbiased(lambda v: v.copy(), x, 10, "float8_e4m3fn")
+        assert_unbiased(lambda v: v.copy(), x, 10, fmt="float8_e4m3fn")
 
 
 def test_assert_unbiased_argument_errors():
@@ -432,7 +432,7 @@ def test_assert_unbiased_argument_errors():
         ([1.0], 10, 2.0, "alpha"),
     ]:
         with pytest.raises(ValueError, match=message):
-            assert_unbiased(f, np.float64(x), n, "float8_e4m3fn", alpha=alpha)
+            assert_unbiased(f, np.float64(x), n, fmt="float8_e4m3fn", alpha=alpha)
 
 
 @pytest.mark.parametrize(("n", "p", "alpha"), [(1000, Fraction(3, 10), 1e-6), (400, Fraction(1, 100), 1e-3),
