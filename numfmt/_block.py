@@ -20,11 +20,13 @@ Grammar (case-insensitive, spaces ignored; registered with ``numfmt.parse``)::
              elements, e.g. e4m3 = float8_e4m3fn; int8 is MXINT8's element),
              block, axis, rule (floor|ceil|even|rceil), inf (nan|saturate),
              scale (a format name, default float8_e8m0fnu)
-      nvfp4, nf4: block, axis
+      nvfp4: elem (default e2m1), scale (default float8_e4m3fn), block, axis
+      nf4:   table (ascending values separated by ';', default the NF4
+             table), scale (default float32), block, axis
       bfp:   m (mantissa magnitude bits, >= 1), block, axis, rule, inf
 
-``str(fmt)`` gives the preset name, or the ``mx(...)``/``bfp(...)`` form
-with the non-default keys, and ``parse(str(fmt)) == fmt``.
+``str(fmt)`` gives the preset name, or the ``mx(...)``/``bfp(...)``/
+``nvfp4(...)``/``nf4(...)`` form with the non-default keys, and ``parse(str(fmt)) == fmt``.
 """
 
 from __future__ import annotations
@@ -174,7 +176,7 @@ class BlockFormat:
         return dataclasses.replace(self, **changes)
 
     def __str__(self) -> str:
-        if self.name is not None and self.axis == -1:
+        if self.name is not None and PRESETS.get(self.name) == self:
             return self.name
         return self.spec
 
@@ -183,10 +185,19 @@ class BlockFormat:
         """The explicit grammar form (see the module docstring)."""
         if self.tensor_scale:
             head, parts = "nvfp4", []
+            nv = PRESETS["nvfp4"]
+            if self.elem != nv.elem:
+                parts.append(f"elem={_short(self.elem)}")
+            if self.scale != nv.scale:
+                parts.append(f"scale={_short(self.scale)}")
             if self.block_size != 16:
                 parts.append(f"block={self.block_size}")
-        elif self.elem == TableElement(NF4_VALUES):
+        elif isinstance(self.elem, TableElement):
             head, parts = "nf4", []
+            if self.elem.values != NF4_VALUES:
+                parts.append("table=" + ";".join(repr(v) for v in self.elem.values))
+            if self.scale != PRESETS["nf4"].scale:
+                parts.append(f"scale={_short(self.scale)}")
             if self.block_size != 64:
                 parts.append(f"block={self.block_size}")
         elif _is_bfp_elem(self.elem):
@@ -321,6 +332,13 @@ def _int(key: str, name: str, v: str) -> int:
         raise ValueError(f"in format {key!r}: {name}={v!r} is not an integer") from None
 
 
+def _floats(key: str, v: str) -> tuple:
+    try:
+        return tuple(float(t) for t in v.split(";"))
+    except ValueError:
+        raise ValueError(f"in format {key!r}: table={v!r} is not a ';'-separated list of numbers") from None
+
+
 def _parse_int(key: str):
     m = _INT_RE.fullmatch(key)
     return IntElement(int(m[1]), int(m[2]), bool(m[3])) if m else None
@@ -347,9 +365,19 @@ def _parse(key: str):
         if "m" not in items:
             raise ValueError(f"in format {key!r}: bfp(...) needs m=, e.g. bfp(m=8,block=16)")
         base = bfp(_int(key, "m", items["m"]))
-    else:
-        items = _items(key, body, ("block", "axis", "nibbles"))
+    elif head == "nvfp4":
+        items = _items(key, body, ("elem", "scale", "block", "axis", "nibbles"))
         base = PRESETS[head]
+        for k in ("elem", "scale"):
+            if k in items:
+                base = dataclasses.replace(base, **{k: _elem(items[k])})
+    else:
+        items = _items(key, body, ("table", "scale", "block", "axis", "nibbles"))
+        base = PRESETS[head]
+        if "table" in items:
+            base = dataclasses.replace(base, elem=TableElement(_floats(key, items["table"])))
+        if "scale" in items:
+            base = dataclasses.replace(base, scale=_elem(items["scale"]))
     changes: dict = {}
     if "block" in items:
         changes["block_size"] = _int(key, "block", items["block"])
@@ -366,6 +394,6 @@ register_family(
     BlockFormat,
     _parse,
     PRESETS,
-    "'mx(elem=...,block=N,axis=A,rule=...,inf=...)', 'bfp(m=M,block=N)', 'nvfp4(block=N)', 'nf4(block=N)'",
+    "'mx(elem=...,block=N,axis=A,rule=...,inf=...)', 'bfp(m=M,block=N)', 'nvfp4(elem=...,scale=...,block=N)', 'nf4(table=v;v;...,block=N)'",
     family="block",
 )

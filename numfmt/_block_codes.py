@@ -35,8 +35,8 @@ def _xm(a):
     return np
 
 
-def pack_nibbles(codes, axis: int = -1, order: str = "low_first"):
-    """Pack 4-bit codes two per byte along ``axis`` (odd lengths padded with 0).
+def pack_nibbles(codes, axis: int = -1, order: str = "low_first", pad: int = 0):
+    """Pack 4-bit codes two per byte along ``axis`` (an odd length padded with the code ``pad``).
 
     Examples:
       >>> import numpy as np, numfmt
@@ -46,7 +46,7 @@ def pack_nibbles(codes, axis: int = -1, order: str = "low_first"):
     xm = _xm(codes)
     c = xm.moveaxis(xm.asarray(codes).astype(np.uint8), axis, -1)
     if c.shape[-1] % 2:
-        c = xm.pad(c, [(0, 0)] * (c.ndim - 1) + [(0, 1)])
+        c = xm.pad(c, [(0, 0)] * (c.ndim - 1) + [(0, 1)], constant_values=pad)
     c = c.reshape(*c.shape[:-1], -1, 2)
     lo, hi = (c[..., 0], c[..., 1]) if order == "low_first" else (c[..., 1], c[..., 0])
     return xm.moveaxis((lo & 15) | ((hi & 15) << 4), -1, axis)
@@ -115,10 +115,17 @@ def _jax_encode(plan):
     return jax.jit(functools.partial(_encode, _xp.jax_namespace(), jnp, plan))
 
 
+def _zero_code(elem) -> int:
+    """The padding code: one that decodes to 0 (a table's value nearest 0 if it has no 0)."""
+    if isinstance(elem, TableElement):
+        return min(range(len(elem.values)), key=lambda i: abs(elem.values[i]))
+    return 0
+
+
 def _finish(xm, fmt, shape, elem_codes, scale_codes):
     elem_codes = unblocked(xm, elem_codes, fmt, shape)
     if _elem_bits(fmt.elem) <= 4 and fmt.nibbles != "unpacked":
-        elem_codes = pack_nibbles(elem_codes, fmt.axis, fmt.nibbles)
+        elem_codes = pack_nibbles(elem_codes, fmt.axis, fmt.nibbles, _zero_code(fmt.elem))
     scale_codes = xm.moveaxis(scale_codes[..., 0], -1, fmt.axis % len(shape))
     return elem_codes, scale_codes
 

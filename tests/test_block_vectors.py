@@ -3,12 +3,16 @@ the exact block reference and hand-derived values (bits, not tolerances)."""
 
 from fractions import Fraction
 
+import dataclasses
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import numfmt
 from numfmt._block_reference import as_dtype, quantize_block, tensor_scale
-from numfmt.testing import assert_bits_equal
+from numfmt.testing import assert_bits_equal, formats
 
 V = [1, -2, 3, 0.5, 0.3, -7, 100, 0.01]
 
@@ -187,3 +191,9 @@ def test_packed_codes_of_an_odd_length_decode_to_the_padded_length(name):
     assert out[7] == 0
     unpacked = dataclasses.replace(fmt, nibbles="unpacked")
     assert_bits_equal(numfmt.decode(numfmt.encode(x, unpacked), unpacked), numfmt.chop(x, fmt))
+
+
+@given(st.one_of(formats("block", kind="mx"), formats("block", exact_in=np.float32, kind=["nvfp4", "nf4"])))
+def test_every_block_format_prints_a_name_that_parses_back(fmt):
+    # Variants of presets (other element, scale, table) must not print the preset's name.
+    assert numfmt.parse(str(fmt)) == fmt and str(numfmt.parse(str(fmt))) == str(fmt)
