@@ -8,7 +8,8 @@ block is quantized as if zero-padded, which leaves its amax unchanged):
    :class:`ScaleRule`, clamped to the scale format's range (a zero block gets
    the smallest scale); for other scale formats see :mod:`numfmt._nvfp4`.
 3. Elements: ``round(x / X)`` into the element format, saturating at its max,
-   computed exactly on float64 bit patterns (see :mod:`numfmt._block_bits`),
+   computed exactly on float64 bit patterns, or on float32 ones for float32
+   and narrower input where that is exact (see :mod:`numfmt._block_bits`),
    then ``X * element`` in the input's dtype.
 
 A NaN anywhere in a block makes the whole block NaN; an infinity does too
@@ -35,7 +36,17 @@ import numpy as np
 
 from numfmt import _xp
 from numfmt._block import BlockFormat, InfPolicy, ScaleRule
-from numfmt._block_bits import SENTINEL_FLOOR, from_f64, layout, require_x64, to_f64, unpack
+from numfmt._block_bits import (
+    F32_WORK,
+    F64_WORK,
+    SENTINEL_FLOOR,
+    SENTINEL_FLOOR32,
+    from_f64,
+    layout,
+    require_x64,
+    to_f64,
+    unpack,
+)
 from numfmt._chop import (
     _check_dtype,
     _check_key,
@@ -77,6 +88,7 @@ class BlockPlan:
     strict: bool  # delta = F > threshold (True) or F >= threshold
     maybe_unrep: bool  # some result may not fit the dtype
     maybe_lost: bool  # ... because bits below its precision or range would be lost
+    work: tuple = F64_WORK  # layout of the work patterns (numfmt._block_bits)
 
     @property
     def is_stochastic(self) -> bool:
@@ -118,8 +130,12 @@ def block_plan(fmt: BlockFormat, dtype: np.dtype, rounding: Rounding, random_bit
         e_top = e_hi
     biggest = max(Fraction(elem.max_value), -Fraction(getattr(elem, "min_value", -elem.max_value)))
     over = r is not ScaleRule.FLOOR or biggest * Fraction(2) ** e_top > d_max
+    work = F64_WORK
+    if width <= 32 and p is not None and p <= 24 and q_min >= SENTINEL_FLOOR32 and biggest <= 2**100:
+        work = F32_WORK  # exact: see numfmt._block_bits
+        elem_plan = plan_for(elem, np.float32, rounding, Overflow.SAT_FINITE, random_bits)
     return BlockPlan(
-        fmt, np.dtype(dtype), rounding, random_bits, elem_plan, e_lo, e_hi, threshold, strict, lost or over, lost
+        fmt, np.dtype(dtype), rounding, random_bits, elem_plan, e_lo, e_hi, threshold, strict, lost or over, lost, work
     )
 
 
@@ -146,15 +162,16 @@ def unblocked(xm, y, fmt: BlockFormat, shape):
 
 
 def scale_exponent(xp, plan: BlockPlan, amax):
-    """Per-block ``e`` (int64) of ``X = 2**e`` from amax patterns (uint64, finite)."""
+    """Per-block ``e`` (signed, work width) of ``X = 2**e`` from amax patterns (unsigned, work width, finite)."""
     e_bits, m_bits, width, _ = layout(plan.dtype)
-    I, U = xp.int(64), xp.uint(64)
+    ww = plan.work[2]
+    I, U = xp.int(ww), xp.uint(ww)
     _, _, sig, t, e_x = unpack(xp, amax, e_bits, m_bits, width)
     e = e_x - plan.fmt.elem_emax
     if plan.threshold is not None:
-        sh = xp.astype(xp.minimum(xp.maximum(m_bits - t, xp.asarray(0, I)), xp.asarray(63, I)), U)
+        sh = xp.astype(xp.minimum(xp.maximum(m_bits - t, xp.asarray(0, I)), xp.asarray(ww - 1, I)), U)
         frac = (sig << sh) & xp.asarray((1 << m_bits) - 1, U)
-        th = xp.asarray(min(plan.threshold, 2**64 - 1), U)
+        th = xp.asarray(min(plan.threshold, 2**ww - 1), U)
         delta = frac > th if plan.strict else frac >= th
         e = e + xp.astype(delta, I)
     e = xp.minimum(xp.maximum(e, xp.asarray(plan.e_lo, I)), xp.asarray(plan.e_hi, I))
@@ -166,11 +183,16 @@ def quantize(xp, plan: BlockPlan, xb, rbits):
 
     Returns ``(out, unrep, e, q, bad)``: results in ``xb``'s dtype, the mask of
     results the dtype cannot hold, per-block scale exponents (int64, shape
-    ``(..., 1)``), element values as float64 patterns (uint64), and the mask of
-    NaN blocks (shape ``(..., 1)``).
+    ``(..., 1)``), element values as patterns of the work layout (float64 or
+    float32, see :attr:`BlockPlan.work`), and the mask of NaN blocks (shape
+    ``(..., 1)``).
     """
     e_bits, m_bits, width, _ = layout(plan.dtype)
-    U, I = xp.uint(64), xp.int(64)
+    work = plan.work
+    we, wm, ww = work
+    U, I = xp.uint(ww), xp.int(ww)
+    if rbits is not None and ww == 32:  # the same top bits as float64 work uses
+        rbits = xp.astype(rbits >> xp.asarray(32, rbits.dtype), U)
     u = xp.astype(xp.bitcast(xb, xp.uint(width)), U)
     a, neg, sig, t, e_x = unpack(xp, u, e_bits, m_bits, width)
     inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, U)
@@ -184,17 +206,17 @@ def quantize(xp, plan: BlockPlan, xb, rbits):
         has_inf = xp.any(is_inf, axis=-1, keepdims=True)
         amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)), axis=-1, keepdims=True)
         e = xp.where(has_inf, xp.asarray(plan.e_hi, I), scale_exponent(xp, plan, amax))
-    y = to_f64(xp, neg, sig, t, e_x, -e)
-    inf64 = xp.asarray(0x7FF << 52, U) | xp.where(neg, xp.asarray(1 << 63, U), xp.asarray(0, U))
-    y = xp.where(is_inf, inf64, y)
+    y = to_f64(xp, neg, sig, t, e_x, -e, work)
+    w_inf = xp.asarray(((1 << we) - 1) << wm, U) | xp.where(neg, xp.asarray(1 << (ww - 1), U), xp.asarray(0, U))
+    y = xp.where(is_inf, w_inf, y)
     q, _ = plan.elem_plan.round_bits(xp, y, rbits)
     q = xp.where(bad, xp.asarray(0, U), q)
-    out, unrep = from_f64(xp, q, e, e_bits, m_bits, width)
+    out, unrep = from_f64(xp, q, e, e_bits, m_bits, width, work)
     nan = ((1 << e_bits) - 1) << m_bits | 1 << (m_bits - 1)
     out = xp.where(bad, xp.asarray(nan, U), out)
     unrep = unrep & ~bad
     out = xp.bitcast(xp.astype(out, xp.uint(width)), plan.dtype)
-    return out, unrep, e, q, bad
+    return out, unrep, xp.astype(e, xp.int(64)), q, bad
 
 
 _CHUNK = 1 << 16  # elements per NumPy pass: the temporaries stay in cache
