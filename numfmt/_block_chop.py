@@ -47,6 +47,7 @@ from numfmt._block_bits import (
     to_f64,
     unpack,
 )
+from numfmt._block_direct import direct_ok, direct_round
 from numfmt._chop import (
     _check_dtype,
     _check_key,
@@ -61,7 +62,7 @@ from numfmt._int_element import IntElement
 from numfmt._nf4 import TableElement
 from numfmt._rounding import Overflow, Rounding
 
-__all__ = ["BlockPlan", "block_chop", "block_plan", "blocked", "quantize", "unblocked"]
+__all__ = ["BlockPlan", "block_chop", "block_plan", "blocked", "chop_blocks", "quantize", "unblocked"]
 
 
 def elem_precision(elem) -> int | None:
@@ -89,6 +90,7 @@ class BlockPlan:
     maybe_unrep: bool  # some result may not fit the dtype
     maybe_lost: bool  # ... because bits below its precision or range would be lost
     work: tuple = F64_WORK  # layout of the work patterns (numfmt._block_bits)
+    direct: bool = False  # chop by numfmt._block_direct
 
     @property
     def is_stochastic(self) -> bool:
@@ -134,9 +136,10 @@ def block_plan(fmt: BlockFormat, dtype: np.dtype, rounding: Rounding, random_bit
     if width <= 32 and p is not None and p <= 24 and q_min >= SENTINEL_FLOOR32 and biggest <= 2**100:
         work = F32_WORK  # exact: see numfmt._block_bits
         elem_plan = plan_for(elem, np.float32, rounding, Overflow.SAT_FINITE, random_bits)
-    return BlockPlan(
+    plan = BlockPlan(
         fmt, np.dtype(dtype), rounding, random_bits, elem_plan, e_lo, e_hi, threshold, strict, lost or over, lost, work
     )
+    return dataclasses.replace(plan, direct=direct_ok(plan))
 
 
 def blocked(xm, x, fmt: BlockFormat):
@@ -178,21 +181,12 @@ def scale_exponent(xp, plan: BlockPlan, amax):
     return xp.where(amax == xp.asarray(0, U), xp.asarray(plan.e_lo, I), e)
 
 
-def quantize(xp, plan: BlockPlan, xb, rbits):
-    """Quantize blocked input ``xb`` (shape ``(..., B)``).
-
-    Returns ``(out, unrep, e, q, bad)``: results in ``xb``'s dtype, the mask of
-    results the dtype cannot hold, per-block scale exponents (int64, shape
-    ``(..., 1)``), element values as patterns of the work layout (float64 or
-    float32, see :attr:`BlockPlan.work`), and the mask of NaN blocks (shape
-    ``(..., 1)``).
-    """
+def _scales(xp, plan: BlockPlan, xb):
+    """Per-element parts and per-block scales of blocked input ``xb``:
+    ``((u, a, neg, sig, t, e_x), is_inf, e, bad)``, integers of the work width."""
     e_bits, m_bits, width, _ = layout(plan.dtype)
-    work = plan.work
-    we, wm, ww = work
+    ww = plan.work[2]
     U, I = xp.uint(ww), xp.int(ww)
-    if rbits is not None and ww == 32:  # the same top bits as float64 work uses
-        rbits = xp.astype(rbits >> xp.asarray(32, rbits.dtype), U)
     u = xp.astype(xp.bitcast(xb, xp.uint(width)), U)
     a, neg, sig, t, e_x = unpack(xp, u, e_bits, m_bits, width)
     inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, U)
@@ -206,6 +200,25 @@ def quantize(xp, plan: BlockPlan, xb, rbits):
         has_inf = xp.any(is_inf, axis=-1, keepdims=True)
         amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)), axis=-1, keepdims=True)
         e = xp.where(has_inf, xp.asarray(plan.e_hi, I), scale_exponent(xp, plan, amax))
+    return (u, a, neg, sig, t, e_x), is_inf, e, bad
+
+
+def quantize(xp, plan: BlockPlan, xb, rbits):
+    """Quantize blocked input ``xb`` (shape ``(..., B)``).
+
+    Returns ``(out, unrep, e, q, bad)``: results in ``xb``'s dtype, the mask of
+    results the dtype cannot hold, per-block scale exponents (int64, shape
+    ``(..., 1)``), element values as patterns of the work layout (float64 or
+    float32, see :attr:`BlockPlan.work`), and the mask of NaN blocks (shape
+    ``(..., 1)``).
+    """
+    e_bits, m_bits, width, _ = layout(plan.dtype)
+    work = plan.work
+    we, wm, ww = work
+    U = xp.uint(ww)
+    if rbits is not None and ww == 32:  # the same top bits as float64 work uses
+        rbits = xp.astype(rbits >> xp.asarray(32, rbits.dtype), U)
+    (u, a, neg, sig, t, e_x), is_inf, e, bad = _scales(xp, plan, xb)
     y = to_f64(xp, neg, sig, t, e_x, -e, work)
     w_inf = xp.asarray(((1 << we) - 1) << wm, U) | xp.where(neg, xp.asarray(1 << (ww - 1), U), xp.asarray(0, U))
     y = xp.where(is_inf, w_inf, y)
@@ -217,6 +230,17 @@ def quantize(xp, plan: BlockPlan, xb, rbits):
     unrep = unrep & ~bad
     out = xp.bitcast(xp.astype(out, xp.uint(width)), plan.dtype)
     return out, unrep, xp.astype(e, xp.int(64)), q, bad
+
+
+def chop_blocks(xp, plan: BlockPlan, xb, rbits):
+    """``(results in xb's dtype, mask of results the dtype cannot hold)``: by
+    :func:`numfmt._block_direct.direct_round` where it applies, else by :func:`quantize`."""
+    if not plan.direct:
+        return quantize(xp, plan, xb, rbits)[:2]
+    parts, _, e, bad = _scales(xp, plan, xb)
+    out, over = direct_round(xp, plan, parts, e, bad)
+    width = layout(plan.dtype)[2]
+    return xp.bitcast(xp.astype(out, xp.uint(width)), plan.dtype), over
 
 
 _CHUNK = 1 << 16  # elements per NumPy pass: the temporaries stay in cache
@@ -288,7 +312,7 @@ def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, k
     if xp is _xp.NUMPY:
         rng = _numpy_key(key, plan)
         rbits = _rbits(xp, rng, xb.shape)
-        out, count = in_chunks(lambda b, r: quantize(xp, plan, b, r)[:2], xb, rbits)
+        out, count = in_chunks(lambda b, r: chop_blocks(xp, plan, b, r), xb, rbits)
         if count:
             _raise_unrep(fmt, plan.dtype, count)
         return unblocked(xm, out, fmt, x.shape)
@@ -332,13 +356,13 @@ def _jax_fn(plan, what: str):
     if what == "chop":
         st = _straight_through(plan)
         return jax.jit(lambda x, rbits: unblocked(jnp, st(blocked(jnp, x, fmt), rbits), fmt, x.shape))
-    return jax.jit(lambda x, rbits: jnp.sum(quantize(xp, plan, blocked(jnp, x, fmt), rbits)[1]))
+    return jax.jit(lambda x, rbits: jnp.sum(chop_blocks(xp, plan, blocked(jnp, x, fmt), rbits)[1]))
 
 
 @functools.cache
 def _straight_through(plan):
     xp = _xp.jax_namespace()
-    return straight_through(lambda xb, rbits: quantize(xp, plan, xb, rbits)[0])
+    return straight_through(lambda xb, rbits: chop_blocks(xp, plan, xb, rbits)[0])
 
 
 register_chop(BlockFormat, block_chop)
