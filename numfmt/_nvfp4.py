@@ -116,15 +116,56 @@ def tensor_scale(xp, fmt: BlockFormat, amax, dtype):
     return xp.where(amax == xp.asarray(0, U), xp.asarray(0x3FF0000000000000, U), g)
 
 
+def _values(xp, u, dtype):
+    """Exact float64 values of patterns ``u`` (uint64) of a float32, float16 or bfloat16.
+
+    From the bits, not by conversion: XLA on CPU flushes float32 subnormals
+    when it converts them. Subnormals are ``mant * 2**(emin - m_bits)``, an
+    exact integer conversion times a power of two.
+    """
+    e_bits, m_bits, width, bias = layout(dtype)
+    U = xp.uint(64)
+    f64 = np.dtype(np.float64)
+    a = u & xp.asarray((1 << (width - 1)) - 1, U)
+    mant = a & xp.asarray((1 << m_bits) - 1, U)
+    normal = xp.bitcast((a << xp.asarray(52 - m_bits, U)) + xp.asarray((1023 - bias) << 52, U), f64)
+    sub = xp.astype(mant, f64) * xp.asarray(2.0 ** (1 - bias - m_bits), f64)
+    v = xp.where(a < xp.asarray(1 << m_bits, U), sub, normal)
+    return xp.where((u >> xp.asarray(width - 1, U)) != xp.asarray(0, U), -v, v)
+
+
 def quantize(xp, fmt: BlockFormat, dtype, rounding, random_bits, xb, g, rbits):
-    """Blocked input ``xb`` -> ``(out, unrep, scale patterns (f64), element patterns (f64), bad)``."""
+    """Blocked input ``xb`` -> ``(out, unrep, scale patterns (f64), element patterns (f64), bad)``.
+
+    ``g``: the tensor scale's float64 pattern, or None to take it from ``xb``
+    (all of the tensor; the tensor amax is the largest block amax).
+
+    The element quotient ``x * g / s`` is a float64 product and division: for
+    input of at most 24 significant bits ``x * g`` (24 x 24 bits) is exact, and
+    the division's one rounding (to 53 bits) never changes a decision of the
+    element rounding. Proof: write ``x * g = P * 2**k`` (``P < 2**48`` an
+    integer) and ``s = S * 2**j`` (``8 <= S < 16``). The decisions of every
+    rounding mode (stochastic with ``N <= 31`` random bits included) depend
+    only on where the quotient lies among the points ``T = t * 2**i`` with
+    ``|t| < 2**(m + N + 3)`` (element fraction bits ``m <= 3``): ties, grid
+    points and the random-bit thresholds. If ``P * 2**k / (S * 2**j) != T``,
+    then ``|P * 2**k - T * S * 2**j|`` is a nonzero multiple of
+    ``2**min(k, i + j)``, so ``|quotient - T| >= 2**min(k, i + j) / S``, which
+    is at least ``2**-49`` times the quotient in both cases (``P < 2**48``,
+    ``|t| < 2**38``). The float64 quotient is within ``2**-53`` times the
+    quotient of the exact one, so it lies strictly on the same side of every
+    such ``T`` and equals one only when the exact quotient does.
+    """
     e_bits, m_bits, width, _ = layout(dtype)
     U = xp.uint(64)
+    f64 = np.dtype(np.float64)
     u = xp.astype(xp.bitcast(xb, xp.uint(width)), U)
-    a, neg, x_sig, x_k = _parts(xp, u, dtype)
+    a = u & xp.asarray((1 << (width - 1)) - 1, U)
     inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, U)
     bad = xp.any(a >= inf_bits, axis=-1, keepdims=True)
     amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)), axis=-1, keepdims=True)
+    if g is None:
+        g = tensor_scale(xp, fmt, xp.max(amax), dtype)
     _, _, g_sig, _, g_e = unpack(xp, g, 11, 52, 64)
     g_sig, g_k = g_sig >> xp.asarray(29, U), g_e - 23  # g = g_sig * 2**g_k, 24-bit g_sig
     # block scale s = RN(amax * g / max_elem)
@@ -134,18 +175,13 @@ def quantize(xp, fmt: BlockFormat, dtype, rounding, random_bits, xb, g, rbits):
     s = _round(xp, fmt.scale, _f64(xp, q, b_k + g_k - sh - ee))
     s = xp.where(amax == xp.asarray(0, U), xp.asarray(0, U), s)
     s_zero = s == xp.asarray(0, U)
-    _, _, s_sig, s_t, s_e = unpack(xp, s, 11, 52, 64)
-    s_sig = _norm(xp, s_sig, s_t, 52) >> xp.asarray(52 - fmt.scale.man_bits, U)
-    s_k = s_e - fmt.scale.man_bits
-    # elements q = round(x * g / s)
-    s_den = xp.where(s_zero, xp.asarray(1 << fmt.scale.man_bits, U), s_sig)
-    y, sh = _div_odd(xp, x_sig * g_sig, s_den, m_bits + 25, fmt.scale.man_bits + 1)
-    y = _f64(xp, y, x_k + g_k - sh - s_k)
-    zero = (a == xp.asarray(0, U)) | s_zero
-    sign = xp.where(neg, xp.asarray(1 << 63, U), xp.asarray(0, U))
-    y = xp.where(zero, xp.asarray(0, U), y) | sign
+    # elements q = round(x * g / s), +-0 where s = 0
+    s_val = xp.bitcast(xp.where(s_zero, xp.asarray(0x3FF0000000000000, U), s), f64)
+    x = _values(xp, u, dtype)
+    y = x * xp.bitcast(g, f64) / s_val
+    y = xp.where(s_zero, x * xp.asarray(0.0, f64), y)
     elem_plan = plan_for(fmt.elem, np.float64, rounding, Overflow.SAT_FINITE, random_bits)
-    qe, _ = elem_plan.round_bits(xp, y, rbits)
+    qe, _ = elem_plan.round_bits(xp, xp.bitcast(y, U), rbits)
     qe = xp.where(bad, xp.asarray(0, U), qe)
     out, unrep = dequantize(xp, fmt, dtype, qe, s, g)
     out = xp.where(bad, xp.asarray(np.nan, dtype), out)
@@ -153,28 +189,31 @@ def quantize(xp, fmt: BlockFormat, dtype, rounding, random_bits, xb, g, rbits):
 
 
 def dequantize(xp, fmt, dtype, qe, s, g):
-    """``RN_dtype(q * s / g)`` from float64 patterns: ``(values in dtype, overflow mask)``."""
+    """``RN_dtype(q * s / g)`` from float64 patterns: ``(values in dtype, overflow mask)``.
+
+    ``q * s`` is exact in float64 (at most 8 significant bits) and the quotient
+    by ``g`` (24 bits) is rounded once to float64, then into ``dtype``. The
+    double rounding is innocuous for outputs of at most 25 bits (the same
+    argument as in :func:`quantize`: a quotient of a short numerator by a
+    24-bit ``g`` is at least ``2**-50`` times itself away from every tie of a
+    25-bit grid unless it lies on it), and float64 output is rounded once.
+    The rounding into ``dtype`` works on bit patterns (subnormals included).
+    """
     e_bits, m_bits, width, _ = layout(dtype)
     U = xp.uint(64)
-    ma, mb = fmt.elem.man_bits, fmt.scale.man_bits
-    qa, qneg, q_sig, q_t, q_e = unpack(xp, qe, 11, 52, 64)
-    _, _, s_sig, s_t, s_e = unpack(xp, s, 11, 52, 64)
-    _, _, g_sig, g_t, g_e = unpack(xp, g, 11, 52, 64)
-    q_n = _norm(xp, q_sig, q_t, 52) >> xp.asarray(52 - ma, U)
-    s_n = _norm(xp, s_sig, s_t, 52) >> xp.asarray(52 - mb, U)
-    num = q_n * s_n  # < 2**(ma + mb + 2)
-    val, sh = _div_odd(xp, num, g_sig >> xp.asarray(29, U), ma + mb + 2, 24)
-    k = (q_e - ma) + (s_e - mb) - (g_e - 23) - sh
-    exact = _f64(xp, val, k)
-    zero = (qa == xp.asarray(0, U)) | (s_sig == xp.asarray(0, U))
-    target = _OUT.get(np.dtype(dtype), FloatFormat(8, 7))
-    r = _round(xp, target, exact, Overflow.SAT_NONE)
-    inf64 = xp.asarray(0x7FF << 52, U)
-    over = (r & xp.asarray((1 << 63) - 1, U)) == inf64
-    r = xp.where(zero, xp.asarray(0, U), r) | xp.where(qneg, xp.asarray(1 << 63, U), xp.asarray(0, U))
-    out, _ = from_f64(xp, xp.where(over, xp.asarray(0, U), r), xp.asarray(0, xp.int(64)), e_bits, m_bits, width)
+    f64 = np.dtype(np.float64)
+    exact = xp.bitcast(xp.bitcast(qe, f64) * xp.bitcast(s, f64) / xp.bitcast(g, f64), U)
+    if width == 64:
+        r = exact
+    else:
+        r = _round(xp, _OUT.get(np.dtype(dtype), FloatFormat(8, 7)), exact, Overflow.SAT_NONE)
+    a = r & xp.asarray((1 << 63) - 1, U)
+    over = a == xp.asarray(0x7FF << 52, U)
+    neg = (r >> xp.asarray(63, U)) != xp.asarray(0, U)
+    out, _ = from_f64(xp, xp.where(over, xp.asarray(0, U), a), xp.asarray(0, xp.int(64)), e_bits, m_bits, width)
     out = xp.where(over, out | xp.asarray(((1 << e_bits) - 1) << m_bits, U), out)
-    return xp.bitcast(xp.astype(out, xp.uint(width)), dtype), over & ~zero
+    out = out | xp.where(neg, xp.asarray(1 << (width - 1), U), xp.asarray(0, U))
+    return xp.bitcast(xp.astype(out, xp.uint(width)), dtype), over
 
 
 def _prepare(x, fmt, rounding, key, random_bits):
@@ -209,7 +248,7 @@ def _run(xp, xm, static, x, rbits):
     """Whole computation: ``(results, overflow mask, s, q, bad, g)`` (blocked except results)."""
     fmt, dtype, rounding, n = static
     g = _tensor_scale_of(xp, fmt, dtype, x)
-    out, unrep, s, qe, bad = quantize(xp, fmt, dtype, rounding, n, blocked(xm, x, fmt), g, rbits)
+    out, unrep, s, qe, bad = quantize(xp, fmt, dtype, rounding, n, blocked(xm, x, fmt), None, rbits)
     return unblocked(xm, out, fmt, x.shape), unrep, s, qe, bad, g
 
 
