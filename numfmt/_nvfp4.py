@@ -37,7 +37,7 @@ from numfmt._block import BlockFormat
 from numfmt._block_bits import from_f64, layout, require_x64, to_f64, unpack
 from numfmt._block_chop import _rbits, blocked, blocked_shape, in_chunks, unblocked
 from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, plan_for
-from numfmt._float import FloatFormat
+from numfmt._float import FloatFormat, Subnormals
 from numfmt._kernel import make_plan
 from numfmt._rounding import Overflow, Rounding
 
@@ -117,21 +117,45 @@ def tensor_scale(xp, fmt: BlockFormat, amax, dtype):
 
 
 def _values(xp, u, dtype):
-    """Exact float64 values of patterns ``u`` (uint64) of a float32, float16 or bfloat16.
+    """Exact float64 values of patterns ``u`` (unsigned, the dtype's width or more)
+    of a float32, float16 or bfloat16.
 
     From the bits, not by conversion: XLA on CPU flushes float32 subnormals
     when it converts them. Subnormals are ``mant * 2**(emin - m_bits)``, an
     exact integer conversion times a power of two.
     """
     e_bits, m_bits, width, bias = layout(dtype)
-    U = xp.uint(64)
+    U = u.dtype
     f64 = np.dtype(np.float64)
     a = u & xp.asarray((1 << (width - 1)) - 1, U)
-    mant = a & xp.asarray((1 << m_bits) - 1, U)
-    normal = xp.bitcast((a << xp.asarray(52 - m_bits, U)) + xp.asarray((1023 - bias) << 52, U), f64)
-    sub = xp.astype(mant, f64) * xp.asarray(2.0 ** (1 - bias - m_bits), f64)
+    normal = xp.bitcast((xp.astype(a, xp.uint(64)) << xp.asarray(52 - m_bits, xp.uint(64))) + (1023 - bias << 52), f64)
+    signed = xp.bitcast(a, xp.int(U.itemsize * 8))  # a < 2**31: a signed conversion (native on x86) is exact
+    sub = xp.astype(signed, f64) * xp.asarray(2.0 ** (1 - bias - m_bits), f64)
     v = xp.where(a < xp.asarray(1 << m_bits, U), sub, normal)
-    return xp.where((u >> xp.asarray(width - 1, U)) != xp.asarray(0, U), -v, v)
+    return xp.where(a != u, -v, v)
+
+
+def _rint_ok(fmt, rounding) -> bool:
+    elem = fmt.elem
+    return rounding is Rounding.NEAREST_EVEN and elem.subnormals is Subnormals.ON and elem.signed
+
+
+def _rint_round(xp, elem, y):
+    """``y >= 0`` (float64, finite, normal or zero, ``y < 2**1000``) rounded to nearest-even
+    into the float element ``elem`` (subnormals), saturated at its max.
+
+    ``y * 2**(m - e)`` with ``e = max(floor(log2 |y|), emin)`` is exact and puts
+    the element's quantum at 1; ``rint`` rounds it (ties to even) and the
+    product by ``2**(e - m)`` is exact again.
+    """
+    U, I = xp.uint(64), xp.int(64)
+    f64 = np.dtype(np.float64)
+    m = elem.man_bits
+    ex = xp.astype((xp.bitcast(y, U) >> xp.asarray(52, U)) & xp.asarray(0x7FF, U), I)
+    e = xp.maximum(ex, xp.asarray(1023 + elem.emin, I))  # biased
+    up = xp.bitcast(xp.astype((2046 + m - e) << xp.asarray(52, I), U), f64)
+    down = xp.bitcast(xp.astype((e - m) << xp.asarray(52, I), U), f64)
+    return xp.minimum(xp.rint(y * up) * down, xp.asarray(float(elem.max_value), f64))
 
 
 def quantize(xp, fmt: BlockFormat, dtype, rounding, random_bits, xb, g, rbits):
@@ -154,16 +178,17 @@ def quantize(xp, fmt: BlockFormat, dtype, rounding, random_bits, xb, g, rbits):
     is at least ``2**-49`` times the quotient in both cases (``P < 2**48``,
     ``|t| < 2**38``). The float64 quotient is within ``2**-53`` times the
     quotient of the exact one, so it lies strictly on the same side of every
-    such ``T`` and equals one only when the exact quotient does.
+    such ``T`` and equals one only when the exact quotient does. Its range:
+    ``2**-275 < |x * g / s| < 2**22`` (no float64 subnormal or overflow).
     """
     e_bits, m_bits, width, _ = layout(dtype)
-    U = xp.uint(64)
+    U, W = xp.uint(64), xp.uint(width if width == 32 else 32)
     f64 = np.dtype(np.float64)
-    u = xp.astype(xp.bitcast(xb, xp.uint(width)), U)
-    a = u & xp.asarray((1 << (width - 1)) - 1, U)
-    inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, U)
-    bad = xp.any(a >= inf_bits, axis=-1, keepdims=True)
-    amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)), axis=-1, keepdims=True)
+    u = xp.astype(xp.bitcast(xb, xp.uint(width)), W)
+    a = u & xp.asarray((1 << (width - 1)) - 1, W)
+    inf_w = xp.asarray(((1 << e_bits) - 1) << m_bits, W)
+    bad = xp.any(a >= inf_w, axis=-1, keepdims=True)
+    amax = xp.astype(xp.max(xp.where(a < inf_w, a, xp.asarray(0, W)), axis=-1, keepdims=True), U)
     if g is None:
         g = tensor_scale(xp, fmt, xp.max(amax), dtype)
     _, _, g_sig, _, g_e = unpack(xp, g, 11, 52, 64)
@@ -174,15 +199,22 @@ def quantize(xp, fmt: BlockFormat, dtype, rounding, random_bits, xb, g, rbits):
     q, sh = _div_odd(xp, b_sig * g_sig, xp.asarray(en, U), m_bits + 25, en.bit_length())
     s = _round(xp, fmt.scale, _f64(xp, q, b_k + g_k - sh - ee))
     s = xp.where(amax == xp.asarray(0, U), xp.asarray(0, U), s)
-    s_zero = s == xp.asarray(0, U)
-    # elements q = round(x * g / s), +-0 where s = 0
-    s_val = xp.bitcast(xp.where(s_zero, xp.asarray(0x3FF0000000000000, U), s), f64)
+    # x * g / s: with s = 0 the divisor is inf, which gives +-0 (NaN blocks: x is 0)
+    s_div = xp.bitcast(xp.where(s == xp.asarray(0, U), xp.asarray(0x7FF << 52, U), s), f64)
+    s, s_div, g = xp.barrier((s, s_div, g))  # per block, not per element
+    u = xp.where(bad, xp.asarray(0, W), u)
     x = _values(xp, u, dtype)
-    y = x * xp.bitcast(g, f64) / s_val
-    y = xp.where(s_zero, x * xp.asarray(0.0, f64), y)
-    elem_plan = plan_for(fmt.elem, np.float64, rounding, Overflow.SAT_FINITE, random_bits)
-    qe, _ = elem_plan.round_bits(xp, xp.bitcast(y, U), rbits)
-    qe = xp.where(bad, xp.asarray(0, U), qe)
+    # A per-element divisor: XLA rewrites a division by a broadcast value into a
+    # product by its reciprocal, which is not exact (x = 0 gives +-0 either way).
+    # The quotient has one user, abs: XLA then fuses it into the users of abs
+    # instead of writing it to memory.
+    ay = xp.abs(x * xp.bitcast(g, f64) / xp.where(u == xp.asarray(0, W), xp.asarray(1.0, f64), s_div))
+    sign = xp.where(u >= xp.asarray(1 << (width - 1), W), xp.asarray(1 << 63, U), xp.asarray(0, U))
+    if _rint_ok(fmt, rounding):
+        qe = xp.bitcast(_rint_round(xp, fmt.elem, ay), U) | sign
+    else:
+        elem_plan = plan_for(fmt.elem, np.float64, rounding, Overflow.SAT_FINITE, random_bits)
+        qe, _ = elem_plan.round_bits(xp, xp.bitcast(ay, U) | sign, rbits)
     out, unrep = dequantize(xp, fmt, dtype, qe, s, g)
     out = xp.where(bad, xp.asarray(np.nan, dtype), out)
     return out, unrep & ~bad, s, qe, bad
@@ -193,24 +225,38 @@ def dequantize(xp, fmt, dtype, qe, s, g):
 
     ``q * s`` is exact in float64 (at most 8 significant bits) and the quotient
     by ``g`` (24 bits) is rounded once to float64, then into ``dtype``. The
-    double rounding is innocuous for outputs of at most 25 bits (the same
-    argument as in :func:`quantize`: a quotient of a short numerator by a
-    24-bit ``g`` is at least ``2**-50`` times itself away from every tie of a
-    25-bit grid unless it lies on it), and float64 output is rounded once.
-    The rounding into ``dtype`` works on bit patterns (subnormals included).
+    double rounding is innocuous for outputs of at most 25 bits (the argument
+    of :func:`quantize`: unless it lies on it, a quotient of a short numerator
+    by a 24-bit ``g`` is at least ``2**-50`` times itself away from every tie
+    of a 25-bit grid), and float64 output is rounded once. Into float32: the
+    hardware conversion where the result is normal (round to nearest even),
+    and ``rint(|r| * 2**149)``, the subnormal's pattern, below ``2**-126``
+    (XLA on CPU flushes float32 subnormals in conversions); other dtypes
+    round on bit patterns. Overflow gives +-inf.
     """
     e_bits, m_bits, width, _ = layout(dtype)
     U = xp.uint(64)
     f64 = np.dtype(np.float64)
-    exact = xp.bitcast(xp.bitcast(qe, f64) * xp.bitcast(s, f64) / xp.bitcast(g, f64), U)
-    if width == 64:
-        r = exact
-    else:
-        r = _round(xp, _OUT.get(np.dtype(dtype), FloatFormat(8, 7)), exact, Overflow.SAT_NONE)
-    a = r & xp.asarray((1 << 63) - 1, U)
-    over = a == xp.asarray(0x7FF << 52, U)
-    neg = (r >> xp.asarray(63, U)) != xp.asarray(0, U)
-    out, _ = from_f64(xp, xp.where(over, xp.asarray(0, U), a), xp.asarray(0, xp.int(64)), e_bits, m_bits, width)
+    q = xp.bitcast(qe, f64)
+    # the divisor per element and abs as the quotient's one user: see quantize
+    ar = xp.abs(q * xp.bitcast(s, f64) / xp.where(q == xp.asarray(0.0, f64), xp.asarray(1.0, f64), xp.bitcast(g, f64)))
+    neg = qe >= xp.asarray(1 << 63, U)
+    if width == 32:
+        U32 = xp.uint(32)
+        f32max = float(np.finfo(np.float32).max)
+        over = ar >= xp.asarray(2.0**128 - 2.0**103, f64)  # rounds above float32's max
+        normal = xp.bitcast(xp.astype(xp.minimum(ar, xp.asarray(f32max, f64)), np.dtype(np.float32)), U32)
+        tiny = xp.minimum(ar, xp.asarray(2.0**-126, f64))
+        sub = xp.bitcast(xp.astype(xp.rint(tiny * xp.asarray(2.0**149, f64)), xp.int(32)), U32)
+        pat = xp.where(ar < xp.asarray(2.0**-126, f64), sub, normal)
+        pat = xp.where(over, xp.asarray(0x7F800000, U32), pat)
+        out = pat | xp.where(neg, xp.asarray(1 << 31, U32), xp.asarray(0, U32))
+        return xp.bitcast(out, dtype), over
+    rb = xp.bitcast(ar, U)
+    if width != 64:
+        rb = _round(xp, _OUT.get(np.dtype(dtype), FloatFormat(8, 7)), rb, Overflow.SAT_NONE)
+    over = rb == xp.asarray(0x7FF << 52, U)
+    out, _ = from_f64(xp, xp.where(over, xp.asarray(0, U), rb), xp.asarray(0, xp.int(64)), e_bits, m_bits, width)
     out = xp.where(over, out | xp.asarray(((1 << e_bits) - 1) << m_bits, U), out)
     out = out | xp.where(neg, xp.asarray(1 << (width - 1), U), xp.asarray(0, U))
     return xp.bitcast(xp.astype(out, xp.uint(width)), dtype), over
