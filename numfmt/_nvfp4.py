@@ -78,6 +78,26 @@ def _div_odd(xp, num, den, nb: int, db: int):
     return q, sh
 
 
+def _mul_div_odd(xp, a, b, den, db: int):
+    """Round-to-odd ``a * b / den / 2**k`` (an integer in ``[2**50, 2**53)``) and ``k``.
+
+    ``2**52 <= a < 2**53``, ``2**23 <= b < 2**24``, ``2**(db-1) <= den < 2**db``
+    (``db <= 4``): the 77-bit product is divided in two steps of at most 54
+    bits, ``a = ah * 2**29 + al``, keeping the remainders, and the quotient's
+    low ``k`` bits and the last remainder become the sticky bit.
+    """
+    U = xp.uint(64)
+    k = 25 - db
+    den = xp.where(den == xp.asarray(0, U), xp.asarray(1 << (db - 1), U), den)  # callers discard x / 0
+    big = (a >> xp.asarray(29, U)) * b
+    q_a = big // den
+    c = ((big - q_a * den) << xp.asarray(29, U)) + (a & xp.asarray((1 << 29) - 1, U)) * b
+    q_c = c // den
+    sticky = ((q_c & xp.asarray((1 << k) - 1, U)) != xp.asarray(0, U)) | (c != q_c * den)
+    q = (q_a << xp.asarray(29 - k, U)) + (q_c >> xp.asarray(k, U))
+    return q | xp.astype(sticky, U), k
+
+
 def _f64(xp, q, k):
     """float64 patterns of ``q * 2**k`` (``q < 2**53`` an integer array, ``k`` int64)."""
     bits = xp.bitcast(xp.astype(q, np.dtype(np.float64)), xp.uint(64))
@@ -89,10 +109,11 @@ def _round(xp, fmt, pat, overflow=Overflow.SAT_FINITE):
     return make_plan(fmt, np.dtype(np.float64), Rounding.NEAREST_EVEN, overflow, 0).round_bits(xp, pat)[0]
 
 
+F64_RANDOM_BITS = 47  # stochastic rounding of float64 input: at most this many random bits
+
+
 @functools.lru_cache(maxsize=64)
 def _check(fmt: BlockFormat, dtype: np.dtype):
-    if dtype.itemsize == 8:
-        raise TypeError(f"{fmt} accepts float16, bfloat16 and float32 input; float64 input is not supported yet")
     if not (isinstance(fmt.elem, FloatFormat) and fmt.elem.man_bits <= 3 and fmt.scale.man_bits <= 3):
         raise ValueError(f"{fmt}: non-power-of-two scales support float elements and scales of at most 3 fraction bits")
     if fmt.inf.value != "nan":
@@ -111,8 +132,14 @@ def tensor_scale(xp, fmt: BlockFormat, amax, dtype):
     cn, ce = _odd_split(fmt.scale.max_value * Fraction(fmt.elem.max_value))
     _, _, a_sig, a_k = _parts(xp, amax, dtype)
     m_bits = layout(dtype)[1]
-    q, sh = _div_odd(xp, xp.asarray(cn, U), a_sig, cn.bit_length(), m_bits + 1)
-    g = _round(xp, F32, _f64(xp, q, ce - sh - a_k))
+    if m_bits > 23:  # 2688 / amax rounded once to float64, then to float32: innocuous (53 >= 2 * 24 + 2)
+        f64 = np.dtype(np.float64)
+        a = xp.maximum(amax, xp.asarray((1023 - 900) << 52, U))  # below 2**-900, g saturates anyway
+        g64 = xp.asarray(float(fmt.scale.max_value * Fraction(fmt.elem.max_value)), f64) / xp.bitcast(a, f64)
+        g = _round(xp, F32, xp.bitcast(g64, U))
+    else:
+        q, sh = _div_odd(xp, xp.asarray(cn, U), a_sig, cn.bit_length(), m_bits + 1)
+        g = _round(xp, F32, _f64(xp, q, ce - sh - a_k))
     return xp.where(amax == xp.asarray(0, U), xp.asarray(0x3FF0000000000000, U), g)
 
 
@@ -182,7 +209,7 @@ def quantize(xp, fmt: BlockFormat, dtype, rounding, random_bits, xb, g, rbits):
     ``2**-275 < |x * g / s| < 2**22`` (no float64 subnormal or overflow).
     """
     e_bits, m_bits, width, _ = layout(dtype)
-    U, W = xp.uint(64), xp.uint(width if width == 32 else 32)
+    U, W = xp.uint(64), xp.uint(max(width, 32))
     f64 = np.dtype(np.float64)
     u = xp.astype(xp.bitcast(xb, xp.uint(width)), W)
     a = u & xp.asarray((1 << (width - 1)) - 1, W)
@@ -196,13 +223,19 @@ def quantize(xp, fmt: BlockFormat, dtype, rounding, random_bits, xb, g, rbits):
     # block scale s = RN(amax * g / max_elem)
     en, ee = _odd_split(Fraction(fmt.elem.max_value))
     _, _, b_sig, b_k = _parts(xp, amax, dtype)
-    q, sh = _div_odd(xp, b_sig * g_sig, xp.asarray(en, U), m_bits + 25, en.bit_length())
-    s = _round(xp, fmt.scale, _f64(xp, q, b_k + g_k - sh - ee))
+    if width == 64:
+        q, k = _mul_div_odd(xp, b_sig, g_sig, xp.asarray(en, U), en.bit_length())
+        s = _round(xp, fmt.scale, _f64(xp, q, b_k + g_k + k - ee))
+    else:
+        q, sh = _div_odd(xp, b_sig * g_sig, xp.asarray(en, U), m_bits + 25, en.bit_length())
+        s = _round(xp, fmt.scale, _f64(xp, q, b_k + g_k - sh - ee))
     s = xp.where(amax == xp.asarray(0, U), xp.asarray(0, U), s)
     # x * g / s: with s = 0 the divisor is inf, which gives +-0 (NaN blocks: x is 0)
     s_div = xp.bitcast(xp.where(s == xp.asarray(0, U), xp.asarray(0x7FF << 52, U), s), f64)
     s, s_div, g = xp.barrier((s, s_div, g))  # per block, not per element
     u = xp.where(bad, xp.asarray(0, W), u)
+    if width == 64:
+        return _quantize64(xp, fmt, rounding, random_bits, u, s, g, bad, rbits)
     x = _values(xp, u, dtype)
     # A per-element divisor: XLA rewrites a division by a broadcast value into a
     # product by its reciprocal, which is not exact (x = 0 gives +-0 either way).
@@ -217,6 +250,35 @@ def quantize(xp, fmt: BlockFormat, dtype, rounding, random_bits, xb, g, rbits):
         qe, _ = elem_plan.round_bits(xp, xp.bitcast(ay, U) | sign, rbits)
     out, unrep = dequantize(xp, fmt, dtype, qe, s, g)
     out = xp.where(bad, xp.asarray(np.nan, dtype), out)
+    return out, unrep & ~bad, s, qe, bad
+
+
+def _quantize64(xp, fmt, rounding, random_bits, u, s, g, bad, rbits):
+    """:func:`quantize` for float64 input: ``x * g / s`` (53 x 24 bits) by :func:`_mul_div_odd`,
+    rounded to odd at 50 or more bits, which keeps every decision of the element
+    rounding for the deterministic modes and stochastic ones with at most
+    ``F64_RANDOM_BITS`` random bits."""
+    U = xp.uint(64)
+    a, neg, x_sig, x_k = _parts(xp, u, np.dtype(np.float64))
+    _, _, g_sig, _, g_e = unpack(xp, g, 11, 52, 64)
+    g_sig, g_k = g_sig >> xp.asarray(29, U), g_e - 23
+    s_zero = s == xp.asarray(0, U)
+    mb = fmt.scale.man_bits
+    _, _, s_sig, s_t, s_e = unpack(xp, s, 11, 52, 64)
+    s_sig = _norm(xp, s_sig, s_t, 52) >> xp.asarray(52 - mb, U)
+    q, k = _mul_div_odd(xp, x_sig, g_sig, s_sig, mb + 1)
+    y = _f64(xp, q, x_k + g_k + k - (s_e - mb))
+    zero = (a == xp.asarray(0, U)) | s_zero | (g_sig == xp.asarray(0, U))
+    y = xp.where(zero, xp.asarray(0, U), y) | xp.where(neg, xp.asarray(1 << 63, U), xp.asarray(0, U))
+    if _rint_ok(fmt, rounding):
+        f64 = np.dtype(np.float64)
+        ay = xp.abs(xp.bitcast(y, f64))
+        qe = xp.bitcast(_rint_round(xp, fmt.elem, ay), U) | (y & xp.asarray(1 << 63, U))
+    else:
+        elem_plan = plan_for(fmt.elem, np.float64, rounding, Overflow.SAT_FINITE, random_bits)
+        qe, _ = elem_plan.round_bits(xp, y, rbits)
+    out, unrep = dequantize(xp, fmt, np.dtype(np.float64), qe, s, g)
+    out = xp.where(bad, xp.asarray(np.nan, np.dtype(np.float64)), out)
     return out, unrep & ~bad, s, qe, bad
 
 
@@ -274,11 +336,40 @@ def _prepare(x, fmt, rounding, key, random_bits):
     dtype = _check_dtype(x.dtype)
     _check(fmt, dtype)
     n = _check_random_bits(rounding, random_bits, dtype)
+    if dtype.itemsize == 8 and n > F64_RANDOM_BITS:
+        raise ValueError(
+            f"{fmt} rounds float64 input stochastically with at most {F64_RANDOM_BITS} random bits "
+            f"(its quotients carry 50 exact bits), not {n}; pass rounding='stochastic_a' (or _b, _c) "
+            f"with random_bits <= {F64_RANDOM_BITS}, or float32 input"
+        )
     plan = plan_for(fmt.elem, np.float64, rounding, Overflow.SAT_FINITE, n)
     _check_key(key, plan)
     if xp is _xp.NUMPY:
         key = _numpy_key(key, plan)
+    if dtype.itemsize == 8:
+        _check_tensor_scale(x, fmt)
     return xp, x, (fmt, dtype, rounding, n), _rbits(xp, key, blocked_shape(x.shape, fmt))
+
+
+def _check_tensor_scale(x, fmt):
+    """Refuse float64 tensors whose float32 tensor scale would round to 0 (every result 0)."""
+    if _xp.is_jax_array(x):
+        import jax
+        import jax.numpy as jnp
+
+        if isinstance(x, jax.core.Tracer):
+            return  # under tracing such a tensor gives zeros (see docs/block.md)
+        amax = float(jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0.0), initial=0.0))
+    else:
+        finite = np.abs(x[np.isfinite(x)])
+        amax = float(finite.max()) if finite.size else 0.0
+    limit = fmt.scale.max_value * Fraction(fmt.elem.max_value) * Fraction(2) ** 150
+    if amax >= limit:
+        raise ValueError(
+            f"chop to {fmt}: the largest magnitude {amax!r} is at least {float(limit)!r}, so the float32 "
+            "tensor scale (max_scale * max_elem / amax) rounds to 0 and every result would be 0; "
+            "scale the input down first"
+        )
 
 
 def _tensor_scale_of(xp, fmt, dtype, x):

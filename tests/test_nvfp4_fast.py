@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import numfmt
@@ -37,6 +37,11 @@ def jitted(f, mode):
 
 
 def check(x, f=numfmt.nvfp4, mode="nearest_even", jit=True):
+    finite = np.abs(x[np.isfinite(x)])
+    if x.dtype == np.float64 and finite.size and finite.max() >= 2688 * 2.0**150:
+        with pytest.raises(ValueError, match="rounds to 0"):
+            numfmt.chop(x, f, mode)
+        return
     want = reference(x, f, mode)
     if want is None:
         with pytest.raises(ValueError, match="overflow"):
@@ -154,3 +159,52 @@ def test_stochastic_thresholds_hit_exactly_under_jit():
     assert_bits_equal(run(_xp.NUMPY, xb, rbits), want)
     got = jax.jit(lambda a, b: run(jx, a, b))(jnp.asarray(xb), jnp.asarray(rbits))
     assert_bits_equal(np.asarray(got), want)
+
+
+def raw64():
+    words = st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=SIZE)
+    item = st.tuples(st.integers(0, 1), st.integers(0, 12), st.integers(0, 2**52 - 1))
+    near = st.lists(item, min_size=1, max_size=SIZE)
+    centre = st.integers(1, 2046)
+    clustered = st.builds(lambda c, items: [(s << 63) | (max(c - d, 0) << 52) | m for s, d, m in items], centre, near)
+    return st.one_of(words, clustered).map(lambda w: padded(np.array(w, np.uint64).view(np.float64), np.float64))
+
+
+@settings(max_examples=80)  # Fractions of float64 extremes are slow
+@given(x=raw64(), mode=st.sampled_from(MODES))
+def test_raw_float64_patterns_numpy_and_jit(x, mode):
+    check(x, mode=mode)
+
+
+@settings(max_examples=60)
+@given(x=raw64(), mode=st.sampled_from(["stochastic_a", "stochastic_b", "stochastic_c"]), seed=st.integers(0, 2**32))
+def test_float64_stochastic_vs_reference(x, mode, seed):
+    f, n = numfmt.nvfp4, 47
+    if np.abs(x[np.isfinite(x)]).max(initial=0.0) >= 2688 * 2.0**150:
+        return  # refused: test_raw_float64_patterns_numpy_and_jit
+    nb = -(-x.size // f.block_size)
+    rbits = np.random.default_rng(seed).integers(0, 2**64, size=(nb, f.block_size), dtype=np.uint64)
+    g = tensor_scale([float(v) for v in x], f)
+    want = []
+    for i, start in enumerate(range(0, x.size, f.block_size)):
+        block = [float(v) for v in x[start : start + f.block_size]]
+        rnd = [int(r) >> (64 - n) for r in rbits[i, : len(block)]]
+        want += quantize_block(block, f, mode, random=rnd, n_bits=n, g=g, out=OUT[x.dtype])[2]
+    assert_bits_equal(numfmt.chop(x, f, mode, key=seed, random_bits=n), as_dtype(want, x.dtype))
+
+
+def test_float64_ties_and_exact_quotients():
+    for x in tie_blocks(3):
+        check(x.astype(np.float64))
+        # 53-bit neighbours of the ties
+        x64 = x.astype(np.float64)
+        check(np.nextafter(x64, np.inf))
+        check(np.nextafter(x64, -np.inf))
+
+
+def test_float64_stochastic_random_bits_limit():
+    x = np.ones(16)
+    with pytest.raises(ValueError, match="at most 47 random bits"):
+        numfmt.chop(x, "nvfp4", "stochastic", key=0)
+    with pytest.raises(ValueError, match="at most 47 random bits"):
+        numfmt.chop(x, "nvfp4", "stochastic_a", key=0, random_bits=48)
