@@ -15,12 +15,18 @@ torchao compute the same quantities in float32 arithmetic (``x * (g / s)``
 or ``x / (s / g)``, each operation rounded), which can differ from the exact
 quotient in its last bits and, rarely, flip an element rounding at a tie;
 step 1 and 2 agree with them whenever their float32 product/quotient is
-exact. Quotients are evaluated as integer divisions of the significands
-with a sticky bit (round-to-odd at 38 or more bits), which makes the final
-rounding correct for every deterministic mode and for stochastic rounding
-with up to 31 random bits.
+exact. Scale quotients are integer divisions of the significands with a
+sticky bit (round-to-odd at 38 or more bits). Element quotients of float16,
+bfloat16 and float32 input are one float64 product and division, and results
+one float64 division: exact in their effect (proofs in :func:`quantize` and
+:func:`dequantize`). For float64 input the 77-bit quotients are two-step
+integer divisions rounded to odd at 50 or more bits (:func:`_mul_div_odd`).
+Every deterministic mode is thus correct, and stochastic rounding with up to
+31 (float64 input: 47) random bits.
 
-Inputs: float16, bfloat16, float32 (float64 input is not supported yet).
+Inputs: float16, bfloat16, float32, float64. A float64 tensor whose
+``amax_tensor`` is at least ``2688 * 2**150`` is refused (the float32 tensor
+scale would be 0 and every result 0); under ``jax.jit`` it gives zeros.
 NaN makes its block NaN; infinity too (``inf='saturate'`` is not offered for
 these formats). ``amax_tensor`` ignores NaN and infinities.
 """
