@@ -14,6 +14,19 @@ rounding mode treats all such values alike (nearest and toward-zero give 0,
 directed and to-odd the smallest quantum by sign, the stochastic variants with
 at most 63 random bits see ``floor(v * 2**N) = 0``; stochastic_equal sees
 "inexact").
+
+The work layout need not be float64: :func:`work_layout` picks float32
+patterns (uint32 arithmetic, half the bytes per operation) for float16,
+bfloat16 and float32 input when the element format allows it. The same
+argument applies: its smallest positive value is at least ``2**-90``
+(:data:`SENTINEL_FLOOR32`), so a scaled value below ``2**-126``, replaced by
+``+-2**-149``, lies below ``2**-36`` element quanta, which no rounding mode
+with at most 31 random bits tells apart from the sentinel; a float32 input
+(24 significant bits) times ``2**k`` is exact in float32 whenever the result
+is at least ``2**-126``; and the element values and their products with the
+scale are exact in float32 when the element precision is at most 24 bits and
+the element's range lies within float32's (checked by the caller, which keeps
+float64 work otherwise).
 """
 
 from __future__ import annotations
@@ -22,9 +35,12 @@ from fractions import Fraction
 
 from numfmt._xp import FLOAT_LAYOUTS
 
-__all__ = ["from_f64", "layout", "require_x64", "to_f64", "unpack"]
+__all__ = ["F32_WORK", "F64_WORK", "from_f64", "layout", "require_x64", "to_f64", "unpack"]
 
 SENTINEL_FLOOR = Fraction(1, 2**900)  # element formats need smallest positive value >= this
+SENTINEL_FLOOR32 = Fraction(1, 2**90)  # ... for float32 work patterns
+F64_WORK = (11, 52, 64)  # (exp_bits, man_bits, width) of the work patterns
+F32_WORK = (8, 23, 32)
 
 
 def layout(dtype) -> tuple[int, int, int, int]:
@@ -51,13 +67,15 @@ def _c(xp, v, dtype):
 
 
 def unpack(xp, u, e_bits: int, m_bits: int, width: int):
-    """Split uint64 patterns of a ``width``-bit float into ``(a, neg, sig, t, e_x)``.
+    """Split unsigned patterns of a ``width``-bit float into ``(a, neg, sig, t, e_x)``.
 
     ``a``: magnitude pattern; ``neg``: sign bit; a finite ``|x| = sig *
     2**(e_x - t)`` with the leading bit of ``sig`` at position ``t`` (``t = -1``
-    for zero), so ``e_x = floor(log2 |x|)`` exactly, subnormals included.
+    for zero), so ``e_x = floor(log2 |x|)`` exactly, subnormals included. The
+    integers have ``u``'s width (``t`` and ``e_x`` signed).
     """
-    U, I = xp.uint(64), xp.int(64)
+    U = u.dtype
+    I = xp.int(U.itemsize * 8)
     bias = 2 ** (e_bits - 1) - 1
     a = u & _c(xp, (1 << (width - 1)) - 1, U)
     neg = (u >> _c(xp, width - 1, U)) != _c(xp, 0, U)
@@ -70,36 +88,41 @@ def unpack(xp, u, e_bits: int, m_bits: int, width: int):
     return a, neg, sig, t, e_x
 
 
-def to_f64(xp, neg, sig, t, e_x, k):
-    """uint64 float64 patterns of ``x * 2**k`` (finite x; see the module note on underflow)."""
-    U, I = xp.uint(64), xp.int(64)
+def to_f64(xp, neg, sig, t, e_x, k, work=F64_WORK):
+    """Patterns of ``x * 2**k`` in the ``work`` layout (default float64; finite x;
+    see the module note on underflow). ``sig``'s width must be the work width."""
+    we, wm, ww = work
+    wb = 2 ** (we - 1) - 1
+    U, I = xp.uint(ww), xp.int(ww)
     e_new = e_x + k
-    sh = xp.astype(xp.minimum(xp.maximum(52 - t, _c(xp, 0, I)), _c(xp, 63, I)), U)
-    frac = (sig << sh) & _c(xp, (1 << 52) - 1, U)
-    biased = xp.astype(xp.minimum(xp.maximum(e_new + 1023, _c(xp, 1, I)), _c(xp, 2046, I)), U)
-    pat = (biased << _c(xp, 52, U)) | frac
-    pat = xp.where(e_new >= -1022, pat, _c(xp, 1, U))
+    sh = xp.astype(xp.minimum(xp.maximum(wm - t, _c(xp, 0, I)), _c(xp, ww - 1, I)), U)
+    frac = (sig << sh) & _c(xp, (1 << wm) - 1, U)
+    biased = xp.astype(xp.minimum(xp.maximum(e_new + wb, _c(xp, 1, I)), _c(xp, 2 * wb, I)), U)
+    pat = (biased << _c(xp, wm, U)) | frac
+    pat = xp.where(e_new >= 1 - wb, pat, _c(xp, 1, U))
     pat = xp.where(sig == _c(xp, 0, U), _c(xp, 0, U), pat)
-    return pat | xp.where(neg, _c(xp, 1 << 63, U), _c(xp, 0, U))
+    return pat | xp.where(neg, _c(xp, 1 << (ww - 1), U), _c(xp, 0, U))
 
 
-def from_f64(xp, q, k, e_bits: int, m_bits: int, width: int):
-    """Patterns (uint64) of ``q * 2**k`` in a ``width``-bit float layout, and a mask
-    of the values that layout cannot hold exactly (bits lost, or above its max:
-    those patterns are +-inf, the IEEE rounding of the product).
+def from_f64(xp, q, k, e_bits: int, m_bits: int, width: int, work=F64_WORK):
+    """Patterns (work width) of ``q * 2**k`` in a ``width``-bit float layout, and a
+    mask of the values that layout cannot hold exactly (bits lost, or above its
+    max: those patterns are +-inf, the IEEE rounding of the product).
 
-    ``q``: uint64 float64 patterns of finite values (zero or normal).
+    ``q``: patterns in the ``work`` layout (default float64) of finite values
+    (zero or normal).
     """
-    U, I = xp.uint(64), xp.int(64)
+    we, wm, ww = work
+    U, I = xp.uint(ww), xp.int(ww)
     bias = 2 ** (e_bits - 1) - 1
-    a, neg, sig, _, e_x = unpack(xp, q, 11, 52, 64)
+    a, neg, sig, _, e_x = unpack(xp, q, we, wm, ww)
     e_new = e_x + k
     emin = 1 - bias
-    drop = 52 - m_bits
+    drop = wm - m_bits
     biased = xp.astype(xp.minimum(xp.maximum(e_new + bias, _c(xp, 1, I)), _c(xp, 2 * bias, I)), U)
     pat_n = (biased << _c(xp, m_bits, U)) | ((sig >> _c(xp, drop, U)) & _c(xp, (1 << m_bits) - 1, U))
     lost_n = sig & _c(xp, (1 << drop) - 1, U)
-    shs = xp.astype(xp.minimum(xp.maximum(drop + emin - e_new, _c(xp, 0, I)), _c(xp, 63, I)), U)
+    shs = xp.astype(xp.minimum(xp.maximum(drop + emin - e_new, _c(xp, 0, I)), _c(xp, ww - 1, I)), U)
     pat_s = sig >> shs
     lost_s = sig & ((_c(xp, 1, U) << shs) - _c(xp, 1, U))
     normal = e_new >= emin

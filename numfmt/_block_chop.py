@@ -8,7 +8,8 @@ block is quantized as if zero-padded, which leaves its amax unchanged):
    :class:`ScaleRule`, clamped to the scale format's range (a zero block gets
    the smallest scale); for other scale formats see :mod:`numfmt._nvfp4`.
 3. Elements: ``round(x / X)`` into the element format, saturating at its max,
-   computed exactly on float64 bit patterns (see :mod:`numfmt._block_bits`),
+   computed exactly on float64 bit patterns, or on float32 ones for float32
+   and narrower input where that is exact (see :mod:`numfmt._block_bits`),
    then ``X * element`` in the input's dtype.
 
 A NaN anywhere in a block makes the whole block NaN; an infinity does too
@@ -35,7 +36,18 @@ import numpy as np
 
 from numfmt import _xp
 from numfmt._block import BlockFormat, InfPolicy, ScaleRule
-from numfmt._block_bits import SENTINEL_FLOOR, from_f64, layout, require_x64, to_f64, unpack
+from numfmt._block_bits import (
+    F32_WORK,
+    F64_WORK,
+    SENTINEL_FLOOR,
+    SENTINEL_FLOOR32,
+    from_f64,
+    layout,
+    require_x64,
+    to_f64,
+    unpack,
+)
+from numfmt._block_direct import direct_ok, direct_round
 from numfmt._chop import (
     _check_dtype,
     _check_key,
@@ -50,7 +62,7 @@ from numfmt._int_element import IntElement
 from numfmt._nf4 import TableElement
 from numfmt._rounding import Overflow, Rounding
 
-__all__ = ["BlockPlan", "block_chop", "block_plan", "blocked", "quantize", "unblocked"]
+__all__ = ["BlockPlan", "block_chop", "block_plan", "blocked", "chop_blocks", "quantize", "unblocked"]
 
 
 def elem_precision(elem) -> int | None:
@@ -77,6 +89,8 @@ class BlockPlan:
     strict: bool  # delta = F > threshold (True) or F >= threshold
     maybe_unrep: bool  # some result may not fit the dtype
     maybe_lost: bool  # ... because bits below its precision or range would be lost
+    work: tuple = F64_WORK  # layout of the work patterns (numfmt._block_bits)
+    direct: bool = False  # chop by numfmt._block_direct
 
     @property
     def is_stochastic(self) -> bool:
@@ -118,9 +132,14 @@ def block_plan(fmt: BlockFormat, dtype: np.dtype, rounding: Rounding, random_bit
         e_top = e_hi
     biggest = max(Fraction(elem.max_value), -Fraction(getattr(elem, "min_value", -elem.max_value)))
     over = r is not ScaleRule.FLOOR or biggest * Fraction(2) ** e_top > d_max
-    return BlockPlan(
-        fmt, np.dtype(dtype), rounding, random_bits, elem_plan, e_lo, e_hi, threshold, strict, lost or over, lost
+    work = F64_WORK
+    if width <= 32 and p is not None and p <= 24 and q_min >= SENTINEL_FLOOR32 and biggest <= 2**100:
+        work = F32_WORK  # exact: see numfmt._block_bits
+        elem_plan = plan_for(elem, np.float32, rounding, Overflow.SAT_FINITE, random_bits)
+    plan = BlockPlan(
+        fmt, np.dtype(dtype), rounding, random_bits, elem_plan, e_lo, e_hi, threshold, strict, lost or over, lost, work
     )
+    return dataclasses.replace(plan, direct=direct_ok(plan))
 
 
 def blocked(xm, x, fmt: BlockFormat):
@@ -146,31 +165,28 @@ def unblocked(xm, y, fmt: BlockFormat, shape):
 
 
 def scale_exponent(xp, plan: BlockPlan, amax):
-    """Per-block ``e`` (int64) of ``X = 2**e`` from amax patterns (uint64, finite)."""
+    """Per-block ``e`` (signed, work width) of ``X = 2**e`` from amax patterns (unsigned, work width, finite)."""
     e_bits, m_bits, width, _ = layout(plan.dtype)
-    I, U = xp.int(64), xp.uint(64)
+    ww = plan.work[2]
+    I, U = xp.int(ww), xp.uint(ww)
     _, _, sig, t, e_x = unpack(xp, amax, e_bits, m_bits, width)
     e = e_x - plan.fmt.elem_emax
     if plan.threshold is not None:
-        sh = xp.astype(xp.minimum(xp.maximum(m_bits - t, xp.asarray(0, I)), xp.asarray(63, I)), U)
+        sh = xp.astype(xp.minimum(xp.maximum(m_bits - t, xp.asarray(0, I)), xp.asarray(ww - 1, I)), U)
         frac = (sig << sh) & xp.asarray((1 << m_bits) - 1, U)
-        th = xp.asarray(min(plan.threshold, 2**64 - 1), U)
+        th = xp.asarray(min(plan.threshold, 2**ww - 1), U)
         delta = frac > th if plan.strict else frac >= th
         e = e + xp.astype(delta, I)
     e = xp.minimum(xp.maximum(e, xp.asarray(plan.e_lo, I)), xp.asarray(plan.e_hi, I))
     return xp.where(amax == xp.asarray(0, U), xp.asarray(plan.e_lo, I), e)
 
 
-def quantize(xp, plan: BlockPlan, xb, rbits):
-    """Quantize blocked input ``xb`` (shape ``(..., B)``).
-
-    Returns ``(out, unrep, e, q, bad)``: results in ``xb``'s dtype, the mask of
-    results the dtype cannot hold, per-block scale exponents (int64, shape
-    ``(..., 1)``), element values as float64 patterns (uint64), and the mask of
-    NaN blocks (shape ``(..., 1)``).
-    """
+def _scales(xp, plan: BlockPlan, xb):
+    """Per-element parts and per-block scales of blocked input ``xb``:
+    ``((u, a, neg, sig, t, e_x), is_inf, e, bad)``, integers of the work width."""
     e_bits, m_bits, width, _ = layout(plan.dtype)
-    U, I = xp.uint(64), xp.int(64)
+    ww = plan.work[2]
+    U, I = xp.uint(ww), xp.int(ww)
     u = xp.astype(xp.bitcast(xb, xp.uint(width)), U)
     a, neg, sig, t, e_x = unpack(xp, u, e_bits, m_bits, width)
     inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, U)
@@ -184,17 +200,47 @@ def quantize(xp, plan: BlockPlan, xb, rbits):
         has_inf = xp.any(is_inf, axis=-1, keepdims=True)
         amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)), axis=-1, keepdims=True)
         e = xp.where(has_inf, xp.asarray(plan.e_hi, I), scale_exponent(xp, plan, amax))
-    y = to_f64(xp, neg, sig, t, e_x, -e)
-    inf64 = xp.asarray(0x7FF << 52, U) | xp.where(neg, xp.asarray(1 << 63, U), xp.asarray(0, U))
-    y = xp.where(is_inf, inf64, y)
+    return (u, a, neg, sig, t, e_x), is_inf, e, bad
+
+
+def quantize(xp, plan: BlockPlan, xb, rbits):
+    """Quantize blocked input ``xb`` (shape ``(..., B)``).
+
+    Returns ``(out, unrep, e, q, bad)``: results in ``xb``'s dtype, the mask of
+    results the dtype cannot hold, per-block scale exponents (int64, shape
+    ``(..., 1)``), element values as patterns of the work layout (float64 or
+    float32, see :attr:`BlockPlan.work`), and the mask of NaN blocks (shape
+    ``(..., 1)``).
+    """
+    e_bits, m_bits, width, _ = layout(plan.dtype)
+    work = plan.work
+    we, wm, ww = work
+    U = xp.uint(ww)
+    if rbits is not None and ww == 32:  # the same top bits as float64 work uses
+        rbits = xp.astype(rbits >> xp.asarray(32, rbits.dtype), U)
+    (u, a, neg, sig, t, e_x), is_inf, e, bad = _scales(xp, plan, xb)
+    y = to_f64(xp, neg, sig, t, e_x, -e, work)
+    w_inf = xp.asarray(((1 << we) - 1) << wm, U) | xp.where(neg, xp.asarray(1 << (ww - 1), U), xp.asarray(0, U))
+    y = xp.where(is_inf, w_inf, y)
     q, _ = plan.elem_plan.round_bits(xp, y, rbits)
     q = xp.where(bad, xp.asarray(0, U), q)
-    out, unrep = from_f64(xp, q, e, e_bits, m_bits, width)
+    out, unrep = from_f64(xp, q, e, e_bits, m_bits, width, work)
     nan = ((1 << e_bits) - 1) << m_bits | 1 << (m_bits - 1)
     out = xp.where(bad, xp.asarray(nan, U), out)
     unrep = unrep & ~bad
     out = xp.bitcast(xp.astype(out, xp.uint(width)), plan.dtype)
-    return out, unrep, e, q, bad
+    return out, unrep, xp.astype(e, xp.int(64)), q, bad
+
+
+def chop_blocks(xp, plan: BlockPlan, xb, rbits):
+    """``(results in xb's dtype, mask of results the dtype cannot hold)``: by
+    :func:`numfmt._block_direct.direct_round` where it applies, else by :func:`quantize`."""
+    if not plan.direct:
+        return quantize(xp, plan, xb, rbits)[:2]
+    parts, _, e, bad = _scales(xp, plan, xb)
+    out, over = direct_round(xp, plan, parts, e, bad)
+    width = layout(plan.dtype)[2]
+    return xp.bitcast(xp.astype(out, xp.uint(width)), plan.dtype), over
 
 
 _CHUNK = 1 << 16  # elements per NumPy pass: the temporaries stay in cache
@@ -266,7 +312,7 @@ def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, k
     if xp is _xp.NUMPY:
         rng = _numpy_key(key, plan)
         rbits = _rbits(xp, rng, xb.shape)
-        out, count = in_chunks(lambda b, r: quantize(xp, plan, b, r)[:2], xb, rbits)
+        out, count = in_chunks(lambda b, r: chop_blocks(xp, plan, b, r), xb, rbits)
         if count:
             _raise_unrep(fmt, plan.dtype, count)
         return unblocked(xm, out, fmt, x.shape)
@@ -310,13 +356,13 @@ def _jax_fn(plan, what: str):
     if what == "chop":
         st = _straight_through(plan)
         return jax.jit(lambda x, rbits: unblocked(jnp, st(blocked(jnp, x, fmt), rbits), fmt, x.shape))
-    return jax.jit(lambda x, rbits: jnp.sum(quantize(xp, plan, blocked(jnp, x, fmt), rbits)[1]))
+    return jax.jit(lambda x, rbits: jnp.sum(chop_blocks(xp, plan, blocked(jnp, x, fmt), rbits)[1]))
 
 
 @functools.cache
 def _straight_through(plan):
     xp = _xp.jax_namespace()
-    return straight_through(lambda xb, rbits: quantize(xp, plan, xb, rbits)[0])
+    return straight_through(lambda xb, rbits: chop_blocks(xp, plan, xb, rbits)[0])
 
 
 register_chop(BlockFormat, block_chop)

@@ -103,7 +103,7 @@ def block_encode(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None,
 def _encode(xp, xm, plan, x, rbits):
     fmt = plan.fmt
     _, _, e, q, bad = quantize(xp, plan, blocked(xm, x, fmt), rbits)
-    values = xp.bitcast(q, np.dtype(np.float64))
+    values = xp.bitcast(q, np.dtype(f"float{q.dtype.itemsize * 8}"))  # the work layout
     return _finish(xm, fmt, x.shape, encode(values, fmt.elem), _scale_codes(xp, fmt, e, bad))
 
 

@@ -56,6 +56,7 @@ class _Numpy:
     maximum = staticmethod(_maximum)
     any = staticmethod(np.any)
     max = staticmethod(np.max)
+    abs = staticmethod(np.abs)
 
     @staticmethod
     def uint(bits):
@@ -108,6 +109,16 @@ class _Numpy:
     def concat(arrays):
         return np.concatenate(arrays)
 
+    @staticmethod
+    def rint(x):
+        """Round a float array to integers, ties to even (exact)."""
+        return np.rint(x)
+
+    @staticmethod
+    def barrier(values):
+        """``values`` unchanged; under JAX, computed before (not fused into) their users."""
+        return values
+
 
 NUMPY = _Numpy()
 
@@ -124,6 +135,7 @@ def jax_namespace():
         maximum = staticmethod(jnp.maximum)
         any = staticmethod(jnp.any)
         max = staticmethod(jnp.max)
+        abs = staticmethod(jnp.abs)
         uint = staticmethod(_Numpy.uint)
         int = staticmethod(_Numpy.int)
 
@@ -161,6 +173,26 @@ def jax_namespace():
         @staticmethod
         def concat(arrays):
             return jnp.concatenate(arrays)
+
+        @staticmethod
+        def rint(x):
+            return lax.round(x, lax.RoundingMethod.TO_NEAREST_EVEN)
+
+        @staticmethod
+        def barrier(values):
+            # XLA fuses cheap producers into their consumers, so a per-block value
+            # used by an elementwise fusion is recomputed for every element of its
+            # block (optimization_barrier does not stop that on CPU). XLA does not
+            # fuse an integer division by a non-constant into a consumer that
+            # reuses its elements: divide each value by (v >> (w - 1)) | 1, which
+            # is 1, so that the values are computed once, in their own fusion.
+            def once(v):
+                w = v.dtype.itemsize * 8
+                u = v if v.dtype.kind == "u" else lax.bitcast_convert_type(v, _UINT[w])
+                u = u // ((u >> w - 1) | 1)
+                return u if v.dtype.kind == "u" else lax.bitcast_convert_type(u, v.dtype)
+
+            return tuple(once(v) for v in values)
 
     return _Jax()
 
