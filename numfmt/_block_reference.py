@@ -97,7 +97,7 @@ def _scale_exponent(amax: Fraction, fmt: BlockFormat) -> int:
 def tensor_scale(values, fmt: BlockFormat) -> Fraction:
     """NVFP4's float32 tensor scale ``g`` for all finite ``values`` of the tensor."""
     amax = max((abs(Fraction(v)) for v in values if math.isfinite(v)), default=Fraction(0))
-    if amax == 0:
+    if amax == 0 or not fmt.tensor_scale:
         return Fraction(1)
     g = fmt.scale.max_value * Fraction(fmt.elem.max_value) / amax
     return Fraction(round_value(g, F32, Rounding.NEAREST_EVEN, Overflow.SAT_FINITE))  # finite

@@ -43,11 +43,6 @@ def is_scaled(fmt: BlockFormat) -> bool:
 def check_block_format(fmt: BlockFormat, dtype, what: str) -> np.dtype:
     """The input dtype the block testing tools use for ``fmt``: float64 for
     power-of-two scales; float32, float16 or bfloat16 for NVFP4 and NF4."""
-    if not fmt.pow2_scale and not fmt.tensor_scale and not isinstance(fmt.elem, TableElement):
-        raise ValueError(
-            f"{what}: {fmt} has a {fmt.scale} scale without the tensor scale; numfmt.chop applies a "
-            "tensor scale to such formats anyway, so the testing tools leave them out: pass tensor_scale=True"
-        )
     if is_scaled(fmt):
         if dtype is None or np.dtype(dtype) not in _SCALED_DTYPES:
             raise ValueError(

@@ -26,7 +26,8 @@ Every deterministic mode is thus correct, and stochastic rounding with up to
 
 Inputs: float16, bfloat16, float32, float64. A float64 tensor whose
 ``amax_tensor`` is at least ``2688 * 2**150`` is refused (the float32 tensor
-scale would be 0 and every result 0); under ``jax.jit`` it gives zeros.
+scale would be 0 and every result 0); under ``jax.jit`` it gives NaN.
+With ``tensor_scale=False`` the format has one level (``g = 1``).
 NaN makes its block NaN; infinity too (``inf='saturate'`` is not offered for
 these formats). ``amax_tensor`` ignores NaN and infinities.
 """
@@ -135,6 +136,8 @@ def _parts(xp, u, dtype):
 def tensor_scale(xp, fmt: BlockFormat, amax, dtype):
     """float64 pattern (uint64 scalar) of the float32 tensor scale from the amax pattern."""
     U = xp.uint(64)
+    if not fmt.tensor_scale:  # one level: g = 1
+        return xp.asarray(0x3FF0000000000000, U)
     cn, ce = _odd_split(fmt.scale.max_value * Fraction(fmt.elem.max_value))
     _, _, a_sig, a_k = _parts(xp, amax, dtype)
     m_bits = layout(dtype)[1]
@@ -364,7 +367,7 @@ def _check_tensor_scale(x, fmt):
         import jax.numpy as jnp
 
         if isinstance(x, jax.core.Tracer):
-            return  # under tracing such a tensor gives zeros (see docs/block.md)
+            return  # under tracing such a tensor gives NaN (see _run)
         amax = float(jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0.0), initial=0.0))
     else:
         finite = np.abs(x[np.isfinite(x)])
@@ -392,6 +395,8 @@ def _run(xp, xm, static, x, rbits):
     fmt, dtype, rounding, n = static
     g = _tensor_scale_of(xp, fmt, dtype, x)
     out, unrep, s, qe, bad = quantize(xp, fmt, dtype, rounding, n, blocked(xm, x, fmt), None, rbits)
+    # g = 0 (float64 input with amax >= 2688 * 2**150) is refused eagerly; traced, the results are NaN
+    out = xp.where(g == xp.asarray(0, xp.uint(64)), xp.asarray(np.nan, dtype), out)
     return unblocked(xm, out, fmt, x.shape), unrep, s, qe, bad, g
 
 

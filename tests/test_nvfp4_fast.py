@@ -208,3 +208,19 @@ def test_float64_stochastic_random_bits_limit():
         numfmt.chop(x, "nvfp4", "stochastic", key=0)
     with pytest.raises(ValueError, match="at most 47 random bits"):
         numfmt.chop(x, "nvfp4", "stochastic_a", key=0, random_bits=48)
+
+
+@given(raw32())
+@settings(max_examples=50)
+def test_one_level_variant_has_no_tensor_scale(x):
+    # tensor_scale=False: block scale RN_e4m3fn(amax / 6) alone (g = 1), as the reference defines it.
+    f = numfmt.nvfp4.replace(tensor_scale=False)
+    check(x, f)
+
+
+def test_float64_tensor_scale_that_rounds_to_zero_gives_nan_under_jit():
+    x = padded([2688 * 2.0**151, 1.0, -3.0], np.float64)
+    with pytest.raises(ValueError, match="rounds to 0"):
+        numfmt.chop(x, numfmt.nvfp4)
+    got = np.asarray(jax.jit(lambda v: numfmt.chop(v, numfmt.nvfp4))(jnp.asarray(x)))
+    assert np.isnan(got).all()

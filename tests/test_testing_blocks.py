@@ -186,7 +186,13 @@ def test_scaled_arguments_refused():
         nt.values("nf4")
     with pytest.raises(ValueError, match="pass dtype=np.float32"):
         nt.assert_representable(np.zeros(16), "nvfp4")
-    with pytest.raises(ValueError, match="tensor_scale=True"):
-        nt.assert_representable(np.zeros(16, np.float32), numfmt.nvfp4.replace(tensor_scale=False))
     with pytest.raises(ValueError, match="nearest table value only"):
         nt.assert_rounds_like(lambda x: x, "nf4", "toward_zero", dtype=np.float32)
+
+
+def test_one_level_nvfp4_variant_is_checked_like_the_others():
+    # tensor_scale=False: g = 1; chop passes, a quantizer that applies a tensor scale fails.
+    one = numfmt.nvfp4.replace(tensor_scale=False)
+    nt.assert_rounds_like(lambda x: numfmt.chop(x, one), one, dtype=np.float32)
+    with pytest.raises(AssertionError):
+        nt.assert_rounds_like(lambda x: numfmt.chop(x, numfmt.nvfp4), one, dtype=np.float32)
