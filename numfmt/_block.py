@@ -394,6 +394,7 @@ register_family(
     BlockFormat,
     _parse,
     PRESETS,
-    "'mx(elem=...,block=N,axis=A,rule=...,inf=...)', 'bfp(m=M,block=N)', 'nvfp4(elem=...,scale=...,block=N)', 'nf4(table=v;v;...,block=N)'",
+    "'mx(elem=...,block=N,axis=A,rule=...,inf=...)', 'bfp(m=M,block=N)', "
+    "'nvfp4(elem=...,scale=...,block=N)', 'nf4(table=v;v;...,block=N)'",
     family="block",
 )

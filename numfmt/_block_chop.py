@@ -262,6 +262,34 @@ def in_chunks(fn, xb, rbits):
     return out.reshape(shape), count
 
 
+def jax_functions(run, encode, static):
+    """Jitted ``(straight-through chop, overflow count, encode)`` of a kernel
+    ``run(xp, xm, static, x, rbits) -> (results, overflow mask, ...)`` and its
+    ``encode(xp, xm, static, x, rbits)`` (cache the result per ``static``)."""
+    import jax
+    import jax.numpy as jnp
+
+    xp = _xp.jax_namespace()
+    chop = straight_through(lambda x, rbits: run(xp, jnp, static, x, rbits)[0])
+
+    def count(x, rbits):
+        return jnp.sum(run(xp, jnp, static, x, rbits)[1])
+
+    return jax.jit(chop), jax.jit(count), jax.jit(functools.partial(encode, xp, jnp, static))
+
+
+def jax_chop(fns, x, rbits, refuse):
+    """Chop with :func:`jax_functions`; eagerly, ``refuse(count)`` raises for
+    results the dtype cannot hold (under tracing they are +-inf, as IEEE)."""
+    import jax
+
+    if not isinstance(x, jax.core.Tracer):
+        count = int(fns[1](x, rbits))
+        if count:
+            refuse(count)
+    return fns[0](x, rbits)
+
+
 def _raise_unrep(fmt, dtype, count):
     raise ValueError(
         f"chop to {fmt} gives {count} results that {np.dtype(dtype).name} cannot hold exactly "

@@ -42,7 +42,7 @@ import numpy as np
 from numfmt import _xp
 from numfmt._block import BlockFormat
 from numfmt._block_bits import from_f64, layout, require_x64, to_f64, unpack
-from numfmt._block_chop import _rbits, blocked, blocked_shape, in_chunks, unblocked
+from numfmt._block_chop import _rbits, blocked, blocked_shape, in_chunks, jax_chop, jax_functions, unblocked
 from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, plan_for
 from numfmt._float import FloatFormat, Subnormals
 from numfmt._kernel import make_plan
@@ -414,30 +414,12 @@ def nvfp4_chop(x, fmt, rounding, *, key=None, random_bits=None):
         if count:
             _raise(fmt, dtype, count)
         return unblocked(np, out, fmt, x.shape)
-    import jax
-
-    if not isinstance(x, jax.core.Tracer):  # under tracing an overflow is +-inf (IEEE)
-        count = int(_jax_fns(static)[1](x, rbits))
-        if count:
-            _raise(fmt, static[1], count)
-    return _jax_fns(static)[0](x, rbits)
+    return jax_chop(_jax_fns(static), x, rbits, functools.partial(_raise, fmt, static[1]))
 
 
 @functools.cache
 def _jax_fns(static):
-    """Jitted (straight-through chop, overflow count, encode) for one static configuration."""
-    import jax
-    import jax.numpy as jnp
-
-    from numfmt._chop import straight_through
-
-    xp = _xp.jax_namespace()
-    chop = straight_through(lambda x, rbits: _run(xp, jnp, static, x, rbits)[0])
-
-    def count(x, rbits):
-        return jnp.sum(_run(xp, jnp, static, x, rbits)[1])
-
-    return jax.jit(chop), jax.jit(count), jax.jit(functools.partial(_encode, xp, jnp, static))
+    return jax_functions(_run, _encode, static)
 
 
 def _encode(xp, xm, static, x, rbits):

@@ -13,8 +13,8 @@ import numpy as np
 
 from numfmt import _xp
 from numfmt._block_bits import require_x64
-from numfmt._block_chop import in_chunks
-from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, register_chop, straight_through
+from numfmt._block_chop import in_chunks, jax_chop, jax_functions
+from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, register_chop
 from numfmt._codes import register_codec
 from numfmt._nf4 import _to_f32
 from numfmt._rounding import Rounding
@@ -101,28 +101,12 @@ def scaled_chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, ran
         if count:
             _raise(fmt, dtype, count)
         return ungrouped(np, out, fmt, x.shape)
-    import jax
-
-    if not isinstance(x, jax.core.Tracer):  # under tracing an overflow is +-inf (IEEE)
-        count = int(_jax_fns(static)[1](x, rbits))
-        if count:
-            _raise(fmt, dtype, count)
-    return _jax_fns(static)[0](x, rbits)
+    return jax_chop(_jax_fns(static), x, rbits, functools.partial(_raise, fmt, dtype))
 
 
 @functools.cache
 def _jax_fns(static):
-    """Jitted (straight-through chop, overflow count, encode) for one static configuration."""
-    import jax
-    import jax.numpy as jnp
-
-    xp = _xp.jax_namespace()
-    chop = straight_through(lambda x, rbits: _run(xp, jnp, static, x, rbits)[0])
-
-    def count(x, rbits):
-        return jnp.sum(_run(xp, jnp, static, x, rbits)[1])
-
-    return jax.jit(chop), jax.jit(count), jax.jit(functools.partial(_encode, xp, jnp, static))
+    return jax_functions(_run, _encode, static)
 
 
 def code_dtype(fmt) -> np.dtype:

@@ -1,9 +1,8 @@
 """Block formats: the vectors of shared/FORMATS.md and edge cases, checked against
 the exact block reference and hand-derived values (bits, not tolerances)."""
 
-from fractions import Fraction
-
 import dataclasses
+from fractions import Fraction
 
 import numpy as np
 import pytest
