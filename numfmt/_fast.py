@@ -28,21 +28,24 @@ sequence alone. Two things make it so:
 * Below the format's normal range (``|x| < lo``): where the format has the
   input's exponent range, the dropped bits are ``d`` there too (the same
   quantum), and the formula above is right. Otherwise (nearest even only)
-  these elements take the magic-number rounding ``(t + M) - M`` in the
-  input's float type, ``t = min(|x|, lo)``, ``M = 3 * 2**(p - 2) * q``
-  (``p = in_man + 1`` the input's precision, ``q = 2**qe_sub`` the format's
-  smallest subnormal). Proof that it equals round-to-nearest-even of
-  ``|x|`` to a multiple of ``q``: ``M`` lies in ``[2**(p-1) q, 2**p q)``, so
-  the input's ulp there is ``q``; ``M + t < (3 * 2**(p-2) + 2**m) q <= 2**p q``
-  (``m = man_bits <= p - 3``), so ``t + M`` stays in that binade and the
-  float addition rounds ``M + t`` to nearest even among multiples of ``q``;
-  ``M / q = 3 * 2**(p-2)`` is even, so the tie goes where ``t``'s own tie to
-  even goes, and ``t + M = M + k q`` with ``k q`` the rounding of ``t``. The
-  subtraction is exact (Sterbenz: both operands in ``[M, 2M]``). With
-  ``qe_sub >= in_emin + 1`` an input subnormal is below ``q / 2`` and
-  rounds to 0, and ``k q`` is an input normal, so the result holds where the
-  backend flushes subnormals (XLA on CPU). The clamp to ``lo`` keeps inf and
-  NaN out of the float arithmetic (no floating-point exceptions).
+  these elements take a magic-number rounding in the input's float type:
+  ``k = bits(t + M) - bits(M)`` and the result ``float(k) * q``, where
+  ``t = min(|x|, lo)``, ``M = 3 * 2**(p - 2) * q`` (``p = in_man + 1`` the
+  input's precision, ``q = 2**qe_sub`` the format's smallest subnormal).
+  Proof that ``k q`` is ``t`` rounded to nearest even among multiples of
+  ``q``: ``M`` lies in ``[2**(p-1) q, 2**p q)``, where the input's ulp is
+  ``q``; ``M + t < (3 * 2**(p-2) + 2**m) q <= 2**p q`` (``m = man_bits <=
+  p - 3``), so ``t + M`` stays in that binade and the float addition rounds
+  ``M + t`` to nearest even among multiples of ``q``; ``M / q = 3 * 2**(p-2)``
+  is even, so a tie goes where ``t``'s own tie to even goes: ``t + M = M + k q``
+  with ``k q`` the rounding of ``t``. Patterns within a binade step by one
+  ulp, so the pattern difference is ``k <= 2**m``; ``float(k)`` is exact, and
+  so is the product by the power of two ``q`` (it is 0 or at least ``q``, an
+  input normal). With ``qe_sub >= in_emin + 1`` an input subnormal is below
+  ``q / 2`` and rounds to 0, so the result holds where the backend flushes
+  subnormals (XLA on CPU). The clamp to ``lo`` keeps inf and NaN out of the
+  float arithmetic (no floating-point exceptions). The textbook ``(t + M) - M``
+  is not used: XLA folds it to ``t``.
 * Overflow and specials: with a saturating policy the magnitude is clamped to
   the max (above), and an infinite input that does not become the max takes
   a select. Otherwise, for nearest even, every ``|u| > hi`` (inf included)
@@ -100,7 +103,9 @@ class FastPlan:
     bias: np.generic  # 2**(d-1) - 1
     keep: np.generic  # ~(2**d - 1)
     complete: bool  # right for every input (with the selects below; see the module docstring)
-    magic: np.generic | None  # M, in the input's float type: the subnormal range by (t + M) - M
+    magic: np.generic | None  # M, in the input's float type (the subnormal range; see the module docstring)
+    magic_bits: np.generic | None  # M's pattern
+    quantum: np.generic | None  # q, the format's smallest subnormal, in the input's float type
     over_at: np.generic | None  # |u| above this becomes over_bits (nearest, sat_none)
     over_bits: np.generic | None  # the format's overflow pattern (inf, or NaN for fn formats)
     inf_to: np.generic | None  # what an infinite input becomes where the clamp does not give it
@@ -145,9 +150,10 @@ def fast_plan(plan) -> FastPlan | None:
     nearest = r is Rounding.NEAREST_EVEN
     # below the normal range: the same quantum, or (nearest even) the magic number
     same_range = fmt.emin == in_emin
-    magic = None
+    magic = magic_bits = quantum = None
     if not same_range and nearest and plan.qe_sub >= in_emin + 1 and fmt.man_bits <= p - 3:
         magic = F(math.ldexp(3 << (p - 2), plan.qe_sub))  # 3 * 2**(p-2) * q, exact
+        magic_bits, quantum = magic.view(U), F(math.ldexp(1, plan.qe_sub))
     # overflow and inf
     over_at = over_bits = inf_to = None
     if saturate:
@@ -176,6 +182,8 @@ def fast_plan(plan) -> FastPlan | None:
         keep=U(((1 << w) - 1) ^ ((1 << d) - 1)),
         complete=complete,
         magic=magic,
+        magic_bits=magic_bits,
+        quantum=quantum,
         over_at=over_at,
         over_bits=over_bits,
         inf_to=inf_to,
@@ -207,9 +215,10 @@ def complete_round_bits(xp, u, fp: FastPlan, rbits=None):
     a = u & xp.asarray(fp.abs_mask, U)
     sign = u ^ a
     if fp.magic is not None:  # below the normal range (see the module docstring)
-        lo, m = xp.asarray(fp.lo, U), xp.asarray(fp.magic, fp.magic.dtype)
-        t = xp.bitcast(xp.minimum(a, lo), fp.magic.dtype)
-        sub = xp.bitcast((t + m) - m, U)
+        F, lo = fp.magic.dtype, xp.asarray(fp.lo, U)
+        t = xp.bitcast(xp.minimum(a, lo), F)
+        k = xp.bitcast(t + xp.asarray(fp.magic, F), U) - xp.asarray(fp.magic_bits, U)
+        sub = xp.bitcast(xp.astype(k, F) * xp.asarray(fp.quantum, F), U)
         out = xp.where(a < lo, sub | sign, out)
     if fp.over_at is not None:
         out = xp.where(a > xp.asarray(fp.over_at, U), xp.asarray(fp.over_bits, U) | sign, out)
