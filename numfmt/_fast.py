@@ -167,7 +167,6 @@ def fast_plan(plan) -> FastPlan | None:
         if top:
             over_at, over_bits = U(hi), U(plan.inf_like_bits)
     complete = top and (same_range or magic is not None)
-    U = np.dtype(f"uint{w}").type
     return FastPlan(
         plan=plan,
         drop=d,

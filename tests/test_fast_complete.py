@@ -222,3 +222,12 @@ def test_a_broken_magic_constant_is_caught(name):
     for wrong in [m / 2, m * 2, m + q, m - q]:
         broken = dataclasses.replace(fp, magic=np.float64(wrong), magic_bits=np.float64(wrong).view(np.uint64))
         assert check_narrow(u, plan, broken) > 0, wrong
+
+
+@pytest.mark.parametrize("name", ["bfloat16", "float8_e4m3fn", "float8_e5m2"])
+def test_a_broken_overflow_threshold_is_caught(name):
+    plan = narrow_plan(np.float64, name)
+    fp = fast_plan(plan)
+    u = hard_patterns(np.float64, name)
+    for wrong in [fp.over_at - np.uint64(1), fp.over_at + np.uint64(1)]:
+        assert check_narrow(u, plan, dataclasses.replace(fp, over_at=wrong)) > 0, wrong
