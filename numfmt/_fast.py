@@ -22,13 +22,44 @@ tests/test_fast_path.py). The NumPy driver uses it block by block; under
 ``jax.jit`` both branches of a select would be computed, so JAX runs it only
 where it is *complete* (below): then NaN is the only rare element.
 
-Complete: the format has the input's exponent range (same smallest normal,
-so the dropped bits are ``d`` for input subnormals too, and the same
-quantum below it), IEEE inf and NaN, overflow to inf (``sat_none``), and the
-pattern after its max is the input's inf (``max_bits + 2**d == inf_bits``):
-then a carry past the max is inf, and inf stays inf (its low ``d`` bits are
-zero). bfloat16 and TF32 from float32 are complete; float16 from float32 is
-not (its normal range starts higher).
+Complete: right for every input pattern, so that JAX runs the short
+sequence alone. Two things make it so:
+
+* Below the format's normal range (``|x| < lo``): where the format has the
+  input's exponent range, the dropped bits are ``d`` there too (the same
+  quantum), and the formula above is right. Otherwise (nearest even only)
+  these elements take a magic-number rounding in the input's float type:
+  ``k = bits(t + M) - bits(M)`` and the result ``float(k) * q``, where
+  ``t = min(|x|, lo)``, ``M = 3 * 2**(p - 2) * q`` (``p = in_man + 1`` the
+  input's precision, ``q = 2**qe_sub`` the format's smallest subnormal).
+  Proof that ``k q`` is ``t`` rounded to nearest even among multiples of
+  ``q``: ``M`` lies in ``[2**(p-1) q, 2**p q)``, where the input's ulp is
+  ``q``; ``M + t < (3 * 2**(p-2) + 2**m) q <= 2**p q`` (``m = man_bits <=
+  p - 3``), so ``t + M`` stays in that binade and the float addition rounds
+  ``M + t`` to nearest even among multiples of ``q``; ``M / q = 3 * 2**(p-2)``
+  is even, so a tie goes where ``t``'s own tie to even goes: ``t + M = M + k q``
+  with ``k q`` the rounding of ``t``. Patterns within a binade step by one
+  ulp, so the pattern difference is ``k <= 2**m``; ``float(k)`` is exact, and
+  so is the product by the power of two ``q`` (it is 0 or at least ``q``, an
+  input normal). With ``qe_sub >= in_emin + 1`` an input subnormal is below
+  ``q / 2`` and rounds to 0, so the result holds where the backend flushes
+  subnormals (XLA on CPU). The clamp to ``lo`` keeps inf and NaN out of the
+  float arithmetic (no floating-point exceptions). The textbook ``(t + M) - M``
+  is not used: XLA folds it to ``t``.
+* Overflow and specials: with a saturating policy the magnitude is clamped to
+  the max (above), and an infinite input that does not become the max takes
+  a select. Otherwise, for nearest even, every ``|u| > hi`` (inf included)
+  becomes the format's overflow pattern (inf, or NaN for ``fn`` formats) by
+  a select, unless the pattern after the max is the input's inf
+  (``max_bits + 2**d == inf_bits``, as bfloat16 and TF32 from float32): then
+  the carry past the max is inf and inf stays inf. Stochastic rounding is
+  complete only in that last case. NaN is returned unchanged (a final
+  select), sign and payload included, as the general kernel does.
+
+Complete: bfloat16, float16, float8_e4m3fn, float8_e5m2 from float64 and
+float16, float8 from float32 (nearest even); bfloat16 and TF32 from float32
+(nearest even and stochastic). Everything else (e.g. stochastic rounding into
+a narrower exponent range) is not complete, and JAX runs the general kernel.
 
 The stochastic formula is the general kernel's ``stochastic`` (variant A with
 ``N = width - 1`` random bits): for ``d <= N`` it rounds up iff
@@ -39,6 +70,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import numpy as np
 
@@ -70,7 +102,13 @@ class FastPlan:
     one: np.generic
     bias: np.generic  # 2**(d-1) - 1
     keep: np.generic  # ~(2**d - 1)
-    complete: bool  # right for every input but NaN (see the module docstring)
+    complete: bool  # right for every input (with the selects below; see the module docstring)
+    magic: np.generic | None  # M, in the input's float type (the subnormal range; see the module docstring)
+    magic_bits: np.generic | None  # M's pattern
+    quantum: np.generic | None  # q, the format's smallest subnormal, in the input's float type
+    over_at: np.generic | None  # |u| above this becomes over_bits (nearest, sat_none)
+    over_bits: np.generic | None  # the format's overflow pattern (inf, or NaN for fn formats)
+    inf_to: np.generic | None  # what an infinite input becomes where the clamp does not give it
 
 
 @functools.lru_cache(maxsize=256)
@@ -106,14 +144,29 @@ def fast_plan(plan) -> FastPlan | None:
         hi = min(plan.max_bits + half - odd, plan.inf_bits - 1)  # the largest that rounds to <= max
     else:
         hi = plan.max_bits  # anything above may round up past the max
-    complete = (
-        not saturate
-        and fmt.emin == 1 - plan.in_bias
-        and plan.inf_like_bits == plan.inf_bits
-        and plan.inf_input_bits == plan.inf_bits
-        and plan.max_bits + (1 << d) == plan.inf_bits
-    )
     U = np.dtype(f"uint{w}").type
+    F = np.dtype(f"float{w}").type
+    p, in_emin = plan.in_man + 1, 1 - plan.in_bias
+    nearest = r is Rounding.NEAREST_EVEN
+    # below the normal range: the same quantum, or (nearest even) the magic number
+    same_range = fmt.emin == in_emin
+    magic = magic_bits = quantum = None
+    if not same_range and nearest and plan.qe_sub >= in_emin + 1 and fmt.man_bits <= p - 3:
+        magic = F(math.ldexp(3 << (p - 2), plan.qe_sub))  # 3 * 2**(p-2) * q, exact
+        magic_bits, quantum = magic.view(U), F(math.ldexp(1, plan.qe_sub))
+    # overflow and inf
+    over_at = over_bits = inf_to = None
+    if saturate:
+        top = True
+        if plan.inf_input_bits is not None and plan.inf_input_bits != plan.max_bits:
+            inf_to = U(plan.inf_input_bits)
+    elif plan.max_bits + (1 << d) == plan.inf_bits == plan.inf_like_bits == plan.inf_input_bits:
+        top = True  # the carry past the max is inf; inf stays inf
+    else:
+        top = nearest and plan.inf_input_bits == plan.inf_like_bits
+        if top:
+            over_at, over_bits = U(hi), U(plan.inf_like_bits)
+    complete = top and (same_range or magic is not None)
     return FastPlan(
         plan=plan,
         drop=d,
@@ -127,6 +180,12 @@ def fast_plan(plan) -> FastPlan | None:
         bias=U((1 << (d - 1)) - 1),
         keep=U(((1 << w) - 1) ^ ((1 << d) - 1)),
         complete=complete,
+        magic=magic,
+        magic_bits=magic_bits,
+        quantum=quantum,
+        over_at=over_at,
+        over_bits=over_bits,
+        inf_to=inf_to,
     )
 
 
@@ -141,13 +200,31 @@ def complete_round_bits(xp, u, fp: FastPlan, rbits=None):
 
     Returns:
       The rounded patterns: the general kernel's for every input (NaN is
-      returned unchanged, inf stays inf, overflow gives inf, -0 stays -0).
+      returned unchanged; inf and overflow per the plan's policy, as the
+      general kernel; -0 stays -0).
+
+    Raises:
+      ValueError: ``fp`` is not complete (use :func:`fast_round_bits` and the
+        general kernel for its rare elements).
     """
     if not fp.complete:
         raise ValueError(f"the short sequence is not complete for {fp.plan.fmt}; use fast_round_bits")
     out, _ = fast_round_bits(xp, u, fp, rbits)
-    inf = xp.asarray(fp.plan.inf_bits, u.dtype)
-    return xp.where((u & xp.asarray(fp.abs_mask, u.dtype)) > inf, u, out)
+    U = u.dtype
+    a = u & xp.asarray(fp.abs_mask, U)
+    sign = u ^ a
+    if fp.magic is not None:  # below the normal range (see the module docstring)
+        F, lo = fp.magic.dtype, xp.asarray(fp.lo, U)
+        t = xp.bitcast(xp.minimum(a, lo), F)
+        k = xp.bitcast(t + xp.asarray(fp.magic, F), U) - xp.asarray(fp.magic_bits, U)
+        sub = xp.bitcast(xp.astype(k, F) * xp.asarray(fp.quantum, F), U)
+        out = xp.where(a < lo, sub | sign, out)
+    if fp.over_at is not None:
+        out = xp.where(a > xp.asarray(fp.over_at, U), xp.asarray(fp.over_bits, U) | sign, out)
+    inf = xp.asarray(fp.plan.inf_bits, U)
+    if fp.inf_to is not None:
+        out = xp.where(a == inf, xp.asarray(fp.inf_to, U) | sign, out)
+    return xp.where(a > inf, u, out)
 
 
 def fast_round_bits(xp, u, fp: FastPlan, rbits=None, work=None):

@@ -1,4 +1,4 @@
-"""The complete short sequence: the JAX rounding to bfloat16/TF32 from float32.
+"""The complete short sequence: the JAX rounding by numfmt._fast alone.
 
 Where the format has the input's exponent range (``FastPlan.complete``),
 ``numfmt.chop`` on JAX rounds by the short sequence alone (NaN is the only
@@ -7,7 +7,19 @@ bit on every input: here on every upper half-pattern with the low bits at each
 tie, edge and neighbour, on a stride through all 2**32 patterns and on
 hypothesis raw bits, and, for bfloat16 round to nearest even, on ml_dtypes'
 float32 -> bfloat16 cast.
+
+Into a narrower exponent range (bfloat16, float16, float8 from float64;
+float16, float8 from float32), round to nearest even, the subnormal range takes
+the magic-number rounding and overflow a select: equal to the general kernel
+bit for bit on every gap of the format (its lower end and tie, each +-1 input
+ulp), the landmarks +-1 ulp (half the smallest subnormal, the smallest
+subnormal and normal, the max, the overflow threshold), +-0, +-inf, NaN
+payloads, the low bits of every format value at each edge, hypothesis raw bits
+and boundary values, for every overflow policy, on NumPy and under jax.jit; a
+broken magic constant is caught.
 """
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -19,11 +31,13 @@ from hypothesis import strategies as st
 
 import numfmt
 from numfmt._fast import complete_round_bits, fast_plan
+from numfmt._grid import boundary_array, count
 from numfmt._kernel import make_plan, round_bits
 from numfmt._random import hash_bits
-from numfmt._xp import NUMPY
+from numfmt._xp import NUMPY, jax_namespace
+from numfmt.testing import boundary_values, float_bits
 
-COMPLETE = {"bfloat16": 16, "float(e=8,m=10)": 13}  # format: dropped bits d from float32
+COMPLETE = {"bfloat16": 16, "float(e=8,m=10)": 13}  # format: dropped bits d from float32 (same range)
 
 
 def plan_of(name, mode, dtype=np.float32):
@@ -89,16 +103,13 @@ def test_specials_and_regimes():
     np.testing.assert_array_equal(got, np.array(list(cases.values()), np.uint32))
 
 
-def test_not_complete_where_the_range_differs():
-    for name in ["float16", "float8_e5m2", "float8_e4m3fn"]:
-        fp = fast_plan(plan_of(name, "nearest_even"))
-        assert fp is not None and not fp.complete
-    assert not fast_plan(plan_of("bfloat16", "nearest_even", np.float64)).complete
-    sat = numfmt.parse("bfloat16")
-    plan = make_plan(sat, np.dtype(np.float32), numfmt.Rounding.NEAREST_EVEN, numfmt.Overflow.SAT_FINITE, 0)
-    assert not fast_plan(plan).complete  # overflow to the max is not what the sequence gives
+def test_not_complete_where_it_cannot_be():
+    for name in ["float16", "float8_e5m2", "float8_e4m3fn"]:  # stochastic into a narrower range
+        assert not fast_plan(plan_of(name, "stochastic")).complete
+        assert not fast_plan(plan_of(name, "stochastic", np.float64)).complete
+    assert not fast_plan(plan_of("bfloat16", "stochastic", np.float64)).complete
     with pytest.raises(ValueError, match="not complete"):
-        complete_round_bits(NUMPY, np.zeros(1, np.uint32), fast_plan(plan_of("float16", "nearest_even")))
+        complete_round_bits(NUMPY, np.zeros(1, np.uint32), fast_plan(plan_of("float16", "stochastic")))
 
 
 @given(st.sampled_from(list(COMPLETE)), st.sampled_from(["nearest_even", "stochastic"]),
@@ -109,3 +120,114 @@ def test_complete_sequence_on_raw_bits(name, mode, pairs):
     rbits = r if plan.is_stochastic else None
     want, _ = round_bits(NUMPY, u, plan, rbits)
     np.testing.assert_array_equal(complete_round_bits(NUMPY, u, fast_plan(plan), rbits), want)
+
+
+NARROW = [
+    (np.float64, n) for n in ["bfloat16", "float16", "float8_e4m3fn", "float8_e5m2", "float6_e2m3fn", "float4_e2m1fn"]
+]
+NARROW += [(np.float32, n) for n in ["float16", "float8_e4m3fn", "float8_e5m2"]]
+OVERFLOWS = list(numfmt.Overflow)
+
+
+def narrow_plan(dtype, name, overflow=None):
+    fmt = numfmt.parse(name)
+    return make_plan(fmt, np.dtype(dtype), numfmt.Rounding.NEAREST_EVEN, overflow or fmt.overflow, 0)
+
+
+def uint_of(dtype):
+    return np.dtype(f"uint{np.dtype(dtype).itemsize * 8}")
+
+
+def hard_patterns(dtype, name):
+    """Every gap and landmark +-1 ulp, specials, NaN payloads, each format value's low bits at the edges."""
+    fmt, U = numfmt.parse(name), uint_of(dtype)
+    w = U.itemsize * 8
+    man = {32: 23, 64: 52}[w]
+    x = boundary_array(fmt, range(count(fmt) - 1), dtype)
+    top = (1 << (w - 1)) - (1 << man)  # +inf
+    nans = [top + 1, top + (1 << (man - 1)), top + 12345, (1 << (w - 1)) - 1]
+    nans = np.array(nans + [n | (1 << (w - 1)) for n in nans], U)
+    values = x[np.isfinite(x) & (x >= 0)].astype(dtype).view(U)
+    d = man - fmt.man_bits
+    low = np.array([1, (1 << (d - 1)) - 1, 1 << (d - 1), (1 << (d - 1)) + 1, (1 << d) - 1], U)
+    edges = (values[:, None] & ~U.type((1 << d) - 1)) | low[None, :]
+    # the format's subnormal range, patterns drawn uniformly below the smallest normal
+    lo = np.array(float(fmt.smallest_normal), dtype).view(U)
+    sub = np.random.default_rng(0).integers(0, int(lo), 20000, dtype=U, endpoint=True)
+    u = np.concatenate([x.view(U), nans, edges.reshape(-1), sub])
+    return np.concatenate([u, u ^ U.type(1 << (w - 1))])
+
+
+def check_narrow(u, plan, fp, xp=NUMPY):
+    want, _ = round_bits(NUMPY, u, plan)
+    got = np.asarray(complete_round_bits(xp, xp.asarray(u, u.dtype), fp))
+    return int(np.count_nonzero(got != want))
+
+
+@pytest.mark.parametrize(("dtype", "name"), NARROW)
+def test_narrow_nearest_even_is_complete(dtype, name):
+    for overflow in OVERFLOWS:
+        fp = fast_plan(narrow_plan(dtype, name, overflow))
+        assert fp is not None and fp.complete and fp.magic is not None
+
+
+@pytest.mark.parametrize(("dtype", "name"), NARROW)
+def test_narrow_equals_the_general_kernel_at_every_boundary(dtype, name):
+    u = hard_patterns(dtype, name)
+    jx = jax_namespace()
+    for overflow in OVERFLOWS:
+        plan = narrow_plan(dtype, name, overflow)
+        fp = fast_plan(plan)
+        assert check_narrow(u, plan, fp) == 0
+        want, _ = round_bits(NUMPY, u, plan)
+        got = jax.jit(lambda v, fp=fp: complete_round_bits(jx, v, fp))(jnp.asarray(u))
+        np.testing.assert_array_equal(np.asarray(got), want)
+    # the chop that numfmt.emulate runs: jitted, default overflow
+    want, _ = round_bits(NUMPY, u, narrow_plan(dtype, name))
+    got = jax.jit(lambda v: numfmt.chop(v, name))(jnp.asarray(u.view(dtype)))
+    np.testing.assert_array_equal(np.asarray(got).view(u.dtype), want)
+
+
+def test_narrow_regimes_float64_to_bfloat16():
+    f = jax.jit(lambda v: numfmt.chop(v, "bfloat16"))
+    tiny, normal, big = 2.0**-133, 2.0**-126, (2 - 2.0**-7) * 2.0**127
+    cases = {  # float64 input -> bfloat16 result
+        tiny / 2: 0.0, np.nextafter(tiny / 2, 1): tiny, 1.5 * tiny: 2 * tiny, 2.5 * tiny: 2 * tiny,
+        np.nextafter(normal, 0): normal, -np.nextafter(normal, 0): -normal, 5e-324: 0.0, -5e-324: -0.0,
+        1 + 2.0**-8: 1.0, np.nextafter(1 + 2.0**-8, 2): 1 + 2.0**-7, big + 2.0**119: np.inf,
+        np.nextafter(big + 2.0**119, 0): big, -big - 2.0**119: -np.inf, -np.inf: -np.inf, 1e300: np.inf,
+    }  # fmt: skip
+    x = np.array(list(cases), np.float64)
+    got = np.asarray(f(jnp.asarray(x)))
+    np.testing.assert_array_equal(got.view(np.uint64), np.array(list(cases.values())).view(np.uint64))
+
+
+@given(st.sampled_from(NARROW), st.sampled_from(OVERFLOWS), st.data())
+def test_narrow_on_raw_bits_and_boundary_values(case, overflow, data):
+    dtype, name = case
+    plan = narrow_plan(dtype, name, overflow)
+    raw = data.draw(float_bits(dtype, st.integers(1, 32)))
+    near = np.array([data.draw(boundary_values(name, dtype=dtype)) for _ in range(8)], dtype)
+    u = np.concatenate([raw.reshape(-1), near]).view(uint_of(dtype))
+    assert check_narrow(u, plan, fast_plan(plan)) == 0
+
+
+@pytest.mark.parametrize("name", ["bfloat16", "float8_e4m3fn"])
+def test_a_broken_magic_constant_is_caught(name):
+    plan = narrow_plan(np.float64, name)
+    fp = fast_plan(plan)
+    u = hard_patterns(np.float64, name)
+    m = float(fp.magic)
+    q = float(numfmt.parse(name).smallest_subnormal)
+    for wrong in [m / 2, m * 2, m + q, m - q]:
+        broken = dataclasses.replace(fp, magic=np.float64(wrong), magic_bits=np.float64(wrong).view(np.uint64))
+        assert check_narrow(u, plan, broken) > 0, wrong
+
+
+@pytest.mark.parametrize("name", ["bfloat16", "float8_e4m3fn", "float8_e5m2"])
+def test_a_broken_overflow_threshold_is_caught(name):
+    plan = narrow_plan(np.float64, name)
+    fp = fast_plan(plan)
+    u = hard_patterns(np.float64, name)
+    for wrong in [fp.over_at - np.uint64(1), fp.over_at + np.uint64(1)]:
+        assert check_narrow(u, plan, dataclasses.replace(fp, over_at=wrong)) > 0, wrong
