@@ -53,8 +53,8 @@ def test_each_site_is_unbiased():
     f = numfmt.emulate(lambda v: (v + h, v - h), SR)
     key = jax.random.key(8)
     # site 1 rounds z = x + h (its input z - h = x is exact), site 2 rounds z = x - h
-    assert_unbiased(lambda z: f(z - h, key=key)[0], x + h, 20000, numfmt.bfloat16)
-    assert_unbiased(lambda z: f(z + h, key=key)[1], x - h, 20000, numfmt.bfloat16)
+    assert_unbiased(lambda z: f(z - h, key=key)[0], x + h, 20000, fmt=numfmt.bfloat16)
+    assert_unbiased(lambda z: f(z + h, key=key)[1], x - h, 20000, fmt=numfmt.bfloat16)
 
 
 def test_sites_are_pairwise_independent():
