@@ -17,6 +17,7 @@ from numfmt._block import BlockFormat
 from numfmt._block_testing import block_values
 from numfmt._family_strategies import family_boundary, family_values
 from numfmt._names import parse
+from numfmt._scaled import ScaledIntFormat
 from numfmt._xp import FLOAT_LAYOUTS
 
 __all__ = ["boundary_values", "float_bits", "keys", "values"]
@@ -76,6 +77,10 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
     dtype = _dtype_or_none(dtype)
     if isinstance(fmt, BlockFormat):
         return block_values(fmt, dtype, allow_nan=allow_nan, allow_infinity=allow_infinity)
+    if isinstance(fmt, ScaledIntFormat):
+        from numfmt._scaled_testing import scaled_values
+
+        return scaled_values(fmt, dtype, allow_nan)
     if dtype is not None:
         _check_fits(fmt, dtype)
     if _family_grid.is_family(fmt):
@@ -147,6 +152,10 @@ def boundary_values(fmt, *, dtype=np.float64):
         from numfmt._block_scaled_testing import block_boundary
 
         return block_boundary(fmt, dtype)
+    if isinstance(fmt, ScaledIntFormat):
+        from numfmt._scaled_testing import scaled_boundary
+
+        return scaled_boundary(fmt, dtype)
     dtype = np.dtype(_dtype_or_none(dtype) or np.float64)
     if _family_grid.is_family(fmt):
         return family_boundary(fmt, dtype)
