@@ -94,7 +94,10 @@ def assert_rounds_like(
     every table value and midpoint times power-of-two and odd amaxes; then
     random, near-underflow, raw-bit-pattern and NaN/inf/zero tensors.
     Tensors whose exact results overflow the dtype are skipped (chop raises
-    there).
+    there). Scaled integer formats (any float ``dtype``): ``f`` is called
+    once per tensor (per-tensor formats: one tensor per group) on the
+    arrays described in :func:`boundary_values`; expected results from
+    ``numfmt._scaled_reference``, group by group.
 
     Args:
       f: the quantizer: a function of one array returning an array of the

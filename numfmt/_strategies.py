@@ -60,7 +60,11 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
       times a scale, with NaN/inf blocks if allowed; ``dtype`` float64 for
       power-of-two scales (MX, bfp), float32, float16 or bfloat16 for NVFP4-
       and NF4-style formats (NaN/inf never in the block holding the largest
-      finite magnitude, see :func:`assert_representable`).
+      finite magnitude, see :func:`assert_representable`). Scaled integer
+      formats: arrays built group by group as ``(q - z) * s`` with a scale
+      value ``s`` the group's amax (or ``lo``/``hi``) reproduces exactly,
+      or all-zero and (if allowed) all-NaN groups; never inf; ``dtype`` must
+      hold ``bits`` significant bits (see ``numfmt._scaled_testing``).
 
     Raises:
       ValueError: if ``dtype`` cannot hold every value of ``fmt`` (block
@@ -132,6 +136,12 @@ def boundary_values(fmt, *, dtype=np.float64):
     power of two and every scale times every element tie; NF4: every table
     midpoint times power-of-two and odd amaxes). ``dtype`` float64 for
     power-of-two scales, float32, float16 or bfloat16 for NVFP4 and NF4.
+    Scaled integer formats: one of the arrays :func:`assert_rounds_like`
+    builds (groups along ``fmt.axis``, which must be 0, 1, -1 or -2): groups
+    whose scale is known with every integer tie ``(k + 1/2) * s`` (a sample
+    for wide codes) and one ulp either side, groups whose amax is a tie of
+    the scale format (clamping at ``qmax``, clamped zero points), zero,
+    NaN, inf, random and raw-bit groups.
 
     Args:
       fmt: a format object or string.
