@@ -151,7 +151,8 @@ def assert_representable(x, fmt, *, err_msg: str = "") -> None:
     a fixed point, bit for bit, of one exact rounding into ``fmt``
     (``numfmt._block_reference``, block by block along ``fmt.axis``; float64
     ``x`` for power-of-two scales, float32/float16/bfloat16 for NVFP4 and
-    NF4). Being decodable is not enough: a block whose codes are valid but
+    NF4; scaled integer formats likewise, against
+    ``numfmt._scaled_reference``, any float dtype). Being decodable is not enough: a block whose codes are valid but
     whose scale the rule would not pick (e.g. element 240 at scale 1 in
     ``mxfp8_e4m3``: chop gives 224) is not a value rounding can produce; and
     since chop is idempotent (tested), its results are exactly these fixed

@@ -1,4 +1,4 @@
-"""The assertions of ``numfmt.testing`` for posit, fixed-point and block formats.
+"""The assertions of ``numfmt.testing`` for posit, fixed-point, block and scaled integer formats.
 
 :mod:`numfmt._asserts` and :mod:`numfmt._asserts_rounding` hand these
 families here. Expected results come from the exact references
@@ -15,8 +15,10 @@ from numfmt._asserts import bits, elementwise_lines, exact, mismatches, report
 from numfmt._block import BlockFormat
 from numfmt._nf4 import TableElement
 from numfmt._rounding import Rounding
+from numfmt._scaled import ScaledIntFormat
 
-__all__ = ["family_inputs", "family_reference", "representable_lines", "rounds_like_block"]
+__all__ = ["compare_tensors", "family_inputs", "family_reference", "representable_lines", "rounds_like_block",
+           "rounds_like_scaled"]
 
 
 def representable_lines(a: np.ndarray, fmt, err_msg: str) -> list[str]:
@@ -25,16 +27,26 @@ def representable_lines(a: np.ndarray, fmt, err_msg: str) -> list[str]:
         from numfmt._block_testing import check_block_format, reference_chop
 
         check_block_format(fmt, a.dtype, "assert_representable")
-        want = reference_chop(a, fmt)
-        bad = mismatches(a, want, nan_payload=False)
-        if not bad.any():
-            return []
-        header = (
-            f"{err_msg}{int(bad.sum())} of {bad.size} elements are not fixed points of one rounding into {fmt} "
-            "(the exact block reference moves them):"
-        )
-        return [report(bad, {"x": (a, False), "rounded": (want, False)}, None, header)]
+        return _fixed_point_lines(a, reference_chop(a, fmt), fmt, err_msg, "block")
+    if isinstance(fmt, ScaledIntFormat):
+        from numfmt._scaled_testing import check_scaled
+        from numfmt._scaled_testing import reference_chop as scaled_reference
+
+        check_scaled(fmt, a.dtype, "assert_representable")
+        return _fixed_point_lines(a, scaled_reference(a, fmt), fmt, err_msg, "group")
     return elementwise_lines(a, fmt, err_msg, _family_grid.representable, _family_grid.why_not)
+
+
+def _fixed_point_lines(a: np.ndarray, want: np.ndarray, fmt, err_msg: str, unit: str) -> list[str]:
+    """Failure lines for an array ``a`` that one exact rounding ``want`` should leave unchanged."""
+    bad = mismatches(a, want, nan_payload=False)
+    if not bad.any():
+        return []
+    header = (
+        f"{err_msg}{int(bad.sum())} of {bad.size} elements are not fixed points of one rounding into {fmt} "
+        f"(the exact {unit} reference moves them):"
+    )
+    return [report(bad, {"x": (a, False), "rounded": (want, False)}, None, header)]
 
 
 def family_inputs(fmt, dtype, n_random: int, max_gaps: int, rng) -> np.ndarray:
@@ -98,7 +110,6 @@ def _block_rows(fmt: BlockFormat, n_random: int, rng) -> np.ndarray:
 
 def rounds_like_block(f, fmt: BlockFormat, rounding: Rounding, dtype, n_random: int, seed: int, err_msg: str):
     """``assert_rounds_like`` for a block format (see its docstring)."""
-    from numfmt._asserts_rounding import _call
     from numfmt._block_testing import check_block_format, is_scaled, reference_chop
 
     dtype = check_block_format(fmt, dtype, "assert_rounds_like")
@@ -113,10 +124,27 @@ def rounds_like_block(f, fmt: BlockFormat, rounding: Rounding, dtype, n_random: 
         tensors = scaled_tensors(fmt, dtype, n_random, rng)
     else:
         tensors = [_block_rows(fmt, n_random, rng)]
+    if fmt.axis in (0, -2):
+        tensors = [np.ascontiguousarray(x.T) for x in tensors]
+    compare_tensors(f, tensors, lambda x: reference_chop(x, fmt, rounding), fmt, rounding, err_msg)
+
+
+def rounds_like_scaled(f, fmt, rounding: Rounding, dtype, n_random: int, seed: int, err_msg: str):
+    """``assert_rounds_like`` for a scaled integer format (see its docstring)."""
+    from numfmt._scaled_testing import check_scaled, reference_chop, scaled_tensors
+
+    dtype = check_scaled(fmt, dtype, "assert_rounds_like", two_d=True)
+    tensors = scaled_tensors(fmt, dtype, n_random, np.random.default_rng(seed))
+    compare_tensors(f, tensors, lambda x: reference_chop(x, fmt, rounding), fmt, rounding, err_msg)
+
+
+def compare_tensors(f, tensors, reference, fmt, rounding: Rounding, err_msg: str) -> None:
+    """Call ``f`` on each tensor and compare with ``reference(tensor)``, bit for bit; tensors
+    whose exact results overflow the dtype are skipped (chop raises there)."""
+    from numfmt._asserts_rounding import _call
+
     for x in tensors:
-        if fmt.axis in (0, -2):
-            x = np.ascontiguousarray(x.T)
-        want = reference_chop(x, fmt, rounding)
+        want = reference(x)
         with np.errstate(invalid="ignore"):
             if (np.isinf(want) & np.isfinite(x)).any():
                 continue  # a result beyond the dtype: chop raises, nothing to compare

@@ -11,11 +11,12 @@ import numpy as np
 
 from numfmt import _family_grid, _grid
 from numfmt._asserts import bits, exact, float_format, mismatches, report
-from numfmt._asserts_families import family_inputs, family_reference, rounds_like_block
+from numfmt._asserts_families import family_inputs, family_reference, rounds_like_block, rounds_like_scaled
 from numfmt._block import BlockFormat
 from numfmt._names import parse
 from numfmt._reference import round_value
 from numfmt._rounding import Overflow, Rounding
+from numfmt._scaled import ScaledIntFormat
 from numfmt._xp import FLOAT_LAYOUTS
 
 __all__ = ["assert_rounds_like"]
@@ -93,7 +94,10 @@ def assert_rounds_like(
     every table value and midpoint times power-of-two and odd amaxes; then
     random, near-underflow, raw-bit-pattern and NaN/inf/zero tensors.
     Tensors whose exact results overflow the dtype are skipped (chop raises
-    there).
+    there). Scaled integer formats (any float ``dtype``): ``f`` is called
+    once per tensor (per-tensor formats: one tensor per group) on the
+    arrays described in :func:`boundary_values`; expected results from
+    ``numfmt._scaled_reference``, group by group.
 
     Args:
       f: the quantizer: a function of one array returning an array of the
@@ -141,6 +145,10 @@ def assert_rounds_like(
         if overflow is not None:
             raise ValueError(f"overflow={overflow!r}: block elements always saturate; leave overflow=None")
         return rounds_like_block(f, fmt, rounding, dtype, n_random, seed, err_msg)
+    if isinstance(fmt, ScaledIntFormat):
+        if overflow is not None:
+            raise ValueError(f"overflow={overflow!r}: {fmt} codes always saturate at [qmin, qmax]; leave overflow=None")
+        return rounds_like_scaled(f, fmt, rounding, dtype, n_random, seed, err_msg)
     family = _family_grid.is_family(fmt)
     if not family:
         fmt = float_format(fmt, "assert_rounds_like")

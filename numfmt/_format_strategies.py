@@ -122,7 +122,7 @@ def formats(family="float", *, min_bits: int = 1, max_bits: int = 16, exact_in=n
 
     Args:
       family: a family name (``"float"``, the default; ``"posit"``,
-        ``"fixed"``, ``"block"``), a list of names, or None for every family
+        ``"fixed"``, ``"block"``, ``"scaled"``), a list of names, or None for every family
         that has all the given ``options`` (no options: every family).
       min_bits, max_bits: bounds on the width of a code (block formats: of
         an element).
@@ -147,7 +147,12 @@ def formats(family="float", *, min_bits: int = 1, max_bits: int = 16, exact_in=n
         e2m1, e2m3, e3m2, e4m3, e5m2; ``"nf4"``: the NF4 table or a random
         dyadic table holding -1 and 1; both drawn for ``exact_in`` float32,
         float16, bfloat16 or None (they take no float64 input).
-        Posits shrink to ``es=0``, fixed point to signed, saturating
+        ``"scaled"`` (:class:`numfmt.ScaledIntFormat`): ``granularity``
+        (``"tensor"``, ``"channel"``, ``"group"`` or a list), ``symmetric``,
+        ``signed``, ``scale`` (a float format name or a list; default
+        float32, bfloat16, float16, e4m3fn, e5m2, e8m0) and ``group_size``;
+        bits 2..16 (at most the precision of ``exact_in``), shrinking to
+        ``int8_per_tensor``. Posits shrink to ``es=0``, fixed point to signed, saturating
         integers, blocks to ``mx(elem=e2m1,block=1)``.
 
     Returns:
@@ -170,7 +175,7 @@ def formats(family="float", *, min_bits: int = 1, max_bits: int = 16, exact_in=n
         raise ValueError(f"need integers 1 <= min_bits <= max_bits, got min_bits={min_bits!r}, max_bits={max_bits!r}")
     if exact_in is not None and np.dtype(exact_in) not in FLOAT_LAYOUTS:
         raise ValueError(f"exact_in={exact_in!r} must be None or float16, bfloat16, float32 or float64")
-    from numfmt import _block_testing, _family_strategies  # noqa: F401 - they register their families
+    from numfmt import _block_testing, _family_strategies, _scaled_testing  # noqa: F401 - they register their families
 
     names = list(_FAMILIES) if family is None else [family] if isinstance(family, str) else list(family)
     for name in names:

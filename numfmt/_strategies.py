@@ -17,6 +17,7 @@ from numfmt._block import BlockFormat
 from numfmt._block_testing import block_values
 from numfmt._family_strategies import family_boundary, family_values
 from numfmt._names import parse
+from numfmt._scaled import ScaledIntFormat
 from numfmt._xp import FLOAT_LAYOUTS
 
 __all__ = ["boundary_values", "float_bits", "keys", "values"]
@@ -59,7 +60,11 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
       times a scale, with NaN/inf blocks if allowed; ``dtype`` float64 for
       power-of-two scales (MX, bfp), float32, float16 or bfloat16 for NVFP4-
       and NF4-style formats (NaN/inf never in the block holding the largest
-      finite magnitude, see :func:`assert_representable`).
+      finite magnitude, see :func:`assert_representable`). Scaled integer
+      formats: arrays built group by group as ``(q - z) * s`` with a scale
+      value ``s`` the group's amax (or ``lo``/``hi``) reproduces exactly,
+      or all-zero and (if allowed) all-NaN groups; never inf; ``dtype`` must
+      hold ``bits`` significant bits (see ``numfmt._scaled_testing``).
 
     Raises:
       ValueError: if ``dtype`` cannot hold every value of ``fmt`` (block
@@ -76,6 +81,10 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
     dtype = _dtype_or_none(dtype)
     if isinstance(fmt, BlockFormat):
         return block_values(fmt, dtype, allow_nan=allow_nan, allow_infinity=allow_infinity)
+    if isinstance(fmt, ScaledIntFormat):
+        from numfmt._scaled_testing import scaled_values
+
+        return scaled_values(fmt, dtype, allow_nan)
     if dtype is not None:
         _check_fits(fmt, dtype)
     if _family_grid.is_family(fmt):
@@ -127,6 +136,12 @@ def boundary_values(fmt, *, dtype=np.float64):
     power of two and every scale times every element tie; NF4: every table
     midpoint times power-of-two and odd amaxes). ``dtype`` float64 for
     power-of-two scales, float32, float16 or bfloat16 for NVFP4 and NF4.
+    Scaled integer formats: one of the arrays :func:`assert_rounds_like`
+    builds (groups along ``fmt.axis``, which must be 0, 1, -1 or -2): groups
+    whose scale is known with every integer tie ``(k + 1/2) * s`` (a sample
+    for wide codes) and one ulp either side, groups whose amax is a tie of
+    the scale format (clamping at ``qmax``, clamped zero points), zero,
+    NaN, inf, random and raw-bit groups.
 
     Args:
       fmt: a format object or string.
@@ -147,6 +162,10 @@ def boundary_values(fmt, *, dtype=np.float64):
         from numfmt._block_scaled_testing import block_boundary
 
         return block_boundary(fmt, dtype)
+    if isinstance(fmt, ScaledIntFormat):
+        from numfmt._scaled_testing import scaled_boundary
+
+        return scaled_boundary(fmt, dtype)
     dtype = np.dtype(_dtype_or_none(dtype) or np.float64)
     if _family_grid.is_family(fmt):
         return family_boundary(fmt, dtype)

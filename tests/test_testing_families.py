@@ -44,12 +44,12 @@ def test_formats_respect_family_and_size(data):
 @given(st.data())
 def test_family_none_draws_every_family_with_the_options(data):
     seen = {type(data.draw(nt.formats(None, max_bits=8))) for _ in range(4)}
-    assert seen <= {numfmt.FloatFormat, PositFormat, FixedFormat, BlockFormat}
+    assert seen <= {numfmt.FloatFormat, PositFormat, FixedFormat, BlockFormat, numfmt.ScaledIntFormat}
     assert isinstance(data.draw(nt.formats(None, es=1)), PositFormat)
 
 
 def test_family_none_reaches_all_four_families():
-    for cls in (numfmt.FloatFormat, PositFormat, FixedFormat, BlockFormat):
+    for cls in (numfmt.FloatFormat, PositFormat, FixedFormat, BlockFormat, numfmt.ScaledIntFormat):
         assert isinstance(find(nt.formats(None), lambda f, cls=cls: isinstance(f, cls)), cls)
 
 
