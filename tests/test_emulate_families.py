@@ -68,14 +68,14 @@ def test_posit32_refused_where_float64_cannot_round_once():
         jax.jit(numfmt.emulate(jnp.multiply, "compute=posit32_2"))(X.astype(np.float64), Y.astype(np.float64))
 
 
-@pytest.mark.parametrize("fmt", ["mxfp8_e4m3", "mxfp4_e2m1", "mxint8", "nvfp4"])
+@pytest.mark.parametrize("fmt", ["mxfp8_e4m3", "mxfp4_e2m1", "mxint8", "nvfp4", "nf4"])
 def test_block_matmul_inputs_block_along_the_contraction(fmt):
     a = (RNG.standard_normal((8, 64)) * 3).astype(np.float32)
     b = (RNG.standard_normal((64, 5)) * 3).astype(np.float32)
     f = jax.jit(numfmt.emulate(lambda p, q: p @ q, f"compute=float32,matmul_in={fmt}"))
     got = np.asarray(f(a, b))
     block = numfmt.parse(fmt)
-    wide = np.float64 if block.pow2_scale else np.float32  # NVFP4 rounds float32 input
+    wide = np.float64 if block.pow2_scale else np.float32  # NVFP4 and NF4 round the operand dtype
     qa = chop(a.astype(wide), _with_axis(block, 1)).astype(np.float64)
     qb = chop(b.astype(wide), _with_axis(block, 0)).astype(np.float64)
     want = chop(qa @ qb, "float32").astype(np.float32)
