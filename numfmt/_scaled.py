@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 from numfmt._block import _top_level_split
 from numfmt._float import FloatFormat
@@ -106,7 +107,7 @@ class ScaledIntFormat:
     symmetric: bool = True
     signed: bool = True
     restricted: bool = True
-    scale: object = F32
+    scale: Any = F32  # a FloatFormat (or its name, parsed in __post_init__)
     name: str | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self):

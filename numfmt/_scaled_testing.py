@@ -96,12 +96,13 @@ def _groups(shape, fmt: ScaledIntFormat) -> list[np.ndarray]:
     idx = np.arange(math.prod(shape)).reshape(shape)
     if fmt.granularity == "tensor":
         return [idx.reshape(-1)]
-    if len(shape) == 0 or not -len(shape) <= fmt.axis < len(shape):
-        raise ValueError(f"{fmt}: axis {fmt.axis} does not exist in an array of shape {tuple(shape)}")
+    axis = int(fmt.axis)  # type: ignore[arg-type]  # set by __post_init__ unless per tensor
+    if len(shape) == 0 or not -len(shape) <= axis < len(shape):
+        raise ValueError(f"{fmt}: axis {axis} does not exist in an array of shape {tuple(shape)}")
     if fmt.granularity == "channel":
-        return [np.moveaxis(idx, fmt.axis, 0)[i].reshape(-1) for i in range(shape[fmt.axis])]
-    rows = np.moveaxis(idx, fmt.axis, -1).reshape(-1, shape[fmt.axis])
-    g = fmt.group_size
+        return [np.moveaxis(idx, axis, 0)[i].reshape(-1) for i in range(shape[axis])]
+    rows = np.moveaxis(idx, axis, -1).reshape(-1, shape[axis])
+    g = int(fmt.group_size)  # type: ignore[arg-type]  # per group: set
     return [row[j : j + g] for row in rows for j in range(0, row.size, g)]
 
 
@@ -233,7 +234,7 @@ def _hard_groups(fmt: ScaledIntFormat, dtype, rng) -> list[tuple[list, list]]:
             out.append((anchors, pts))
     # amax (or hi - lo) / D at a tie between two scale values and one dtype ulp around it
     n_sc = _grid.count(sc)
-    i_one = bisect.bisect_left(range(n_sc), 1, key=lambda i: _grid.magnitude(sc, i))  # the index of 1
+    i_one = bisect.bisect_left(range(n_sc), Fraction(1), key=lambda i: _grid.magnitude(sc, i))  # the index of 1
     for i in sorted({i_one, i_one - 1, int(rng.integers(1, n_sc - 1))}):
         if not 0 <= i < n_sc - 1:
             continue
@@ -293,7 +294,7 @@ def scaled_tensors(fmt: ScaledIntFormat, dtype, n_random: int, rng) -> list[np.n
     one cut short (a partial group).
     """
     dtype = np.dtype(dtype)
-    width = fmt.group_size if fmt.granularity == "group" else 16
+    width = int(fmt.group_size) if fmt.granularity == "group" else 16  # type: ignore[arg-type]
     cells = _pack(fmt, _hard_groups(fmt, dtype, rng), width, dtype) + _special_groups(width, dtype, rng)
     for _ in range(max(0, n_random // width // 4)):
         cells.append(rng.integers(0, 2 ** (dtype.itemsize * 8), width, dtype=f"uint{dtype.itemsize * 8}").view(dtype))
