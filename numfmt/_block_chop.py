@@ -297,18 +297,25 @@ def _raise_unrep(fmt, dtype, count):
     )
 
 
-def prepare(x, fmt: BlockFormat, rounding, key, random_bits):
-    """Common argument checks: ``(xp, xm, x, plan)``."""
-    rounding = Rounding.parse(rounding)
-    jax_in = _xp.is_jax_array(x)
-    if jax_in:
+def namespaces(x, key=None):
+    """``(xp, xm, x, dtype)`` for block and scaled chops: JAX input needs x64
+    (64-bit patterns) and, when ``key`` is given, a JAX key."""
+    if _xp.is_jax_array(x):
         import jax.numpy as xm
 
         require_x64()
         xp = _xp.jax_namespace()
+        if key is not None and not _xp.is_jax_array(key):
+            raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
     else:
-        xm, xp, x = np, _xp.NUMPY, np.asarray(x)  # type: ignore[misc]  # either namespace
-    dtype = _check_dtype(x.dtype)
+        xm, xp, x = np, _xp.NUMPY, np.asarray(x)
+    return xp, xm, x, _check_dtype(x.dtype)
+
+
+def prepare(x, fmt: BlockFormat, rounding, key, random_bits):
+    """Common argument checks: ``(xp, xm, x, plan)``."""
+    rounding = Rounding.parse(rounding)
+    xp, xm, x, dtype = namespaces(x)
     plan = block_plan(fmt, dtype, rounding, _check_random_bits(rounding, random_bits, dtype))
     _check_key(key, plan)
     return xp, xm, x, plan

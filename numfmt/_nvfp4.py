@@ -42,7 +42,7 @@ import numpy as np
 from numfmt import _xp
 from numfmt._block import BlockFormat
 from numfmt._block_bits import from_f64, layout, require_x64, to_f64, unpack
-from numfmt._block_chop import _rbits, blocked, blocked_shape, in_chunks, jax_chop, jax_functions, unblocked
+from numfmt._block_chop import _rbits, blocked, blocked_shape, in_chunks, jax_chop, jax_functions, namespaces, unblocked
 from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, plan_for
 from numfmt._float import FloatFormat, Subnormals
 from numfmt._kernel import make_plan
@@ -335,14 +335,7 @@ def dequantize(xp, fmt, dtype, qe, s, g):
 
 def _prepare(x, fmt, rounding, key, random_bits):
     rounding = Rounding.parse(rounding)
-    if _xp.is_jax_array(x):
-        require_x64()
-        xp = _xp.jax_namespace()
-        if key is not None and not _xp.is_jax_array(key):
-            raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
-    else:
-        xp, x = _xp.NUMPY, np.asarray(x)
-    dtype = _check_dtype(x.dtype)
+    xp, _, x, dtype = namespaces(x, key)
     _check(fmt, dtype)
     n = _check_random_bits(rounding, random_bits, dtype)
     if dtype.itemsize == 8 and n > F64_RANDOM_BITS:

@@ -13,7 +13,7 @@ import numpy as np
 
 from numfmt import _xp
 from numfmt._block_bits import require_x64
-from numfmt._block_chop import in_chunks, jax_chop, jax_functions
+from numfmt._block_chop import in_chunks, jax_chop, jax_functions, namespaces
 from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, register_chop
 from numfmt._codes import register_codec
 from numfmt._nf4 import _to_f32
@@ -38,16 +38,7 @@ def _prepare(x, fmt, rounding, key, random_bits):
     from numfmt._block_chop import _rbits
 
     rounding = Rounding.parse(rounding)
-    if _xp.is_jax_array(x):
-        import jax.numpy as xm
-
-        require_x64()
-        xp = _xp.jax_namespace()
-        if key is not None and not _xp.is_jax_array(key):
-            raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
-    else:
-        xm, xp, x = np, _xp.NUMPY, np.asarray(x)
-    dtype = _check_dtype(x.dtype)
+    xp, xm, x, dtype = namespaces(x, key)
     _check_axis(fmt, x.shape)
     n = _check_random_bits(rounding, random_bits, dtype)
     if rounding.is_stochastic and n > 51 - fmt.bits:
