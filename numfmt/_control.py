@@ -129,10 +129,13 @@ class ControlFlow:
     def _custom_jvp_call(self, eqn, ins, sites):
         """The primal is emulated; tangents follow the function's own JVP rule (not emulated)."""
         closed, known, key = eqn.params["call_jaxpr"], [f for _, f in ins], sites.next_key()
+        formats = []
 
         @jax.custom_jvp
         def call(key, *args):
-            return _typed(self.run(closed, args, sites.child(key), known), closed.out_avals)
+            outs = self.run(closed, args, sites.child(key), known)
+            formats[:] = [f for _, f in outs]
+            return _typed(outs, closed.out_avals)
 
         @call.defjvp
         def call_jvp(primals, tangents):
@@ -140,15 +143,19 @@ class ControlFlow:
             _, out_tangents = jax.jvp(lambda *a: _bind(eqn.primitive, eqn.params, *a), tuple(args), tuple(tangents[1:]))
             return call(key, *args), out_tangents
 
-        return [(v, None) for v in call(key, *[v for v, _ in ins])]
+        return list(zip(call(key, *[v for v, _ in ins]), formats, strict=True))
 
     def _custom_vjp_call(self, eqn, ins, sites):
         """The primal is emulated; cotangents follow the function's own VJP rule (not emulated)."""
         closed, known, key = eqn.params["call_jaxpr"], [f for _, f in ins], sites.next_key()
 
+        formats = []
+
         @jax.custom_vjp
         def call(key, *args):
-            return _typed(self.run(closed, args, sites.child(key), known), closed.out_avals)
+            outs = self.run(closed, args, sites.child(key), known)
+            formats[:] = [f for _, f in outs]
+            return _typed(outs, closed.out_avals)
 
         def fwd(key, *args):
             return call(key, *args), args
@@ -158,4 +165,4 @@ class ControlFlow:
             return (None, *vjp(list(cts)))
 
         call.defvjp(fwd, bwd)
-        return [(v, None) for v in call(key, *[v for v, _ in ins])]
+        return list(zip(call(key, *[v for v, _ in ins]), formats, strict=True))

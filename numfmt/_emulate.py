@@ -10,7 +10,13 @@ APIs around interpreted bodies.
 
 Each value carries the format it is known to be in (or None); an operation
 rounds an input only if it is not already in the operation's format, so a
-chain of ops in one format rounds each intermediate once.
+chain of ops in one format rounds each intermediate once. A value whose
+format is known may be stored in another float dtype than the traced one
+(the dtype it was computed in, e.g. float64 for bfloat16 arithmetic): it
+holds the same number exactly, since every value of the format fits the
+traced dtype (checked at each rounding). It is converted to the traced dtype
+only where a primitive needs that (:data:`WIDE_OK` lists those that do not),
+so a chain of float64 operations does not convert back and forth per op.
 """
 
 from __future__ import annotations
@@ -49,6 +55,13 @@ EXACT = frozenset(
     }
 )  # fmt: skip
 ROUNDED = frozenset().union(*(GROUPS[g] for g in ("elementwise", "reductions", "transcendental")))
+# Elementwise/reduction primitives that compute the same on any float dtype
+# holding their operands' values exactly (operands are brought to one dtype).
+WIDE_OK = MOVEMENT.union(
+    {"neg", "abs", "max", "min", "reduce_max", "reduce_min", "argmax", "argmin", "sign", "floor", "ceil", "round",
+     "clamp", "is_finite", "eq", "ne", "lt", "le", "gt", "ge", "copysign", "sort", "cummax", "cummin"},
+    GROUPS["matmul"], ROUNDED - {"convert_element_type"},  # these convert their operands to the work dtype
+)  # fmt: skip
 HIGHER = ("jit", "pjit", "closed_call", "remat2", "checkpoint", "scan", "while", "cond", "custom_jvp_call",
           "custom_vjp_call", "custom_vjp_call_jaxpr")  # fmt: skip
 
@@ -99,7 +112,8 @@ def emulate(fn, policy):
             return out_leaves
 
         closed = jax.make_jaxpr(flat_fn)(*flat)
-        return [v for v, _ in _Interpreter(policy).run(closed, flat, _sites.Sites(policy, key))]
+        outs = _Interpreter(policy).run(closed, flat, _sites.Sites(policy, key))
+        return [_stored_as(v, a) for (v, _), a in zip(outs, closed.out_avals, strict=True)]
 
     @functools.wraps(fn)
     def emulated(*args, key=None, **kwargs):
@@ -124,6 +138,30 @@ def _check_key(policy: Policy, key):
     if not isinstance(key, jax.Array):
         raise TypeError(f"key must be a jax.random key, got {type(key).__name__}")
     return jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+
+
+def _stored_as(value, aval):
+    """``value`` in ``aval``'s dtype (exactly: a value stored wider holds a number of that dtype)."""
+    value = jnp.asarray(value)
+    if _sites.is_float(value.dtype) and value.dtype != aval.dtype:
+        return _sites.convert(value, aval.dtype)
+    return value
+
+
+def _as_traced(eqn, ins):
+    """``ins`` with every float value stored in its variable's traced dtype."""
+    return [(_stored_as(v, var.aval), f) for (v, f), var in zip(ins, eqn.invars, strict=True)]
+
+
+def _one_dtype(values, floats, at_least=None):
+    """Float ``values`` converted (exactly) to the widest float dtype among them (and ``at_least``)."""
+    dtypes = {jnp.result_type(v) for v, fl in zip(values, floats, strict=True) if fl}
+    if at_least is not None:
+        dtypes.add(at_least)
+    if len(dtypes) <= 1:
+        return values
+    wide = max(dtypes, key=lambda d: d.itemsize)
+    return [_sites.convert(v, wide) if fl else v for v, fl in zip(values, floats, strict=True)]
 
 
 class _Interpreter(ControlFlow):
@@ -153,7 +191,7 @@ class _Interpreter(ControlFlow):
         val, have = value
         if have == fmt or not _sites.is_float(jnp.result_type(val)):
             return val
-        cache_key = (ident, fmt, rounding)
+        cache_key = (ident, fmt, rounding, jnp.result_type(val))
         if ident is None or cache_key not in cache:
             cache[cache_key] = sites.round(jnp.asarray(val), fmt, rounding)
         return cache[cache_key]
@@ -164,14 +202,20 @@ class _Interpreter(ControlFlow):
         floats = [_sites.is_float(v.aval.dtype) for v in eqn.invars]
         out_floats = [_sites.is_float(v.aval.dtype) for v in eqn.outvars]
         if name in HIGHER:
+            if name not in ("jit", "pjit", "closed_call"):  # interpreted bodies take stored values as they are
+                ins = _as_traced(eqn, ins)
             return getattr(self, "_" + {"pjit": "jit", "closed_call": "jit", "checkpoint": "remat2",
                                         "custom_vjp_call_jaxpr": "custom_vjp_call"}.get(name, name))(
                 eqn, ins, sites)  # fmt: skip
         if not any(floats) and not any(out_floats):
             return [(v, None) for v in _listify(_bind(eqn.primitive, eqn.params, *[v for v, _ in ins]), eqn.primitive)]
+        if name not in WIDE_OK:
+            ins = _as_traced(eqn, ins)
         if name in MOVEMENT:
-            out = _bind(eqn.primitive, eqn.params, *[v for v, _ in ins])
             fmt = _common(f for (_, f), fl in zip(ins, floats, strict=True) if fl)
+            if fmt is None:
+                ins = _as_traced(eqn, ins)
+            out = _bind(eqn.primitive, eqn.params, *_one_dtype([v for v, _ in ins], floats))
             return [(v, fmt) for v in _listify(out, eqn.primitive)]
         if name in GROUPS["matmul"]:
             return self._matmul(eqn, ins, sites, cache, idents)
@@ -183,6 +227,10 @@ class _Interpreter(ControlFlow):
                 self.rounded(v, fmt, rounding, sites, cache, i) if fl else v[0]
                 for v, fl, i in zip(ins, floats, idents, strict=True)
             ]
+            if name == "convert_element_type" and floats[0] and out_floats[0]:
+                return [(_sites.convert_rounded(args[0], eqn.params["new_dtype"], fmt), fmt)]
+            if name in WIDE_OK:  # XLA:CPU flushes float32 subnormals in these too: compare them in float64
+                args = _one_dtype(args, floats, _sites.exact_dtype(fmt, name))
             out = _listify(_bind(eqn.primitive, eqn.params, *args), eqn.primitive)
             return [(v, fmt if of else None) for v, of in zip(out, out_floats, strict=True)]
         if name in ROUNDED:
@@ -205,13 +253,13 @@ class _Interpreter(ControlFlow):
                 out = self.rounded(value, fmt, rounding, sites, cache, idents[0])
             else:
                 out = sites.round(_sites.convert(value[0], work), fmt, rounding)
-            return [(_sites.convert(out, out_dtype), fmt)]
+            return [(out, fmt)]
         args = [
             _sites.convert(self.rounded(v, fmt, rounding, sites, cache, i), work) if fl else v[0]
             for v, fl, i in zip(ins, floats, idents, strict=True)
         ]
         outs = _listify(_bind(eqn.primitive, eqn.params, *args), eqn.primitive)
-        return [(_sites.convert(sites.round(o, fmt, rounding), out_dtype), fmt) for o in outs]
+        return [(sites.round(o, fmt, rounding), fmt) for o in outs]
 
     def _matmul(self, eqn, ins, sites, cache, idents):
         name = eqn.primitive.name
@@ -246,7 +294,7 @@ class _Interpreter(ControlFlow):
             step_key = sites.next_key() if rounding.is_stochastic else None
             round_acc = lambda acc, k: sites.child(k).round(acc, accum, rounding)  # noqa: E731
             out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key)
-        return [(_sites.convert(sites.round(out, fout, rounding), out_dtype), fout)]
+        return [(sites.round(out, fout, rounding), fout)]
 
     @staticmethod
     def _contraction_axis(eqn, pos):

@@ -100,6 +100,37 @@ def _exact_convert(src, dtype):
     return conv
 
 
+def exact_dtype(fmt, primitive: str):
+    """The float dtype an exact primitive (comparison, max, neg, ...) on values of ``fmt`` runs in.
+
+    float64 where ``fmt`` has nonzero values below float32's normal range:
+    XLA on CPU flushes float32 subnormals to zero in comparisons and
+    arithmetic, so ``x > 0`` or ``-x`` would be wrong for them there (and
+    bfloat16 arrays are computed in float32). None (any dtype) otherwise.
+
+    Raises:
+      ValueError: float64 is needed and ``jax_enable_x64`` is off.
+    """
+    box = value_box(fmt)
+    if box is None or box[2] >= 2.0**_FLOAT32_NORMAL_EXP:
+        return None
+    if not jax.config.read("jax_enable_x64"):
+        raise ValueError(
+            f"emulating {primitive} on {fmt} values needs float64 (the format has values below float32's "
+            "normal range, which XLA flushes to zero); enable it with "
+            'jax.config.update("jax_enable_x64", True) before tracing'
+        )
+    return _F64
+
+
+def convert_rounded(x, dtype, fmt):
+    """A float conversion of ``x`` (a value of ``fmt``): exact where ``dtype`` holds ``fmt``.
+
+    Otherwise XLA's own conversion (one rounding to nearest even).
+    """
+    return convert(x, dtype) if _fits(fmt, dtype) else lax.convert_element_type(x, dtype)
+
+
 def _float32_safe(fmt) -> bool:
     """p <= 11 and all products/quotients of the format's values are float32 normals.
 
@@ -147,6 +178,15 @@ _DTYPE_FORMATS = {np.dtype(d): parse(n) for d, n in [(jnp.float16, "float16"), (
                                                      (jnp.float32, "float32"), (jnp.float64, "float64")]}  # fmt: skip
 
 
+def _fits(fmt, dtype) -> bool:
+    """Does ``dtype`` hold every value of ``fmt`` (an elementwise format) exactly?"""
+    values, box = value_box(fmt), _DTYPE_FORMATS.get(np.dtype(dtype))
+    if values is None or box is None:
+        return False
+    precision, largest, smallest = values
+    return precision <= box.precision and largest <= box.max_value and smallest >= box.smallest_subnormal
+
+
 def check_fits(fmt, dtype, where: str) -> None:
     """Raise unless every value of ``fmt`` is exactly representable in ``dtype``."""
     dtype = np.dtype(dtype)
@@ -159,10 +199,7 @@ def check_fits(fmt, dtype, where: str) -> None:
     box = _DTYPE_FORMATS.get(dtype)
     if box is None:
         raise TypeError(f"{where}: values of dtype {dtype} cannot hold {fmt}; use float32 or float64")
-    precision, largest, smallest = values
-    if not (
-        precision <= box.precision and largest <= box.max_value and smallest >= box.smallest_subnormal
-    ):
+    if not _fits(fmt, dtype):
         raise ValueError(
             f"{where}: the traced function stores this value as {dtype.name}, which cannot hold every "
             f"value of {fmt}; run the function in a wider dtype (e.g. pass float32 or float64 arrays)"
