@@ -36,15 +36,15 @@ def _common(fmts):
 
 def _typed(values, avals):
     """The values of ``[(value, known)]`` cast to ``avals`` (loop carries and branches need exact types)."""
-    return [_as_aval(v, a) for (v, _), a in zip(values, avals, strict=True)]
+    return [_as_aval(v, a, f) for (v, f), a in zip(values, avals, strict=True)]
 
 
-def _as_aval(x, aval):
-    """Cast ``x`` to ``aval``'s dtype as a strongly typed array (loop carries need exact types)."""
+def _as_aval(x, aval, fmt=None):
+    """Cast ``x`` (of ``fmt``; None: unknown) to ``aval``'s dtype as a strongly typed array."""
     if not hasattr(aval, "dtype"):
         return x
     x = jnp.asarray(x)
-    return _sites.convert(x, aval.dtype) if _sites.is_float(x.dtype) else lax.convert_element_type(x, aval.dtype)
+    return _sites.convert(x, aval.dtype, fmt) if _sites.is_float(x.dtype) else lax.convert_element_type(x, aval.dtype)
 
 
 class ControlFlow:
@@ -127,7 +127,11 @@ class ControlFlow:
         return [(v, None) for v in outs]
 
     def _custom_jvp_call(self, eqn, ins, sites):
-        """The primal is emulated; tangents follow the function's own JVP rule (not emulated)."""
+        """The primal is emulated; tangents follow the function's own JVP rule (not emulated).
+
+        Rounded values go in and come out in the dtype they are stored in
+        (see numfmt._emulate); the rule sees them in the traced dtypes.
+        """
         closed, known, key = eqn.params["call_jaxpr"], [f for _, f in ins], sites.next_key()
         formats = []
 
@@ -135,34 +139,57 @@ class ControlFlow:
         def call(key, *args):
             outs = self.run(closed, args, sites.child(key), known)
             formats[:] = [f for _, f in outs]
-            return _typed(outs, closed.out_avals)
+            return _kept(outs, closed.out_avals)
 
         @call.defjvp
         def call_jvp(primals, tangents):
             key, *args = primals
-            _, out_tangents = jax.jvp(lambda *a: _bind(eqn.primitive, eqn.params, *a), tuple(args), tuple(tangents[1:]))
-            return call(key, *args), out_tangents
+            traced = (_recast(args, closed.in_avals), _recast(tangents[1:], closed.in_avals, linear=True))
+            _, out_tangents = jax.jvp(lambda *a: _bind(eqn.primitive, eqn.params, *a), *map(tuple, traced))
+            out = call(key, *args)
+            return out, _recast(out_tangents, out, linear=True)
 
         return list(zip(call(key, *[v for v, _ in ins]), formats, strict=True))
 
     def _custom_vjp_call(self, eqn, ins, sites):
         """The primal is emulated; cotangents follow the function's own VJP rule (not emulated)."""
         closed, known, key = eqn.params["call_jaxpr"], [f for _, f in ins], sites.next_key()
-
         formats = []
 
         @jax.custom_vjp
         def call(key, *args):
             outs = self.run(closed, args, sites.child(key), known)
             formats[:] = [f for _, f in outs]
-            return _typed(outs, closed.out_avals)
+            return _kept(outs, closed.out_avals)
 
         def fwd(key, *args):
             return call(key, *args), args
 
         def bwd(args, cts):
-            _, vjp = jax.vjp(lambda *a: _listify(_bind(eqn.primitive, eqn.params, *a), eqn.primitive), *args)
-            return (None, *vjp(list(cts)))
+            traced = _recast(args, closed.in_avals)
+            _, vjp = jax.vjp(lambda *a: _listify(_bind(eqn.primitive, eqn.params, *a), eqn.primitive), *traced)
+            cts = vjp(_recast(cts, closed.out_avals, linear=True))
+            return (None, *_recast(cts, args, linear=True))
 
         call.defvjp(fwd, bwd)
         return list(zip(call(key, *[v for v, _ in ins]), formats, strict=True))
+
+
+def _kept(outs, avals):
+    """Outputs of an interpreted body: known-format values as stored, the others in their traced dtype."""
+    return [jnp.asarray(v) if f is not None else _as_aval(v, a) for (v, f), a in zip(outs, avals, strict=True)]
+
+
+def _recast(values, likes, linear=False):
+    """``values`` cast to the dtypes of ``likes`` (arrays or avals).
+
+    Primal values exactly (``_sites.convert``); tangents and cotangents
+    (``linear``) by a plain conversion, which JAX can transpose.
+    """
+    def cast(v, like):
+        dtype = getattr(like, "dtype", None)
+        if dtype is None or v.dtype == dtype or not (_sites.is_float(v.dtype) and _sites.is_float(dtype)):
+            return v  # float0 tangents of integer inputs stay as they are
+        return lax.convert_element_type(v, dtype) if linear else _sites.convert(v, dtype)
+
+    return [cast(v, like) for v, like in zip(values, likes, strict=True)]

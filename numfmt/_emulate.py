@@ -62,6 +62,8 @@ WIDE_OK = MOVEMENT.union(
      "clamp", "is_finite", "eq", "ne", "lt", "le", "gt", "ge", "copysign", "sort", "cummax", "cummin"},
     GROUPS["matmul"], ROUNDED - {"convert_element_type"},  # these convert their operands to the work dtype
 )  # fmt: skip
+# Higher-order primitives whose bodies take values in the dtype they are stored in.
+_TAKE_STORED = frozenset({"jit", "pjit", "closed_call", "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr"})
 HIGHER = ("jit", "pjit", "closed_call", "remat2", "checkpoint", "scan", "while", "cond", "custom_jvp_call",
           "custom_vjp_call", "custom_vjp_call_jaxpr")  # fmt: skip
 
@@ -113,7 +115,7 @@ def emulate(fn, policy):
 
         closed = jax.make_jaxpr(flat_fn)(*flat)
         outs = _Interpreter(policy).run(closed, flat, _sites.Sites(policy, key))
-        return [_stored_as(v, a) for (v, _), a in zip(outs, closed.out_avals, strict=True)]
+        return [_stored_as(v, a, f) for (v, f), a in zip(outs, closed.out_avals, strict=True)]
 
     @functools.wraps(fn)
     def emulated(*args, key=None, **kwargs):
@@ -140,28 +142,28 @@ def _check_key(policy: Policy, key):
     return jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
 
 
-def _stored_as(value, aval):
-    """``value`` in ``aval``'s dtype (exactly: a value stored wider holds a number of that dtype)."""
+def _stored_as(value, aval, fmt=None):
+    """``value`` (of ``fmt``, None: unknown) in ``aval``'s dtype, exactly."""
     value = jnp.asarray(value)
     if _sites.is_float(value.dtype) and value.dtype != aval.dtype:
-        return _sites.convert(value, aval.dtype)
+        return _sites.convert(value, aval.dtype, fmt)
     return value
 
 
 def _as_traced(eqn, ins):
     """``ins`` with every float value stored in its variable's traced dtype."""
-    return [(_stored_as(v, var.aval), f) for (v, f), var in zip(ins, eqn.invars, strict=True)]
+    return [(_stored_as(v, var.aval, f), f) for (v, f), var in zip(ins, eqn.invars, strict=True)]
 
 
-def _one_dtype(values, floats, at_least=None):
-    """Float ``values`` converted (exactly) to the widest float dtype among them (and ``at_least``)."""
+def _one_dtype(values, floats, fmt, at_least=None):
+    """Float ``values`` (of ``fmt``) converted exactly to the widest float dtype among them (and ``at_least``)."""
     dtypes = {jnp.result_type(v) for v, fl in zip(values, floats, strict=True) if fl}
     if at_least is not None:
         dtypes.add(at_least)
     if len(dtypes) <= 1:
         return values
     wide = max(dtypes, key=lambda d: d.itemsize)
-    return [_sites.convert(v, wide) if fl else v for v, fl in zip(values, floats, strict=True)]
+    return [_sites.convert(v, wide, fmt) if fl else v for v, fl in zip(values, floats, strict=True)]
 
 
 class _Interpreter(ControlFlow):
@@ -202,7 +204,7 @@ class _Interpreter(ControlFlow):
         floats = [_sites.is_float(v.aval.dtype) for v in eqn.invars]
         out_floats = [_sites.is_float(v.aval.dtype) for v in eqn.outvars]
         if name in HIGHER:
-            if name not in ("jit", "pjit", "closed_call"):  # interpreted bodies take stored values as they are
+            if name not in _TAKE_STORED:
                 ins = _as_traced(eqn, ins)
             return getattr(self, "_" + {"pjit": "jit", "closed_call": "jit", "checkpoint": "remat2",
                                         "custom_vjp_call_jaxpr": "custom_vjp_call"}.get(name, name))(
@@ -215,7 +217,7 @@ class _Interpreter(ControlFlow):
             fmt = _common(f for (_, f), fl in zip(ins, floats, strict=True) if fl)
             if fmt is None:
                 ins = _as_traced(eqn, ins)
-            out = _bind(eqn.primitive, eqn.params, *_one_dtype([v for v, _ in ins], floats))
+            out = _bind(eqn.primitive, eqn.params, *_one_dtype([v for v, _ in ins], floats, fmt))
             return [(v, fmt) for v in _listify(out, eqn.primitive)]
         if name in GROUPS["matmul"]:
             return self._matmul(eqn, ins, sites, cache, idents)
@@ -230,7 +232,7 @@ class _Interpreter(ControlFlow):
             if name == "convert_element_type" and floats[0] and out_floats[0]:
                 return [(_sites.convert_rounded(args[0], eqn.params["new_dtype"], fmt), fmt)]
             if name in WIDE_OK:  # XLA:CPU flushes float32 subnormals in these too: compare them in float64
-                args = _one_dtype(args, floats, _sites.exact_dtype(fmt, name))
+                args = _one_dtype(args, floats, fmt, _sites.exact_dtype(fmt, name))
             out = _listify(_bind(eqn.primitive, eqn.params, *args), eqn.primitive)
             return [(v, fmt if of else None) for v, of in zip(out, out_floats, strict=True)]
         if name in ROUNDED:
@@ -252,10 +254,10 @@ class _Interpreter(ControlFlow):
             if floats[0]:  # one rounding, in the input's own dtype
                 out = self.rounded(value, fmt, rounding, sites, cache, idents[0])
             else:
-                out = sites.round(_sites.convert(value[0], work), fmt, rounding)
+                out = sites.round(_sites.convert(value[0], work, value[1]), fmt, rounding)
             return [(out, fmt)]
         args = [
-            _sites.convert(self.rounded(v, fmt, rounding, sites, cache, i), work) if fl else v[0]
+            _sites.convert(self.rounded(v, fmt, rounding, sites, cache, i), work, fmt) if fl else v[0]
             for v, fl, i in zip(ins, floats, idents, strict=True)
         ]
         outs = _listify(_bind(eqn.primitive, eqn.params, *args), eqn.primitive)
@@ -281,8 +283,8 @@ class _Interpreter(ControlFlow):
                 along = getattr(fin, "for_contraction", None)  # scaled integers: per-channel -> per row
                 fmt = along(axis, eqn.invars[pos].aval.shape) if along else dataclasses.replace(fin, axis=axis)
                 if getattr(fin, "pow2_scale", True):  # exact in float64; NVFP4/NF4 round their own float32 input
-                    v = (_sites.convert(v[0], work), v[1])
-            args.append(_sites.convert(self.rounded(v, fmt, rounding, sites, cache, ident), work))
+                    v = (_sites.convert(v[0], work, v[1]), v[1])
+            args.append(_sites.convert(self.rounded(v, fmt, rounding, sites, cache, ident), work, fmt))
         if accum is None:
             out = _bind(eqn.primitive, dict(eqn.params, preferred_element_type=work), *args)
         elif name != "dot_general":

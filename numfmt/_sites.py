@@ -33,6 +33,7 @@ __all__ = ["Sites", "check_fits", "convert", "is_float", "work_dtype"]
 EXACT_IN_FLOAT32 = frozenset({"add", "add_any", "sub", "mul", "div", "sqrt", "square", "convert_element_type", "rem"})
 
 _FLOAT32_NORMAL_EXP = -126
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # One rounding of a float64 result to precision p is the correct rounding of
 # the exact result of +, -, *, /, sqrt only for p <= 25 (53 >= 2p + 2).
@@ -63,20 +64,27 @@ def is_float(dtype) -> bool:
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
-def convert(x, dtype):
+def convert(x, dtype, fmt=None):
     """Convert float ``x`` to float ``dtype``, exactly for values ``dtype`` holds.
 
     XLA:CPU flushes float32 subnormals in conversions between float32 (or
     bfloat16, which it widens through float32) and float64; this rebuilds them
-    from their bits. float64 arithmetic is not flushed. The derivative is that
-    of an ordinary conversion.
+    from their bits, unless ``x`` is known to hold values of ``fmt`` that are
+    all zero or float32 normals. The derivative is that of an ordinary
+    conversion.
     """
     dtype = np.dtype(dtype)
     x = jnp.asarray(x)
     src = np.dtype(x.dtype)
-    if src == dtype or not is_float(src) or (src.itemsize < 8) == (dtype.itemsize < 8):
+    if src == dtype or not is_float(src) or (src.itemsize < 8) == (dtype.itemsize < 8) or _normal32(fmt):
         return lax.convert_element_type(x, dtype)
     return _exact_convert(src, dtype)(x)
+
+
+def _normal32(fmt) -> bool:
+    """Is every nonzero value of ``fmt`` (None: unknown) a float32 normal?"""
+    box = None if fmt is None else value_box(fmt)
+    return box is not None and box[2] >= 2.0**_FLOAT32_NORMAL_EXP and box[1] <= _FLOAT32_MAX
 
 
 @functools.cache
