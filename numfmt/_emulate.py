@@ -51,7 +51,7 @@ EXACT = frozenset(
     {
         "neg", "abs", "max", "min", "reduce_max", "reduce_min", "argmax", "argmin", "sign", "floor", "ceil",
         "round", "clamp", "sort", "cummax", "cummin", "is_finite", "eq", "ne", "lt", "le", "gt", "ge",
-        "convert_element_type", "bitcast_convert_type", "reduce_and", "reduce_or", "copysign",
+        "bitcast_convert_type", "reduce_and", "reduce_or", "copysign",
     }
 )  # fmt: skip
 ROUNDED = frozenset().union(*(GROUPS[g] for g in ("elementwise", "reductions", "transcendental")))
@@ -221,16 +221,14 @@ class _Interpreter(ControlFlow):
             return [(v, fmt) for v in _listify(out, eqn.primitive)]
         if name in GROUPS["matmul"]:
             return self._matmul(eqn, ins, sites, cache, idents)
-        if name == "convert_element_type" and not out_floats[0]:
-            name = "convert_to_int"
-        if name in EXACT or name == "convert_to_int":
+        if name == "convert_element_type":
+            return self._convert(eqn, ins, sites, cache, idents, floats, out_floats)
+        if name in EXACT:
             fmt, rounding = self.policy.compute, self.policy.rounding
             args = [
                 self.rounded(v, fmt, rounding, sites, cache, i) if fl else v[0]
                 for v, fl, i in zip(ins, floats, idents, strict=True)
             ]
-            if name == "convert_element_type" and floats[0] and out_floats[0]:
-                return [(_sites.convert_rounded(args[0], eqn.params["new_dtype"], fmt), fmt)]
             if name in WIDE_OK:  # XLA:CPU flushes float32 subnormals in these too: compare them in float64
                 args = _one_dtype(args, floats, fmt, _sites.exact_dtype(fmt, name))
             out = _listify(_bind(eqn.primitive, eqn.params, *args), eqn.primitive)
@@ -242,6 +240,24 @@ class _Interpreter(ControlFlow):
             "data-movement, rounded or control-flow primitive. Compute it outside the emulated function "
             "or open an issue naming the primitive"
         )
+
+    def _convert(self, eqn, ins, sites, cache, idents, floats, out_floats):
+        """``convert_element_type``: one rounding into the site's format where the new dtype holds it.
+
+        Into an integer dtype, or a float dtype narrower than the format
+        (e.g. ``astype(float16)`` of bfloat16 values), the input is rounded to
+        the compute format and XLA converts it (a float result is of no known
+        format then, and the next operation rounds it again).
+        """
+        fmt, rounding = self.policy.site("convert_element_type")
+        if out_floats[0] and _sites.fits(fmt, eqn.outvars[0].aval.dtype):
+            return self._rounded_op(eqn, ins, sites, cache, idents, floats)
+        fmt, rounding = self.policy.compute, self.policy.rounding
+        ((value, have),) = _as_traced(eqn, ins)
+        if floats[0]:
+            value = _sites.convert_rounded(self.rounded((value, have), fmt, rounding, sites, cache, idents[0]),
+                                           eqn.invars[0].aval.dtype, fmt)  # fmt: skip
+        return [(_bind(eqn.primitive, eqn.params, value), None)]
 
     def _rounded_op(self, eqn, ins, sites, cache, idents, floats):
         name = eqn.primitive.name

@@ -24,7 +24,7 @@ from numfmt._names import parse
 from numfmt._posit import PositFormat
 from numfmt._random import hash_bits, seed_words
 
-__all__ = ["Sites", "check_fits", "convert", "is_float", "work_dtype"]
+__all__ = ["Sites", "check_fits", "convert", "fits", "is_float", "work_dtype"]
 
 # Operations whose exact result, rounded to float32 and then to a format of
 # precision p <= 11 inside float32's normal range, is the correctly rounded
@@ -136,7 +136,7 @@ def convert_rounded(x, dtype, fmt):
 
     Otherwise XLA's own conversion (one rounding to nearest even).
     """
-    return convert(x, dtype) if _fits(fmt, dtype) else lax.convert_element_type(x, dtype)
+    return convert(x, dtype) if fits(fmt, dtype) else lax.convert_element_type(x, dtype)
 
 
 def _float32_safe(fmt) -> bool:
@@ -186,7 +186,7 @@ _DTYPE_FORMATS = {np.dtype(d): parse(n) for d, n in [(jnp.float16, "float16"), (
                                                      (jnp.float32, "float32"), (jnp.float64, "float64")]}  # fmt: skip
 
 
-def _fits(fmt, dtype) -> bool:
+def fits(fmt, dtype) -> bool:
     """Does ``dtype`` hold every value of ``fmt`` (an elementwise format) exactly?"""
     values, box = value_box(fmt), _DTYPE_FORMATS.get(np.dtype(dtype))
     if values is None or box is None:
@@ -207,7 +207,7 @@ def check_fits(fmt, dtype, where: str) -> None:
     box = _DTYPE_FORMATS.get(dtype)
     if box is None:
         raise TypeError(f"{where}: values of dtype {dtype} cannot hold {fmt}; use float32 or float64")
-    if not _fits(fmt, dtype):
+    if not fits(fmt, dtype):
         raise ValueError(
             f"{where}: the traced function stores this value as {dtype.name}, which cannot hold every "
             f"value of {fmt}; run the function in a wider dtype (e.g. pass float32 or float64 arrays)"

@@ -116,3 +116,21 @@ def test_exact_ops_on_subnormal_formats_need_x64():
     with jax.enable_x64(False):
         g = numfmt.emulate(lambda x: jnp.maximum(x, 0.0), "compute=float8_e4m3fn")
         np.testing.assert_array_equal(g(jnp.asarray([-1.0, 0.3], jnp.float32)), [0.0, 0.3125])
+
+
+def test_conversions_round_once_into_the_site_format():
+    # an override for convert_element_type takes effect (it was silently ignored)
+    f = numfmt.emulate(lambda x: x.astype(jnp.float32), "compute=float32,prim.convert_element_type=float8_e4m3fn")
+    assert float(f(jnp.float64(1.3))) == 1.25
+    # int -> float rounds into the compute format, so exact ops after it see a format value
+    g = numfmt.emulate(lambda n: (n.astype(jnp.float32), jnp.maximum(n.astype(jnp.float32), 0.0)), POLICY)
+    conv, relu = g(jnp.asarray([1_000_001, -3, 2**24 + 1], jnp.int32))
+    want = c(np.asarray([1_000_001, -3, 2**24 + 1], np.float64)).astype(np.float32)  # 999424, -3, 2**24
+    np.testing.assert_array_equal(np.asarray(conv), want)
+    np.testing.assert_array_equal(np.asarray(relu), np.maximum(want, 0))
+    # into a dtype narrower than the format: rounded to the format, then XLA rounds into the dtype
+    h = numfmt.emulate(lambda x: x.astype(jnp.float16), POLICY)
+    x = np.asarray([1.3, 70000.0, 3e-6, -2.0**-30], np.float32)
+    with np.errstate(over="ignore"):  # 70000 overflows float16 to inf, on purpose
+        want16 = c(x).astype(np.float16)
+    np.testing.assert_array_equal(bits(h(x)), bits(want16))
