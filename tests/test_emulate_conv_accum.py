@@ -252,3 +252,21 @@ def test_batch_group_count_is_refused():
     assert conv(x, w).shape == (1, 2, 6)
     with pytest.raises(NotImplementedError, match="batch_group_count=2 is not implemented.*drop accum="):
         numfmt.emulate(conv, "compute=float32,accum=float16")(x, w)
+
+
+def test_backward_convolutions_under_emulate_of_grad():
+    # emulate(jax.grad(f)) sees the transposed convolutions (lhs dilation, kernel reversed via rev, swapped
+    # dimension numbers); small integers keep every sum exact, so they equal XLA's gradient bit for bit.
+    rng = np.random.default_rng(5)
+    x = rng.integers(-3, 4, (2, 4, 7, 6)).astype(np.float32)
+    w = rng.integers(-3, 4, (6, 4, 3, 2)).astype(np.float32)
+    conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (2, 1), "SAME", rhs_dilation=(1, 2))  # noqa: E731
+    grad = jax.grad(lambda x, w: jnp.sum(conv(x, w) ** 2), argnums=(0, 1))
+    got = numfmt.emulate(grad, "compute=float32,accum=float32,chunk=3")(x, w)
+    for a, b in zip(got, grad(x, w), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # the weight gradient of a grouped convolution has batch_group_count=2: refused, not wrong
+    grouped = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=2)  # noqa: E731
+    ggrad = jax.grad(lambda x, w: jnp.sum(grouped(x, w) ** 2), argnums=1)
+    with pytest.raises(NotImplementedError, match="batch_group_count=2"):
+        numfmt.emulate(ggrad, "compute=float32,accum=float32")(x, w[:, :2])
