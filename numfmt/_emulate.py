@@ -31,6 +31,7 @@ from jax.extend import core as jcore
 from numfmt import _sites
 from numfmt._accumulate import chunked_dot
 from numfmt._control import ControlFlow, _bind, _common, _listify
+from numfmt._conv_accum import chunked_conv
 from numfmt._policy import GROUPS, Policy
 
 __all__ = ["emulate"]
@@ -303,15 +304,13 @@ class _Interpreter(ControlFlow):
             args.append(_sites.convert(self.rounded(v, fmt, rounding, sites, cache, ident), work, fmt))
         if accum is None:
             out = _bind(eqn.primitive, dict(eqn.params, preferred_element_type=work), *args)
-        elif name != "dot_general":
-            raise NotImplementedError(
-                f"policy {str(self.policy)!r}: accumulator rounding (accum=) is implemented for dot_general "
-                f"only, not {name}; drop accum= or override the matmul group for {name}"
-            )
         else:
             step_key = sites.next_key() if rounding.is_stochastic else None
             round_acc = lambda acc, k: sites.child(k).round(acc, accum, rounding)  # noqa: E731
-            out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key)
+            if name == "dot_general":
+                out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key)
+            else:
+                out = chunked_conv(*args, eqn.params, chunk, round_acc, step_key)
         return [(sites.round(out, fout, rounding), fout)]
 
     @staticmethod

@@ -87,11 +87,3 @@ def test_stochastic_accumulator_needs_and_uses_the_key():
     results = {float(f(a, a.T, key=jax.random.key(k))[0, 0]) for k in range(8)}
     assert len(results) > 1
 
-
-def test_accumulator_on_convolution_is_refused():
-    x = jnp.ones((1, 1, 8), jnp.float32)
-    w = jnp.ones((1, 1, 3), jnp.float32)
-    conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1,), "VALID")  # noqa: E731
-    np.testing.assert_array_equal(numfmt.emulate(conv, "compute=bfloat16")(x, w), conv(x, w))
-    with pytest.raises(NotImplementedError, match="accumulator rounding .* dot_general only, not conv_general_dilated"):
-        numfmt.emulate(conv, "compute=bfloat16,accum=float16")(x, w)
