@@ -136,6 +136,19 @@ def narrow_sr_round_bits(xp, u, fp, rbits):
     Returns:
       The general kernel's result patterns for every input: NaN unchanged
       (sign and payload), -0 stays -0, inf and overflow per the plan's policy.
+
+    Examples:
+      >>> import numpy as np
+      >>> import numfmt
+      >>> from numfmt._fast import fast_plan
+      >>> from numfmt._kernel import make_plan
+      >>> from numfmt._xp import NUMPY
+      >>> plan = make_plan(numfmt.parse("bfloat16"), np.dtype(np.float64), numfmt.Rounding.STOCHASTIC,
+      ...                  numfmt.Overflow.SAT_NONE, 63)
+      >>> u = np.array([1 + 2.0**-8, 1 + 2.0**-8, 2.0**-140]).view(np.uint64)  # a tie; q / 128
+      >>> r = np.array([2**63 - 1, 2**63, 2**64 - 2**57], np.uint64)
+      >>> narrow_sr_round_bits(NUMPY, u, fast_plan(plan), r).view(np.float64).tolist()
+      [1.0, 1.0078125, 9.183549615799121e-41]
     """
     c, U = fp.narrow_sr, u.dtype
 
