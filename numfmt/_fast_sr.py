@@ -52,8 +52,8 @@ saturating policy, as in :mod:`numfmt._fast`), three regimes:
 
 The random words are the kernel's, used the same way, so the result bits are
 the kernel's for every input pattern and word (tested in
-tests/test_fast_complete_sr.py): about 25 operations against the general
-kernel's ~60.
+tests/test_fast_complete_sr.py): 26 jaxpr operations against the general
+kernel's 65 (float64 -> bfloat16, float32 -> float16 alike).
 """
 
 from __future__ import annotations
