@@ -58,8 +58,10 @@ sequence alone. Two things make it so:
 
 Complete: bfloat16, float16, float8_e4m3fn, float8_e5m2 from float64 and
 float16, float8 from float32 (nearest even); bfloat16 and TF32 from float32
-(nearest even and stochastic). Everything else (e.g. stochastic rounding into
-a narrower exponent range) is not complete, and JAX runs the general kernel.
+(nearest even and stochastic). Stochastic rounding into a narrower exponent
+range (the same formats from float64 and float32) is complete by another
+sequence, with a per-element shift: :mod:`numfmt._fast_sr` (its docstring has
+the proof). Everything else is not complete, and JAX runs the general kernel.
 
 The stochastic formula is the general kernel's ``stochastic`` (variant A with
 ``N = width - 1`` random bits): for ``d <= N`` it rounds up iff
@@ -74,6 +76,7 @@ import math
 
 import numpy as np
 
+from numfmt._fast_sr import NarrowSR, narrow_sr, narrow_sr_round_bits
 from numfmt._float import Subnormals
 from numfmt._kernel import Plan
 from numfmt._rounding import Overflow, Rounding
@@ -109,6 +112,7 @@ class FastPlan:
     over_at: np.generic | None  # |u| above this becomes over_bits (nearest, sat_none)
     over_bits: np.generic | None  # the format's overflow pattern (inf, or NaN for fn formats)
     inf_to: np.generic | None  # what an infinite input becomes where the clamp does not give it
+    narrow_sr: NarrowSR | None = None  # stochastic into a narrower exponent range (numfmt._fast_sr)
 
 
 @functools.lru_cache(maxsize=256)
@@ -166,7 +170,8 @@ def fast_plan(plan) -> FastPlan | None:
         top = nearest and plan.inf_input_bits == plan.inf_like_bits
         if top:
             over_at, over_bits = U(hi), U(plan.inf_like_bits)
-    complete = top and (same_range or magic is not None)
+    narrow = None if same_range or nearest else narrow_sr(plan)
+    complete = (top and (same_range or magic is not None)) or narrow is not None
     return FastPlan(
         plan=plan,
         drop=d,
@@ -186,6 +191,7 @@ def fast_plan(plan) -> FastPlan | None:
         over_at=over_at,
         over_bits=over_bits,
         inf_to=inf_to,
+        narrow_sr=narrow,
     )
 
 
@@ -209,6 +215,8 @@ def complete_round_bits(xp, u, fp: FastPlan, rbits=None):
     """
     if not fp.complete:
         raise ValueError(f"the short sequence is not complete for {fp.plan.fmt}; use fast_round_bits")
+    if fp.narrow_sr is not None:
+        return narrow_sr_round_bits(xp, u, fp, rbits)
     out, _ = fast_round_bits(xp, u, fp, rbits)
     U = u.dtype
     a = u & xp.asarray(fp.abs_mask, U)
