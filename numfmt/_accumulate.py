@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import math
 
-import jax
 import jax.numpy as jnp
 from jax import lax
+
+from numfmt import _xp
+from numfmt._random import derive_words
 
 __all__ = ["chunked_dot"]
 
@@ -39,9 +41,10 @@ def chunked_dot(lhs, rhs, dimension_numbers, chunk: int, round_acc, key=None):
         computed in it).
       dimension_numbers: ``dot_general``'s ``((lc, rc), (lb, rb))``.
       chunk: terms summed before each accumulator rounding (>= 1).
-      round_acc: ``round_acc(acc, key) -> acc`` rounds into the accumulator
-        format; ``key`` is None or a per-step key (``fold_in(key, step)``).
-      key: None, or raw key data for stochastic accumulator rounding.
+      round_acc: ``round_acc(acc, words) -> acc`` rounds into the accumulator
+        format; ``words`` is None or the step's seed words
+        (``derive_words(key, step)``).
+      key: None, or four seed words for stochastic accumulator rounding.
 
     Returns:
       The result in ``dot_general``'s output layout (batch, lhs free, rhs free).
@@ -64,7 +67,7 @@ def chunked_dot(lhs, rhs, dimension_numbers, chunk: int, round_acc, key=None):
 
     def step(carry, part):
         acc, i = carry
-        step_key = None if key is None else jax.random.fold_in(key, i)
+        step_key = None if key is None else derive_words(_xp.jax_namespace(), key, i)
         return (round_acc(acc + part, step_key), i + 1), None
 
     init = (jnp.zeros(partial.shape[1:], partial.dtype), jnp.zeros((), jnp.int32))

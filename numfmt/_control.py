@@ -1,8 +1,8 @@
 """Control flow for the emulate interpreter: jit, checkpoint, scan, while, cond, custom rules.
 
 Each higher-order primitive is rebuilt with the public ``jax``/``lax`` API
-around interpreted bodies (``self.run``). Loop bodies get a per-iteration key
-(the site key folded with the iteration number); float inputs of loops and
+around interpreted bodies (``self.run``). Loop bodies get per-iteration seed words
+(the loop's draw hashed with the iteration number, ``_sites.fold``); float inputs of loops and
 branches carry a cotangent-rounding site when the policy has a gradient format.
 """
 
@@ -55,7 +55,7 @@ class ControlFlow:
 
     def _remat2(self, eqn, ins, sites):
         closed = jcore.ClosedJaxpr(eqn.params["jaxpr"], ())
-        key = sites.next_key()
+        key = sites.next_words()
 
         def body(key, *args):
             return [v for v, _ in self.run(closed, args, sites.child(key), [f for _, f in ins])]
@@ -69,11 +69,11 @@ class ControlFlow:
         ins = [(sites.cotangent(v), f) for v, f in ins]
         consts, init, xs = ins[:nc], ins[nc : nc + ncarry], ins[nc + ncarry :]
         carry_avals = closed.in_avals[nc : nc + ncarry]
-        key = sites.next_key()
+        key = sites.next_words()
 
         def body(carry, x):
             i, c = carry
-            child = sites.child(None if key is None else jax.random.fold_in(key, i))
+            child = sites.child(_sites.fold(key, i))
             args = [v for v, _ in consts] + list(c) + list(x)
             outs = self.run(closed, args, child, [f for _, f in consts] + [None] * (len(c) + len(x)))
             new = _typed(outs[:ncarry], carry_avals)
@@ -91,20 +91,19 @@ class ControlFlow:
         cn, bn = p["cond_nconsts"], p["body_nconsts"]
         cconsts, bconsts, init = ins[:cn], ins[cn : cn + bn], ins[cn + bn :]
         avals = p["body_jaxpr"].out_avals
-        ckey, bkey = sites.next_key(), sites.next_key()
-        fold = lambda k, i: None if k is None else jax.random.fold_in(k, i)  # noqa: E731
+        ckey, bkey = sites.next_words(), sites.next_words()
 
         def cond_fun(carry):
             i, c = carry
             args = [v for v, _ in cconsts] + list(c)
             known = [f for _, f in cconsts] + [None] * len(c)
-            return self.run(p["cond_jaxpr"], args, sites.child(fold(ckey, i)), known)[0][0]
+            return self.run(p["cond_jaxpr"], args, sites.child(_sites.fold(ckey, i)), known)[0][0]
 
         def body_fun(carry):
             i, c = carry
             args = [v for v, _ in bconsts] + list(c)
             known = [f for _, f in bconsts] + [None] * len(c)
-            outs = self.run(p["body_jaxpr"], args, sites.child(fold(bkey, i)), known)
+            outs = self.run(p["body_jaxpr"], args, sites.child(_sites.fold(bkey, i)), known)
             return i + 1, _typed(outs, avals)
 
         _, final = lax.while_loop(cond_fun, body_fun, (jnp.int32(0), _typed(init, avals)))
@@ -113,7 +112,7 @@ class ControlFlow:
     def _cond(self, eqn, ins, sites):
         branches = eqn.params["branches"]
         (index, _), ops = ins[0], [(sites.cotangent(v), f) for v, f in ins[1:]]
-        key = sites.next_key()
+        key = sites.next_words()
         known = [f for _, f in ops]
 
         def branch(closed):
@@ -132,7 +131,7 @@ class ControlFlow:
         Rounded values go in and come out in the dtype they are stored in
         (see numfmt._emulate); the rule sees them in the traced dtypes.
         """
-        closed, known, key = eqn.params["call_jaxpr"], [f for _, f in ins], sites.next_key()
+        closed, known, key = eqn.params["call_jaxpr"], [f for _, f in ins], sites.next_words()
         formats = []
 
         @jax.custom_jvp
@@ -153,7 +152,7 @@ class ControlFlow:
 
     def _custom_vjp_call(self, eqn, ins, sites):
         """The primal is emulated; cotangents follow the function's own VJP rule (not emulated)."""
-        closed, known, key = eqn.params["call_jaxpr"], [f for _, f in ins], sites.next_key()
+        closed, known, key = eqn.params["call_jaxpr"], [f for _, f in ins], sites.next_words()
         formats = []
 
         @jax.custom_vjp

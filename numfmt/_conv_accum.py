@@ -63,9 +63,9 @@ def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None):
       params: the ``conv_general_dilated`` equation's parameters (explicit
         ``padding`` pairs and ``ConvDimensionNumbers``, as in a jaxpr).
       chunk: terms summed before each accumulator rounding (>= 1).
-      round_acc: ``round_acc(acc, key) -> acc`` rounds into the accumulator
-        format; ``key`` is None or a per-step key.
-      key: None, or raw key data for stochastic accumulator rounding.
+      round_acc: ``round_acc(acc, words) -> acc`` rounds into the accumulator
+        format; ``words`` is None or the step's seed words.
+      key: None, or four seed words for stochastic accumulator rounding.
 
     Returns:
       The convolution in the layout of ``params["dimension_numbers"].out_spec``,

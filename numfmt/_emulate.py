@@ -305,7 +305,7 @@ class _Interpreter(ControlFlow):
         if accum is None:
             out = _bind(eqn.primitive, dict(eqn.params, preferred_element_type=work), *args)
         else:
-            step_key = sites.next_key() if rounding.is_stochastic else None
+            step_key = sites.next_words() if rounding.is_stochastic else None
             round_acc = lambda acc, k: sites.child(k).round(acc, accum, rounding)  # noqa: E731
             if name == "dot_general":
                 out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["generator_bits", "hash_bits", "seed_words"]
+__all__ = ["derive_words", "generator_bits", "hash_bits", "seed_words"]
 
 def _mix(xp, x):
     """Chris Wellons' ``lowbias32``: a bijection of uint32 with near-ideal avalanche."""
@@ -80,6 +80,26 @@ def hash_bits(xp, seed, start, n: int, bits: int):
     low = _mix(xp, _mix(xp, i ^ k[2]) ^ (k[3] ^ fold))
     U = xp.uint(64)
     return (xp.astype(word, U) << xp.asarray(32, U)) | xp.astype(low, U)
+
+
+def derive_words(xp, seed, index):
+    """Four seed words derived from ``seed`` at ``index``: ``hash_bits(xp, seed, 4 * index, 4, 32)``.
+
+    ``index`` may be a traced integer (a loop's iteration number), unlike
+    :func:`hash_bits`'s static ``start``. Distinct indices give distinct,
+    unrelated words, so numfmt.emulate hands each rounding site, loop
+    iteration and nested body its own seed from one key without running the
+    key's generator again.
+
+    Examples:
+      >>> from numfmt._xp import NUMPY
+      >>> seed = [5, 6, 7, 8]
+      >>> bool((derive_words(NUMPY, seed, 3) == hash_bits(NUMPY, seed, 12, 4, 32)).all())
+      True
+    """
+    W = xp.uint(32)
+    i = xp.iota(4, W) + xp.asarray(index, W) * xp.asarray(4, W)
+    return _mix(xp, _mix(xp, i ^ xp.asarray(seed[0], W)) ^ xp.asarray(seed[1], W))
 
 
 def seed_words(key):

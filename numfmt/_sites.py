@@ -22,9 +22,9 @@ from numfmt._fixed import FixedFormat
 from numfmt._float import FloatFormat
 from numfmt._names import parse
 from numfmt._posit import PositFormat
-from numfmt._random import hash_bits, seed_words
+from numfmt._random import derive_words, seed_words
 
-__all__ = ["Sites", "check_fits", "convert", "fits", "is_float", "work_dtype"]
+__all__ = ["Sites", "check_fits", "convert", "fits", "fold", "is_float", "work_dtype"]
 
 # Operations whose exact result, rounded to float32 and then to a format of
 # precision p <= 11 inside float32's normal range, is the correctly rounded
@@ -214,43 +214,49 @@ def check_fits(fmt, dtype, where: str) -> None:
         )
 
 
-class Sites:
-    """Counts the rounding sites of one traced body and gives each its randomness.
+def fold(words, index):
+    """The seed words of iteration ``index`` (traced) of a loop whose draw was ``words`` (None: None)."""
+    return None if words is None else derive_words(_xp.jax_namespace(), words, index)
 
-    ``key`` is raw ``uint32`` key data (or None). Site ``i`` of an
-    elementwise format draws from the seed words ``4i .. 4i+3`` of the
-    counter hash (``numfmt._random``) seeded by ``key``'s own words, which
-    are drawn once per body: one evaluation of the key's generator per body
-    instead of one per site (that made stochastic policies slow to compile).
-    Block formats, loops and accumulators get ``fold_in(key, i)``; loop
-    bodies get a child with a per-iteration key.
+
+class Sites:
+    """Counts the draws of randomness of one traced body and gives each its own seed.
+
+    The top-level body gets ``key`` (raw ``uint32`` key data, or None for a
+    deterministic policy); the key's generator runs once, for the body's four
+    seed words (:func:`~numfmt._random.seed_words`). Draw ``i`` of a body (a
+    rounding site, a nested body, a loop, an accumulator) gets the words
+    ``derive_words(words, i)``: counter-hash outputs, distinct per draw, so
+    nothing runs the key's generator again (``fold_in`` plus the generator per
+    site and per nested body made stochastic policies slow to compile). Nested
+    bodies are children with their own words; a loop's iteration ``t`` gets
+    ``derive_words(loop_words, t)``. Block-format sites, whose ``chop`` takes a
+    key, get the first two words of their draw as raw key data.
     """
 
-    def __init__(self, policy, key):
+    def __init__(self, policy, key=None, words=None):
         self.policy = policy
         self.key = key
         self.count = 0
-        self._base = None
+        self._words = words
 
-    def next_key(self):
-        if self.key is None:
-            return None
+    def next_words(self):
+        """Four fresh seed words, or None under a deterministic policy."""
+        if self._words is None:
+            if self.key is None:
+                return None
+            self._words = seed_words(self.key)
         self.count += 1
-        return jax.random.fold_in(self.key, self.count)
+        return derive_words(_xp.jax_namespace(), self._words, self.count)
 
     def next_seed(self, fmt):
-        """Randomness for the next site rounding to ``fmt``: seed words, or a key for block formats."""
-        if not is_elementwise(fmt):
-            return self.next_key()
-        if self.key is None:
-            return None
-        if self._base is None:
-            self._base = seed_words(self.key)
-        self.count += 1
-        return hash_bits(_xp.jax_namespace(), self._base, 4 * self.count, 4, 32)
+        """Randomness for the next site rounding to ``fmt``: seed words, or raw key data for block formats."""
+        words = self.next_words()
+        return words if words is None or is_elementwise(fmt) else words[:2]
 
-    def child(self, key) -> Sites:
-        return Sites(self.policy, key)
+    def child(self, words) -> Sites:
+        """The sites of a nested body (or loop iteration) seeded by ``words`` (None: deterministic)."""
+        return Sites(self.policy, words=words)
 
     def round(self, x, fmt, rounding):
         """Round ``x`` (any float dtype) into ``fmt``; under grad, round its cotangent too."""
