@@ -95,3 +95,28 @@ def test_a_value_known_in_one_format_is_rounded_again_for_a_narrower_one():
     want = fp8(fp8(s) * fp8(b))
     np.testing.assert_array_equal(bits(jax.jit(f)(a, b)), bits(want))
     assert np.count_nonzero(bits(fp8(s)) != bits(s)) > 1000  # the second rounding matters here
+
+
+def test_nested_bodies_and_scan_iterations_draw_independent_streams():
+    # two calls of one custom_jvp function, a checkpointed body and the parent's own
+    # site round the same halfway values: every pair agrees about half the time
+    n, h = 20000, 2.0**-8
+    x = jnp.ones(n, jnp.float32)
+
+    @jax.custom_jvp
+    def bump(v):
+        return v + h
+
+    bump.defjvp(lambda p, t: (bump(*p), t[0]))
+
+    def f(v):
+        ys = jax.lax.scan(lambda c, _: (c, v + h), 0.0, None, length=2)[1]
+        return bump(v), bump(v), jax.checkpoint(lambda u: u + h)(v), v + h, ys[0], ys[1]
+
+    outs = numfmt.emulate(f, SR)(x, key=jax.random.key(3))
+    ups = [np.asarray(o) > 1.0 for o in outs]
+    bound = 5 * np.sqrt(n / 4)
+    for i in range(len(ups)):
+        assert abs(np.count_nonzero(ups[i]) - n / 2) < bound
+        for j in range(i):
+            assert abs(np.count_nonzero(ups[i] == ups[j]) - n / 2) < bound, (i, j)
