@@ -99,4 +99,4 @@ def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None):
     out = out.reshape(groups, n, *out_shape, o // groups)
     out = jnp.moveaxis(out, 0, -2).reshape(n, *out_shape, o)  # feature = g * (O / G) + j
     out = jnp.moveaxis(out, -1, 1)  # canonical (N, O, out...)
-    return jnp.transpose(out, np.argsort(out_spec))
+    return jnp.transpose(out, [int(d) for d in np.argsort(out_spec)])
