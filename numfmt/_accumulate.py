@@ -30,7 +30,8 @@ def _to_bmk(x, batch, contract):
     free = [d for d in range(x.ndim) if d not in batch and d not in contract]
     x = jnp.transpose(x, (*batch, *free, *contract))
     free_shape = list(x.shape[len(batch) : len(batch) + len(free)])
-    return x.reshape(math.prod(x.shape[: len(batch)]), math.prod(free_shape), -1), free_shape
+    k = math.prod(x.shape[len(batch) + len(free) :])  # explicit: -1 is ambiguous when B * F = 0
+    return x.reshape(math.prod(x.shape[: len(batch)]), math.prod(free_shape), k), free_shape
 
 
 def chunked_dot(lhs, rhs, dimension_numbers, chunk: int, round_acc, key=None):

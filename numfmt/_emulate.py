@@ -26,6 +26,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jax.extend import core as jcore
 
 from numfmt import _sites
@@ -256,8 +257,11 @@ class _Interpreter(ControlFlow):
         fmt, rounding = self.policy.compute, self.policy.rounding
         ((value, have),) = _as_traced(eqn, ins)
         if floats[0]:
-            value = _sites.convert_rounded(self.rounded((value, have), fmt, rounding, sites, cache, idents[0]),
-                                           eqn.invars[0].aval.dtype, fmt)  # fmt: skip
+            value = self.rounded((value, have), fmt, rounding, sites, cache, idents[0])
+            if out_floats[0]:
+                value = _sites.convert_rounded(value, eqn.invars[0].aval.dtype, fmt)
+            else:  # to bool or int: XLA:CPU would see float32 subnormals as 0
+                (value,) = _one_dtype([value], [True], fmt, _sites.exact_dtype(fmt, "convert_element_type"))
         return [(_bind(eqn.primitive, eqn.params, value), None)]
 
     def _rounded_op(self, eqn, ins, sites, cache, idents, floats):
@@ -268,10 +272,13 @@ class _Interpreter(ControlFlow):
         work = _sites.work_dtype(name, [fmt])
         if name == "convert_element_type":
             (value,) = ins
-            if floats[0]:  # one rounding, in the input's own dtype
+            if floats[0]:  # one rounding, in the input's own dtype if it holds the format (else the work dtype)
+                if not _sites.fits(fmt, jnp.result_type(value[0])):
+                    value = (_sites.convert(value[0], work, value[1]), value[1])
                 out = self.rounded(value, fmt, rounding, sites, cache, idents[0])
-            else:
-                out = sites.round(_sites.convert(value[0], work, value[1]), fmt, rounding)
+            else:  # an integer: converted exactly where the float holds it (float64 with x64)
+                wide = jnp.float64 if jax.config.read("jax_enable_x64") else work
+                out = sites.round(lax.convert_element_type(value[0], wide), fmt, rounding)
             return [(out, fmt)]
         args = [
             _sites.convert(self.rounded(v, fmt, rounding, sites, cache, i), work, fmt) if fl else v[0]
@@ -299,13 +306,15 @@ class _Interpreter(ControlFlow):
                 axis = self._contraction_axis(eqn, pos)
                 along = getattr(fin, "for_contraction", None)  # scaled integers: per-channel -> per row
                 fmt = along(axis, eqn.invars[pos].aval.shape) if along else dataclasses.replace(fin, axis=axis)
-                if getattr(fin, "pow2_scale", True):  # exact in float64; NVFP4/NF4 round their own float32 input
+                if getattr(fin, "pow2_scale", True):  # exact in float64
                     v = (_sites.convert(v[0], work, v[1]), v[1])
+                else:  # NVFP4/NF4: the result depends on the input dtype; round the traced one
+                    v = (_stored_as(v[0], eqn.invars[pos].aval, v[1]), v[1])
             args.append(_sites.convert(self.rounded(v, fmt, rounding, sites, cache, ident), work, fmt))
         if accum is None:
             out = _bind(eqn.primitive, dict(eqn.params, preferred_element_type=work), *args)
         else:
-            step_key = sites.next_words() if rounding.is_stochastic else None
+            step_key = sites.next_words()  # None for a deterministic policy
             round_acc = lambda acc, k: sites.child(k).round(acc, accum, rounding)  # noqa: E731
             if name == "dot_general":
                 out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key)

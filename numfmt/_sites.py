@@ -231,7 +231,7 @@ class Sites:
     site and per nested body made stochastic policies slow to compile). Nested
     bodies are children with their own words; a loop's iteration ``t`` gets
     ``derive_words(loop_words, t)``. Block-format sites, whose ``chop`` takes a
-    key, get the first two words of their draw as raw key data.
+    key, get a threefry key made of the first two words of their draw.
     """
 
     def __init__(self, policy, key=None, words=None):
@@ -250,9 +250,11 @@ class Sites:
         return derive_words(_xp.jax_namespace(), self._words, self.count)
 
     def next_seed(self, fmt):
-        """Randomness for the next site rounding to ``fmt``: seed words, or raw key data for block formats."""
+        """Randomness for the next site rounding to ``fmt``: seed words, or a key for block formats."""
         words = self.next_words()
-        return words if words is None or is_elementwise(fmt) else words[:2]
+        if words is None or is_elementwise(fmt):
+            return words
+        return jax.random.wrap_key_data(words[:2], impl="threefry2x32")  # whatever the default generator
 
     def child(self, words) -> Sites:
         """The sites of a nested body (or loop iteration) seeded by ``words`` (None: deterministic)."""

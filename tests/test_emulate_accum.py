@@ -87,3 +87,23 @@ def test_stochastic_accumulator_needs_and_uses_the_key():
     results = {float(f(a, a.T, key=jax.random.key(k))[0, 0]) for k in range(8)}
     assert len(results) > 1
 
+
+
+def test_stochastic_gradient_rounding_with_a_nearest_accumulator():
+    # the accumulator's cotangent sites need seeds even when the forward rounding is nearest
+    rng = np.random.default_rng(11)
+    x = jnp.asarray(rng.standard_normal((4, 8)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((8, 3)), jnp.float32)
+    policy = "compute=float32,matmul_in=bfloat16,accum=float16,chunk=2,grad=bfloat16,grad_rounding=stochastic"
+    f = numfmt.emulate(lambda x, w: jnp.sum(x @ w), policy)
+    g1 = jax.grad(f)(x, w, key=jax.random.key(0))
+    g2 = jax.jit(jax.grad(f))(x, w, key=jax.random.key(0))
+    np.testing.assert_array_equal(np.asarray(g1), np.asarray(g2))
+    np.testing.assert_array_equal(np.asarray(g1), chop(np.asarray(g1), "bfloat16"))
+
+
+@pytest.mark.parametrize("shapes", [((0, 4), (4, 3)), ((5, 4), (4, 0)), ((2, 0), (0, 3))])
+def test_empty_operands(shapes):
+    a, b = (jnp.ones(s, jnp.float32) for s in shapes)
+    got = numfmt.emulate(lambda a, b: a @ b, "compute=float32,accum=float16,chunk=2")(a, b)
+    np.testing.assert_array_equal(np.asarray(got), np.zeros((shapes[0][0], shapes[1][1]), np.float32))

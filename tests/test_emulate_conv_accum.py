@@ -270,3 +270,11 @@ def test_backward_convolutions_under_emulate_of_grad():
     ggrad = jax.grad(lambda x, w: jnp.sum(grouped(x, w) ** 2), argnums=1)
     with pytest.raises(NotImplementedError, match="batch_group_count=2"):
         numfmt.emulate(ggrad, "compute=float32,accum=float32")(x, w[:, :2])
+
+
+@pytest.mark.parametrize("xs,ws", [((0, 3, 5, 5), (4, 3, 2, 2)), ((2, 3, 5, 5), (0, 3, 2, 2)), ((2, 3, 1, 1), (4, 3, 2, 2))])
+def test_empty_convolutions(xs, ws):
+    conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "VALID")  # noqa: E731
+    x, w = jnp.ones(xs, jnp.float32), jnp.ones(ws, jnp.float32)
+    got = numfmt.emulate(conv, "compute=float32,accum=float16,chunk=2")(x, w)
+    assert got.shape == conv(x, w).shape and got.size == 0

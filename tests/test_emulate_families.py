@@ -93,3 +93,16 @@ def _with_axis(fmt, axis):
 def test_block_format_as_elementwise_format_is_refused():
     with pytest.raises(TypeError, match="only be a matmul input format"):
         jax.jit(numfmt.emulate(jnp.add, "compute=mxfp8_e4m3"))(X, Y)
+
+
+@pytest.mark.parametrize("fmt", ["nvfp4", "nf4"])
+def test_block_inputs_that_depend_on_the_input_dtype_see_the_traced_dtype(fmt):
+    # x * y is a bfloat16 value stored in float64 inside emulate; NVFP4/NF4 results depend on
+    # the input dtype, so the matmul must round the traced float32 value, as a separate call does
+    rng = np.random.default_rng(5)
+    x, y = (jnp.asarray(rng.standard_normal((8, 32)), jnp.float32) for _ in range(2))
+    w = jnp.asarray(rng.standard_normal((32, 4)), jnp.float32)
+    policy = f"compute=bfloat16,matmul_in={fmt},out=float32"
+    one = numfmt.emulate(lambda x, y, w: (x * y) @ w, policy)(x, y, w)
+    two = numfmt.emulate(lambda a, w: a @ w, policy)(numfmt.emulate(lambda x, y: x * y, "compute=bfloat16")(x, y), w)
+    np.testing.assert_array_equal(np.asarray(one), np.asarray(two))

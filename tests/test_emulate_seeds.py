@@ -120,3 +120,18 @@ def test_nested_bodies_and_scan_iterations_draw_independent_streams():
         assert abs(np.count_nonzero(ups[i]) - n / 2) < bound
         for j in range(i):
             assert abs(np.count_nonzero(ups[i] == ups[j]) - n / 2) < bound, (i, j)
+
+
+def test_block_format_sites_work_whatever_the_default_generator():
+    x = jnp.asarray(RNG.standard_normal((4, 32)), jnp.float32)
+    w = jnp.asarray(RNG.standard_normal((32, 3)), jnp.float32)
+    policy = "compute=float32,matmul_in=mxfp8_e4m3,rounding=stochastic"
+    prev = jax.config.jax_default_prng_impl
+    try:
+        jax.config.update("jax_default_prng_impl", "rbg")
+        f = numfmt.emulate(lambda x, w: x @ w, policy)  # traced under rbg
+        got, again = (f(x, w, key=jax.random.key(0)) for _ in range(2))
+    finally:
+        jax.config.update("jax_default_prng_impl", prev)
+    assert got.shape == (4, 3) and bool(jnp.all(jnp.isfinite(got)))
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(again))

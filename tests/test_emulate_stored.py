@@ -134,3 +134,23 @@ def test_conversions_round_once_into_the_site_format():
     with np.errstate(over="ignore"):  # 70000 overflows float16 to inf, on purpose
         want16 = c(x).astype(np.float16)
     np.testing.assert_array_equal(bits(h(x)), bits(want16))
+
+
+def test_conversions_to_bool_int_and_from_narrow_floats():
+    x = np.float32([2.0**-65, 2.0**-64, 3.0])
+    y = np.float32([2.0**-65, -(2.0**-64), 0.5])
+    # x * y is a bfloat16 subnormal (a float32 subnormal): nonzero, so True
+    b = numfmt.emulate(lambda x, y: (x * y).astype(bool), POLICY)(x, y)
+    np.testing.assert_array_equal(np.asarray(b), [True, True, True])
+    # float16 input, bfloat16 format: rounded in a dtype that holds bfloat16
+    h = numfmt.emulate(lambda v: v.astype(jnp.float32) * 2.0, POLICY)(jnp.float16([1.5, 65504.0]))
+    np.testing.assert_array_equal(np.asarray(h), c(c(np.float64([1.5, 65504.0])) * 2))
+
+
+@pytest.mark.parametrize("rounding", ["toward_zero", "toward_positive", "toward_negative", "nearest_even"])
+def test_integer_conversions_round_once(rounding):
+    # an int32 beyond float32's exact range is rounded once from its exact value
+    n = np.asarray([2**25 - 1, 2**25 + 1, -(2**25) - 3, 123457], np.int32)
+    f = numfmt.emulate(lambda n: n.astype(jnp.float32), f"compute=float(e=6,m=5),rounding={rounding}")
+    want = chop(n.astype(np.float64), "float(e=6,m=5)", rounding).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(f(n)), want)
