@@ -272,7 +272,9 @@ def test_backward_convolutions_under_emulate_of_grad():
         numfmt.emulate(ggrad, "compute=float32,accum=float32")(x, w[:, :2])
 
 
-@pytest.mark.parametrize("xs,ws", [((0, 3, 5, 5), (4, 3, 2, 2)), ((2, 3, 5, 5), (0, 3, 2, 2)), ((2, 3, 1, 1), (4, 3, 2, 2))])
+@pytest.mark.parametrize(
+    "xs,ws", [((0, 3, 5, 5), (4, 3, 2, 2)), ((2, 3, 5, 5), (0, 3, 2, 2)), ((2, 3, 1, 1), (4, 3, 2, 2))]
+)
 def test_empty_convolutions(xs, ws):
     conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "VALID")  # noqa: E731
     x, w = jnp.ones(xs, jnp.float32), jnp.ones(ws, jnp.float32)
