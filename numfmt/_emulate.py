@@ -31,7 +31,7 @@ from jax.extend import core as jcore
 
 from numfmt import _sites
 from numfmt._accumulate import chunked_dot
-from numfmt._control import ControlFlow, _bind, _common, _listify
+from numfmt._control import ControlFlow, _as_aval, _bind, _common, _listify
 from numfmt._conv_accum import chunked_conv
 from numfmt._policy import GROUPS, Policy
 
@@ -117,7 +117,7 @@ def emulate(fn, policy):
 
         closed = jax.make_jaxpr(flat_fn)(*flat)
         outs = _Interpreter(policy).run(closed, flat, _sites.Sites(policy, key))
-        return [_stored_as(v, a, f) for (v, f), a in zip(outs, closed.out_avals, strict=True)]
+        return [_as_aval(v, a, f) for (v, f), a in zip(outs, closed.out_avals, strict=True)]
 
     @functools.wraps(fn)
     def emulated(*args, key=None, **kwargs):
@@ -144,17 +144,9 @@ def _check_key(policy: Policy, key):
     return jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
 
 
-def _stored_as(value, aval, fmt=None):
-    """``value`` (of ``fmt``, None: unknown) in ``aval``'s dtype, exactly."""
-    value = jnp.asarray(value)
-    if _sites.is_float(value.dtype) and value.dtype != aval.dtype:
-        return _sites.convert(value, aval.dtype, fmt)
-    return value
-
-
 def _as_traced(eqn, ins):
     """``ins`` with every float value stored in its variable's traced dtype."""
-    return [(_stored_as(v, var.aval, f), f) for (v, f), var in zip(ins, eqn.invars, strict=True)]
+    return [(_as_aval(v, var.aval, f), f) for (v, f), var in zip(ins, eqn.invars, strict=True)]
 
 
 def _one_dtype(values, floats, fmt, at_least=None):
@@ -309,7 +301,7 @@ class _Interpreter(ControlFlow):
                 if getattr(fin, "pow2_scale", True):  # exact in float64
                     v = (_sites.convert(v[0], work, v[1]), v[1])
                 else:  # NVFP4/NF4: the result depends on the input dtype; round the traced one
-                    v = (_stored_as(v[0], eqn.invars[pos].aval, v[1]), v[1])
+                    v = (_as_aval(v[0], eqn.invars[pos].aval, v[1]), v[1])
             args.append(_sites.convert(self.rounded(v, fmt, rounding, sites, cache, ident), work, fmt))
         if accum is None:
             out = _bind(eqn.primitive, dict(eqn.params, preferred_element_type=work), *args)
