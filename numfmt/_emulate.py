@@ -249,10 +249,8 @@ class _Interpreter(ControlFlow):
         fmt, rounding = self.policy.compute, self.policy.rounding
         ((value, have),) = _as_traced(eqn, ins)
         if floats[0]:
-            value = self.rounded((value, have), fmt, rounding, sites, cache, idents[0])
-            if out_floats[0]:
-                value = _sites.convert_rounded(value, eqn.invars[0].aval.dtype, fmt)
-            else:  # to bool or int: XLA:CPU would see float32 subnormals as 0
+            value = self.rounded((value, have), fmt, rounding, sites, cache, idents[0])  # in the traced dtype
+            if not out_floats[0]:  # to bool or int: XLA:CPU would see float32 subnormals as 0
                 (value,) = _one_dtype([value], [True], fmt, _sites.exact_dtype(fmt, "convert_element_type"))
         return [(_bind(eqn.primitive, eqn.params, value), None)]
 

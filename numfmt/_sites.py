@@ -131,14 +131,6 @@ def exact_dtype(fmt, primitive: str):
     return _F64
 
 
-def convert_rounded(x, dtype, fmt):
-    """A float conversion of ``x`` (a value of ``fmt``): exact where ``dtype`` holds ``fmt``.
-
-    Otherwise XLA's own conversion (one rounding to nearest even).
-    """
-    return convert(x, dtype) if fits(fmt, dtype) else lax.convert_element_type(x, dtype)
-
-
 def _float32_safe(fmt) -> bool:
     """p <= 11 and all products/quotients of the format's values are float32 normals.
 
