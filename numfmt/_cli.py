@@ -130,7 +130,9 @@ def info_text(fmt) -> str:
 def _float_rows(f: FloatFormat) -> list:
     layout = f"{f.exp_bits} exponent + {f.man_bits} fraction"
     layout = f"1 sign + {layout}" if f.signed else f"{layout} (no sign bit)"
-    if f.subnormals is not Subnormals.ON:
+    if f.subnormals is Subnormals.NO_ZERO:
+        subnormal = f"none (and no zero: the smallest value is the smallest normal {exact(f.smallest_normal)})"
+    elif f.subnormals is not Subnormals.ON:
         subnormal = "none (subnormals off)"
     elif f.man_bits == 0:
         subnormal = "none (no fraction bits: the smallest value is the smallest normal)"

@@ -18,6 +18,7 @@ from numfmt._block import BlockFormat, InfPolicy, ScaleRule
 from numfmt._exact_text import exact, g, table
 from numfmt._fixed import FixedFormat, FixedOverflow
 from numfmt._nf4 import TableElement
+from numfmt._nvfp4 import F64_RANDOM_BITS
 from numfmt._posit import PositFormat
 from numfmt._scaled import ScaledIntFormat
 
@@ -140,7 +141,9 @@ def _block_rows(f: BlockFormat) -> list:
         order = {"low_first": "element 0 in the low nibble", "high_first": "element 0 in the high nibble"}
         packing = f": two codes per byte, {order[f.nibbles]}" if f.nibbles in order else ": one code per byte"
         rows.append(("Nibbles", f.nibbles + packing))
-    inputs = "float16, bfloat16, float32" if f.tensor_scale else "float16, bfloat16, float32, float64"
+    inputs = "float16, bfloat16, float32, float64"
+    if f.tensor_scale:  # numfmt._nvfp4: exact quotients for float64 too, fewer random bits
+        inputs += f" (float64: stochastic rounding with at most {F64_RANDOM_BITS} random bits)"
     rows.append(("Input dtypes", inputs + "; on JAX needs jax_enable_x64"))
     return rows
 

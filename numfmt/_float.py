@@ -53,8 +53,10 @@ class Subnormals(enum.Enum):
       never produced.
     * ``ROUND_TO_NORMAL``: the representable set is {0} U normals and values are
       rounded onto it by the rounding mode, e.g. round-to-nearest sends
-      ``[2**emin / 2, 2**emin)`` to ``2**emin`` (chop's and CPFloat's rule for
-      "subnormals off").
+      ``[2**emin / 2, 2**emin)`` to ``2**emin``: the exact tie ``2**emin / 2``
+      goes up, to ``2**emin`` (MATLAB chop's rule for "subnormals off").
+      CPFloat's "subnormals off" differs at that one tie: it sends
+      ``2**emin / 2`` to 0 (and agrees everywhere else).
     * ``NO_ZERO``: there are no subnormal codes and no zero: exponent field 0 is
       an ordinary binade, so ``emin = -bias`` (float8_e8m0fnu). Every positive
       input below the smallest value rounds to it; 0 becomes NaN, as in

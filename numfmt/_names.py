@@ -255,13 +255,45 @@ def parse(spec):
             return found
     names = list(_PRESETS) + list(_ALIASES) + list(_FAMILY_PRESETS)
     close = difflib.get_close_matches(key, names, n=4, cutoff=0.6)
-    hint = f" Closest names: {', '.join(close)}." if close else ""
+    hint = _layout_hint(key) + (f" Closest names: {', '.join(close)}." if close else "")
     forms = "".join(f", {f}" for f in _FAMILY_FORMS)
     raise ValueError(
         f"unknown format {spec!r}.{hint} Valid forms: a preset name (see numfmt.presets()), "
         "'binary{K}p{P}{s|u}{e|f}' for IEEE P3109, 'float(e=E,m=M[,bias=B,specials=...,"
         f"subnormals=...,signed=...,overflow=...])'{forms}."
     )
+
+
+# The standard each float preset follows, for the hint of unknown names such as
+# "fp8_e4m3" (the bare short name "e4m3" parses as float8_e4m3: IEEE-style,
+# max 240, not OCP's E4M3, which is float8_e4m3fn).
+_STANDARD = {
+    "float8_e4m3fn": "OCP FP8 E4M3",
+    "float8_e5m2": "OCP FP8 E5M2, IEEE-style",
+    "float8_e4m3": "IEEE-style",
+    "float8_e3m4": "IEEE-style",
+    "float6_e2m3fn": "OCP MX FP6",
+    "float6_e3m2fn": "OCP MX FP6",
+    "float4_e2m1fn": "OCP MX FP4",
+    "float8_e8m0fnu": "OCP MX scale",
+}
+
+
+def _layout_hint(key: str) -> str:
+    """For an unknown name holding an ``eXmY`` layout (``fp8_e4m3``, ``OCP_E4M3``): the presets with it."""
+    m = re.search(r"e(\d+)m(\d+)", key)
+    if m is None:
+        return ""
+    found = [f for name, f in _PRESETS.items() if re.fullmatch(rf"float\d+_{m[0]}(fn|fnu|fnuz|b\d+fnuz)?", name)]
+    if not found:
+        return ""
+    found.sort(key=lambda f: (str(f) not in _STANDARD, "IEEE" in _STANDARD.get(str(f), "")))
+    items = []
+    for f in found:
+        kind = f"{_STANDARD[str(f)]}, " if str(f) in _STANDARD else ""
+        inf = "inf" if f.has_inf else "no inf"
+        items.append(f"{f} ({kind}max {float(f.max_value):g}, {inf})")
+    return f" Formats with the layout {m[0].upper()}: {'; '.join(items)}."
 
 
 def _parse_explicit(spec: str, body: str) -> FloatFormat:

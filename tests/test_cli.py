@@ -35,6 +35,14 @@ def test_info_e4m3fn(capsys):
     assert "Finite values:      253" in out
 
 
+def test_info_e8m0fnu_has_no_subnormals_and_no_zero(capsys):
+    out = run(capsys, "info", "float8_e8m0fnu")[1]
+    assert "Signed:             no: negative inputs become NaN" in out
+    assert "NaN:              0xff = 0b11111111" in out and "Inf:              none" in out
+    assert "Subnormals:         no_zero (none, and no zero:" in out
+    assert "Smallest subnormal: none (and no zero: the smallest value is the smallest normal 2^-127 = " in out
+
+
 def test_info_ieee_and_p3109_codes(capsys):
     out = run(capsys, "info", "half")[1]
     assert "canonical 0x7e00 = 0b0.11111.1000000000" in out
@@ -134,7 +142,7 @@ def test_info_fixed(capsys):
                         "Bits per element: 4 + 8/32 = 4.25", "Block size:       32 elements along axis -1",
                         "Inf policy:       nan", "Tensor scale:     none", "Nibbles:          low_first"]),
         ("nvfp4", ["Scale:            float8_e4m3fn (8 bits)", "Bits per element: 4 + 8/16 = 4.5",
-                   "Tensor scale:     float32 g", "Input dtypes:     float16, bfloat16, float32;"]),
+                   "Tensor scale:     float32 g", "Input dtypes:     float16, bfloat16, float32, float64 "]),
         ("nf4", ["Scale:            float32: the block's amax itself", "Bits per element: 4 + 32/64 = 4.5"]),
         ("mxint8", ["Element:          int(bits=8,frac=6) (8 bits, max 1.984375)", "8 + 8/32 = 8.25"]),
         ("mx(elem=e2m1,block=16,axis=0,rule=ceil,inf=saturate)",

@@ -84,6 +84,72 @@ def test_site_builds_strictly(executed, tmp_path):
     for nb in NOTEBOOKS:
         page = (site / "notebooks" / nb.stem / "index.html").read_text(encoding="utf-8")
         assert "data:image/png" in page, nb.stem
+    check_rendered_site(site)
+
+
+def _nav_titles():
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    return dict((m[2], m[1].strip('"')) for m in re.finditer(r"^\s*- (.+): notebooks/(\w+)\.ipynb$", nav, re.MULTILINE))
+
+
+def check_rendered_site(site):
+    """What a reader sees: no raw Sphinx roles, headings that nest, whole nav titles, unwrapped output."""
+    import numfmt
+    import numfmt.testing
+
+    api = (site / "api" / "index.html").read_text(encoding="utf-8")
+    roles = re.findall(r":(?:func|class|meth|mod|attr|data|obj|exc):(?:`|<code>)", api)
+    assert not roles, f"raw Sphinx roles on the API page: {roles[:5]}"
+    assert 'href="#numfmt.chop"' in api  # a role naming a public function became a link
+    names = [f"numfmt.{n}" for n in numfmt.__all__ if n not in numfmt.presets()]
+    names += [f"numfmt.testing.{n}" for n in numfmt.testing.__all__]
+    for name in names:  # every documented name is one level below a section heading
+        assert re.search(rf'<h3 id="{re.escape(name)}"', api), name
+    sections = [re.sub(r"<[^>]+>|¶", "", t).strip() for t in re.findall(r"<h2 id=[^>]*>(.*?)</h2>", api, re.DOTALL)]
+    assert len(sections) == len(set(sections)), sections
+    short = {n.rsplit(".", 1)[1] for n in names}
+    assert not short & set(sections), f"a section heading repeats a documented name: {short & set(sections)}"
+    for stem, title in _nav_titles().items():
+        page = (site / "notebooks" / stem / "index.html").read_text(encoding="utf-8")
+        assert re.search(rf"<title>{re.escape(title)} - numfmt</title>", page), (stem, title)
+    css = (site / "css" / "numfmt.css").read_text(encoding="utf-8")
+    assert re.search(r"\.jp-OutputArea-output\.jp-RenderedText pre \{[^}]*white-space: pre;", css)
+    notebook = (site / "notebooks" / "04_training" / "index.html").read_text(encoding="utf-8")
+    assert 'href="../../css/numfmt.css"' in notebook
+
+
+def test_home_page_links_every_notebook_and_page():
+    home = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    for nb in NOTEBOOKS:
+        assert f"](notebooks/{nb.stem}.ipynb)" in home, nb.stem
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        rel = page.relative_to(ROOT / "docs").as_posix()
+        if rel not in ("index.md", "api.md"):
+            assert f"]({rel})" in home, rel
+    assert "](api.md)" in home and "](presets.md)" in home
+
+
+def test_notebook_nav_titles_are_whole():
+    titles = _nav_titles()
+    assert sorted(titles) == [nb.stem for nb in NOTEBOOKS]
+    assert titles["04_training"] == "Training under emulate"
+    # mkdocs-jupyter would replace them with each notebook's h1, whose code spans it drops
+    assert re.search(r"^\s+ignore_h1_titles: true\b", (ROOT / "mkdocs.yml").read_text(encoding="utf-8"), re.MULTILINE)
+
+
+def test_sphinx_roles_become_links_or_code():
+    spec = importlib.util.spec_from_file_location("numfmt_griffe_roles", ROOT / "docs" / "_griffe_roles.py")
+    roles = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(roles)
+    public = roles._public()
+    text = (
+        "See :func:`numfmt.chop`, :class:`Rounding`, :func:`~numfmt.testing.values`, "
+        ":mod:`numfmt._kernel`, :class:`fractions.Fraction` and :meth:`Sites.next_seed`."
+    )
+    assert roles.convert_roles(text, public) == (
+        "See [`numfmt.chop`][numfmt.chop], [`Rounding`][numfmt.Rounding], "
+        "[`values`][numfmt.testing.values], `numfmt._kernel`, `fractions.Fraction` and `Sites.next_seed`."
+    )
 
 
 def test_api_check_refuses_a_missing_or_stale_name():

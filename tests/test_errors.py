@@ -33,6 +33,28 @@ def test_unknown_names_suggest_close_ones():
         numfmt.chop(np.ones(2), "bfloat16", 1)
 
 
+@pytest.mark.parametrize(
+    ("name", "listed"),
+    [
+        ("fp8_e4m3", r"float8_e4m3fn \(OCP FP8 E4M3, max 448, no inf\); float8_e4m3 \(IEEE-style, max 240, inf\)"),
+        ("OCP_E4M3", r"float8_e4m3fn \(OCP FP8 E4M3, max 448"),
+        ("fp8_e5m2", r"float8_e5m2 \(OCP FP8 E5M2, IEEE-style, max 57344, inf\); float8_e5m2fnuz \(max 57344"),
+        ("fp4_e2m1", r"float4_e2m1fn \(OCP MX FP4, max 6, no inf\)"),
+    ],
+)
+def test_unknown_fp8_names_list_the_formats_with_that_layout(name, listed):
+    with pytest.raises(ValueError, match=f"unknown format '{name}'. Formats with the layout [^:]+: {listed}"):
+        numfmt.parse(name)
+
+
+def test_bare_e4m3_is_the_ieee_style_format_not_ocp():
+    # Kept for compatibility (ml_dtypes' short name); documented in README and docs/concepts/formats.md.
+    for name in ("E4M3", "e4m3", "float8_e4m3"):
+        f = numfmt.parse(name)
+        assert f is numfmt.float8_e4m3 and f.max_value == 240 and f.has_inf
+    assert numfmt.parse("e4m3fn").max_value == 448
+
+
 def test_stochastic_needs_a_key_and_deterministic_refuses_one():
     with pytest.raises(ValueError, match="needs key="):
         numfmt.chop(np.ones(2), "bfloat16", "stochastic")
