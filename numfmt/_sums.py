@@ -1,0 +1,89 @@
+"""Sums computed in a work dtype, then rounded into a format: round to odd and signed zeros.
+
+Round to odd. The emulator adds two values of a format in a wider work dtype
+(float32 or float64) in round to nearest and rounds that into the format.
+For round to nearest this double rounding is innocuous (p_work >= 2p + 2),
+but not for the other modes: ``1.5 + 2**-24`` is ``1.5`` in float32, which
+rounds toward zero to 1.5 in float16 where the exact sum rounds to
+1.4990234. For those modes the work sum is made the round-to-odd sum
+(its error, exact by TwoSum, sets the last bit), and rounding a round-to-odd
+result of p_work >= p + 2 bits into p bits is one correct rounding in every
+mode (Boldo and Melquiond, "Emulation of FMA and correctly rounded sums:
+proved algorithms using rounding to odd", 2008). Stochastic rounding then
+sees the sum within one work ulp (probabilities exact to 2**-(p_work - p)).
+
+Signed zeros. IEEE 754-2019, 6.3: when the sum of two operands of opposite signs (or the difference
+of two of like signs) is exactly zero, it is +0 in every rounding direction
+except roundTowardNegative, where it is -0; ``x + x`` keeps the sign of
+``x`` (-0 + -0 = -0, +0 + +0 = +0). XLA adds in round to nearest, which gives
+the signs of every mode but toward_negative; the emulator computes a sum in
+a work dtype and rounds it into the site's format afterwards, so under
+toward_negative it sets the sign of an exact zero result here.
+
+A sum of many terms (``reduce_sum``, ``cumsum``, an accumulator) starts from
++0, as JAX's ``reduce_sum`` does: in round to nearest (and every mode but
+toward_negative, stochastic rounding included: an exact zero is not
+rounded) an exact zero sum is +0 even if every term is -0, as ``jnp.sum``
+gives; under toward_negative it is -0 unless every term is +0.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+from numfmt._rounding import Rounding
+
+__all__ = ["SUMS", "add_to_odd", "is_plus_zero", "needs_odd", "sum_with_zero_sign", "toward_negative_zero"]
+
+SUMS = frozenset({"add", "add_any", "sub", "reduce_sum", "cumsum"})
+
+
+def needs_odd(rounding: Rounding) -> bool:
+    """Does a sum rounded with ``rounding`` need its work value rounded to odd (not round to nearest)?"""
+    return rounding not in (Rounding.NEAREST_EVEN, Rounding.NEAREST_AWAY)
+
+
+def add_to_odd(a, b):
+    """``a + b`` rounded to odd in their (common float) dtype; -0/+0 signs as the round-to-nearest sum's."""
+    s = a + b
+    bb = s - a
+    err = (a - (s - bb)) + (b - bb)  # TwoSum: a + b == s + err exactly (s finite)
+    uint = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[s.dtype.itemsize]
+    even = (lax.bitcast_convert_type(s, uint) & 1) == 0
+    inf = jnp.asarray(jnp.inf, s.dtype)
+    step = lax.nextafter(s, jnp.where(err > 0, inf, -inf))
+    return jnp.where(jnp.isfinite(s) & (err != 0) & even, step, s)
+
+
+def is_plus_zero(x):
+    """``x == +0`` (False for -0)."""
+    return (x == 0) & ~jnp.signbit(x)
+
+
+def toward_negative_zero(out, plus):
+    """``out`` with each zero replaced by +0 where ``plus`` holds and by -0 elsewhere."""
+    zero = jnp.zeros((), out.dtype)
+    return jnp.where(out == 0, jnp.where(plus, zero, -zero), out)
+
+
+def sum_with_zero_sign(name: str, params, args, out, rounding: Rounding):
+    """``out``, primitive ``name`` of ``args`` in round to nearest, with ``rounding``'s sign of an exact zero.
+
+    Only toward_negative changes anything: there an exactly zero sum is +0
+    only if every term is +0 (``a - b``: the terms are ``a`` and ``-b``).
+    """
+    if rounding is not Rounding.TOWARD_NEGATIVE or name not in SUMS:
+        return out
+    if name == "sub":
+        a, b = args
+        plus = is_plus_zero(a) & (b == 0) & jnp.signbit(b)
+    elif name in ("add", "add_any"):
+        a, b = args
+        plus = is_plus_zero(a) & is_plus_zero(b)
+    elif name == "reduce_sum":
+        plus = jnp.all(is_plus_zero(args[0]), axis=tuple(params["axes"]))
+    else:  # cumsum: no term so far other than +0
+        other = lax.convert_element_type(~is_plus_zero(args[0]), jnp.int32)
+        plus = lax.cummax(other, axis=params["axis"], reverse=params["reverse"]) == 0
+    return toward_negative_zero(out, plus)
