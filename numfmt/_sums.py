@@ -29,6 +29,7 @@ gives; under toward_negative it is -0 unless every term is +0.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -44,8 +45,12 @@ def needs_odd(rounding: Rounding) -> bool:
     return rounding not in (Rounding.NEAREST_EVEN, Rounding.NEAREST_AWAY)
 
 
+@jax.custom_jvp
 def add_to_odd(a, b):
-    """``a + b`` rounded to odd in their (common float) dtype; -0/+0 signs as the round-to-nearest sum's."""
+    """``a + b`` rounded to odd in their (common float) dtype; -0/+0 signs as the round-to-nearest sum's.
+
+    The derivative is that of ``a + b``.
+    """
     s = a + b
     bb = s - a
     err = (a - (s - bb)) + (b - bb)  # TwoSum: a + b == s + err exactly (s finite)
@@ -54,6 +59,9 @@ def add_to_odd(a, b):
     inf = jnp.asarray(jnp.inf, s.dtype)
     step = lax.nextafter(s, jnp.where(err > 0, inf, -inf))
     return jnp.where(jnp.isfinite(s) & (err != 0) & even, step, s)
+
+
+add_to_odd.defjvp(lambda primals, tangents: (add_to_odd(*primals), tangents[0] + tangents[1]))
 
 
 def is_plus_zero(x):
