@@ -15,9 +15,8 @@ Each step's ``acc + chunk sum`` is rounded to odd in the work dtype where
 the accumulator's rounding is not round to nearest, so that its rounding
 into the accumulator format is one correct rounding, and an exact zero gets
 IEEE 754's sign (toward_negative: -0 unless both ``acc`` and the chunk sum
-are +0); see :mod:`numfmt._sums`. The accumulator starts at +0. With
-``chunk=1`` the terms are the products themselves (signed zeros exact); a
-chunk sum of more terms is XLA's dot, whose exact zero is +0.
+are +0, a chunk sum being +0 when each of its products is); see
+:mod:`numfmt._sums`. The accumulator starts at +0.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from jax import lax
 from numfmt import _xp
 from numfmt._random import derive_words
 from numfmt._rounding import Rounding
-from numfmt._sums import add_to_odd, is_plus_zero, needs_odd, toward_negative_zero
+from numfmt._sums import add_to_odd, all_terms_plus_zero, is_plus_zero, needs_odd, toward_negative_zero
 
 __all__ = ["chunked_dot"]
 
@@ -77,18 +76,24 @@ def chunked_dot(lhs, rhs, dimension_numbers, chunk: int, round_acc, key=None, ro
     b = b.reshape(b.shape[0], b.shape[1], steps, chunk)
     if chunk == 1:  # (steps, B, M, N): the products themselves (a dot of one term may turn -0 into +0)
         partial = jnp.moveaxis(a[..., 0], 2, 0)[:, :, :, None] * jnp.moveaxis(b[..., 0], 2, 0)[:, :, None, :]
+        plus = is_plus_zero(partial) if rounding is Rounding.TOWARD_NEGATIVE else None
     else:  # (B, steps, M, N): the chunk sums, each an ordinary dot of `chunk` terms.
-        partial = lax.dot_general(a, b, (((3,), (3,)), ((0, 2), (0, 2))), preferred_element_type=lhs.dtype)
-        partial = jnp.moveaxis(partial, 1, 0)
+        dims = (((3,), (3,)), ((0, 2), (0, 2)))
+        partial = jnp.moveaxis(lax.dot_general(a, b, dims, preferred_element_type=lhs.dtype), 1, 0)
+        plus = None
+        if rounding is Rounding.TOWARD_NEGATIVE:  # XLA's exact zero is +0: is every product of the chunk +0?
+            count = lambda u, v: lax.dot_general(u, v, dims, preferred_element_type=jnp.float32)  # noqa: E731
+            plus = (partial == 0) & jnp.moveaxis(all_terms_plus_zero(count, a, b), 1, 0)
 
-    def step(carry, part):
+    def step(carry, xs):
         acc, i = carry
+        part, part_plus = xs
         step_key = None if key is None else derive_words(_xp.jax_namespace(), key, i)
         total = add_to_odd(acc, part) if rounding is not None and needs_odd(rounding) else acc + part
         if rounding is Rounding.TOWARD_NEGATIVE:
-            total = toward_negative_zero(total, is_plus_zero(acc) & is_plus_zero(part))
+            total = toward_negative_zero(total, is_plus_zero(acc) & part_plus)
         return (round_acc(total, step_key), i + 1), None
 
     init = (jnp.zeros(partial.shape[1:], partial.dtype), jnp.zeros((), jnp.int32))
-    (acc, _), _ = lax.scan(step, init, partial)
+    (acc, _), _ = lax.scan(step, init, (partial, plus))
     return acc.reshape(*batch_shape, *lfree, *rfree)

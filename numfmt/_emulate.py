@@ -34,7 +34,8 @@ from numfmt._accumulate import chunked_dot
 from numfmt._control import ControlFlow, _as_aval, _bind, _common, _listify
 from numfmt._conv_accum import chunked_conv
 from numfmt._policy import GROUPS, Policy
-from numfmt._sums import add_to_odd, needs_odd, sum_with_zero_sign
+from numfmt._rounding import Rounding
+from numfmt._sums import add_to_odd, all_terms_plus_zero, needs_odd, sum_with_zero_sign, toward_negative_zero
 
 __all__ = ["emulate"]
 
@@ -324,6 +325,9 @@ class _Interpreter(ControlFlow):
             args.append(_sites.convert(self.rounded(v, fmt, rounding, sites, cache, ident), work, fmt))
         if accum is None:
             out = _bind(eqn.primitive, dict(eqn.params, preferred_element_type=work), *args)
+            if rounding is Rounding.TOWARD_NEGATIVE:  # XLA's exact zero is +0: -0 unless every product is +0
+                counts = functools.partial(_bind, eqn.primitive, dict(eqn.params, preferred_element_type=jnp.float32))
+                out = toward_negative_zero(out, all_terms_plus_zero(counts, *args))
         else:
             step_key = sites.next_words()  # None for a deterministic policy
             round_acc = lambda acc, k: sites.child(k).round(acc, accum, rounding)  # noqa: E731

@@ -35,7 +35,10 @@ from jax import lax
 
 from numfmt._rounding import Rounding
 
-__all__ = ["SUMS", "add_to_odd", "is_plus_zero", "needs_odd", "sum_with_zero_sign", "toward_negative_zero"]
+__all__ = [
+    "SUMS", "add_to_odd", "all_terms_plus_zero", "is_plus_zero", "needs_odd", "sum_with_zero_sign",
+    "toward_negative_zero",
+]  # fmt: skip
 
 SUMS = frozenset({"add", "add_any", "sub", "reduce_sum", "cumsum"})
 
@@ -67,6 +70,26 @@ add_to_odd.defjvp(lambda primals, tangents: (add_to_odd(*primals), tangents[0] +
 def is_plus_zero(x):
     """``x == +0`` (False for -0)."""
     return (x == 0) & ~jnp.signbit(x)
+
+
+def all_terms_plus_zero(contract, a, b):
+    """Is every product term ``a_k * b_k`` of the bilinear ``contract(a, b)`` (a dot or conv) +0?
+
+    A product is anything but +0 when its factors' signs differ, or both
+    are nonzero with like signs: with ``p``/``n`` the indicators of a clear/set
+    sign bit and ``z`` of a nonzero, that is
+    ``pa nb + na pb + (pa za)(pb zb) + (na za)(nb zb)``, so four contractions
+    of 0/1 float32 arrays count the other terms (exactly, below 2**24).
+    """
+
+    def parts(x):
+        neg = jnp.signbit(x)
+        nonzero = x != 0
+        return [lax.convert_element_type(v, jnp.float32) for v in (~neg, neg, ~neg & nonzero, neg & nonzero)]
+
+    (pa, na, pza, nza), (pb, nb, pzb, nzb) = parts(a), parts(b)
+    others = contract(pa, nb) + contract(na, pb) + contract(pza, pzb) + contract(nza, nzb)
+    return others == 0
 
 
 def toward_negative_zero(out, plus):

@@ -90,14 +90,16 @@ def test_reduce_sum_and_cumsum_zero_signs(fmt):
     assert _sign(rev) == [[True, True, False], [False, False, False], [True, True, True], [True, True, False]]
 
 
-def test_accumulated_dot_zero_signs():
+@pytest.mark.parametrize("acc", ["accum=float16,chunk=1,", "accum=float16,chunk=2,", "accum=float16,chunk=3,", ""])
+def test_matmul_zero_signs(acc):
     a = jnp.float32([[1.0, 1.0], [0.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
     b = jnp.float32([[1.0, 0.0, -0.0, 0.0], [-1.0, 0.0, 0.0, -0.0]])  # columns: cancel, +0s, -0 then +0, +0 then -0
-    pol = "compute=float16,rounding=toward_negative,accum=float16,chunk=1,out=float16"
+    pol = f"compute=float16,rounding=toward_negative,{acc}out=float16"
     got = np.asarray(jax.jit(numfmt.emulate(lambda u, v: u @ v, pol))(a, b))
     assert got.tolist() == [[0.0] * 4] * 4
-    # chunk=1: every product and step sum is IEEE's, -0 unless all terms are +0
+    # a sum from +0 of the products: -0 unless all of them are +0 (chunk sums and XLA's dot included)
     assert _sign(np.diag(got)) == [True, False, True, True]
+    assert _sign(got[1]) == [True, False, True, True]
     near = pol.replace(",rounding=toward_negative", "")
     assert _sign(numfmt.emulate(lambda u, v: u @ v, near)(a, b)) == [[False] * 4] * 4
 
@@ -114,15 +116,16 @@ def test_accumulator_step_is_one_rounding_in_directed_modes(rounding):
     assert got.tolist() == want
 
 
-def test_accumulated_conv_cancellation_is_minus_zero_toward_negative():
+def test_conv_cancellation_is_minus_zero_toward_negative():
     x = jnp.float32([1.0, 1.0, 0.0, 0.0]).reshape(1, 1, 4)
     w = jnp.float32([1.0, -1.0]).reshape(1, 1, 2)
     conv = lambda u, v: jax.lax.conv_general_dilated(u, v, (1,), "VALID")  # noqa: E731
     pol = "compute=float16,rounding=toward_negative,accum=float16,chunk=1,out=float16"
-    got = np.asarray(numfmt.emulate(conv, pol)(x, w)).ravel()
-    # windows: 1 - 1 (cancels), 1*1 + 0*-1 (= 1), 0*1 + 0*-1 (+0 + -0)
-    assert got.tolist() == [0.0, 1.0, 0.0]
-    assert _sign(got) == [True, False, True]
+    for p in (pol, pol.replace("chunk=1", "chunk=2"), pol.replace("accum=float16,chunk=1,", "")):
+        got = np.asarray(numfmt.emulate(conv, p)(x, w)).ravel()
+        # windows: 1 - 1 (cancels), 1*1 + 0*-1 (= 1), 0*1 + 0*-1 (+0 + -0)
+        assert got.tolist() == [0.0, 1.0, 0.0]
+        assert _sign(got) == [True, False, True], p
 
 
 def _run_without_x64(code):
