@@ -9,8 +9,9 @@ rounds toward zero to 1.5 in float16 where the exact sum rounds to
 (its error, exact by TwoSum, sets the last bit), and rounding a round-to-odd
 result of p_work >= p + 2 bits into p bits is one correct rounding in every
 mode (Boldo and Melquiond, "Emulation of FMA and correctly rounded sums:
-proved algorithms using rounding to odd", 2008). Stochastic rounding then
-sees the sum within one work ulp (probabilities exact to 2**-(p_work - p)).
+proved algorithms using rounding to odd", 2008). Stochastic rounding keeps
+the round-to-nearest sum (within half a work ulp: probabilities exact to
+2**-(p_work - p + 1); round to odd would double that bound).
 
 Signed zeros. IEEE 754-2019, 6.3: when the sum of two operands of opposite signs (or the difference
 of two of like signs) is exactly zero, it is +0 in every rounding direction
@@ -44,8 +45,8 @@ SUMS = frozenset({"add", "add_any", "sub", "reduce_sum", "cumsum"})
 
 
 def needs_odd(rounding: Rounding) -> bool:
-    """Does a sum rounded with ``rounding`` need its work value rounded to odd (not round to nearest)?"""
-    return rounding not in (Rounding.NEAREST_EVEN, Rounding.NEAREST_AWAY)
+    """Does a sum rounded with ``rounding`` need its work value rounded to odd (a directed mode or to_odd)?"""
+    return rounding not in (Rounding.NEAREST_EVEN, Rounding.NEAREST_AWAY) and not rounding.is_stochastic
 
 
 @jax.custom_jvp
