@@ -282,3 +282,9 @@ def test_complex_built_inside_is_refused():
     f = numfmt.emulate(lambda a, b: jax.lax.complex(a, b) * 2.0, "compute=bfloat16")
     with pytest.raises(NotImplementedError, match="'complex' has a complex64 operand or result.*real arrays"):
         f(jnp.float32([1.0]), jnp.float32([2.0]))
+
+
+def test_out_format_the_output_dtype_cannot_hold_is_refused():
+    f = numfmt.emulate(lambda u, v: u @ v, "compute=float8_e4m3fn,out=float32")
+    with pytest.raises(ValueError, match="dot_general output: .* as float16, which cannot hold every value of float32"):
+        f(jnp.ones((2, 2), jnp.float16), jnp.ones((2, 2), jnp.float16))
