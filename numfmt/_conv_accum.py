@@ -54,7 +54,7 @@ def _patches(x, kernel, params):
     return jnp.transpose(x, perm), out_shape
 
 
-def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None):
+def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=None):
     """``conv_general_dilated(lhs, rhs, **params)`` accumulated in chunks, rounding after each.
 
     Args:
@@ -66,6 +66,8 @@ def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None):
       round_acc: ``round_acc(acc, words) -> acc`` rounds into the accumulator
         format; ``words`` is None or the step's seed words.
       key: None, or four seed words for stochastic accumulator rounding.
+      rounding: the accumulator's rounding, for the sum of each step (see
+        :func:`numfmt._accumulate.chunked_dot`); None: round to nearest.
 
     Returns:
       The convolution in the layout of ``params["dimension_numbers"].out_spec``,
@@ -95,7 +97,7 @@ def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None):
     a = jnp.transpose(x, (2, 0, 1, 3)).reshape(groups, n * math.prod(out_shape), taps * (c // groups))
     w = jnp.moveaxis(w, 1, -1)  # (O, kernel..., C / groups): taps outer, channels inner
     b = w.reshape(groups, o // groups, taps * (c // groups))
-    out = chunked_dot(a, b, (((2,), (2,)), ((0,), (0,))), chunk, round_acc, key)  # (G, N * out, O / G)
+    out = chunked_dot(a, b, (((2,), (2,)), ((0,), (0,))), chunk, round_acc, key, rounding)  # (G, N * out, O / G)
     out = out.reshape(groups, n, *out_shape, o // groups)
     out = jnp.moveaxis(out, 0, -2).reshape(n, *out_shape, o)  # feature = g * (O / G) + j
     out = jnp.moveaxis(out, -1, 1)  # canonical (N, O, out...)

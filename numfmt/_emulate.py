@@ -34,6 +34,8 @@ from numfmt._accumulate import chunked_dot
 from numfmt._control import ControlFlow, _as_aval, _bind, _common, _listify
 from numfmt._conv_accum import chunked_conv
 from numfmt._policy import GROUPS, Policy
+from numfmt._rounding import Rounding
+from numfmt._sums import add_to_odd, all_terms_plus_zero, needs_odd, sum_with_zero_sign, toward_negative_zero
 
 __all__ = ["emulate"]
 
@@ -93,8 +95,8 @@ def emulate(fn, policy):
       ValueError: a bad policy; a missing or unexpected key; a format that
         needs float64 arithmetic while x64 is off; a format wider than the
         dtype ``fn`` stores a value in.
-      NotImplementedError: ``fn`` uses a primitive emulate does not handle
-        (the message names it).
+      NotImplementedError: ``fn`` uses a primitive emulate does not handle,
+        or complex numbers (the message names the primitive).
 
     Examples:
       >>> import jax.numpy as jnp, numfmt
@@ -160,6 +162,20 @@ def _one_dtype(values, floats, fmt, at_least=None):
     return [_sites.convert(v, wide, fmt) if fl else v for v, fl in zip(values, floats, strict=True)]
 
 
+def _refuse_complex(eqn):
+    """Raise if ``eqn`` has a complex operand or result: its parts would pass through unrounded."""
+    for var in (*eqn.invars, *eqn.outvars):
+        dtype = getattr(var.aval, "dtype", None)
+        if dtype is not None and jnp.issubdtype(dtype, jnp.complexfloating):
+            raise NotImplementedError(
+                f"emulate does not round complex arithmetic: primitive {eqn.primitive.name!r} has a "
+                f"{jnp.dtype(dtype).name} operand or result, whose real and imaginary parts would pass "
+                "through unrounded. Write the complex arithmetic on real arrays (real and imaginary parts "
+                "as separate float arrays, e.g. (a*c - b*d, a*d + b*c) for a product), or compute it "
+                "outside the emulated function"
+            )
+
+
 class _Interpreter(ControlFlow):
     def __init__(self, policy: Policy):
         self.policy = policy
@@ -195,6 +211,7 @@ class _Interpreter(ControlFlow):
     # -- equations --------------------------------------------------------
     def eqn(self, eqn, ins, sites, cache, idents):
         name = eqn.primitive.name
+        _refuse_complex(eqn)
         floats = [_sites.is_float(v.aval.dtype) for v in eqn.invars]
         out_floats = [_sites.is_float(v.aval.dtype) for v in eqn.outvars]
         if name in HIGHER:
@@ -274,7 +291,12 @@ class _Interpreter(ControlFlow):
             _sites.convert(self.rounded(v, fmt, rounding, sites, cache, i), work, fmt) if fl else v[0]
             for v, fl, i in zip(ins, floats, idents, strict=True)
         ]
-        outs = _listify(_bind(eqn.primitive, eqn.params, *args), eqn.primitive)
+        if name in ("add", "add_any", "sub") and needs_odd(rounding):  # see numfmt._sums
+            a, b = args
+            outs = [add_to_odd(a, -b if name == "sub" else b)]
+        else:
+            outs = _listify(_bind(eqn.primitive, eqn.params, *args), eqn.primitive)
+        outs = [sum_with_zero_sign(name, eqn.params, args, o, rounding) for o in outs]
         return [(sites.round(o, fmt, rounding), fmt) for o in outs]
 
     def _matmul(self, eqn, ins, sites, cache, idents):
@@ -303,13 +325,16 @@ class _Interpreter(ControlFlow):
             args.append(_sites.convert(self.rounded(v, fmt, rounding, sites, cache, ident), work, fmt))
         if accum is None:
             out = _bind(eqn.primitive, dict(eqn.params, preferred_element_type=work), *args)
+            if rounding is Rounding.TOWARD_NEGATIVE:  # XLA's exact zero is +0: -0 unless every product is +0
+                counts = functools.partial(_bind, eqn.primitive, dict(eqn.params, preferred_element_type=jnp.float32))
+                out = toward_negative_zero(out, all_terms_plus_zero(counts, *args))
         else:
             step_key = sites.next_words()  # None for a deterministic policy
             round_acc = lambda acc, k: sites.child(k).round(acc, accum, rounding)  # noqa: E731
             if name == "dot_general":
-                out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key)
+                out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key, rounding)
             else:
-                out = chunked_conv(*args, eqn.params, chunk, round_acc, step_key)
+                out = chunked_conv(*args, eqn.params, chunk, round_acc, step_key, rounding)
         return [(sites.round(out, fout, rounding), fout)]
 
     @staticmethod

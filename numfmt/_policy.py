@@ -30,10 +30,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
+from numfmt._chop import is_elementwise
+from numfmt._float import FloatFormat
 from numfmt._names import parse as parse_format
 from numfmt._rounding import Rounding
 
-__all__ = ["GROUPS", "Policy"]
+__all__ = ["GROUPS", "SITES", "Policy"]
 
 # Primitive groups. Primitives not listed here are either exact (data
 # movement, comparisons, max/min, ...; see numfmt._emulate) or unsupported.
@@ -52,6 +54,7 @@ GROUPS: dict[str, frozenset] = {
     ),
 }  # fmt: skip
 _GROUP_OF = {prim: group for group, prims in GROUPS.items() for prim in prims}
+SITES = frozenset().union(*GROUPS.values())  # the primitives emulate rounds; prim.NAME overrides name one
 _NEED_BITS = (Rounding.STOCHASTIC_A, Rounding.STOCHASTIC_B, Rounding.STOCHASTIC_C)
 _POLICY_ROUNDINGS = [r for r in Rounding if r not in _NEED_BITS]
 _KEYS = ("compute", "rounding", "matmul_in", "accum", "chunk", "out", "grad", "grad_rounding")
@@ -68,10 +71,31 @@ def _rounding(value, argname: str) -> Rounding:
 
 
 def _format(value, argname: str):
+    """``value`` parsed as a format for policy item ``argname``, refused where it cannot work.
+
+    Only ``matmul_in`` takes a block or scaled-integer format (its elements
+    are quantized along the contraction); every other item names the format
+    of elementwise results. A format without zero (float8_e8m0fnu) or without
+    a sign would turn zeros or negative values into NaN at every site.
+    """
     try:
-        return parse_format(value)
+        fmt = parse_format(value)
     except (ValueError, TypeError) as err:
         raise type(err)(f"policy {argname}: {err}") from None
+    if argname != "matmul_in" and not is_elementwise(fmt):
+        raise ValueError(
+            f"policy {argname}={fmt}: {type(fmt).__name__} {fmt} is a block/scaled format, which only "
+            "matmul_in= takes (its blocks run along the contraction); an accumulator, output, gradient or "
+            "operation result is rounded element by element: use an elementwise format such as float32, "
+            "bfloat16 or float8_e4m3fn here"
+        )
+    if isinstance(fmt, FloatFormat) and not (fmt.signed and fmt.has_zero):
+        lost = "every zero" if not fmt.has_zero else "every negative value"
+        raise ValueError(
+            f"policy {argname}={fmt}: {fmt} has no {'zero' if not fmt.has_zero else 'sign'}, so rounding "
+            f"results to it turns {lost} into NaN; use a signed format with zero (e.g. float8_e4m3fn, bfloat16)"
+        )
+    return fmt
 
 
 def _site(value, key: str):
@@ -93,6 +117,7 @@ def _check_override_key(key) -> str:
     if key in GROUPS:
         return key
     if key.startswith("prim.") and len(key) > 5:
+        _check_primitive(key[5:], key)
         return key
     close = difflib.get_close_matches(key, [*GROUPS, *_KEYS], n=2)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -100,6 +125,26 @@ def _check_override_key(key) -> str:
         f"unknown policy key {key!r}; valid keys are {', '.join(_KEYS)}, the groups "
         f"{', '.join(GROUPS)}, or 'prim.NAME' for one primitive (e.g. prim.exp).{hint}"
     )
+
+
+def _check_primitive(name: str, key: str) -> None:
+    """Refuse ``prim.NAME`` unless NAME is a primitive emulate rounds (a misspelt key would do nothing)."""
+    if name in SITES:
+        return
+    import jax.extend.core as jcore  # noqa: PLC0415  # jax only when a prim. key is checked
+    import jax.extend.core.primitives as jprims  # noqa: PLC0415
+
+    known = {p.name for p in vars(jprims).values() if isinstance(p, jcore.Primitive)}
+    sites = ", ".join(sorted(SITES))
+    if name in known:
+        raise ValueError(
+            f"policy key {key!r}: {name!r} is not a rounding site of numfmt.emulate (it computes exactly on "
+            "rounded inputs, moves data, is integer/bit-level or control flow, or is not supported), so an "
+            f"override would do nothing; prim.NAME takes one of: {sites}"
+        )
+    close = difflib.get_close_matches(name, sorted(SITES | known), n=3)
+    hint = f" Did you mean {', '.join(repr('prim.' + c) for c in close)}?" if close else ""
+    raise ValueError(f"policy key {key!r}: {name!r} is not a JAX primitive name.{hint} prim.NAME takes one of: {sites}")
 
 
 def _override_order(item) -> tuple:

@@ -260,3 +260,31 @@ def test_format_wider_than_the_traced_dtype():
 def test_bad_policy_is_reported_at_wrap_time():
     with pytest.raises(ValueError, match="unknown policy key 'matmull'"):
         numfmt.emulate(lambda v: v, "compute=bfloat16,matmull=float16")
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda z: z * z,
+        lambda z: z + 1.0,
+        lambda z: jnp.sum(z),
+        lambda z: jnp.abs(z),
+        lambda z: jnp.real(z) * 2.0,
+    ],
+)
+def test_complex_arithmetic_is_refused_not_passed_through(fn):
+    z = jnp.asarray([1.1 + 2.3j], jnp.complex64)
+    with pytest.raises(NotImplementedError, match=r"complex arithmetic: primitive '\w+' has a complex64 operand"):
+        numfmt.emulate(fn, "compute=float8_e4m3fn")(z)
+
+
+def test_complex_built_inside_is_refused():
+    f = numfmt.emulate(lambda a, b: jax.lax.complex(a, b) * 2.0, "compute=bfloat16")
+    with pytest.raises(NotImplementedError, match="'complex' has a complex64 operand or result.*real arrays"):
+        f(jnp.float32([1.0]), jnp.float32([2.0]))
+
+
+def test_out_format_the_output_dtype_cannot_hold_is_refused():
+    f = numfmt.emulate(lambda u, v: u @ v, "compute=float8_e4m3fn,out=float32")
+    with pytest.raises(ValueError, match="dot_general output: .* as float16, which cannot hold every value of float32"):
+        f(jnp.ones((2, 2), jnp.float16), jnp.ones((2, 2), jnp.float16))

@@ -19,6 +19,8 @@ CANONICAL = [
     "compute=bfloat16,grad=float8_e5m2,grad_rounding=stochastic",
     "compute=float(e=6,m=5),matmul=float8_e4m3fn,elementwise=float16@toward_zero,prim.exp=float32",
     "compute=binary8p3se,reductions=float32,transcendental=bfloat16@stochastic_equal",
+    "compute=bfloat16,matmul_in=mxfp8_e4m3,out=bfloat16,prim.add_any=float32,prim.dot_general=float16@toward_zero",
+    "compute=float16,rounding=toward_negative,accum=float16,chunk=4,reductions=float32,prim.reduce_sum=float16",
 ]
 
 
@@ -94,6 +96,23 @@ def test_policy_is_a_static_jit_argument():
         ("compute=bfloat16,float16", "'float16' is not of the form key=value"),
         ("compute=float(e=5,m=7", "unbalanced parentheses"),
         ("compute=bfloat16,elementwise=float16@sideways", "unknown rounding 'sideways'"),
+        # a misspelt primitive would silently do nothing
+        ("compute=bfloat16,prim.dotgeneral=float32", r"'prim.dotgeneral'.*not a JAX primitive.*'prim.dot_general'"),
+        ("compute=bfloat16,prim.reduce_sums=float32", r"'reduce_sums' is not a JAX primitive.*'prim.reduce_sum'"),
+        ("compute=bfloat16,prim.max=float32", "'max' is not a rounding site of numfmt.emulate"),
+        ("compute=bfloat16,prim.while=float32", "'while' is not a rounding site"),
+        ("compute=bfloat16,prim.xor=float32", "'xor' is not a rounding site"),
+        # block formats: only matmul_in= takes them
+        ("compute=float32,accum=mxfp4_e2m1", r"accum=mxfp4_e2m1: BlockFormat .* only matmul_in= takes"),
+        ("compute=mxfp4_e2m1", "compute=mxfp4_e2m1: BlockFormat"),
+        ("compute=float32,grad=nvfp4", "grad=nvfp4: BlockFormat nvfp4 is a block"),
+        ("compute=float32,out=mxfp8_e4m3", "out=mxfp8_e4m3"),
+        ("compute=float32,matmul=mxfp8_e4m3", "matmul=mxfp8_e4m3"),
+        ("compute=float32,prim.exp=nf4", "prim.exp=nf4"),
+        # no zero or no sign: every zero / negative result would be NaN
+        ("compute=float8_e8m0fnu", "float8_e8m0fnu has no zero"),
+        ("compute=float32,matmul_in=float8_e8m0fnu", "float8_e8m0fnu has no zero"),
+        ("compute=float32,out=float(e=4,m=3,specials=fn,signed=false)", "has no sign"),
     ],
 )
 def test_bad_policy_strings(spec, match):
@@ -108,3 +127,9 @@ def test_bad_policy_types():
         Policy("bfloat16", overrides="elementwise=float16")
     with pytest.raises(ValueError, match="unknown policy key 'reduction'"):
         Policy("bfloat16", overrides={"reduction": "float32"})
+    with pytest.raises(ValueError, match="'prim.dotgeneral'"):
+        Policy("bfloat16", overrides={"prim.dotgeneral": "float32"})
+    with pytest.raises(ValueError, match="grad=nvfp4"):
+        Policy("float32", grad="nvfp4")
+    with pytest.raises(ValueError, match="accum=mxfp4_e2m1"):
+        Policy("float32", accum=numfmt.parse("mxfp4_e2m1"))
