@@ -15,6 +15,7 @@ ML_DTYPES = [
     "bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e4m3b11fnuz", "float8_e4m3", "float8_e5m2",
     "float8_e5m2fnuz", "float8_e3m4", "float8_e8m0fnu", "float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn",
 ]  # fmt: skip
+ML_DTYPES += [n for n in ("float8_e5m3fnu",) if hasattr(ml_dtypes, n)]  # an ml_dtypes type from 0.7 on
 
 
 @pytest.mark.parametrize("name", ML_DTYPES + ["float16", "float32", "float64"])
