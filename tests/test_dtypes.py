@@ -61,8 +61,10 @@ def test_e5m3fnu_preset_on_every_ml_dtypes():
     # the format's facts, exact: 5 exponent bits, 3 fraction bits, bias 15, unsigned, NaN 0xFF, no inf
     f = numfmt.float8_e5m3fnu
     assert numfmt.parse("e5m3fnu") is f and numfmt.parse("float8_e5m3fnu") is f
-    assert (f.bits, f.exp_bits, f.man_bits, f.bias, f.signed, f.has_inf, f.nan_code) == (8, 5, 3, 15, False, False, 0xFF)
-    assert f.max_value == 114688 and f.smallest_subnormal == Fraction(1, 2**17) and f.smallest_normal == Fraction(1, 2**14)
+    layout = (f.bits, f.exp_bits, f.man_bits, f.bias, f.signed, f.has_inf, f.nan_code)
+    assert layout == (8, 5, 3, 15, False, False, 0xFF)
+    assert f.max_value == 114688 and f.smallest_normal == Fraction(1, 2**14)
+    assert f.smallest_subnormal == Fraction(1, 2**17)
     assert f.num_finite == 255
     if HAS_E5M3FNU:
         assert f.dtype == np.dtype(ml_dtypes.float8_e5m3fnu) and numfmt.parse(ml_dtypes.float8_e5m3fnu) is f
