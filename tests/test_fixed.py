@@ -6,6 +6,7 @@ Regimes: exact values, ties (midpoints) and +-1 ulp, overflow (saturate /
 wrap), underflow (below half the quantum), specials (NaN, inf, -0).
 """
 
+import re
 from fractions import Fraction
 
 import jax
@@ -136,7 +137,7 @@ def test_float64_patterns_vs_reference(spec, bits, mode):
 
 
 # ------------------------------------------------------------- ml_dtypes
-ML_DTYPES_VERSION = tuple(int(p) for p in ml_dtypes.__version__.split(".")[:2])
+ML_DTYPES_VERSION = tuple(int(p) for p in re.findall(r"\d+", ml_dtypes.__version__)[:3])
 # int1/uint1 are ml_dtypes types from 0.6 on; their presets exist on every version.
 ML_INTS = ["int4", "uint4", "int2", "uint2"] + [n for n in ("int1", "uint1") if hasattr(ml_dtypes, n)]
 
