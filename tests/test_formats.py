@@ -94,7 +94,7 @@ def test_presets_by_family():
         assert named, family
         assert all(type(f) is FAMILY_TYPES[family] for f in named.values()), family
     assert {"posit8_0", "posit16_1", "posit32_2"} <= set(by_family["posit"])
-    assert {f"{s}int{b}" for s in ("", "u") for b in (2, 4, 8, 16, 32, 64)} == set(by_family["fixed"])
+    assert {f"{s}int{b}" for s in ("", "u") for b in (1, 2, 4, 8, 16, 32, 64)} == set(by_family["fixed"])
     assert set(by_family["block"]) == {
         "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4_e2m1", "mxint8", "nvfp4", "nf4",
     }  # fmt: skip
