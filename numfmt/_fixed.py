@@ -11,7 +11,7 @@ Grammar (parsed by :func:`numfmt.parse`)::
 
     fixed(i=I,f=F[,signed=true|false][,overflow=saturate|wrap])
     q{I}.{F}  (signed, saturating)     uq{I}.{F}  (unsigned, saturating)
-    int2 int4 int8 int16 int32 int64  uint2 uint4 uint8 uint16 uint32 uint64
+    int1 int2 int4 int8 int16 int32 int64  uint1 uint2 uint4 uint8 uint16 uint32 uint64
 
 ``str(fmt)`` is the preset name for presets, ``q``/``uq`` for other
 saturating formats and ``fixed(...)`` for wrapping ones.
@@ -24,7 +24,7 @@ import enum
 import re
 from fractions import Fraction
 
-from numfmt._names import register_family
+from numfmt._names import named_dtype, register_family
 from numfmt._rounding import Overflow, _parse_enum
 
 __all__ = ["FixedFormat", "FixedOverflow"]
@@ -159,6 +159,24 @@ class FixedFormat:
             code -= 1 << self.bits
         return code * self.resolution
 
+    @property
+    def dtype(self):
+        """The NumPy or ml_dtypes integer dtype with this format's values and codes, or None.
+
+        Integers (``frac_bits == 0``) of 1, 2, 4, 8, 16, 32 or 64 bits have one
+        (``int1``/``uint1`` need ml_dtypes >= 0.6). The overflow policy is not
+        compared: a dtype has none. ``numfmt.parse`` converts the other way.
+
+        Examples:
+          >>> import numfmt
+          >>> numfmt.parse("int8").dtype, numfmt.parse("q3.4").dtype
+          (dtype('int8'), None)
+        """
+        name = f"{'' if self.signed else 'u'}int{self.bits}"
+        if self.frac_bits != 0 or name not in PRESETS:
+            return None
+        return named_dtype(name)
+
     parse_overflow = FixedOverflow.parse  # used by numfmt.chop for its overflow argument
 
     # --------------------------------------------------------------- strings
@@ -210,7 +228,7 @@ def _parse(key: str):
 
 
 PRESETS = {}
-for _bits in (2, 4, 8, 16, 32, 64):
+for _bits in (1, 2, 4, 8, 16, 32, 64):
     PRESETS[f"int{_bits}"] = FixedFormat(_bits - 1, 0, True, name=f"int{_bits}")
     PRESETS[f"uint{_bits}"] = FixedFormat(_bits, 0, False, name=f"uint{_bits}")
 _FORMS = "'q{I}.{F}', 'uq{I}.{F}', 'fixed(i=I,f=F[,signed=...,overflow=...])', 'int8', 'uint4'"

@@ -92,6 +92,7 @@ def _build_presets() -> dict[str, FloatFormat]:
         "float8_e4m3b11fnuz": dict(exp_bits=4, man_bits=3, bias=11, specials="fnuz"),
         "float8_e5m2fnuz": dict(exp_bits=5, man_bits=2, specials="fnuz"),
         "float8_e8m0fnu": dict(exp_bits=8, man_bits=0, specials="fn", signed=False, subnormals="no_zero"),
+        "float8_e5m3fnu": dict(exp_bits=5, man_bits=3, specials="fn", signed=False),
         "float6_e2m3fn": dict(exp_bits=2, man_bits=3, specials="finite"),
         "float6_e3m2fn": dict(exp_bits=3, man_bits=2, specials="finite"),
         "float4_e2m1fn": dict(exp_bits=2, man_bits=1, specials="finite"),
@@ -136,12 +137,19 @@ _KEYS = {
 }
 
 
-# Presets that are NumPy or ml_dtypes dtypes (same name, same codes).
+# Presets that are NumPy or ml_dtypes dtypes (same name, same codes). float8_e5m3fnu
+# is an ml_dtypes type from 0.7 on; with an older ml_dtypes its preset has no dtype.
 _DTYPE_PRESETS = (
     "float64", "float32", "float16", "bfloat16", "float8_e5m2", "float8_e4m3", "float8_e3m4",
     "float8_e4m3fn", "float8_e4m3fnuz", "float8_e4m3b11fnuz", "float8_e5m2fnuz", "float8_e8m0fnu",
-    "float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn",
+    "float8_e5m3fnu", "float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn",
 )  # fmt: skip
+
+
+def named_dtype(name: str):
+    """The NumPy or ml_dtypes dtype called ``name``, or None where the installed versions lack it."""
+    found = getattr(ml_dtypes, name, None) or getattr(np, name, None)
+    return None if found is None else np.dtype(found)
 
 
 def dtype_for(fmt: FloatFormat):
@@ -149,8 +157,7 @@ def dtype_for(fmt: FloatFormat):
     for name in _DTYPE_PRESETS:
         preset = _PRESETS[name]
         if fmt.replace(overflow=preset.overflow) == preset:
-            found = getattr(ml_dtypes, name, None) or getattr(np, name, None)
-            return None if found is None else np.dtype(found)
+            return named_dtype(name)
     return None
 
 

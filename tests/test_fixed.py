@@ -6,6 +6,7 @@ Regimes: exact values, ties (midpoints) and +-1 ulp, overflow (saturate /
 wrap), underflow (below half the quantum), specials (NaN, inf, -0).
 """
 
+import re
 from fractions import Fraction
 
 import jax
@@ -136,17 +137,44 @@ def test_float64_patterns_vs_reference(spec, bits, mode):
 
 
 # ------------------------------------------------------------- ml_dtypes
-@pytest.mark.parametrize("name, dt", [("int4", ml_dtypes.int4), ("uint4", ml_dtypes.uint4),
-                                      ("int2", ml_dtypes.int2), ("uint2", ml_dtypes.uint2)])  # fmt: skip
-def test_ml_dtypes_codes(name, dt):
-    fmt = numfmt.parse(name)
+ML_DTYPES_VERSION = tuple(int(p) for p in re.findall(r"\d+", ml_dtypes.__version__)[:3])
+# int1/uint1 are ml_dtypes types from 0.6 on; their presets exist on every version.
+ML_INTS = ["int4", "uint4", "int2", "uint2"] + [n for n in ("int1", "uint1") if hasattr(ml_dtypes, n)]
+
+
+@pytest.mark.parametrize("name", ML_INTS)
+def test_ml_dtypes_codes(name):
+    fmt, dt = numfmt.parse(name), np.dtype(getattr(ml_dtypes, name))
+    assert fmt.dtype == dt and numfmt.parse(dt) is fmt and numfmt.parse(dt.type) is fmt
     values = np.array(list(range(int(fmt.min_value), int(fmt.max_value) + 1)), np.float32)
     np.testing.assert_array_equal(numfmt.encode(values, fmt), values.astype(dt).view(np.uint8))
     np.testing.assert_array_equal(numfmt.decode(values.astype(dt).view(np.uint8), fmt), values)
-    # ml_dtypes' cast truncates and wraps, as C does: toward_zero with overflow='wrap'
+    # ml_dtypes' cast truncates (toward_zero) in range, as C does
     x = np.random.default_rng(0).uniform(-50, 50, 20_000).astype(np.float32)
+    inside = (np.trunc(x) >= fmt.min_value) & (np.trunc(x) <= fmt.max_value)
+    np.testing.assert_array_equal(numfmt.encode(x[inside], fmt, "toward_zero"), x[inside].astype(dt).view(np.uint8))
     wrap = FixedFormat(fmt.int_bits, 0, fmt.signed, "wrap")
-    np.testing.assert_array_equal(numfmt.encode(x, wrap, "toward_zero"), x.astype(dt).view(np.uint8))
+    got = numfmt.encode(x, wrap, "toward_zero")
+    np.testing.assert_array_equal(got, reference(x, wrap, "toward_zero"))
+    if ML_DTYPES_VERSION < (0, 7):
+        # ml_dtypes 0.5/0.6 wrap out-of-range values modulo 2**bits: toward_zero with overflow='wrap'
+        np.testing.assert_array_equal(got[~inside], x[~inside].astype(dt).view(np.uint8))
+    else:
+        # ml_dtypes 0.7 flags an out-of-range cast as invalid instead of wrapping
+        with pytest.warns(RuntimeWarning, match="invalid value encountered in cast"):
+            x[~inside].astype(dt)
+
+
+def test_one_bit_presets_without_ml_dtypes_types():
+    # int1/uint1 are numfmt formats on every ml_dtypes; only the dtype link needs ml_dtypes >= 0.6
+    assert (numfmt.int1.min_value, numfmt.int1.max_value, numfmt.uint1.max_value) == (-1, 0, 1)
+    assert numfmt.parse("int1") == FixedFormat(0, 0) and numfmt.parse("uint1") == FixedFormat(1, 0, signed=False)
+    assert_bits_equal(numfmt.chop(np.float32([-0.7, -0.2, 0.4, 3.0]), "int1"), np.float32([-1, 0, 0, 0]))
+    assert_bits_equal(numfmt.chop(np.float32([0.4, 0.5, 0.6, -3.0, 9.0]), "uint1"), np.float32([0, 0, 1, 0, 1]))
+    for name in ("int1", "uint1"):
+        want = np.dtype(getattr(ml_dtypes, name)) if hasattr(ml_dtypes, name) else None
+        assert numfmt.parse(name).dtype == want
+    assert numfmt.parse("q3.4").dtype is None and numfmt.parse("fixed(i=7,f=0,overflow=wrap)").dtype == np.int8
 
 
 # ------------------------------------------------------- specials, dtypes

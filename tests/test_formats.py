@@ -15,6 +15,7 @@ ML_DTYPES = [
     "bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e4m3b11fnuz", "float8_e4m3", "float8_e5m2",
     "float8_e5m2fnuz", "float8_e3m4", "float8_e8m0fnu", "float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn",
 ]  # fmt: skip
+ML_DTYPES += [n for n in ("float8_e5m3fnu",) if hasattr(ml_dtypes, n)]  # an ml_dtypes type from 0.7 on
 
 
 @pytest.mark.parametrize("name", ML_DTYPES + ["float16", "float32", "float64"])
@@ -93,7 +94,7 @@ def test_presets_by_family():
         assert named, family
         assert all(type(f) is FAMILY_TYPES[family] for f in named.values()), family
     assert {"posit8_0", "posit16_1", "posit32_2"} <= set(by_family["posit"])
-    assert {f"{s}int{b}" for s in ("", "u") for b in (2, 4, 8, 16, 32, 64)} == set(by_family["fixed"])
+    assert {f"{s}int{b}" for s in ("", "u") for b in (1, 2, 4, 8, 16, 32, 64)} == set(by_family["fixed"])
     assert set(by_family["block"]) == {
         "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4_e2m1", "mxint8", "nvfp4", "nf4",
     }  # fmt: skip
