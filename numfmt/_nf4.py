@@ -234,12 +234,15 @@ def table_decode(codes, fmt, dtype=None):
     vals = xm.take(table, xm.asarray(elem_codes).astype(np.int64))
     vb = blocked(xm, vals, fmt)
     s = xm.moveaxis(xm.asarray(scales), fmt.axis % scales.ndim, -1)[..., None].astype(np.float64)
-    prod = xp.bitcast(vb * s, xp.uint(64))
+    prod = vb * s
+    nan = prod != prod  # a NaN scale (a NaN block, as chop gives): from_f64 takes finite values only
+    prod = xp.bitcast(xm.where(nan, 0.0, prod), xp.uint(64))
     e_bits, m_bits, width, _ = layout(dtype)
     target = FloatFormat(e_bits, m_bits)
     r = make_plan(target, np.dtype(np.float64), Rounding.NEAREST_EVEN, Overflow.SAT_NONE, 0).round_bits(xp, prod)[0]
     out, _ = from_f64(xp, r, xp.asarray(0, xp.int(64)), e_bits, m_bits, width)
     out = xp.bitcast(xp.astype(out, xp.uint(width)), dtype)
+    out = xp.where(nan, xp.asarray(np.nan, dtype), out)
     return unblocked(xm, out, fmt, elem_codes.shape)
 
 
