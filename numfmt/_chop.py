@@ -212,7 +212,11 @@ def _raise_unrepresentable(x, unrep, plan):
     raise ValueError(
         f"chop to {plan.fmt} gives results that {np.dtype(x.dtype).name} cannot hold "
         f"({int(np.count_nonzero(unrep))} elements, first input {float(first)!r}); "
-        "pass a wider float dtype (e.g. float64), or an overflow policy that saturates"
+        + (
+            "pass a wider float dtype (e.g. float64), or an overflow policy that saturates"
+            if np.dtype(x.dtype).itemsize < 8
+            else "float64 is the widest input: clip x into a range whose results float64 holds, or use a narrower format"
+        )
     )
 
 
