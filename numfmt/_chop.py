@@ -215,7 +215,7 @@ def _raise_unrepresentable(x, unrep, plan):
         + (
             "pass a wider float dtype (e.g. float64), or an overflow policy that saturates"
             if np.dtype(x.dtype).itemsize < 8
-            else "float64 is the widest input: clip x into a range whose results float64 holds, or use a narrower format"
+            else "float64 is the widest input: clip x to a range whose results float64 holds, or use a narrower format"
         )
     )
 
