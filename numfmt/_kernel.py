@@ -129,10 +129,12 @@ def make_plan(fmt: FloatFormat, dtype: np.dtype, rounding: Rounding, overflow: O
     # Can rounding carry past the input's largest binade? Not when it never
     # increments, nor for round-to-odd (it only increments an even significand),
     # unless the format has no fraction bits: then the parity is the exponent's.
+    # Toward -inf only increments negative values, which unsigned formats make NaN.
     carry_possible = (
         m < in_man
         and rounding is not Rounding.TOWARD_ZERO
         and (rounding is not Rounding.TO_ODD or m == 0)
+        and (rounding is not Rounding.TOWARD_NEGATIVE or fmt.signed)
     )
     carry_overflows = Fraction(2) ** (in_bias + 1) > fmax
     finite_overflow = fmax < work_max or (carry_possible and carry_overflows)
