@@ -132,7 +132,10 @@ class BlockFormat:
         or ``"unpacked"`` (one code per byte).
 
     Raises:
-      TypeError, ValueError: for parameters of the wrong type or range.
+      TypeError, ValueError: for parameters of the wrong type or range; a
+        ValueError for an element format without negative values or without
+        zero (``float8_e8m0fnu``, ``signed=False`` or ``subnormals='no_zero'``
+        formats): as in OCP MX, elements are signed and hold zero.
 
     Examples:
       >>> import numfmt
@@ -169,6 +172,7 @@ class BlockFormat:
             raise _elem_error(self.elem)
         if not isinstance(self.scale, FloatFormat):
             raise TypeError(f"scale must be a FloatFormat (e.g. 'e8m0fnu' or 'e4m3fn'), got {self.scale!r}")
+        _check_signed_elem(self.elem)
         if self.scale.man_bits == 0 and self.tensor_scale:
             raise ValueError("tensor_scale=True needs a scale format with fraction bits (NVFP4: scale='e4m3fn')")
         if self.scale.man_bits > 0 and self.rule is not ScaleRule.FLOOR:
@@ -240,6 +244,17 @@ class BlockFormat:
         if self.nibbles != "low_first":
             parts.append(f"nibbles={self.nibbles}")
         return f"{head}({','.join(parts)})"
+
+
+def _check_signed_elem(elem) -> None:
+    """Refuse elements without negative values or zero (e8m0fnu): OCP MX elements have both."""
+    if getattr(elem, "signed", True) and getattr(elem, "has_zero", True):
+        return
+    lack = "negative values" if not getattr(elem, "signed", True) else "zero"
+    raise ValueError(
+        f"elem={elem} has no {lack}; block formats need a signed element format with zero "
+        "(e.g. e4m3, e5m2, e2m3, e3m2, e2m1, int8): e8m0fnu serves as a scale, not as an element"
+    )
 
 
 # Element names inside mx(...) follow the OCP MX spec: e4m3 is OCP's e4m3fn.

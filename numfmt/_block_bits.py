@@ -35,7 +35,7 @@ from fractions import Fraction
 
 from numfmt._xp import FLOAT_LAYOUTS
 
-__all__ = ["F32_WORK", "F64_WORK", "from_f64", "layout", "require_x64", "to_f64", "unpack"]
+__all__ = ["F32_WORK", "F64_WORK", "as_f32", "as_f64", "from_f64", "layout", "require_x64", "to_f64", "unpack"]
 
 SENTINEL_FLOOR = Fraction(1, 2**900)  # element formats need smallest positive value >= this
 SENTINEL_FLOOR32 = Fraction(1, 2**90)  # ... for float32 work patterns
@@ -134,3 +134,38 @@ def from_f64(xp, q, k, e_bits: int, m_bits: int, width: int, work=F64_WORK):
     pat = xp.where(zero, _c(xp, 0, U), pat)
     pat = xp.where(over, _c(xp, ((1 << e_bits) - 1) << m_bits, U), pat)  # IEEE: the product overflows to inf
     return pat | xp.where(neg, _c(xp, 1 << (width - 1), U), _c(xp, 0, U)), unrep
+
+
+def as_f64(xp, v):
+    """``v`` (float16, bfloat16, float32 or float64) as float64, exactly, NaN and inf kept.
+
+    From the bits, not by conversion: XLA on CPU flushes float32 subnormals
+    when it converts them (a float32 scale of 1e-43 would decode as 0).
+    """
+    import numpy as np
+
+    if np.dtype(v.dtype) == np.dtype(np.float64):
+        return v
+    e_bits, m_bits, width, _ = layout(v.dtype)
+    U = xp.uint(64)
+    u = xp.astype(xp.bitcast(v, xp.uint(width)), U)
+    a, neg, sig, t, e_x = unpack(xp, u, e_bits, m_bits, width)
+    pat = to_f64(xp, neg, sig, t, e_x, _c(xp, 0, xp.int(64)))
+    inf = _c(xp, ((1 << e_bits) - 1) << m_bits, U)
+    special = xp.where(a > inf, _c(xp, 0x7FF8 << 48, U), _c(xp, 0x7FF << 52, U))
+    special = special | xp.where(neg, _c(xp, 1 << 63, U), _c(xp, 0, U))
+    return xp.bitcast(xp.where(a >= inf, special, pat), np.dtype(np.float64))
+
+
+def as_f32(xp, v):
+    """float64 values ``v`` that are float32 values (or NaN, +-inf) as float32, by bits (see :func:`as_f64`)."""
+    import numpy as np
+
+    u = xp.bitcast(v, xp.uint(64))
+    a = u & _c(xp, (1 << 63) - 1, u.dtype)
+    inf = _c(xp, 0x7FF << 52, u.dtype)
+    pat, _ = from_f64(xp, xp.where(a >= inf, _c(xp, 0, u.dtype), u), _c(xp, 0, xp.int(64)), 8, 23, 32)
+    special = xp.where(a > inf, _c(xp, 0x7FC00000, u.dtype), _c(xp, 0x7F800000, u.dtype))
+    special = special | (u >> _c(xp, 63, u.dtype) << _c(xp, 31, u.dtype))
+    pat = xp.where(a >= inf, special, pat)
+    return xp.bitcast(xp.astype(pat, xp.uint(32)), np.dtype(np.float32))

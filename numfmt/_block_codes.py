@@ -35,33 +35,88 @@ def _xm(a):
     return np
 
 
+_ORDERS = ("low_first", "high_first")
+
+
+def _check_nibble_args(order, axis) -> None:
+    if not isinstance(order, str) or order not in _ORDERS:
+        raise ValueError(f"order={order!r} is not valid; use 'low_first' (element 0 in the low nibble) or 'high_first'")
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"axis must be an int, got {axis!r}")
+
+
+def _check_codes(arg: str, a, top: int) -> None:
+    """``a``: integer dtype or integral float values, all in ``0..top`` (values checked eagerly only)."""
+    dtype = np.dtype(a.dtype)
+    if dtype.kind not in "iuf" or (dtype.kind == "f" and _is_tracer(a)):
+        raise TypeError(
+            f"{arg} must be an integer array (codes 0..{top}), got dtype {dtype}"
+            + ("; under tracing pass integer codes" if dtype.kind == "f" else "")
+        )
+    if _is_tracer(a) or a.size == 0 or (dtype.kind == "u" and np.iinfo(dtype).max <= top):
+        return
+    v = np.asarray(a)
+    bad = (v < 0) | (v > top) | (v != np.floor(v)) if dtype.kind == "f" else (v < 0) | (v > top)
+    if np.any(bad):
+        first = v.reshape(-1)[np.argmax(bad.reshape(-1))]
+        raise ValueError(f"{arg} must hold integers in 0..{top}; got {first.item()!r}")
+
+
 def pack_nibbles(codes, axis: int = -1, order: str = "low_first", pad: int = 0):
     """Pack 4-bit codes two per byte along ``axis`` (an odd length padded with the code ``pad``).
+
+    Args:
+      codes: 4-bit codes, an integer array (or integral float values) in 0..15.
+      axis: the axis to pack along.
+      order: ``"low_first"`` (code ``2i`` in the low nibble) or ``"high_first"``.
+      pad: the code (0..15) appended to an odd-length axis.
+
+    Raises:
+      TypeError: ``codes`` of a non-integer dtype (floats are accepted when
+        their values are integers, except under tracing), or a non-int ``axis``.
+      ValueError: a code or ``pad`` outside 0..15, or another ``order``.
 
     Examples:
       >>> import numpy as np, numfmt
       >>> numfmt.pack_nibbles(np.array([1, 2, 3], np.uint8))
       array([33,  3], dtype=uint8)
     """
+    _check_nibble_args(order, axis)
+    if not isinstance(pad, (int, np.integer)) or isinstance(pad, bool) or not 0 <= pad <= 15:
+        raise ValueError(f"pad={pad!r} must be a code in 0..15")
     xm = _xm(codes)
-    c = xm.moveaxis(xm.asarray(codes).astype(np.uint8), axis, -1)
+    codes = xm.asarray(codes)
+    _check_codes("codes", codes, 15)
+    c = xm.moveaxis(codes.astype(np.uint8), axis, -1)
     if c.shape[-1] % 2:
         c = xm.pad(c, [(0, 0)] * (c.ndim - 1) + [(0, 1)], constant_values=pad)
     c = c.reshape(*c.shape[:-1], -1, 2)
     lo, hi = (c[..., 0], c[..., 1]) if order == "low_first" else (c[..., 1], c[..., 0])
-    return xm.moveaxis((lo & 15) | ((hi & 15) << 4), -1, axis)
+    return xm.moveaxis(lo | (hi << 4), -1, axis)
 
 
 def unpack_nibbles(packed, n: int | None = None, axis: int = -1, order: str = "low_first"):
     """Inverse of :func:`pack_nibbles`; ``n`` trims the axis to the original length.
+
+    Raises:
+      TypeError: ``packed`` of a non-integer dtype, or a non-int ``axis`` or ``n``.
+      ValueError: a byte outside 0..255, ``n`` outside ``0..2 * length``, or another ``order``.
 
     Examples:
       >>> import numpy as np, numfmt
       >>> numfmt.unpack_nibbles(np.array([33, 3], np.uint8), 3)
       array([1, 2, 3], dtype=uint8)
     """
+    _check_nibble_args(order, axis)
     xm = _xm(packed)
-    p = xm.moveaxis(xm.asarray(packed).astype(np.uint8), axis, -1)
+    packed = xm.asarray(packed)
+    _check_codes("packed", packed, 255)
+    p = xm.moveaxis(packed.astype(np.uint8), axis, -1)
+    if n is not None:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+            raise TypeError(f"n must be an int or None, got {n!r}")
+        if not 0 <= n <= 2 * p.shape[-1]:
+            raise ValueError(f"n={n} must lie in 0..{2 * p.shape[-1]} (two codes per byte along axis {axis})")
     lo, hi = p & 15, p >> 4
     pair = (lo, hi) if order == "low_first" else (hi, lo)
     c = xm.stack(pair, axis=-1).reshape(*p.shape[:-1], -1)

@@ -105,8 +105,9 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
     keeps the sign likewise. Unsigned formats turn negative inputs into NaN.
 
     Raises:
-      TypeError: ``x`` is not a float array of a supported dtype, or ``key``
-        is of the wrong kind.
+      TypeError: ``x`` is not a float array of a supported dtype, is an
+        ndarray subclass such as a masked array or ``np.matrix`` (whose mask
+        or type the result would drop), or ``key`` is of the wrong kind.
       ValueError: an unknown format, rounding or overflow name; a missing or
         unexpected ``key``/``random_bits``; or a result the dtype of ``x``
         cannot hold (e.g. 65504 in float16 rounded to 3 fraction bits is 65536:
@@ -120,6 +121,7 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
       >>> float(numfmt.chop(1 + 2.0**-8 + 2.0**-40, "bfloat16"))
       1.0078125
     """
+    _xp.refuse_subclass(x, "x", "chop")
     fmt = parse(fmt)
     if type(fmt) in _CHOPPERS:
         return _CHOPPERS[type(fmt)](x, fmt, rounding, overflow=overflow, key=key, random_bits=random_bits)
@@ -270,7 +272,11 @@ def _raise_unrepresentable(x, unrep, plan):
     raise ValueError(
         f"chop to {plan.fmt} gives results that {np.dtype(x.dtype).name} cannot hold "
         f"({int(np.count_nonzero(unrep))} elements, first input {float(first)!r}); "
-        "pass a wider float dtype (e.g. float64), or an overflow policy that saturates"
+        + (
+            "pass a wider float dtype (e.g. float64), or an overflow policy that saturates"
+            if np.dtype(x.dtype).itemsize < 8
+            else "float64 is the widest input: clip x to a range whose results float64 holds, or use a narrower format"
+        )
     )
 
 

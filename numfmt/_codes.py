@@ -96,12 +96,15 @@ def encode(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_b
       ValueError: NaN input for a format without NaN (NumPy or eager JAX; under
         ``jax.jit`` such a NaN encodes as the code of +0, documented here
         because it cannot be checked), or as for :func:`numfmt.chop`.
+      TypeError: as for :func:`numfmt.chop` (masked arrays and other ndarray
+        subclasses included).
 
     Examples:
       >>> import numpy as np, numfmt
       >>> numfmt.encode(np.array([1.0, -2.0, 448.0], np.float32), "float8_e4m3fn")
       array([ 56, 192, 126], dtype=uint8)
     """
+    _xp.refuse_subclass(x, "x", "encode")
     fmt = parse(fmt)
     if type(fmt) in _CODECS:
         return _CODECS[type(fmt)][0](x, fmt, rounding, overflow=overflow, key=key, random_bits=random_bits)
@@ -175,7 +178,8 @@ def decode(codes, fmt, dtype=None):
       the -0 code -0.0.
 
     Raises:
-      TypeError: non-integer codes.
+      TypeError: non-integer codes, or codes in an ndarray subclass (a
+        masked array or ``np.matrix``, whose mask or type would be dropped).
       ValueError: codes out of range (NumPy and eager JAX; under ``jax.jit``
         bits above ``fmt.bits`` are ignored), or a ``dtype`` that cannot hold
         every value of ``fmt``.
@@ -185,6 +189,7 @@ def decode(codes, fmt, dtype=None):
       >>> numfmt.decode(np.array([56, 192, 126, 127], np.uint8), "float8_e4m3fn")
       array([  1.,  -2., 448.,  nan], dtype=float32)
     """
+    _xp.refuse_subclass(codes, "codes", "decode")
     fmt = parse(fmt)
     if dtype is not None:
         check_out_dtype(dtype)

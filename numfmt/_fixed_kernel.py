@@ -161,7 +161,9 @@ def fixed_codes(xp, u, plan: FixedPlan, rbits=None):
         code = xp.where(neg, (~k + k_(1)) & mask, k & mask)
         nan = nan | is_inf
     else:
-        big = (e_x + F >= B + 1) | is_inf
+        # |x| >= 2**(B-F) rounds to a magnitude >= 2**B: beyond every code. Found
+        # from the exponent, as k itself wraps modulo 2**C when B == C (uint64).
+        big = (e_x + F >= B) | is_inf
         top = k_((1 << B) - 1)
         pos = xp.where(big | (k > top), top, k)
         if fmt.signed:

@@ -58,6 +58,7 @@ class Plan:
     inf_input_bits: int | None  # what an infinite input becomes; None: the max
     carry_overflows: bool  # a carry past the input's max exceeds the format's max
     max_beyond_input: bool  # the format's max exceeds the input dtype's max
+    tiny_beyond_input: bool  # the smallest nonzero result (2**qe_sub, or min normal if no_zero) may not fit
     can_be_unrepresentable: bool  # some result may not fit the input dtype
 
     @property
@@ -126,8 +127,15 @@ def make_plan(fmt: FloatFormat, dtype: np.dtype, rounding: Rounding, overflow: O
         inf_input = None
 
     # Can rounding carry past the input's largest binade? Not when it never
-    # increments, nor for round-to-odd (it only increments an even significand).
-    carry_possible = m < in_man and rounding not in (Rounding.TOWARD_ZERO, Rounding.TO_ODD)
+    # increments, nor for round-to-odd (it only increments an even significand),
+    # unless the format has no fraction bits: then the parity is the exponent's.
+    # Toward -inf only increments negative values, which unsigned formats make NaN.
+    carry_possible = (
+        m < in_man
+        and rounding is not Rounding.TOWARD_ZERO
+        and (rounding is not Rounding.TO_ODD or m == 0)
+        and (rounding is not Rounding.TOWARD_NEGATIVE or fmt.signed)
+    )
     carry_overflows = Fraction(2) ** (in_bias + 1) > fmax
     finite_overflow = fmax < work_max or (carry_possible and carry_overflows)
     overflow_to_max = (
@@ -136,7 +144,20 @@ def make_plan(fmt: FloatFormat, dtype: np.dtype, rounding: Rounding, overflow: O
         or rounding in (Rounding.TOWARD_ZERO, Rounding.TO_ODD, Rounding.TOWARD_POSITIVE, Rounding.TOWARD_NEGATIVE)
     )
     needs_max = (finite_overflow and overflow_to_max) or inf_input is None
-    can_be_unrep = (fmax > work_max and carry_possible and not carry_overflows) or (needs_max and max_bits is None)
+    # Formats whose range starts beyond the input dtype (a bias far below 0):
+    # every nonzero result is the smallest one, which the dtype cannot hold.
+    if sub is Subnormals.NO_ZERO:
+        tiny_beyond = fmt.smallest_normal > work_max
+    else:
+        # rounding up to it needs an input above half of it in the nearest modes
+        reach = Fraction(2) ** (qe_sub - 1) if rounding in _NEAREST else Fraction(0)
+        tiny_beyond = sub is not Subnormals.FLUSH and Fraction(2) ** qe_sub > work_max
+        tiny_beyond = tiny_beyond and rounding is not Rounding.TOWARD_ZERO and reach <= work_max
+    can_be_unrep = (
+        (fmax > work_max and carry_possible and not carry_overflows)
+        or (needs_max and max_bits is None)
+        or tiny_beyond
+    )
     return Plan(
         fmt=fmt,
         rounding=rounding,
@@ -159,6 +180,7 @@ def make_plan(fmt: FloatFormat, dtype: np.dtype, rounding: Rounding, overflow: O
         inf_input_bits=inf_input,
         carry_overflows=carry_overflows,
         max_beyond_input=fmax > work_max,
+        tiny_beyond_input=tiny_beyond,
         can_be_unrepresentable=can_be_unrep,
     )
 
@@ -274,6 +296,10 @@ def round_bits(xp, u, plan: Plan, rbits=None):
         res = xp.where(below, xp.asarray(0, U), res)
     elif fmt.subnormals is Subnormals.NO_ZERO:
         res = xp.where(below, xp.asarray(p.min_bits, U), res)
+    tiny = None
+    if p.tiny_beyond_input:  # nonzero finite inputs rounding to the smallest result
+        tiny = below if fmt.subnormals is Subnormals.NO_ZERO else deep & inc
+        tiny = tiny & (a != 0) & (a < xp.asarray(p.inf_bits, U))
 
     # Overflow: the rounded magnitude is above the format's max (``over``). When
     # the format's max lies beyond the input dtype, a carry past the dtype's max
@@ -317,5 +343,9 @@ def round_bits(xp, u, plan: Plan, rbits=None):
     else:
         out = xp.where(neg & (res != 0), res | sign_bit, res)
     out = xp.where(a > inf_bits, u, out)
+    if tiny is not None:
+        unrep = tiny if unrep is None else unrep | tiny
+    if unrep is not None and not fmt.signed:  # negative inputs give NaN, whatever their magnitude
+        unrep = unrep & ~neg
     return out, (unrep if p.can_be_unrepresentable else None)
 

@@ -33,7 +33,7 @@ from fractions import Fraction
 import numpy as np
 
 from numfmt import _xp
-from numfmt._block_bits import from_f64, layout, require_x64, to_f64, unpack
+from numfmt._block_bits import as_f32, as_f64, from_f64, layout, require_x64, to_f64, unpack
 from numfmt._chop import _check_dtype
 from numfmt._float import FloatFormat
 from numfmt._kernel import make_plan
@@ -198,17 +198,7 @@ def _encode(xp, xm, fmt, dtype, x):
         _raise_over(fmt, int(np.count_nonzero(over)))
     scales = xp.where(bad, xp.asarray(np.nan, np.dtype(np.float64)), amax64)
     elem, scale = _finish(xm, fmt, x.shape, codes, scales)
-    return elem, _to_f32(xp, scale)
-
-
-def _to_f32(xp, s):
-    """float64 values that are float32 values (or NaN) as float32, by bits (XLA's cast flushes subnormals)."""
-    U = xp.uint(64)
-    nan = s != s
-    finite = xp.bitcast(xp.where(nan, xp.asarray(0.0, s.dtype), s), U)
-    pat, _ = from_f64(xp, finite, xp.asarray(0, xp.int(64)), 8, 23, 32)
-    pat = xp.where(nan, xp.asarray(0x7FC00000, U), pat)
-    return xp.bitcast(xp.astype(pat, xp.uint(32)), np.dtype(np.float32))
+    return elem, as_f32(xp, scale)
 
 
 def table_encode(x, fmt, rounding, *, key=None, random_bits=None):
@@ -227,19 +217,24 @@ def table_decode(codes, fmt, dtype=None):
     elem_codes, scales = codes
     xm = _xm(elem_codes)
     xp = _xp.namespace_of(elem_codes)
+    if xm is not np:
+        require_x64()
     dtype = _check_dtype(np.float32 if dtype is None else dtype)
     if fmt.nibbles != "unpacked":
         elem_codes = unpack_nibbles(elem_codes, None, fmt.axis, fmt.nibbles)
     table = xm.asarray(np.array(fmt.elem.values, np.float64))
     vals = xm.take(table, xm.asarray(elem_codes).astype(np.int64))
     vb = blocked(xm, vals, fmt)
-    s = xm.moveaxis(xm.asarray(scales), fmt.axis % scales.ndim, -1)[..., None].astype(np.float64)
-    prod = xp.bitcast(vb * s, xp.uint(64))
+    s = as_f64(xp, xm.moveaxis(xm.asarray(scales), fmt.axis % scales.ndim, -1)[..., None])  # exact: no flush
+    prod = vb * s
+    nan = prod != prod  # a NaN scale (a NaN block, as chop gives): from_f64 takes finite values only
+    prod = xp.bitcast(xm.where(nan, 0.0, prod), xp.uint(64))
     e_bits, m_bits, width, _ = layout(dtype)
     target = FloatFormat(e_bits, m_bits)
     r = make_plan(target, np.dtype(np.float64), Rounding.NEAREST_EVEN, Overflow.SAT_NONE, 0).round_bits(xp, prod)[0]
     out, _ = from_f64(xp, r, xp.asarray(0, xp.int(64)), e_bits, m_bits, width)
     out = xp.bitcast(xp.astype(out, xp.uint(width)), dtype)
+    out = xp.where(nan, xp.asarray(np.nan, dtype), out)
     return unblocked(xm, out, fmt, elem_codes.shape)
 
 

@@ -41,7 +41,7 @@ import numpy as np
 
 from numfmt import _xp
 from numfmt._block import BlockFormat
-from numfmt._block_bits import from_f64, layout, require_x64, to_f64, unpack
+from numfmt._block_bits import as_f32, as_f64, from_f64, layout, require_x64, to_f64, unpack
 from numfmt._block_chop import _rbits, blocked, blocked_shape, in_chunks, jax_chop, jax_functions, namespaces, unblocked
 from numfmt._chop import _check_dtype, _check_random_bits, plan_for, resolve_key
 from numfmt._float import FloatFormat, Subnormals
@@ -423,7 +423,7 @@ def _encode(xp, xm, static, x, rbits):
     sc = encode(xp.bitcast(s, f64), fmt.scale)
     sc = xp.where(bad, xp.asarray(fmt.scale.nan_code, sc.dtype), sc)
     elem_codes, scale_codes = _finish(xm, fmt, x.shape, encode(xp.bitcast(qe, f64), fmt.elem), sc)
-    return elem_codes, scale_codes, xp.astype(xp.bitcast(g, f64), np.dtype(np.float32))
+    return elem_codes, scale_codes, as_f32(xp, xp.bitcast(g, f64))
 
 
 def nvfp4_encode(x, fmt, rounding, *, key=None, random_bits=None):
@@ -464,7 +464,7 @@ def _decode(xp, xm, fmt, dtype, elem_codes, scale_codes, g):
     sv = decode(xm.moveaxis(scale_codes, fmt.axis % scale_codes.ndim, -1)[..., None], fmt.scale, np.float64)
     bad = sv != sv
     s = xp.bitcast(xm.where(bad, 0.0, sv), xp.uint(64))
-    g64 = xp.bitcast(xp.astype(xm.asarray(g, np.float32), np.dtype(np.float64)), xp.uint(64))
+    g64 = xp.bitcast(as_f64(xp, xm.asarray(g, np.float32)), xp.uint(64))  # exact: XLA's cast flushes subnormals
     out, _ = dequantize(xp, fmt, dtype, vb, s, g64)
     out = xp.where(bad, xp.asarray(np.nan, dtype), out)
     return unblocked(xm, out, fmt, elem_codes.shape)

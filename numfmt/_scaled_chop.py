@@ -12,11 +12,10 @@ import functools
 import numpy as np
 
 from numfmt import _xp
-from numfmt._block_bits import require_x64
+from numfmt._block_bits import as_f32, as_f64, require_x64
 from numfmt._block_chop import in_chunks, jax_chop, jax_functions, namespaces
 from numfmt._chop import _check_dtype, _check_random_bits, register_chop, resolve_key
 from numfmt._codes import register_codec
-from numfmt._nf4 import _to_f32
 from numfmt._rounding import Rounding
 from numfmt._scaled import ScaledIntFormat
 from numfmt._scaled_kernel import (
@@ -109,7 +108,7 @@ def _encode(xp, xm, static, x, rbits):
     cd = code_dtype(fmt)
     codes = ungrouped(xm, xp.astype(q, cd), fmt, x.shape)
     s64 = xp.where(bad, xp.asarray(np.nan, np.dtype(np.float64)), xp.bitcast(s, np.dtype(np.float64)))
-    scales = _to_f32(xp, scale_layout(xm, s64, fmt, x.shape))
+    scales = as_f32(xp, scale_layout(xm, s64, fmt, x.shape))
     if fmt.symmetric:
         return codes, scales
     return codes, scales, scale_layout(xm, xp.astype(z, cd), fmt, x.shape)
@@ -148,7 +147,7 @@ def scaled_decode(codes, fmt, dtype=None):
     _check_axis(fmt, q.shape)
     F = np.dtype(np.float64)
     qg = xp.astype(grouped(xm, q, fmt), F)
-    sg = xp.astype(group_layout(xm, xm.asarray(s), fmt), F)
+    sg = as_f64(xp, group_layout(xm, xm.asarray(s), fmt))  # exact: XLA's cast flushes subnormals
     zg = xp.asarray(0.0, F) if fmt.symmetric else xp.astype(group_layout(xm, xm.asarray(codes[2]), fmt), F)
     bad = sg != sg
     s_bits = xp.bitcast(xp.where(bad, xp.asarray(0.0, F), sg), xp.uint(64))

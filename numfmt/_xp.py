@@ -219,3 +219,22 @@ FLOAT_LAYOUTS = {
     np.dtype(np.float32): (8, 23),
     np.dtype(np.float64): (11, 52),
 }
+
+
+def refuse_subclass(x, arg: str, fn: str) -> None:
+    """Refuse ndarray subclasses whose meaning a plain result would lose (masked arrays, np.matrix, ...).
+
+    ``np.memmap`` is accepted: it is plain data on disk.
+    """
+    for a in x if isinstance(x, tuple) else (x,):
+        if isinstance(a, np.ndarray) and type(a) is not np.ndarray and not isinstance(a, np.memmap):
+            hint = (
+                "fill the masked entries and re-apply the mask, e.g. "
+                f"np.ma.masked_array(numfmt.{fn}({arg}.filled(0), fmt), mask={arg}.mask)"
+                if isinstance(a, np.ma.MaskedArray)
+                else f"pass np.asarray({arg})"
+            )
+            raise TypeError(
+                f"{arg} is a {type(a).__module__}.{type(a).__name__}, an ndarray subclass; numfmt works on "
+                f"plain arrays and would drop what the subclass adds: {hint}"
+            )

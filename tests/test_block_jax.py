@@ -180,3 +180,38 @@ def test_nf4_jax_equals_numpy():
                           np.asarray(b).view(np.float32) if b.dtype == np.float32 else np.asarray(b, np.float64))
     with pytest.raises(ValueError, match="nearest"):
         numfmt.chop(x, "nf4", "toward_zero")
+
+
+@pytest.mark.parametrize(
+    ("name", "x"),
+    [("int8_per_tensor", np.array([1e-43, -3e-44, 5e-44], np.float32)),  # float32 scale 2**-149
+     ("int4_g32", np.full(32, 7e-44, np.float32)),
+     ("nf4", np.concatenate([np.full(63, 1e-43), [3e-44]]).astype(np.float32)),
+     ("nvfp4", np.linspace(-1e45, 1e45, 32))],  # float32 tensor scale 2.688e-42
+)  # fmt: skip
+def test_float32_subnormal_scales_survive_jax_encode_and_decode(name, x):
+    """Regression: XLA:CPU flushes float32 subnormals when it converts them, so
+    decode on JAX gave 0 (or inf, dividing by a flushed NVFP4 tensor scale)."""
+    codes = numfmt.encode(x, name)
+    scale = codes[2] if name == "nvfp4" else codes[1]
+    assert 0 < np.abs(scale).min() < np.finfo(np.float32).tiny
+    want = numfmt.chop(x, name)
+    assert_bits_equal(numfmt.decode(codes, name, dtype=x.dtype), want)
+    jcodes = numfmt.encode(jnp.asarray(x), name)
+    for a, b in zip(jcodes, codes, strict=True):
+        np.testing.assert_array_equal(np.asarray(a).view(f"u{b.itemsize}"), b.view(f"u{b.itemsize}"))
+    jdecode = jax.jit(lambda c: numfmt.decode(c, name, dtype=x.dtype))
+    for got in (numfmt.decode(jcodes, name, dtype=x.dtype), jdecode(jcodes)):
+        assert_bits_equal(np.asarray(got), want)
+
+
+def test_nf4_decode_without_x64_is_refused_clearly():
+    code = (
+        "import jax.numpy as jnp, numpy as np, numfmt\n"
+        "c = numfmt.encode(np.ones(64, np.float32), 'nf4')\n"
+        "try:\n    numfmt.decode(tuple(jnp.asarray(a) for a in c), 'nf4')\n"
+        "except ValueError as e:\n    print(e)\n"
+    )
+    root = pathlib.Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert "jax_enable_x64" in out.stdout, out.stdout + out.stderr

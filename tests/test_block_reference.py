@@ -124,3 +124,21 @@ def test_nf4_ties_go_to_the_even_index():
             continue  # this midpoint is not a float32 value
         want = table[j] if j % 2 == 0 else table[j + 1]
         assert Fraction(float(numfmt.chop(x, "nf4")[1])) == want
+
+
+@pytest.mark.parametrize(
+    ("spec", "lack"),
+    [("mx(elem=e8m0fnu,block=4)", "no negative values"), ("mx(elem=e8m0fnu,scale=e5m2)", "no negative values"),
+     ("nvfp4(elem=e8m0fnu)", "no negative values")],
+)  # fmt: skip
+def test_unsigned_or_zeroless_elements_are_refused(spec, lack):
+    """Regression: an e8m0fnu element gave 3.17e270 for 0 and -1 (inf with scale=e5m2)
+    where the exact reference gives NaN: such elements are now refused up front."""
+    with pytest.raises(ValueError, match=f"elem=float8_e8m0fnu has {lack}; block formats need a signed"):
+        numfmt.chop(np.array([-1.0, 2.0, 0.3, 0.0]), spec)
+    for kw, lack in [({"signed": False}, "no negative values"), ({"subnormals": "no_zero"}, "no zero")]:
+        elem = FloatFormat(4, 3, specials="fn", **kw)
+        with pytest.raises(ValueError, match=f"has {lack}"):
+            numfmt.BlockFormat(elem)
+        with pytest.raises(ValueError, match=f"has {lack}"):
+            numfmt.mx(elem, 4)

@@ -4,6 +4,8 @@ the exact block reference and hand-derived values (bits, not tolerances)."""
 import dataclasses
 from fractions import Fraction
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given
@@ -196,3 +198,38 @@ def test_packed_codes_of_an_odd_length_decode_to_the_padded_length(name):
 def test_every_block_format_prints_a_name_that_parses_back(fmt):
     # Variants of presets (other element, scale, table) must not print the preset's name.
     assert numfmt.parse(str(fmt)) == fmt and str(numfmt.parse(str(fmt))) == str(fmt)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "match"),
+    [((np.array([1, 16]),), {}, ValueError, "codes must hold integers in 0..15; got 16"),
+     ((np.array([1, -1]),), {}, ValueError, "codes must hold integers in 0..15; got -1"),
+     ((np.array([1.5, 2.0]),), {}, ValueError, "codes must hold integers in 0..15; got 1.5"),
+     ((np.array(["a"]),), {}, TypeError, "codes must be an integer array"),
+     ((np.array([1, 2]),), {"order": "high"}, ValueError, "order='high' is not valid; use 'low_first'"),
+     ((np.array([1, 2]),), {"order": "unpacked"}, ValueError, "order='unpacked' is not valid"),
+     ((np.array([1, 2, 3]),), {"pad": 16}, ValueError, "pad=16 must be a code in 0..15")],
+)  # fmt: skip
+def test_pack_nibbles_refuses_what_it_would_mask(args, kwargs, error, match):
+    """Regression: 16 packed as 0, -1 as 15, 1.5 as 1, and any order was taken as high_first."""
+    with pytest.raises(error, match=match):
+        numfmt.pack_nibbles(*args, **kwargs)
+    if args[0].dtype.kind != "U":
+        with pytest.raises(error, match=match):
+            numfmt.pack_nibbles(jnp.asarray(args[0]), **kwargs)
+
+
+def test_unpack_nibbles_checks_its_arguments():
+    packed = np.array([33, 3], np.uint8)
+    assert numfmt.pack_nibbles(np.array([1.0, 2.0, 3.0])).tolist() == [33, 3]  # integral floats are codes
+    with pytest.raises(ValueError, match="n=-1 must lie in 0..4"):
+        numfmt.unpack_nibbles(packed, -1)  # would drop the last code silently
+    with pytest.raises(ValueError, match="n=5 must lie in 0..4"):
+        numfmt.unpack_nibbles(packed, 5)
+    with pytest.raises(ValueError, match="packed must hold integers in 0..255; got 300"):
+        numfmt.unpack_nibbles(np.array([300, 3]))
+    with pytest.raises(ValueError, match="order='x' is not valid"):
+        numfmt.unpack_nibbles(packed, order="x")
+    with pytest.raises(TypeError, match="under tracing pass integer codes"):
+        jax.jit(numfmt.pack_nibbles)(jnp.array([1.0, 2.0]))
+    assert jax.jit(numfmt.pack_nibbles)(jnp.array([1, 2, 3], jnp.uint8)).tolist() == [33, 3]

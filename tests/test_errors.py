@@ -139,3 +139,22 @@ def test_scalars_keep_their_type():
     assert isinstance(y, np.float32)
     assert isinstance(numfmt.chop(0.1, "bfloat16"), np.float64)
     assert numfmt.chop(np.zeros((2, 0, 3), np.float32), "e4m3fn").shape == (2, 0, 3)
+
+
+def test_masked_arrays_and_matrices_are_refused_not_dropped():
+    """Regression: chop of a masked array dropped the mask, rounded the masked
+    data and raised about values the user had masked out."""
+    m = np.ma.masked_array([1.0, 1e9, 3.3], mask=[False, True, False])
+    for call in (lambda: numfmt.chop(m, "float16"), lambda: numfmt.encode(m, "int8"),
+                 lambda: numfmt.chop(m, "mxfp4_e2m1"), lambda: numfmt.encode(m, "int8_per_tensor")):  # fmt: skip
+        with pytest.raises(TypeError, match=r"x is a numpy.ma.MaskedArray.*mask=x.mask"):
+            call()
+    with pytest.warns(PendingDeprecationWarning):
+        matrix = np.matrix([[1.0, 2.0]])
+    with pytest.raises(TypeError, match=r"x is a numpy.matrix.*pass np.asarray\(x\)"):
+        numfmt.chop(matrix, "bfloat16")
+    codes = np.ma.masked_array(np.array([1, 2], np.uint8), mask=[False, True])
+    with pytest.raises(TypeError, match=r"codes is a numpy.ma.MaskedArray.*numfmt.decode\(codes.filled"):
+        numfmt.decode(codes, "int8")
+    with pytest.raises(TypeError, match="codes is a numpy.ma.MaskedArray"):
+        numfmt.decode((codes, np.ones(1, np.uint8)), "mxfp4_e2m1")

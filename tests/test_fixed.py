@@ -253,3 +253,54 @@ def test_jax_eager_and_jit_equal_numpy(spec, dtype):
     key = jax.random.key(1)
     want = numfmt.chop(x, fmt, "stochastic", key=key)
     assert_bits_equal(jax.jit(lambda v, k: numfmt.chop(v, fmt, "stochastic", key=k))(xj, key), want, nan_payload=True)
+
+
+# ------------------------------------------- overflow near 2**63 and 2**64
+WIDE = ["int64", "uint64", "q62.1", "uq63.1", "fixed(i=64,f=-1)", "fixed(i=65,f=-1,signed=false)", "q32.31",
+        "uq32.32", "int32", "uint32", "int16", "uint16", "fixed(i=63,f=0,signed=false,overflow=wrap)"]  # fmt: skip
+
+
+def _near_the_top(fmt, dtype):
+    """+-2**e times 1, 1 + ulp, 1.5 and 2 - ulp, for e around the format's top (and inf)."""
+    p = np.finfo(dtype).nmant
+    top = fmt.magnitude_bits - fmt.frac_bits
+    mags = [2.0**e * f for e in range(top - 2, top + 3) for f in (1, 1 + 2.0**-p, 1.5, 2 - 2.0**-p)]
+    return np.array(mags + [-m for m in mags] + [np.inf, -np.inf], dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spec", WIDE)
+def test_overflow_near_the_top_saturates_or_raises(spec, dtype):
+    """Regression: 2**64 in uint64 wrapped to 0 (the code overflowed the 64-bit
+    container before the saturation test saw it). Every result is the exact
+    reference's, or chop raises for the one value the dtype cannot hold."""
+    fmt = numfmt.parse(spec)
+    x = _near_the_top(fmt, dtype)
+    wrap = fmt.overflow is FixedOverflow.WRAP
+    if wrap:
+        x = x[np.isfinite(x)]
+    elif dtype is np.float64 and fmt.magnitude_bits > 53:  # no wider dtype to suggest
+        with pytest.raises(ValueError, match="float64 cannot hold .* float64 is the widest input: clip x"):
+            numfmt.chop(np.array([2.0**70]), fmt)
+    for mode in DETERMINISTIC:
+        codes = [fixed_round(float(v), fmt, Rounding.parse(mode)) for v in x]
+        exact = [fmt.code_to_value(c) for c in codes]
+        want = np.array([float(v) for v in exact])
+        fits = np.array([Fraction(float(dtype(w))) == v for w, v in zip(want, exact, strict=True)])
+        try:
+            got = numfmt.chop(x[fits], fmt, mode)
+        except ValueError as e:  # wrap of a format too wide for the dtype: refused up front
+            assert wrap and "cannot hold" in str(e)
+            continue
+        assert_bits_equal(got, want[fits].astype(dtype))
+        assert_bits_equal(numfmt.chop(jnp.asarray(x[fits]), fmt, mode), want[fits].astype(dtype))
+        for i, v in enumerate(x[~fits]):
+            with pytest.raises(ValueError, match="cannot hold"):
+                numfmt.chop(np.array([v]), fmt, mode)
+            if i == 0:
+                with pytest.raises(ValueError, match="cannot hold"):
+                    numfmt.chop(jnp.asarray(x), fmt, mode)
+        if np.all(fits) and mode in ("nearest_even", "toward_negative"):
+            jitted = jax.jit(lambda v, m=mode: numfmt.chop(v, fmt, m))(jnp.asarray(x))
+            assert_bits_equal(jitted, want.astype(dtype))
+            np.testing.assert_array_equal(numfmt.encode(x, fmt, mode), np.array(codes, np.uint64))

@@ -128,3 +128,19 @@ def test_jax_equals_numpy(x):
     je, js = numfmt.encode(jnp.asarray(x), "nf4")
     np.testing.assert_array_equal(np.asarray(je), ce)
     assert_bits_equal(np.asarray(js), cs, nan_payload=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, jnp.bfloat16, np.float32, np.float64])
+def test_decode_of_encode_is_chop_for_every_block(dtype):
+    """Regression: a NaN or inf block decoded to +inf (chop gives NaN): from_f64 took the NaN scale as finite."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 64)).astype(dtype)
+    x[0, 3], x[1, 60], x[2, :2], x[3] = np.nan, np.inf, [-np.inf, np.nan], 0.0  # rows 4, 5 ordinary
+    x[5, 7] = -0.0
+    want = numfmt.chop(x, "nf4")
+    assert np.isnan(want[:3]).all() and not np.isnan(want[3:]).any()
+    codes = numfmt.encode(x, "nf4")
+    assert_bits_equal(numfmt.decode(codes, "nf4", dtype=dtype), want)
+    jcodes = numfmt.encode(jnp.asarray(x), "nf4")
+    assert_bits_equal(numfmt.decode(jcodes, "nf4", dtype=dtype), want)
+    assert_bits_equal(jax.jit(lambda c: numfmt.decode(c, "nf4", dtype=dtype))(jcodes), want)
