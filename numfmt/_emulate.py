@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend import core as jcore
 
-from numfmt import _sites
+from numfmt import _sites, _windows
 from numfmt._accumulate import chunked_dot
 from numfmt._control import ControlFlow, _as_aval, _bind, _common, _listify
 from numfmt._conv_accum import chunked_conv
@@ -222,6 +222,8 @@ class _Interpreter(ControlFlow):
                 eqn, ins, sites)  # fmt: skip
         if not any(floats) and not any(out_floats):
             return [(v, None) for v in _listify(_bind(eqn.primitive, eqn.params, *[v for v, _ in ins]), eqn.primitive)]
+        if name in _windows.HANDLERS:  # window reductions, scatters, pooling gradients
+            return _windows.HANDLERS[name](self, eqn, ins, sites, cache, idents)
         if name not in WIDE_OK:
             ins = _as_traced(eqn, ins)
         if name in MOVEMENT:
