@@ -32,13 +32,11 @@ from jax import lax
 
 from numfmt import _sites
 
-__all__ = ["HANDLERS", "ROUNDED_NAMES"]
+__all__ = ["HANDLERS"]
 
 _MONOIDS = {"add": lax.add, "mul": lax.mul, "max": lax.max, "min": lax.min}
 _SCATTERS = {"scatter-add": lax.scatter_add, "scatter-mul": lax.scatter_mul, "scatter-min": lax.scatter_min,
              "scatter-max": lax.scatter_max, "scatter": lax.scatter}  # fmt: skip
-# Primitives rounded to the site's format, in the ``reductions`` group of a policy.
-ROUNDED_NAMES = frozenset({"reduce_window_sum", "reduce_window", "scatter-add", "scatter-mul", "select_and_scatter_add"})
 
 
 def _rounded(interp, eqn, ins, sites, cache, idents, compute):
