@@ -153,6 +153,11 @@ def _scatter_exact(interp, eqn, ins, sites, cache, idents):
 
 def _scatter(interp, eqn, ins, sites, cache, idents):
     """``scatter`` (``x.at[i].set(u)``): data movement; the output has a format if operand and updates share it."""
+    if eqn.params["update_jaxpr"] is not None:
+        raise NotImplementedError(
+            f"emulate handles the primitive 'scatter' only without an update function (x.at[i].set(u)); "
+            f"lax.scatter_apply's is not emulated. Compute it outside the emulated function, got {eqn}"
+        )
     (operand, ofmt), indices, (updates, ufmt) = ins
     fmt = ofmt if ofmt == ufmt else None
     if fmt is None:
