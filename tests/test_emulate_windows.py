@@ -126,6 +126,17 @@ def test_max_pool_gradient_sums_overlapping_windows_once(fmt):
     assert_bits(got, chop(_select_and_scatter_ref(x, c, dims, strides, padding), fmt))
 
 
+def test_max_pool_gradient_ties_go_to_the_first_maximum():
+    # 1.01 and 1.0 are equal in float8_e4m3fn: the tie is made by the rounding, and broken in row-major order
+    x = np.asarray([[[[1.0], [1.01]], [[0.5], [1.0]]]], np.float32)  # (1, 2, 2, 1): one 2x2 window
+    pool = lambda x: lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 1, 1, 1), "VALID")  # noqa: E731
+    grad = lambda x, c: jax.vjp(pool, x)[1](c)[0]  # noqa: E731
+    got = jax.jit(numfmt.emulate(grad, "compute=float8_e4m3fn"))(x, np.full((1, 1, 1, 1), 3.0, np.float32))
+    assert_bits(got, np.asarray([[[[3.0], [0.0]], [[0.0], [0.0]]]], np.float32))
+    got = jax.jit(numfmt.emulate(grad, "compute=float16"))(x, np.full((1, 1, 1, 1), 3.0, np.float32))
+    assert_bits(got, np.asarray([[[[0.0], [3.0]], [[0.0], [0.0]]]], np.float32))
+
+
 def test_max_pool_jvp_gathers_the_tangent_of_the_maximum():
     dims, strides = (1, 2, 2, 1), (1, 2, 2, 1)
     pool = lambda x: lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, "VALID")  # noqa: E731
