@@ -102,6 +102,22 @@ def test_window_sum_is_one_rounding_not_a_rounded_running_sum():
     assert float(numfmt.emulate(f, "compute=float16")(x)[0, 0]) == 2050.0
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_avg_pool_gradient_pads_and_sums_overlapping_windows_once(fmt):
+    # the transpose of a stride-1 window sum is an interior/edge pad then a window sum (both emulated)
+    pool = lambda x: lax.reduce_window(x, 0.0, lax.add, (1, 2, 2, 1), (1, 1, 1, 1), "VALID") / 4.0  # noqa: E731
+    cot = (RNG.standard_normal(pool(X).shape) * 2).astype(np.float32)
+    grad = lambda x, c: jax.vjp(pool, x)[1](c)[0]  # noqa: E731
+    assert "pad[" in str(jax.make_jaxpr(grad)(X, cot))
+    got = jax.jit(numfmt.emulate(grad, f"compute={fmt}"))(X, cot)
+    quarter = chop(chop(cot.astype(np.float64), fmt) / chop(4.0, fmt), fmt)
+    want = np.zeros(X.shape)
+    for i in range(2):
+        for j in range(2):  # each input element gets the cotangents of the (up to 4) windows holding it
+            want[:, i : i + quarter.shape[1], j : j + quarter.shape[2], :] += quarter
+    assert_bits(got, chop(want, fmt))
+
+
 def _select_and_scatter_ref(x, cot, dims, strides, padding):
     """Max-pool gradient: each window's cotangent goes to its first maximal element, summed per element."""
     padded = np.pad(x, padding, constant_values=-np.inf)
