@@ -16,7 +16,6 @@ from jax import lax
 import numfmt
 from numfmt import chop
 
-RNG = np.random.default_rng(23)
 FORMATS = ["mxfp8_e4m3", "mxfp4_e2m1", "nvfp4", "int8_per_channel", "int4_g32", "int8_per_tensor"]
 
 
@@ -42,8 +41,8 @@ def quantize(x, fmt, axis):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_dot_general_with_two_contracting_dims_and_a_batch_dim(fmt):
     # (batch, seq, heads, head_dim) x (batch, heads, head_dim, out): contract heads and head_dim
-    a = (RNG.standard_normal((2, 5, 4, 16)) * 3).astype(np.float32)
-    b = (RNG.standard_normal((2, 4, 16, 3)) * 3).astype(np.float32)
+    a = (np.random.default_rng(44).standard_normal((2, 5, 4, 16)) * 3).astype(np.float32)
+    b = (np.random.default_rng(45).standard_normal((2, 4, 16, 3)) * 3).astype(np.float32)
     dn = (((2, 3), (1, 2)), ((0,), (0,)))
     swapped = (((3, 2), (2, 1)), ((0,), (0,)))  # the same product, pairs listed the other way round
     policy = f"compute=float32,matmul_in={fmt}"
@@ -59,8 +58,8 @@ def test_dot_general_with_two_contracting_dims_and_a_batch_dim(fmt):
 
 def test_flax_dense_general_output_projection():
     # flax attention's out projection: DenseGeneral(features, axis=(-2, -1)) contracts (heads, head_dim)
-    x = (RNG.standard_normal((3, 7, 2, 32)) * 2).astype(np.float32)
-    k = (RNG.standard_normal((2, 32, 8)) * 0.3).astype(np.float32)
+    x = (np.random.default_rng(61).standard_normal((3, 7, 2, 32)) * 2).astype(np.float32)
+    k = (np.random.default_rng(62).standard_normal((2, 32, 8)) * 0.3).astype(np.float32)
     dense = lambda x, k: lax.dot_general(x, k, (((2, 3), (0, 1)), ((), ())))  # noqa: E731
     got = jax.jit(numfmt.emulate(dense, "compute=bfloat16,matmul_in=mxfp8_e4m3,out=float32"))(x, k)
     qx = quantize(x.reshape(3, 7, 64), "mxfp8_e4m3", 2)
@@ -74,8 +73,8 @@ def conv(x, w, groups=1, dn=("NHWC", "HWIO", "NHWC")):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_conv_blocks_along_input_features(fmt):
-    x = (RNG.standard_normal((2, 5, 5, 40)) * 2).astype(np.float32)
-    w = (RNG.standard_normal((3, 3, 40, 6)) * 0.5).astype(np.float32)
+    x = (np.random.default_rng(76).standard_normal((2, 5, 5, 40)) * 2).astype(np.float32)
+    w = (np.random.default_rng(77).standard_normal((3, 3, 40, 6)) * 0.5).astype(np.float32)
     got = jax.jit(numfmt.emulate(conv, f"compute=float32,matmul_in={fmt}"))(x, w)
     qx = quantize(x, fmt, 3)  # blocks along C; a per-channel scale per (n, h, w) position
     if getattr(numfmt.parse(fmt), "granularity", None) == "channel":  # one scale per output feature
@@ -88,8 +87,8 @@ def test_conv_blocks_along_input_features(fmt):
 
 def test_grouped_conv_blocks_stay_inside_a_group():
     # 2 groups of 24 channels: input blocks are [0, 24) and [24, 48), not [0, 32) and [32, 48)
-    x = (RNG.standard_normal((1, 4, 4, 48)) * 2).astype(np.float32)
-    w = (RNG.standard_normal((3, 3, 24, 4)) * 0.5).astype(np.float32)
+    x = (np.random.default_rng(90).standard_normal((1, 4, 4, 48)) * 2).astype(np.float32)
+    w = (np.random.default_rng(91).standard_normal((3, 3, 24, 4)) * 0.5).astype(np.float32)
     f = lambda x, w: conv(x, w, groups=2)  # noqa: E731
     got = jax.jit(numfmt.emulate(f, "compute=float32,matmul_in=mxfp8_e4m3"))(x, w)
     qx = quantize(x.reshape(1, 4, 4, 2, 24), "mxfp8_e4m3", 4).reshape(x.shape)
@@ -99,8 +98,8 @@ def test_grouped_conv_blocks_stay_inside_a_group():
 
 
 def test_conv_nchw_with_the_chunked_accumulator_and_its_gradient():
-    x = RNG.standard_normal((2, 32, 6, 6)).astype(np.float32)
-    w = (RNG.standard_normal((8, 32, 3, 3)) * 0.3).astype(np.float32)
+    x = np.random.default_rng(101).standard_normal((2, 32, 6, 6)).astype(np.float32)
+    w = (np.random.default_rng(102).standard_normal((8, 32, 3, 3)) * 0.3).astype(np.float32)
     f = lambda x, w: conv(x, w, dn=("NCHW", "OIHW", "NCHW"))  # noqa: E731
     policy = "compute=bfloat16,matmul_in=mxfp8_e4m3,accum=float64,chunk=32,out=float32"
     got = jax.jit(numfmt.emulate(f, policy))(x, w)

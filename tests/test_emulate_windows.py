@@ -106,7 +106,7 @@ def test_window_sum_is_one_rounding_not_a_rounded_running_sum():
 def test_avg_pool_gradient_pads_and_sums_overlapping_windows_once(fmt):
     # the transpose of a stride-1 window sum is an interior/edge pad then a window sum (both emulated)
     pool = lambda x: lax.reduce_window(x, 0.0, lax.add, (1, 2, 2, 1), (1, 1, 1, 1), "VALID") / 4.0  # noqa: E731
-    cot = (RNG.standard_normal(pool(X).shape) * 2).astype(np.float32)
+    cot = (np.random.default_rng(108).standard_normal(pool(X).shape) * 2).astype(np.float32)
     grad = lambda x, c: jax.vjp(pool, x)[1](c)[0]  # noqa: E731
     assert "pad[" in str(jax.make_jaxpr(grad)(X, cot))
     got = jax.jit(numfmt.emulate(grad, f"compute={fmt}"))(X, cot)
@@ -134,7 +134,7 @@ def _select_and_scatter_ref(x, cot, dims, strides, padding):
 def test_max_pool_gradient_sums_overlapping_windows_once(fmt):
     dims, strides, padding = (1, 3, 3, 1), (1, 2, 1, 1), ((0, 0), (1, 1), (0, 2), (0, 0))
     pool = lambda x: lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, padding)  # noqa: E731
-    cot = (RNG.standard_normal(pool(X).shape) * 2).astype(np.float32)
+    cot = (np.random.default_rng(136).standard_normal(pool(X).shape) * 2).astype(np.float32)
     grad = lambda x, c: jax.vjp(pool, x)[1](c)[0]  # noqa: E731
     assert "select_and_scatter_add" in str(jax.make_jaxpr(grad)(X, cot))
     got = jax.jit(numfmt.emulate(grad, f"compute={fmt}"))(X, cot)
@@ -156,7 +156,7 @@ def test_max_pool_gradient_ties_go_to_the_first_maximum():
 def test_max_pool_jvp_gathers_the_tangent_of_the_maximum():
     dims, strides = (1, 2, 2, 1), (1, 2, 2, 1)
     pool = lambda x: lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, "VALID")  # noqa: E731
-    tangent = RNG.standard_normal(X.shape).astype(np.float32)
+    tangent = np.random.default_rng(158).standard_normal(X.shape).astype(np.float32)
     jvp = lambda x, t: jax.jvp(pool, (x,), (t,))[1]  # noqa: E731
     assert "select_and_gather_add" in str(jax.make_jaxpr(jvp)(X, tangent))
     got = jax.jit(numfmt.emulate(jvp, "compute=float8_e4m3fn"))(X, tangent)
@@ -209,7 +209,7 @@ def test_scatter_set_moves_values_without_rounding_them():
 
 
 def test_integer_label_cross_entropy_gradient():
-    logits = (RNG.standard_normal((5, 4)) * 2).astype(np.float32)
+    logits = (np.random.default_rng(211).standard_normal((5, 4)) * 2).astype(np.float32)
     labels = np.asarray([0, 3, 3, 1, 2])
 
     def loss(z, y):
@@ -254,9 +254,10 @@ def cnn(params, x):
 
 @pytest.mark.parametrize("order", ["emulate(grad)", "grad(emulate)"])
 def test_pooling_model_gradient_in_both_orders(order):
-    x = RNG.standard_normal((2, 8, 8, 3)).astype(np.float32)
-    params = (RNG.standard_normal((3, 3, 3, 4)).astype(np.float32) * 0.5,
-              RNG.standard_normal((4 * 4 * 4, 2)).astype(np.float32) * 0.2)  # fmt: skip
+    rng = np.random.default_rng(0)  # its own stream: data independent of the tests selected before it
+    x = rng.standard_normal((2, 8, 8, 3)).astype(np.float32)
+    params = (rng.standard_normal((3, 3, 3, 4)).astype(np.float32) * 0.5,
+              rng.standard_normal((4 * 4 * 4, 2)).astype(np.float32) * 0.2)  # fmt: skip
     policy = "compute=bfloat16"
     g = numfmt.emulate(jax.grad(cnn), policy) if order == "emulate(grad)" else jax.grad(numfmt.emulate(cnn, policy))
     got = jax.jit(g)(params, x)
@@ -265,8 +266,7 @@ def test_pooling_model_gradient_in_both_orders(order):
         a = np.asarray(a)
         if order == "emulate(grad)":  # the backward pass is emulated: every gradient is a bfloat16 value
             assert_bits(a, chop(a.astype(np.float64), "bfloat16"))
-        np.testing.assert_allclose(a, b, rtol=0.1, atol=0.05 * np.abs(b).max())
-        assert np.abs(a).max() > 0
+        assert np.linalg.norm(a - b) < 0.05 * np.linalg.norm(b)  # near the float32 gradient (0.6% here)
 
 
 # -- x64 off ------------------------------------------------------------------
