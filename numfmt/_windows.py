@@ -31,6 +31,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from numfmt import _sites
+from numfmt._rounding import Rounding
+from numfmt._sums import is_plus_zero, toward_negative_zero
 
 __all__ = ["HANDLERS"]
 
@@ -39,18 +41,27 @@ _SCATTERS = {"scatter-add": lax.scatter_add, "scatter-mul": lax.scatter_mul, "sc
              "scatter-max": lax.scatter_max, "scatter": lax.scatter}  # fmt: skip
 
 
-def _rounded(interp, eqn, ins, sites, cache, idents, compute):
-    """Round float inputs to the site's format, ``compute`` in the work dtype, round the result once."""
+def _rounded(interp, eqn, ins, sites, cache, idents, compute, sum_of=None):
+    """Round float inputs to the site's format, ``compute`` in the work dtype, round the result once.
+
+    ``sum_of``: for sums, ``compute`` applied to 0/1 counts (same argument
+    positions; int32 where the floats were): under toward_negative an exactly
+    zero sum is then -0 unless each of its terms is +0 (as ``reduce_sum``'s,
+    numfmt._sums).
+    """
     name = eqn.primitive.name
     fmt, rounding = interp.policy.site(name)
     _sites.check_fits(fmt, eqn.outvars[0].aval.dtype, f"{name} output")
     work = _sites.work_dtype(name, [fmt])
-    args = [
-        _sites.convert(interp.rounded(v, fmt, rounding, sites, cache, i), work, fmt)
-        if _sites.is_float(var.aval.dtype) else v[0]
-        for v, var, i in zip(ins, eqn.invars, idents, strict=True)
-    ]  # fmt: skip
-    return [(sites.round(compute(*args), fmt, rounding), fmt)]
+    floats = [_sites.is_float(var.aval.dtype) for var in eqn.invars]
+    args = [_sites.convert(interp.rounded(v, fmt, rounding, sites, cache, i), work, fmt) if fl else v[0]
+            for v, fl, i in zip(ins, floats, idents, strict=True)]  # fmt: skip
+    out = compute(*args)
+    if sum_of is not None and rounding is Rounding.TOWARD_NEGATIVE:
+        others = [lax.convert_element_type(~is_plus_zero(a), jnp.int32) if fl else a
+                  for a, fl in zip(args, floats, strict=True)]  # fmt: skip
+        out = toward_negative_zero(out, sum_of(*others) == 0)
+    return [(sites.round(out, fmt, rounding), fmt)]
 
 
 def _exact(interp, eqn, ins, sites, cache, idents, compute):
@@ -77,7 +88,7 @@ def _bound(eqn):
 
 
 def _reduce_window_sum(interp, eqn, ins, sites, cache, idents):
-    return _rounded(interp, eqn, ins, sites, cache, idents, _bound(eqn))
+    return _rounded(interp, eqn, ins, sites, cache, idents, _bound(eqn), _bound(eqn))
 
 
 def _reduce_window_exact(interp, eqn, ins, sites, cache, idents):
@@ -99,7 +110,9 @@ def _reduce_window(interp, eqn, ins, sites, cache, idents):
         return lax.reduce_window(x, init, _MONOIDS[op], p["window_dimensions"], p["window_strides"], p["padding"],
                                  p["base_dilation"], p["window_dilation"])  # fmt: skip
 
-    handler = _rounded if op in ("add", "mul") else _exact
+    if op == "add":
+        return _rounded(interp, eqn, ins, sites, cache, idents, compute, compute)
+    handler = _rounded if op == "mul" else _exact
     return handler(interp, eqn, ins, sites, cache, idents, compute)
 
 
@@ -117,8 +130,11 @@ def _select_and_scatter_add(interp, eqn, ins, sites, cache, idents):
     (src, operand), (isrc, iop) = ins, idents
     src = interp.rounded(src, fmt, rounding, sites, cache, isrc)
     operand = interp.rounded(operand, policy.compute, policy.rounding, sites, cache, iop)
-    out = eqn.primitive.bind(_sites.convert(src, work, fmt), _sites.convert(operand, work, policy.compute),
-                             **eqn.params)  # fmt: skip
+    src, operand = _sites.convert(src, work, fmt), _sites.convert(operand, work, policy.compute)
+    out = eqn.primitive.bind(src, operand, **eqn.params)
+    if rounding is Rounding.TOWARD_NEGATIVE:  # an exact zero is -0 unless each term is +0, as for reduce_sum
+        others = lax.convert_element_type(~is_plus_zero(src), work)
+        out = toward_negative_zero(out, eqn.primitive.bind(others, operand, **eqn.params) == 0)
     return [(sites.round(out, fmt, rounding), fmt)]
 
 
@@ -144,7 +160,8 @@ def _scatter_fn(eqn):
 
 
 def _scatter_rounded(interp, eqn, ins, sites, cache, idents):
-    return _rounded(interp, eqn, ins, sites, cache, idents, _scatter_fn(eqn))
+    sum_of = _scatter_fn(eqn) if eqn.primitive.name == "scatter-add" else None
+    return _rounded(interp, eqn, ins, sites, cache, idents, _scatter_fn(eqn), sum_of)
 
 
 def _scatter_exact(interp, eqn, ins, sites, cache, idents):

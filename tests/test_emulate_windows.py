@@ -118,6 +118,23 @@ def test_avg_pool_gradient_pads_and_sums_overlapping_windows_once(fmt):
     assert_bits(got, chop(want, fmt))
 
 
+def test_zero_sums_toward_negative_are_minus_zero_unless_every_term_is_plus_zero():
+    # IEEE 754 6.3, as for reduce_sum: windows [1, -1] and [-0, -0] sum to -0, [+0, +0] to +0
+    x = np.asarray([[1.0, -1.0, -0.0, -0.0, 0.0, 0.0]], np.float32)
+    f = lambda v: lax.reduce_window(v, 0.0, lax.add, (1, 2), (1, 2), "VALID")  # noqa: E731
+    got = numfmt.emulate(f, "compute=float16,rounding=toward_negative")(x)
+    assert_bits(got, np.asarray([[-0.0, -0.0, 0.0]], np.float32))
+    g = lambda v, u: v.at[np.asarray([0, 0, 1, 2])].add(u)  # noqa: E731
+    got = numfmt.emulate(g, "compute=float16,rounding=toward_negative")(
+        np.asarray([1.0, -0.0, 0.0, 0.0], np.float32), np.asarray([-0.5, -0.5, 0.0, 0.0], np.float32)
+    )
+    assert_bits(got, np.asarray([-0.0, -0.0, 0.0, 0.0], np.float32))  # slot 3: no update, +0 stays
+    got = numfmt.emulate(g, "compute=float16")(  # round to nearest: XLA's +0
+        np.asarray([1.0, -0.0, 0.0, 0.0], np.float32), np.asarray([-0.5, -0.5, 0.0, 0.0], np.float32)
+    )
+    assert_bits(got, np.asarray([0.0, 0.0, 0.0, 0.0], np.float32))
+
+
 def _select_and_scatter_ref(x, cot, dims, strides, padding):
     """Max-pool gradient: each window's cotangent goes to its first maximal element, summed per element."""
     padded = np.pad(x, padding, constant_values=-np.inf)
