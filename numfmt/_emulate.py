@@ -21,7 +21,6 @@ so a chain of float64 operations does not convert back and forth per op.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import jax
@@ -29,8 +28,9 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend import core as jcore
 
-from numfmt import _sites
+from numfmt import _sites, _windows
 from numfmt._accumulate import chunked_dot
+from numfmt._contraction import operand_layout, round_blocked
 from numfmt._control import ControlFlow, _as_aval, _bind, _common, _listify
 from numfmt._conv_accum import chunked_conv
 from numfmt._policy import GROUPS, Policy
@@ -222,6 +222,8 @@ class _Interpreter(ControlFlow):
                 eqn, ins, sites)  # fmt: skip
         if not any(floats) and not any(out_floats):
             return [(v, None) for v in _listify(_bind(eqn.primitive, eqn.params, *[v for v, _ in ins]), eqn.primitive)]
+        if name in _windows.HANDLERS:  # window reductions, scatters, pooling gradients
+            return _windows.HANDLERS[name](self, eqn, ins, sites, cache, idents)
         if name not in WIDE_OK:
             ins = _as_traced(eqn, ins)
         if name in MOVEMENT:
@@ -313,16 +315,10 @@ class _Interpreter(ControlFlow):
             work = jnp.dtype(jnp.float32) if exact32 else _sites.work_dtype(name, [fin, fout])
         args = []
         for pos, (v, ident) in enumerate(zip(ins, idents, strict=True)):
-            fmt = fin
             if blocked:
-                axis = self._contraction_axis(eqn, pos)
-                along = getattr(fin, "for_contraction", None)  # scaled integers: per-channel -> per row
-                fmt = along(axis, eqn.invars[pos].aval.shape) if along else dataclasses.replace(fin, axis=axis)
-                if getattr(fin, "pow2_scale", True):  # exact in float64
-                    v = (_sites.convert(v[0], work, v[1]), v[1])
-                else:  # NVFP4/NF4: the result depends on the input dtype; round the traced one
-                    v = (_as_aval(v[0], eqn.invars[pos].aval, v[1]), v[1])
-            args.append(_sites.convert(self.rounded(v, fmt, rounding, sites, cache, ident), work, fmt))
+                args.append(self._blocked_input(eqn, pos, v, ident, fin, work, rounding, sites, cache))
+                continue
+            args.append(_sites.convert(self.rounded(v, fin, rounding, sites, cache, ident), work, fin))
         if accum is None:
             out = _bind(eqn.primitive, dict(eqn.params, preferred_element_type=work), *args)
             if rounding is Rounding.TOWARD_NEGATIVE:  # XLA's exact zero is +0: -0 unless every product is +0
@@ -337,12 +333,16 @@ class _Interpreter(ControlFlow):
                 out = chunked_conv(*args, eqn.params, chunk, round_acc, step_key, rounding)
         return [(sites.round(out, fout, rounding), fout)]
 
-    @staticmethod
-    def _contraction_axis(eqn, pos):
-        (lc, rc), _ = eqn.params["dimension_numbers"]
-        dims = (lc, rc)[pos] if eqn.primitive.name == "dot_general" else None
-        if dims is None or len(dims) != 1:
-            raise NotImplementedError(
-                f"block-format matmul inputs need a dot_general with one contracting dimension, got {eqn}"
-            )
-        return dims[0]
+    def _blocked_input(self, eqn, pos, value, ident, fin, work, rounding, sites, cache):
+        """Matmul operand ``pos`` rounded to block/scaled format ``fin`` along the contraction (numfmt._contraction)."""
+        val, have = value
+        if getattr(fin, "pow2_scale", True):  # exact in float64
+            val = _sites.convert(val, work, have)
+        else:  # NVFP4/NF4: the result depends on the input dtype; round the traced one
+            val = _as_aval(val, eqn.invars[pos].aval, have)
+
+        def round_fn(x, fmt, layout):  # a transposed/reshaped operand is cached under its layout
+            return self.rounded((x, have), fmt, rounding, sites, cache, ident if layout is None else (ident, layout))
+
+        dims, groups = operand_layout(eqn, pos, fin)
+        return _sites.convert(round_blocked(val, dims, groups, fin, round_fn), work)

@@ -44,7 +44,10 @@ GROUPS: dict[str, frozenset] = {
     "elementwise": frozenset(
         {"add", "add_any", "sub", "mul", "div", "sqrt", "square", "integer_pow", "rem", "convert_element_type"}
     ),
-    "reductions": frozenset({"reduce_sum", "reduce_prod", "cumsum", "cumprod", "cumlogsumexp"}),
+    "reductions": frozenset(
+        {"reduce_sum", "reduce_prod", "cumsum", "cumprod", "cumlogsumexp", "reduce_window_sum", "reduce_window",
+         "scatter-add", "scatter-mul", "select_and_scatter_add"}
+    ),  # fmt: skip
     "transcendental": frozenset(
         {
             "exp", "exp2", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "tan", "asin", "acos",
