@@ -88,6 +88,22 @@ class InfPolicy(enum.Enum):
 
 
 _RULE_NAMES = {r.value for r in ScaleRule}
+# Sizes of blocks (and of scaled-integer groups): beyond this no array fits in memory.
+MAX_BLOCK = 2**31
+
+
+def _elem_error(elem) -> Exception:
+    allowed = (
+        "a FloatFormat (e.g. 'e2m1', 'float8_e4m3fn'), an IntElement ('int8' = MXINT8's element, "
+        "'int(bits=B,frac=F[,sm])') or a table element (nf4(table=...))"
+    )
+    hint = ""
+    if getattr(elem, "int_bits", None) is not None and elem.signed and 2 <= elem.bits <= 32:  # signed fixed point
+        hint = f"; for {elem} use the integer element int(bits={elem.bits},frac={elem.frac_bits}), which has its values"
+    kind = type(elem).__name__
+    if kind in ("PositFormat", "FixedFormat"):
+        return ValueError(f"elem={elem} ({kind}) is not a block element: elements are {allowed}{hint}")
+    return TypeError(f"elem={elem!r} ({kind}) is not a block element: elements are {allowed}")
 E8M0 = parse("float8_e8m0fnu")
 
 
@@ -96,11 +112,15 @@ class BlockFormat:
     """A block format; see the module docstring.
 
     Args:
-      elem: element format: a :class:`numfmt.FloatFormat`, an
-        :class:`IntElement` or any elementwise format (a name is parsed).
+      elem: element format (a name is parsed): a :class:`numfmt.FloatFormat`,
+        an :class:`IntElement` (``"int8"``, ``"int(bits=B,frac=F[,sm])"``) or,
+        for NF4-style formats, a table element. Posits and fixed point
+        (:class:`numfmt.PositFormat`, :class:`numfmt.FixedFormat`) are
+        refused: for a signed fixed-point element ``qI.F`` use the integer
+        element ``int(bits=1+I+F,frac=F)``, which has the same values.
       scale: scale format: a power-of-two format (``man_bits == 0``, e.g.
         E8M0) or, for NVFP4-style scales, a float format such as e4m3fn.
-      block_size: elements per block, >= 1.
+      block_size: elements per block, 1..2**31.
       axis: the axis blocks run along (an int; negative counts from the end).
       rule: a :class:`ScaleRule` (power-of-two scales only).
       inf: an :class:`InfPolicy`.
@@ -143,10 +163,10 @@ class BlockFormat:
                 raise TypeError(f"{arg} must be an int, got {v!r}")
         if self.nibbles not in ("low_first", "high_first", "unpacked"):
             raise ValueError(f"nibbles={self.nibbles!r} must be 'low_first', 'high_first' or 'unpacked'")
-        if self.block_size < 1:
-            raise ValueError(f"block_size={self.block_size} must be >= 1")
-        if isinstance(self.elem, BlockFormat) or not hasattr(self.elem, "max_value"):
-            raise TypeError(f"elem must be an elementwise format (FloatFormat, IntElement, ...), got {self.elem!r}")
+        if not 1 <= self.block_size <= MAX_BLOCK:
+            raise ValueError(f"block_size={self.block_size} is out of range; it must be in 1..2**31")
+        if not isinstance(self.elem, (FloatFormat, IntElement, TableElement)):
+            raise _elem_error(self.elem)
         if not isinstance(self.scale, FloatFormat):
             raise TypeError(f"scale must be a FloatFormat (e.g. 'e8m0fnu' or 'e4m3fn'), got {self.scale!r}")
         if self.scale.man_bits == 0 and self.tensor_scale:

@@ -52,7 +52,7 @@ from numfmt._chop import (
     _check_dtype,
     _check_key,
     _check_random_bits,
-    _numpy_key,
+    resolve_key,
     plan_for,
     register_chop,
     straight_through,
@@ -297,16 +297,14 @@ def _raise_unrep(fmt, dtype, count):
     )
 
 
-def namespaces(x, key=None):
+def namespaces(x):
     """``(xp, xm, x, dtype)`` for block and scaled chops: JAX input needs x64
-    (64-bit patterns) and, when ``key`` is given, a JAX key."""
+    (64-bit patterns)."""
     if _xp.is_jax_array(x):
         import jax.numpy as xm
 
         require_x64()
         xp = _xp.jax_namespace()
-        if key is not None and not _xp.is_jax_array(key):
-            raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
     else:
         xm, xp, x = np, _xp.NUMPY, np.asarray(x)
     return xp, xm, x, _check_dtype(x.dtype)
@@ -344,8 +342,9 @@ def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, k
         return nvfp4_chop(x, fmt, rounding, key=key, random_bits=random_bits)
     xp, xm, x, plan = prepare(x, fmt, rounding, key, random_bits)
     xb = blocked(xm, x, fmt)
+    key = resolve_key(key, plan, xp is not _xp.NUMPY)
     if xp is _xp.NUMPY:
-        rng = _numpy_key(key, plan)
+        rng = key
         rbits = _rbits(xp, rng, xb.shape)
         out, count = in_chunks(lambda b, r: chop_blocks(xp, plan, b, r), xb, rbits)
         if count:
@@ -353,8 +352,6 @@ def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, k
         return unblocked(xm, out, fmt, x.shape)
     import jax
 
-    if key is not None and not _xp.is_jax_array(key):
-        raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
     rbits = _rbits(xp, key, blocked_shape(x.shape, fmt))
     if plan.maybe_unrep:
         if not isinstance(x, jax.core.Tracer):

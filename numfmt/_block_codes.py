@@ -19,7 +19,7 @@ from numfmt import _xp
 from numfmt._block import BlockFormat
 from numfmt._block_bits import from_f64, layout, require_x64
 from numfmt._block_chop import _rbits, blocked, blocked_shape, prepare, quantize, unblocked
-from numfmt._chop import _check_dtype, _numpy_key, chop
+from numfmt._chop import _check_dtype, chop, resolve_key
 from numfmt._codes import decode, encode, register_codec
 from numfmt._int_element import IntElement
 from numfmt._nf4 import TableElement
@@ -93,7 +93,7 @@ def block_encode(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None,
 
         return nvfp4_encode(x, fmt, rounding, key=key, random_bits=random_bits)
     xp, xm, x, plan = prepare(x, fmt, rounding, key, random_bits)
-    rng = _numpy_key(key, plan) if xp is _xp.NUMPY else key
+    rng = resolve_key(key, plan, xp is not _xp.NUMPY)
     rbits = _rbits(xp, rng, blocked_shape(x.shape, fmt))
     if xp is _xp.NUMPY:
         return _encode(xp, xm, plan, x, rbits)

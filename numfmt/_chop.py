@@ -16,7 +16,7 @@ from numfmt._posit_fast import posit_fast_plan, posit_fast_round_bits
 from numfmt._random import generator_bits, hash_bits, seed_words
 from numfmt._rounding import Overflow, Rounding
 
-__all__ = ["chop", "plan_for", "register_elementwise", "register_chop"]
+__all__ = ["chop", "check_out_dtype", "plan_for", "register_chop", "register_elementwise", "require_jax_x64", "resolve_key"]
 
 # Elementwise families register a planner ``f(fmt, dtype, rounding, overflow,
 # random_bits) -> plan``. A plan is hashable and has the attributes ``fmt``,
@@ -127,11 +127,13 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
     if _xp.is_jax_array(x):
         dtype = _check_dtype(x.dtype)
         plan = plan_for(fmt, dtype, rounding, overflow, _check_random_bits(rounding, random_bits, dtype))
+        if plan.container > 32:
+            require_jax_x64(f"chop of {dtype.name} to {fmt}")
         return _chop_jax(x, plan, key)
     arr = np.asarray(x)
     dtype = _check_dtype(arr.dtype)
     plan = plan_for(fmt, dtype, rounding, overflow, _check_random_bits(rounding, random_bits, dtype))
-    rng = _numpy_key(key, plan)
+    rng = resolve_key(key, plan)
     out = _chop_numpy(arr, plan, rng)
     return out[()] if np.ndim(x) == 0 and not isinstance(x, np.ndarray) else out
 
@@ -141,12 +143,34 @@ def _check_dtype(dtype) -> np.dtype:
     if dtype in _xp.FLOAT_LAYOUTS:
         return dtype
     allowed = "float16, bfloat16, float32, float64"
-    if dtype.kind in "biucO":
+    if dtype.kind == "f" and dtype.newbyteorder("=") in _xp.FLOAT_LAYOUTS:
+        raise TypeError(
+            f"x has the byte-swapped dtype {dtype.str}; chop rounds native-order floats ({allowed}): "
+            "convert with x.astype(x.dtype.newbyteorder('='))"
+        )
+    if dtype.kind in "biu":
         raise TypeError(
             f"x has dtype {dtype}; chop rounds float arrays ({allowed}). "
             "Convert integers explicitly, e.g. x.astype(np.float64)."
         )
-    raise TypeError(f"x has dtype {dtype}; chop accepts {allowed} (convert exactly with x.astype(np.float32))")
+    if dtype.kind == "c":
+        raise TypeError(
+            f"x has dtype {dtype}; chop rounds real float arrays ({allowed}): "
+            "round the real and imaginary parts separately (x.real, x.imag)"
+        )
+    raise TypeError(f"x has dtype {dtype}; chop accepts {allowed} (convert with x.astype(np.float32))")
+
+
+def check_out_dtype(dtype) -> np.dtype:
+    """The ``dtype=`` argument of ``decode``: a float dtype numfmt computes in."""
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        d = None
+    if d is None or d not in _xp.FLOAT_LAYOUTS:
+        raise TypeError(f"dtype={dtype!r} is not a float dtype decode can return: pass float16, bfloat16, float32, "
+                        "float64 or None")
+    return d
 
 
 def _check_random_bits(rounding: Rounding, random_bits, dtype) -> int:
@@ -154,11 +178,13 @@ def _check_random_bits(rounding: Rounding, random_bits, dtype) -> int:
     if rounding in (Rounding.STOCHASTIC_A, Rounding.STOCHASTIC_B, Rounding.STOCHASTIC_C):
         if random_bits is None:
             raise ValueError(f"rounding={rounding.value!r} needs random_bits=N (1..{limit} for {dtype} input)")
-        if not isinstance(random_bits, int) or isinstance(random_bits, bool) or not 1 <= random_bits <= limit:
+        if not isinstance(random_bits, (int, np.integer)) or isinstance(random_bits, (bool, np.bool_)):
+            raise TypeError(f"random_bits={random_bits!r} must be an int in 1..{limit} for {dtype} input")
+        if not 1 <= random_bits <= limit:
             raise ValueError(
                 f"random_bits={random_bits!r} is out of range; it must be an int in 1..{limit} for {dtype} input"
             )
-        return random_bits
+        return int(random_bits)
     if random_bits is not None:
         raise ValueError(
             f"random_bits={random_bits!r} is only used by stochastic_a/_b/_c, not rounding={rounding.value!r}"
@@ -178,19 +204,53 @@ def _check_key(key, plan) -> None:
         )
 
 
-def _numpy_key(key, plan):
+def resolve_key(key, plan, jax_input: bool = False):
+    """``key`` as the kernels take it: None, a NumPy ``Generator`` or one JAX key.
+
+    An int seed ``n >= 0`` means ``np.random.default_rng(n)``, on NumPy and
+    on JAX input alike, so both get the same bits (on JAX they are drawn on
+    the host: under ``jax.jit`` once, at trace time). A ``Generator`` is
+    refused for JAX input (under ``jax.jit`` it would not advance).
+    """
     _check_key(key, plan)
     if key is None:
         return None
-    if isinstance(key, np.random.Generator):
-        return key
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+        if key < 0:
+            raise ValueError(f"key={int(key)} is a negative seed; an int seed must be >= 0")
         return np.random.default_rng(int(key))
-    if _xp.is_jax_array(key):
+    if isinstance(key, np.random.Generator) and not jax_input:
         return key
-    raise TypeError(
-        f"key must be a NumPy Generator, an int seed or a jax.random key, got {type(key).__name__}"
-    )
+    if _xp.is_jax_array(key):
+        check_single_key(key)
+        return key
+    allowed = "a jax.random key or an int seed" if jax_input else "a NumPy Generator, an int seed or a jax.random key"
+    why = " (x is a JAX array)" if isinstance(key, np.random.Generator) else ""
+    raise TypeError(f"key must be {allowed}{why}, got {type(key).__name__}")
+
+
+def check_single_key(key) -> None:
+    """Refuse a batch of JAX keys (chop takes one key for the whole array)."""
+    import jax
+    import jax.numpy as jnp
+
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    if key.shape != (() if typed else (2,)):
+        raise ValueError(
+            f"key has shape {key.shape}: chop takes one jax.random key (one key's bits cover the whole array), "
+            "not a batch of keys; pass one key, or map over the keys with jax.vmap"
+        )
+
+
+def require_jax_x64(what) -> None:
+    """Refuse 64-bit integer work on JAX arrays while ``jax_enable_x64`` is off."""
+    import jax
+
+    if not jax.config.read("jax_enable_x64"):
+        raise ValueError(
+            f"{what} computes on 64-bit integers, which JAX has only with "
+            "jax.config.update('jax_enable_x64', True) (set it at startup); or pass a NumPy array"
+        )
 
 
 def _widen(xp, bits, plan):
@@ -295,9 +355,10 @@ def _chop_numpy_fast(flat, plan, fast, rounder, rng, seed, out):
 
 
 def _chop_jax(x, plan, key):
-    _check_key(key, plan)
-    if key is not None and not _xp.is_jax_array(key):
-        raise TypeError(f"x is a JAX array, so key must be a jax.random key, got {type(key).__name__}")
+    key = resolve_key(key, plan, jax_input=True)
+    if isinstance(key, np.random.Generator):  # an int seed: the bits NumPy input gets
+        rbits = _xp.jax_namespace().asarray(generator_bits(key, x.size, plan.container).reshape(x.shape), None)
+        return _chop_jax_bits(x, plan, rbits)
     return _chop_jax_seeded(x, plan, None if key is None else seed_words(key))
 
 
@@ -324,18 +385,22 @@ def chop_seeded(x, fmt, rounding, seed):
 
 
 def _chop_jax_seeded(x, plan, seed):
+    xp = _xp.jax_namespace()
+    rbits = None if seed is None else hash_bits(xp, seed, 0, x.size, plan.container).reshape(x.shape)
+    return _chop_jax_bits(x, plan, rbits)
+
+
+def _chop_jax_bits(x, plan, rbits):
     import jax
 
-    xp = _xp.jax_namespace()
     if plan.can_be_unrepresentable and isinstance(x, jax.core.Tracer):
         raise ValueError(
             f"chop of {x.dtype} to {plan.fmt} with rounding={plan.rounding.value!r} can give values "
             f"{x.dtype} cannot hold (the format reaches beyond it), which cannot be checked under "
             "tracing; pass a wider float dtype, e.g. float64"
         )
-    rbits = None if seed is None else hash_bits(xp, seed, 0, x.size, plan.container).reshape(x.shape)
     if plan.can_be_unrepresentable:
-        _, unrep = _chop_block(xp, x, plan, rbits)
+        _, unrep = _chop_block(_xp.jax_namespace(), x, plan, rbits)
         if bool(unrep.any()):
             _raise_unrepresentable(x, unrep, plan)
     return _straight_through(plan)(x, rbits)

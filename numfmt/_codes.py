@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 
 from numfmt import _xp
-from numfmt._chop import _check_dtype, _widen, chop
+from numfmt._chop import _check_dtype, _widen, check_out_dtype, chop, require_jax_x64
 from numfmt._float import FloatFormat, Subnormals
 from numfmt._kernel import _value_bits, decompose, make_plan
 from numfmt._names import parse
@@ -57,6 +57,8 @@ def chopped_patterns(x, fmt, rounding, overflow, key, random_bits, planner):
     xp = _xp.jax_namespace() if jax_in else _xp.NUMPY
     y = y if jax_in else np.asarray(y)
     plan = planner(fmt, _check_dtype(y.dtype))
+    if jax_in and max(plan.container, getattr(fmt, "bits", 0)) > 32:
+        require_jax_x64(f"encode of {y.dtype} to {fmt}")
     return xp, y, _widen(xp, xp.bitcast(y, xp.uint(plan.width)), plan), plan
 
 
@@ -67,6 +69,8 @@ def code_array(codes, bits: int, fmt):
     codes = codes if jax_in else np.asarray(codes)
     if np.dtype(codes.dtype).kind not in "iu":
         raise TypeError(f"codes must be an integer array, got dtype {codes.dtype}")
+    if jax_in and bits > 32:
+        require_jax_x64(f"decode of {fmt}")
     if not (jax_in and is_tracer(codes)) and codes.size:
         lo, hi = int(codes.min()), int(codes.max())
         if lo < 0 or hi >= 1 << bits:
@@ -182,6 +186,8 @@ def decode(codes, fmt, dtype=None):
       array([  1.,  -2., 448.,  nan], dtype=float32)
     """
     fmt = parse(fmt)
+    if dtype is not None:
+        check_out_dtype(dtype)
     if type(fmt) in _CODECS:
         return _CODECS[type(fmt)][1](codes, fmt, dtype)
     xp, codes = code_array(codes, fmt.bits, fmt)

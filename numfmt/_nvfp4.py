@@ -43,7 +43,7 @@ from numfmt import _xp
 from numfmt._block import BlockFormat
 from numfmt._block_bits import from_f64, layout, require_x64, to_f64, unpack
 from numfmt._block_chop import _rbits, blocked, blocked_shape, in_chunks, jax_chop, jax_functions, namespaces, unblocked
-from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, plan_for
+from numfmt._chop import _check_dtype, _check_random_bits, plan_for, resolve_key
 from numfmt._float import FloatFormat, Subnormals
 from numfmt._kernel import make_plan
 from numfmt._rounding import Overflow, Rounding
@@ -335,7 +335,7 @@ def dequantize(xp, fmt, dtype, qe, s, g):
 
 def _prepare(x, fmt, rounding, key, random_bits):
     rounding = Rounding.parse(rounding)
-    xp, _, x, dtype = namespaces(x, key)
+    xp, _, x, dtype = namespaces(x)
     _check(fmt, dtype)
     n = _check_random_bits(rounding, random_bits, dtype)
     if dtype.itemsize == 8 and n > F64_RANDOM_BITS:
@@ -345,9 +345,7 @@ def _prepare(x, fmt, rounding, key, random_bits):
             f"with random_bits <= {F64_RANDOM_BITS}, or float32 input"
         )
     plan = plan_for(fmt.elem, np.float64, rounding, Overflow.SAT_FINITE, n)
-    _check_key(key, plan)
-    if xp is _xp.NUMPY:
-        key = _numpy_key(key, plan)
+    key = resolve_key(key, plan, xp is not _xp.NUMPY)
     if dtype.itemsize == 8:
         _check_tensor_scale(x, fmt)
     return xp, x, (fmt, dtype, rounding, n), _rbits(xp, key, blocked_shape(x.shape, fmt))

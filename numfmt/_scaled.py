@@ -50,7 +50,7 @@ import dataclasses
 import re
 from typing import Any
 
-from numfmt._block import _top_level_split
+from numfmt._block import MAX_BLOCK, _top_level_split
 from numfmt._float import FloatFormat
 from numfmt._names import parse, register_family
 
@@ -76,7 +76,7 @@ class ScaledIntFormat:
       granularity: ``"tensor"``, ``"channel"`` or ``"group"``.
       axis: the channel axis (``"channel"``, default 0) or the axis groups run
         along (``"group"``, default -1); None for ``"tensor"``.
-      group_size: elements per group (``"group"`` only), >= 1.
+      group_size: elements per group (``"group"`` only), 1..2**31.
       symmetric: True (zero point 0) or False (an integer zero point per group).
       signed: False for unsigned codes ``[0, 2**bits - 1]`` (asymmetric only).
       restricted: symmetric signed only: True (default) for ``[-qmax, qmax]``,
@@ -129,8 +129,8 @@ class ScaledIntFormat:
             raise ValueError("granularity='tensor' has one scale for the whole array: leave axis and group_size None")
         if g == "channel" and self.group_size is not None:
             raise ValueError("granularity='channel' has no group_size (use granularity='group')")
-        if g == "group" and (self.group_size is None or self.group_size < 1):
-            raise ValueError(f"granularity='group' needs group_size >= 1, got group_size={self.group_size!r}")
+        if g == "group" and (self.group_size is None or not 1 <= self.group_size <= MAX_BLOCK):
+            raise ValueError(f"granularity='group' needs group_size >= 1 and <= 2**31, got group_size={self.group_size!r}")
         if g != "tensor" and self.axis is None:
             object.__setattr__(self, "axis", 0 if g == "channel" else -1)
         if self.symmetric and not self.signed:

@@ -14,7 +14,7 @@ import numpy as np
 from numfmt import _xp
 from numfmt._block_bits import require_x64
 from numfmt._block_chop import in_chunks, jax_chop, jax_functions, namespaces
-from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, register_chop
+from numfmt._chop import _check_dtype, _check_random_bits, register_chop, resolve_key
 from numfmt._codes import register_codec
 from numfmt._nf4 import _to_f32
 from numfmt._rounding import Rounding
@@ -38,7 +38,7 @@ def _prepare(x, fmt, rounding, key, random_bits):
     from numfmt._block_chop import _rbits
 
     rounding = Rounding.parse(rounding)
-    xp, xm, x, dtype = namespaces(x, key)
+    xp, xm, x, dtype = namespaces(x)
     _check_axis(fmt, x.shape)
     n = _check_random_bits(rounding, random_bits, dtype)
     if rounding.is_stochastic and n > 51 - fmt.bits:
@@ -48,9 +48,7 @@ def _prepare(x, fmt, rounding, key, random_bits):
             f"rounding='stochastic_a' with random_bits <= {51 - fmt.bits} (or float32 input)"
         )
     plan = _plans(fmt, rounding, n)[0]
-    _check_key(key, plan)
-    if xp is _xp.NUMPY:
-        key = _numpy_key(key, plan)
+    key = resolve_key(key, plan, xp is not _xp.NUMPY)
     shape = _grouped_shape(fmt, x.shape)
     return xp, xm, x, (fmt, dtype, rounding, n), _rbits(xp, key, shape)
 

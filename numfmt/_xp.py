@@ -157,9 +157,11 @@ def jax_namespace():
 
         @staticmethod
         def random_bits(key, shape, bits):
-            from numfmt._random import hash_bits, seed_words
+            from numfmt._random import generator_bits, hash_bits, seed_words
 
             n = int(np.prod(shape, dtype=np.int64))
+            if isinstance(key, np.random.Generator):  # an int seed: drawn on the host, as for NumPy input
+                return jnp.asarray(generator_bits(key, n, bits).reshape(shape))
             return hash_bits(jax_namespace(), seed_words(key), 0, n, bits).reshape(shape)
 
         @staticmethod
