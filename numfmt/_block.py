@@ -104,6 +104,8 @@ def _elem_error(elem) -> Exception:
     if kind in ("PositFormat", "FixedFormat"):
         return ValueError(f"elem={elem} ({kind}) is not a block element: elements are {allowed}{hint}")
     return TypeError(f"elem={elem!r} ({kind}) is not a block element: elements are {allowed}")
+
+
 E8M0 = parse("float8_e8m0fnu")
 
 

@@ -52,9 +52,9 @@ from numfmt._chop import (
     _check_dtype,
     _check_key,
     _check_random_bits,
-    resolve_key,
     plan_for,
     register_chop,
+    resolve_key,
     straight_through,
 )
 from numfmt._float import FloatFormat
@@ -160,7 +160,7 @@ def unblocked(xm, y, fmt: BlockFormat, shape):
     """Inverse of :func:`blocked` (drops the padding)."""
     ax = fmt.axis % len(shape)
     n = shape[ax]
-    y = y.reshape(*y.shape[:-2], -1)[..., :n]
+    y = y.reshape(*y.shape[:-2], y.shape[-2] * y.shape[-1])[..., :n]  # not -1: other axes may be 0
     return xm.moveaxis(y, -1, ax)
 
 

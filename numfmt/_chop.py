@@ -16,7 +16,15 @@ from numfmt._posit_fast import posit_fast_plan, posit_fast_round_bits
 from numfmt._random import generator_bits, hash_bits, seed_words
 from numfmt._rounding import Overflow, Rounding
 
-__all__ = ["chop", "check_out_dtype", "plan_for", "register_chop", "register_elementwise", "require_jax_x64", "resolve_key"]
+__all__ = [
+    "chop",
+    "check_out_dtype",
+    "plan_for",
+    "register_chop",
+    "register_elementwise",
+    "require_jax_x64",
+    "resolve_key",
+]
 
 # Elementwise families register a planner ``f(fmt, dtype, rounding, overflow,
 # random_bits) -> plan``. A plan is hashable and has the attributes ``fmt``,
@@ -127,7 +135,7 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
     if _xp.is_jax_array(x):
         dtype = _check_dtype(x.dtype)
         plan = plan_for(fmt, dtype, rounding, overflow, _check_random_bits(rounding, random_bits, dtype))
-        if plan.container > 32:
+        if plan.container > 32 and getattr(fmt, "bits", 0) > 32:  # constants beyond uint32
             require_jax_x64(f"chop of {dtype.name} to {fmt}")
         return _chop_jax(x, plan, key)
     arr = np.asarray(x)
@@ -158,7 +166,11 @@ def _check_dtype(dtype) -> np.dtype:
             f"x has dtype {dtype}; chop rounds real float arrays ({allowed}): "
             "round the real and imaginary parts separately (x.real, x.imag)"
         )
-    raise TypeError(f"x has dtype {dtype}; chop accepts {allowed} (convert with x.astype(np.float32))")
+    if dtype.kind == "O":
+        raise TypeError(
+            f"x has dtype object; chop rounds float arrays ({allowed}): convert with np.asarray(x, np.float64)"
+        )
+    raise TypeError(f"x has dtype {dtype}; chop accepts {allowed} (convert exactly with x.astype(np.float32))")
 
 
 def check_out_dtype(dtype) -> np.dtype:
@@ -168,8 +180,11 @@ def check_out_dtype(dtype) -> np.dtype:
     except TypeError:
         d = None
     if d is None or d not in _xp.FLOAT_LAYOUTS:
-        raise TypeError(f"dtype={dtype!r} is not a float dtype decode can return: pass float16, bfloat16, float32, "
-                        "float64 or None")
+        shown = repr(dtype) if d is None else d.str if d.kind == "f" else d.name
+        raise TypeError(
+            f"dtype={shown} is not a dtype decode returns: pass float16, bfloat16, float32, float64 (native byte "
+            "order) or None"
+        )
     return d
 
 
