@@ -116,7 +116,9 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
       TypeError: ``x`` is not a float array of a supported dtype, or ``key``
         is of the wrong kind.
       ValueError: an unknown format, rounding or overflow name; a missing or
-        unexpected ``key``/``random_bits``; or a result the dtype of ``x``
+        unexpected ``key``/``random_bits``, a negative seed, a batch of JAX
+        keys; a format of more than 32 bits on JAX with ``jax_enable_x64``
+        off; or a result the dtype of ``x``
         cannot hold (e.g. 65504 in float16 rounded to 3 fraction bits is 65536:
         pass float32 input). Under ``jax.jit`` that last check is static: the
         call is refused at trace time when such a result is possible.

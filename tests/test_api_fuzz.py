@@ -165,7 +165,8 @@ def calls(draw):
     elif isinstance(fmt, numfmt.FixedFormat):
         overflow = draw(st.sampled_from([None, None, "saturate", "wrap"]))
     if mistake == "overflow":  # block and scaled formats take no overflow policy
-        overflow = "bogus" if overflow is not None or draw(st.booleans()) else "sat_finite"
+        fixed = isinstance(fmt, numfmt.FixedFormat)  # (fixed point takes sat_finite for saturate)
+        overflow = "bogus" if overflow is not None or fixed or draw(st.booleans()) else "sat_finite"
     decode_dtype = draw(st.sampled_from([np.int32, "float13", np.dtype(">f4")])) if mistake == "dtype" else None
     wrong = set() if mistake is None else {mistake}
     if mistake == "overflow" and overflow == "sat_finite" and isinstance(fmt, (FloatFormat, numfmt.PositFormat)):
