@@ -13,7 +13,7 @@ from numfmt._float import FloatFormat
 from numfmt._kernel import make_plan
 from numfmt._names import parse
 from numfmt._posit_fast import posit_fast_plan, posit_fast_round_bits
-from numfmt._random import generator_bits, hash_bits, seed_words
+from numfmt._random import check_single_key, generator_bits, hash_bits, seed_words
 from numfmt._rounding import Overflow, Rounding
 
 __all__ = [
@@ -244,19 +244,6 @@ def resolve_key(key, plan, jax_input: bool = False):
     allowed = "a jax.random key or an int seed" if jax_input else "a NumPy Generator, an int seed or a jax.random key"
     why = " (x is a JAX array)" if isinstance(key, np.random.Generator) else ""
     raise TypeError(f"key must be {allowed}{why}, got {type(key).__name__}")
-
-
-def check_single_key(key) -> None:
-    """Refuse a batch of JAX keys (chop takes one key for the whole array)."""
-    import jax
-    import jax.numpy as jnp
-
-    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    if key.shape != (() if typed else (2,)):
-        raise ValueError(
-            f"key has shape {key.shape}: chop takes one jax.random key (one key's bits cover the whole array), "
-            "not a batch of keys; pass one key, or map over the keys with jax.vmap"
-        )
 
 
 def require_jax_x64(what) -> None:

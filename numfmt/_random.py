@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["derive_words", "generator_bits", "hash_bits", "seed_words"]
+__all__ = ["check_single_key", "derive_words", "generator_bits", "hash_bits", "seed_words"]
 
 def _mix(xp, x):
     """Chris Wellons' ``lowbias32``: a bijection of uint32 with near-ideal avalanche."""
@@ -110,8 +110,23 @@ def seed_words(key):
     if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
         if getattr(key, "dtype", None) != jnp.uint32:
             raise TypeError(f"key must be a jax.random key, got {type(key).__name__} of dtype {key.dtype}")
+        check_single_key(key)
         key = jax.random.wrap_key_data(key)
+    check_single_key(key)
     return jax.random.bits(key, (4,), dtype=jnp.uint32)
+
+
+def check_single_key(key) -> None:
+    """Refuse a batch of JAX keys: one key's bits cover a whole array."""
+    import jax
+    import jax.numpy as jnp
+
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    if key.shape != (() if typed else (2,)):
+        raise ValueError(
+            f"key has shape {key.shape}: chop takes one jax.random key (one key's bits cover the whole array), "
+            "not a batch of keys; pass one key, or map over the keys with jax.vmap"
+        )
 
 
 def generator_bits(gen: np.random.Generator, n: int, bits: int) -> np.ndarray:

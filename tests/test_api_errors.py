@@ -49,7 +49,11 @@ def test_cli_round_scaled_refuses_overflow(capsys):
 
 @pytest.mark.parametrize(
     ("spec", "hint"),
-    [("mx(elem=posit8_1)", "PositFormat"), ("mx(elem=q3.4)", "int(bits=8,frac=4)"), ("mx(elem=int4)", "int(bits=4,frac=0)")],
+    [
+        ("mx(elem=posit8_1)", "PositFormat"),
+        ("mx(elem=q3.4)", "int(bits=8,frac=4)"),
+        ("mx(elem=int4)", "int(bits=4,frac=0)"),
+    ],
 )
 def test_block_refuses_posit_and_fixed_elements(spec, hint):
     with pytest.raises(ValueError, match=r"elem=.* is not a block element: elements are a FloatFormat") as info:

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import event, given, note
+from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
 import numfmt
@@ -330,3 +330,66 @@ def _summary():
     if os.environ.get("NUMFMT_FUZZ_MESSAGES"):  # the refusals, for review
         for (outcome, message), count in sorted(MESSAGES.items()):
             print(f"  {count:6d}  {outcome}: {message}")
+
+
+# ------------------------------------------------------------------ emulate
+
+
+def _emulate_reference(a: np.ndarray, fmt, rounding) -> np.ndarray:
+    """``a * a + 1`` with the input and each operation rounded once into ``fmt`` (exact references)."""
+    from fractions import Fraction
+
+    from numfmt._grid import to_dtype
+    from numfmt._reference import round_value
+
+    out = []
+    for v in a.reshape(-1).astype(np.float64):
+        r = round_value(float(v), fmt, rounding)
+        if isinstance(r, Fraction):
+            r = round_value(r * r, fmt, rounding)
+        else:
+            r = r * r
+        r = round_value(r + 1 if isinstance(r, Fraction) else r + 1.0, fmt, rounding)
+        out.append(r)
+    return to_dtype(out, a.dtype).reshape(a.shape)
+
+
+@settings(max_examples=12)  # each call compiles; the elementwise kernels are fuzzed above
+@given(
+    fmt=nt.formats(family="float", exact_in=np.float32, max_bits=12),
+    rounding=st.sampled_from([*Rounding, "bogus"]),
+    key_kind=st.sampled_from(["none", "jax", "int", "batch", "generator"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_emulate_fuzz(fmt, rounding, key_kind, seed):
+    rng = np.random.default_rng(seed)
+    a = (rng.standard_normal(7) * np.exp2(rng.integers(-6, 6, 7))).astype(np.float32)
+    stochastic = rounding != "bogus" and Rounding.parse(rounding).is_stochastic
+    key = {"none": None, "jax": jax.random.key(seed), "int": seed, "batch": jax.random.split(jax.random.key(seed), 2),
+           "generator": np.random.default_rng(seed)}[key_kind]  # fmt: skip
+    wrong = rounding == "bogus" or (key is None) == stochastic or key_kind in ("batch", "generator")
+    wrong = wrong or rounding in SR_BITS or key_kind == "int"  # (policies take no random_bits; keys: JAX only)
+    note(f"emulate fmt={fmt} rounding={rounding} key={key_kind} wrong={wrong}")
+    try:
+        with np.errstate(all="ignore"):
+            policy = numfmt.Policy(compute=fmt, rounding=rounding)
+            f = numfmt.emulate(lambda v: v * v + 1.0, policy)
+            y = np.asarray(f(jnp.asarray(a), key=key))
+    except INTERNAL:
+        OUTCOMES["failure: internal exception (emulate)"] += 1
+        raise
+    except (ValueError, TypeError) as e:
+        message = str(e)
+        assert any(t in message for t in ("key", "rounding", "policy", "compute", str(fmt))), message
+        OUTCOMES["refused (emulate)" if wrong else "refused (emulate, valid-looking call)"] += 1
+        MESSAGES[("emulate", re.sub(r"[-+]?\d[\d.e+-]*", "N", message)[:150])] += 1
+        return
+    assert not wrong, f"emulate accepted rounding={rounding!r} with key kind {key_kind}"
+    if stochastic:
+        again = np.asarray(f(jnp.asarray(a), key=key))
+        assert _same(again, y), "emulate: same key, different bits"
+    else:
+        want = _emulate_reference(a, fmt, Rounding.parse(rounding))
+        bad = mismatches(y, want, nan_payload=False)
+        assert not bad.any(), f"emulate a*a+1 in {fmt} {rounding}: {a[bad]} gave {y[bad]}, want {want[bad]}"
+    OUTCOMES["correct (emulate)"] += 1
