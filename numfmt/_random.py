@@ -110,7 +110,6 @@ def seed_words(key):
     if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
         if getattr(key, "dtype", None) != jnp.uint32:
             raise TypeError(f"key must be a jax.random key, got {type(key).__name__} of dtype {key.dtype}")
-        check_single_key(key)
         key = jax.random.wrap_key_data(key)
     check_single_key(key)
     return jax.random.bits(key, (4,), dtype=jnp.uint32)
@@ -121,8 +120,11 @@ def check_single_key(key) -> None:
     import jax
     import jax.numpy as jnp
 
-    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    if key.shape != (() if typed else (2,)):
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        shape = key.shape
+    else:  # raw key data: the last axis holds one key (2 words for threefry, 4 for rbg)
+        shape = key.shape[:-1]
+    if shape != ():
         raise ValueError(
             f"key has shape {key.shape}: chop takes one jax.random key (one key's bits cover the whole array), "
             "not a batch of keys; pass one key, or map over the keys with jax.vmap"

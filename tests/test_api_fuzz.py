@@ -78,8 +78,23 @@ class Refused(Exception):
     """A ValueError/TypeError of numfmt, classified."""
 
 
-def _values(rng, kind: str, shape, dtype) -> np.ndarray:
+def _range(fmt) -> tuple[int, int]:
+    """log2 of the smallest and largest magnitudes of an elementwise format (block and scaled: +-40)."""
+    lo = getattr(fmt, "smallest_subnormal", None) or getattr(fmt, "minpos", None) or getattr(fmt, "resolution", None)
+    hi = getattr(fmt, "max_value", None) or getattr(fmt, "maxpos", None)
+    if lo is None or hi is None or isinstance(fmt, BlockFormat):
+        return -40, 40
+    e = [max(-1074, min(1023, math.floor(math.log2(v)) if v > 0 else 0)) for v in (lo, hi)]
+    return e[0] - 2, e[1] + 2
+
+
+def _values(rng, kind: str, shape, dtype, fmt=None) -> np.ndarray:
     n = math.prod(shape)
+    if kind == "format":  # across the format's own range, and a little beyond
+        lo, hi = _range(fmt)
+        with np.errstate(over="ignore", under="ignore"):
+            x = rng.uniform(-2, 2, size=n) * np.exp2(rng.integers(lo, hi + 1, size=n).astype(np.float64))
+            return x.astype(dtype).reshape(shape)
     if kind == "bits":  # raw patterns: NaN, inf, subnormals, everything
         width = np.dtype(dtype).itemsize * 8
         raw = rng.integers(0, 2**width, size=n, dtype=np.uint64).astype(f"uint{width}")
@@ -124,12 +139,12 @@ def calls(draw):
     api = draw(st.sampled_from(["encode"] if mistake == "dtype" else ["chop", "chop", "encode"]))
     dtype = draw(st.sampled_from(WRONG_DTYPES if mistake == "x" else FLOATS))
     shape = draw(st.sampled_from([(), (0,), (1,), (5,), (33,), (2, 3), (3, 0), (0, 4), (4, 17), (2, 3, 5), (700,)]))
-    kind = draw(st.sampled_from(["normal", "wide", "specials", "bits"]))
+    kind = draw(st.sampled_from(["normal", "wide", "specials", "bits", "format"]))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     if mistake == "x":
         logical = np.zeros(shape, dtype) if dtype is object else _values(rng, "normal", shape, np.float64).astype(dtype)
     else:
-        logical = _values(rng, kind, shape, dtype)
+        logical = _values(rng, kind, shape, dtype, fmt)
     # JAX calls compile (seconds each on a loaded CPU): few of them keep the run short.
     on_jax = mistake != "x" and shape != (700,) and draw(st.integers(1, JAX_ONE_IN)) == 1
     layouts = ["c", "fortran", "strided", "reversed", "readonly", "scalar", "python"]
