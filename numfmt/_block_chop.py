@@ -50,7 +50,6 @@ from numfmt._block_bits import (
 from numfmt._block_direct import direct_ok, direct_round
 from numfmt._chop import (
     _check_dtype,
-    _check_key,
     _check_random_bits,
     plan_for,
     register_chop,
@@ -60,6 +59,7 @@ from numfmt._chop import (
 from numfmt._float import FloatFormat
 from numfmt._int_element import IntElement
 from numfmt._nf4 import TableElement
+from numfmt._random import _check_key
 from numfmt._rounding import Overflow, Rounding
 
 __all__ = ["BlockPlan", "block_chop", "block_plan", "blocked", "chop_blocks", "quantize", "unblocked"]

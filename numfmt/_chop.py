@@ -13,8 +13,9 @@ from numfmt._float import FloatFormat
 from numfmt._kernel import make_plan
 from numfmt._names import parse
 from numfmt._posit_fast import posit_fast_plan, posit_fast_round_bits
-from numfmt._random import check_single_key, generator_bits, hash_bits, seed_words
+from numfmt._random import generator_bits, hash_bits, resolve_key, seed_words
 from numfmt._rounding import Overflow, Rounding
+from numfmt._xp import require_jax_x64
 
 __all__ = [
     "chop",
@@ -207,54 +208,6 @@ def _check_random_bits(rounding: Rounding, random_bits, dtype) -> int:
             f"random_bits={random_bits!r} is only used by stochastic_a/_b/_c, not rounding={rounding.value!r}"
         )
     return limit if rounding.is_stochastic else 0
-
-
-def _check_key(key, plan) -> None:
-    if plan.is_stochastic and key is None:
-        raise ValueError(
-            f"rounding={plan.rounding.value!r} needs key=: a jax.random key, or a NumPy Generator or int seed"
-        )
-    if not plan.is_stochastic and key is not None:
-        raise ValueError(
-            f"key= was given but rounding={plan.rounding.value!r} is deterministic; "
-            "pass rounding='stochastic' (or another stochastic mode) or drop the key"
-        )
-
-
-def resolve_key(key, plan, jax_input: bool = False):
-    """``key`` as the kernels take it: None, a NumPy ``Generator`` or one JAX key.
-
-    An int seed ``n >= 0`` means ``np.random.default_rng(n)``, on NumPy and
-    on JAX input alike, so both get the same bits (on JAX they are drawn on
-    the host: under ``jax.jit`` once, at trace time). A ``Generator`` is
-    refused for JAX input (under ``jax.jit`` it would not advance).
-    """
-    _check_key(key, plan)
-    if key is None:
-        return None
-    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
-        if key < 0:
-            raise ValueError(f"key={int(key)} is a negative seed; an int seed must be >= 0")
-        return np.random.default_rng(int(key))
-    if isinstance(key, np.random.Generator) and not jax_input:
-        return key
-    if _xp.is_jax_array(key):
-        check_single_key(key)
-        return key
-    allowed = "a jax.random key or an int seed" if jax_input else "a NumPy Generator, an int seed or a jax.random key"
-    why = " (x is a JAX array)" if isinstance(key, np.random.Generator) else ""
-    raise TypeError(f"key must be {allowed}{why}, got {type(key).__name__}")
-
-
-def require_jax_x64(what) -> None:
-    """Refuse 64-bit integer work on JAX arrays while ``jax_enable_x64`` is off."""
-    import jax
-
-    if not jax.config.read("jax_enable_x64"):
-        raise ValueError(
-            f"{what} computes on 64-bit integers, which JAX has only with "
-            "jax.config.update('jax_enable_x64', True) (set it at startup); or pass a NumPy array"
-        )
 
 
 def _widen(xp, bits, plan):

@@ -219,3 +219,14 @@ FLOAT_LAYOUTS = {
     np.dtype(np.float32): (8, 23),
     np.dtype(np.float64): (11, 52),
 }
+
+
+def require_jax_x64(what) -> None:
+    """Refuse 64-bit integer work on JAX arrays while ``jax_enable_x64`` is off."""
+    import jax
+
+    if not jax.config.read("jax_enable_x64"):
+        raise ValueError(
+            f"{what} computes on 64-bit integers, which JAX has only with "
+            "jax.config.update('jax_enable_x64', True) (set it at startup); or pass a NumPy array"
+        )
