@@ -50,16 +50,16 @@ from numfmt._block_bits import (
 from numfmt._block_direct import direct_ok, direct_round
 from numfmt._chop import (
     _check_dtype,
-    _check_key,
     _check_random_bits,
-    resolve_key,
     plan_for,
     register_chop,
+    resolve_key,
     straight_through,
 )
 from numfmt._float import FloatFormat
 from numfmt._int_element import IntElement
 from numfmt._nf4 import TableElement
+from numfmt._random import _check_key
 from numfmt._rounding import Overflow, Rounding
 
 __all__ = ["BlockPlan", "block_chop", "block_plan", "blocked", "chop_blocks", "quantize", "unblocked"]
@@ -160,7 +160,7 @@ def unblocked(xm, y, fmt: BlockFormat, shape):
     """Inverse of :func:`blocked` (drops the padding)."""
     ax = fmt.axis % len(shape)
     n = shape[ax]
-    y = y.reshape(*y.shape[:-2], -1)[..., :n]
+    y = y.reshape(*y.shape[:-2], y.shape[-2] * y.shape[-1])[..., :n]  # not -1: other axes may be 0
     return xm.moveaxis(y, -1, ax)
 
 

@@ -90,7 +90,7 @@ def pack_nibbles(codes, axis: int = -1, order: str = "low_first", pad: int = 0):
     c = xm.moveaxis(codes.astype(np.uint8), axis, -1)
     if c.shape[-1] % 2:
         c = xm.pad(c, [(0, 0)] * (c.ndim - 1) + [(0, 1)], constant_values=pad)
-    c = c.reshape(*c.shape[:-1], -1, 2)
+    c = c.reshape(*c.shape[:-1], c.shape[-1] // 2, 2)  # not -1: other axes may be 0
     lo, hi = (c[..., 0], c[..., 1]) if order == "low_first" else (c[..., 1], c[..., 0])
     return xm.moveaxis(lo | (hi << 4), -1, axis)
 
@@ -119,7 +119,7 @@ def unpack_nibbles(packed, n: int | None = None, axis: int = -1, order: str = "l
             raise ValueError(f"n={n} must lie in 0..{2 * p.shape[-1]} (two codes per byte along axis {axis})")
     lo, hi = p & 15, p >> 4
     pair = (lo, hi) if order == "low_first" else (hi, lo)
-    c = xm.stack(pair, axis=-1).reshape(*p.shape[:-1], -1)
+    c = xm.stack(pair, axis=-1).reshape(*p.shape[:-1], 2 * p.shape[-1])
     if n is not None:
         c = c[..., :n]
     return xm.moveaxis(c, -1, axis)

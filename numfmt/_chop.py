@@ -13,10 +13,19 @@ from numfmt._float import FloatFormat
 from numfmt._kernel import make_plan
 from numfmt._names import parse
 from numfmt._posit_fast import posit_fast_plan, posit_fast_round_bits
-from numfmt._random import generator_bits, hash_bits, seed_words
+from numfmt._random import generator_bits, hash_bits, resolve_key, seed_words
 from numfmt._rounding import Overflow, Rounding
+from numfmt._xp import require_jax_x64
 
-__all__ = ["chop", "check_out_dtype", "plan_for", "register_chop", "register_elementwise", "require_jax_x64", "resolve_key"]
+__all__ = [
+    "chop",
+    "check_out_dtype",
+    "plan_for",
+    "register_chop",
+    "register_elementwise",
+    "require_jax_x64",
+    "resolve_key",
+]
 
 # Elementwise families register a planner ``f(fmt, dtype, rounding, overflow,
 # random_bits) -> plan``. A plan is hashable and has the attributes ``fmt``,
@@ -109,7 +118,9 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
         ndarray subclass such as a masked array or ``np.matrix`` (whose mask
         or type the result would drop), or ``key`` is of the wrong kind.
       ValueError: an unknown format, rounding or overflow name; a missing or
-        unexpected ``key``/``random_bits``; or a result the dtype of ``x``
+        unexpected ``key``/``random_bits``, a negative seed, a batch of JAX
+        keys; a format of more than 32 bits on JAX with ``jax_enable_x64``
+        off; or a result the dtype of ``x``
         cannot hold (e.g. 65504 in float16 rounded to 3 fraction bits is 65536:
         pass float32 input). Under ``jax.jit`` that last check is static: the
         call is refused at trace time when such a result is possible.
@@ -129,7 +140,7 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
     if _xp.is_jax_array(x):
         dtype = _check_dtype(x.dtype)
         plan = plan_for(fmt, dtype, rounding, overflow, _check_random_bits(rounding, random_bits, dtype))
-        if plan.container > 32:
+        if plan.container > 32 and getattr(fmt, "bits", 0) > 32:  # constants beyond uint32
             require_jax_x64(f"chop of {dtype.name} to {fmt}")
         return _chop_jax(x, plan, key)
     arr = np.asarray(x)
@@ -160,7 +171,11 @@ def _check_dtype(dtype) -> np.dtype:
             f"x has dtype {dtype}; chop rounds real float arrays ({allowed}): "
             "round the real and imaginary parts separately (x.real, x.imag)"
         )
-    raise TypeError(f"x has dtype {dtype}; chop accepts {allowed} (convert with x.astype(np.float32))")
+    if dtype.kind == "O":
+        raise TypeError(
+            f"x has dtype object; chop rounds float arrays ({allowed}): convert with np.asarray(x, np.float64)"
+        )
+    raise TypeError(f"x has dtype {dtype}; chop accepts {allowed} (convert exactly with x.astype(np.float32))")
 
 
 def check_out_dtype(dtype) -> np.dtype:
@@ -170,8 +185,11 @@ def check_out_dtype(dtype) -> np.dtype:
     except TypeError:
         d = None
     if d is None or d not in _xp.FLOAT_LAYOUTS:
-        raise TypeError(f"dtype={dtype!r} is not a float dtype decode can return: pass float16, bfloat16, float32, "
-                        "float64 or None")
+        shown = repr(dtype) if d is None else d.str if d.kind == "f" else d.name
+        raise TypeError(
+            f"dtype={shown} is not a dtype decode returns: pass float16, bfloat16, float32, float64 (native byte "
+            "order) or None"
+        )
     return d
 
 
@@ -192,67 +210,6 @@ def _check_random_bits(rounding: Rounding, random_bits, dtype) -> int:
             f"random_bits={random_bits!r} is only used by stochastic_a/_b/_c, not rounding={rounding.value!r}"
         )
     return limit if rounding.is_stochastic else 0
-
-
-def _check_key(key, plan) -> None:
-    if plan.is_stochastic and key is None:
-        raise ValueError(
-            f"rounding={plan.rounding.value!r} needs key=: a jax.random key, or a NumPy Generator or int seed"
-        )
-    if not plan.is_stochastic and key is not None:
-        raise ValueError(
-            f"key= was given but rounding={plan.rounding.value!r} is deterministic; "
-            "pass rounding='stochastic' (or another stochastic mode) or drop the key"
-        )
-
-
-def resolve_key(key, plan, jax_input: bool = False):
-    """``key`` as the kernels take it: None, a NumPy ``Generator`` or one JAX key.
-
-    An int seed ``n >= 0`` means ``np.random.default_rng(n)``, on NumPy and
-    on JAX input alike, so both get the same bits (on JAX they are drawn on
-    the host: under ``jax.jit`` once, at trace time). A ``Generator`` is
-    refused for JAX input (under ``jax.jit`` it would not advance).
-    """
-    _check_key(key, plan)
-    if key is None:
-        return None
-    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
-        if key < 0:
-            raise ValueError(f"key={int(key)} is a negative seed; an int seed must be >= 0")
-        return np.random.default_rng(int(key))
-    if isinstance(key, np.random.Generator) and not jax_input:
-        return key
-    if _xp.is_jax_array(key):
-        check_single_key(key)
-        return key
-    allowed = "a jax.random key or an int seed" if jax_input else "a NumPy Generator, an int seed or a jax.random key"
-    why = " (x is a JAX array)" if isinstance(key, np.random.Generator) else ""
-    raise TypeError(f"key must be {allowed}{why}, got {type(key).__name__}")
-
-
-def check_single_key(key) -> None:
-    """Refuse a batch of JAX keys (chop takes one key for the whole array)."""
-    import jax
-    import jax.numpy as jnp
-
-    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    if key.shape != (() if typed else (2,)):
-        raise ValueError(
-            f"key has shape {key.shape}: chop takes one jax.random key (one key's bits cover the whole array), "
-            "not a batch of keys; pass one key, or map over the keys with jax.vmap"
-        )
-
-
-def require_jax_x64(what) -> None:
-    """Refuse 64-bit integer work on JAX arrays while ``jax_enable_x64`` is off."""
-    import jax
-
-    if not jax.config.read("jax_enable_x64"):
-        raise ValueError(
-            f"{what} computes on 64-bit integers, which JAX has only with "
-            "jax.config.update('jax_enable_x64', True) (set it at startup); or pass a NumPy array"
-        )
 
 
 def _widen(xp, bits, plan):

@@ -22,11 +22,19 @@ import numpy as np
 
 import numfmt
 from numfmt._block import BlockFormat
-from numfmt._cli_families import block_round_lines, family_rows, family_tables, plain_code, value_note
+from numfmt._cli_families import (
+    block_round_lines,
+    family_rows,
+    family_tables,
+    plain_code,
+    scaled_round_lines,
+    value_note,
+)
 from numfmt._exact_text import decimal_text, exact, g, pow2_exponent, table
 from numfmt._float import FloatFormat, Specials, Subnormals
 from numfmt._posit import PositFormat
 from numfmt._rounding import Overflow, Rounding
+from numfmt._scaled import ScaledIntFormat
 
 __all__ = ["demo", "main"]
 
@@ -227,15 +235,18 @@ def _note(x: float, y: float, f: FloatFormat) -> str:
 def round_text(values, fmt, rounding="nearest_even", overflow=None, seed=None, random_bits=None) -> str:
     """One block per value: input, result, its code, absolute and relative error.
 
-    Posits and fixed point round each value alone; a block format rounds the
-    values as one 1-D array (up to ``block_size`` values share one scale).
+    Posits and fixed point round each value alone; block and scaled integer
+    formats round the values as one 1-D array (up to ``block_size`` or
+    ``group_size`` values share one scale; a per-tensor format gives all of
+    them one scale, a per-channel one each value its own).
     """
     f = numfmt.parse(fmt)
     mode = Rounding.parse(rounding)
-    if isinstance(f, BlockFormat):
+    if isinstance(f, (BlockFormat, ScaledIntFormat)):
         policy = None
         if overflow is not None:
-            raise ValueError(f"--overflow does not apply to block formats ({f} saturates at max_elem); leave it out")
+            kind, limit = ("block", "max_elem") if isinstance(f, BlockFormat) else ("scaled integer", "[qmin, qmax]")
+            raise ValueError(f"--overflow does not apply to {kind} formats ({f} saturates at {limit}); leave it out")
     else:
         policy = f.overflow if overflow is None else getattr(f, "parse_overflow", Overflow.parse)(overflow)
     if mode.is_stochastic and seed is None:
@@ -257,6 +268,8 @@ def round_text(values, fmt, rounding="nearest_even", overflow=None, seed=None, r
     blocks = [head]
     if isinstance(f, BlockFormat):
         return "\n".join(blocks + block_round_lines(values, parsed, f, mode, key, random_bits))
+    if isinstance(f, ScaledIntFormat):
+        return "\n".join(blocks + scaled_round_lines(values, parsed, f, mode, key, random_bits))
     for text, (x, how) in zip(values, parsed, strict=True):
         y = float(numfmt.chop(np.float64(x), f, mode, overflow=policy, key=key, random_bits=random_bits))
         note = _note(x, y, f) if isinstance(f, FloatFormat) else value_note(x, y, f, policy)

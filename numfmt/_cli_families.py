@@ -4,7 +4,10 @@
 :class:`numfmt.FloatFormat`. ``round`` of a block format rounds the given
 values as one 1-D array, blocked along its only axis: up to ``block_size``
 values form one block and share one scale (a trailing partial block is
-quantized as if zero-padded).
+quantized as if zero-padded). ``round`` of a scaled integer format
+likewise rounds the values as one 1-D array: one scale for all of them
+(per tensor), one per value (per channel: axis 0 is the only axis) or one per
+``group_size`` values.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from numfmt._nvfp4 import F64_RANDOM_BITS
 from numfmt._posit import PositFormat
 from numfmt._scaled import ScaledIntFormat
 
-__all__ = ["block_round_lines", "family_rows", "family_tables", "plain_code", "value_note"]
+__all__ = ["block_round_lines", "family_rows", "family_tables", "plain_code", "scaled_round_lines", "value_note"]
 
 _RULES = {
     ScaleRule.FLOOR: "e = floor(log2(amax)) - emax_elem (OCP MX v1.0); larger elements clamp to max_elem",
@@ -255,5 +258,36 @@ def block_round_lines(values: list[str], parsed: list, f: BlockFormat, mode, key
             err = abs(Fraction(yi) - Fraction(xi))
             rel = repr(float(err / abs(Fraction(xi)))) if xi else ("0.0" if not err else "inf")
             rows += [("absolute error", repr(float(err))), ("relative error", rel)]
+        lines.append(f"\n{text.strip()}\n" + "\n".join(f"  {k + ':':16}{v}" for k, v in rows))
+    return lines
+
+
+def _error_rows(xi: float, yi: float) -> list:
+    if not (np.isfinite(xi) and np.isfinite(yi)):
+        return []
+    err = abs(Fraction(yi) - Fraction(xi))
+    rel = repr(float(err / abs(Fraction(xi)))) if xi else ("0.0" if not err else "inf")
+    return [("absolute error", repr(float(err))), ("relative error", rel)]
+
+
+def scaled_round_lines(values: list[str], parsed: list, f: ScaledIntFormat, mode, key, random_bits) -> list[str]:
+    """Rows of ``numfmt round`` for a scaled integer format: the values are one 1-D float64 array."""
+    x = np.array([v for v, _ in parsed], np.float64)
+    y = numfmt.chop(x, f, mode, key=key, random_bits=random_bits)
+    per = {"tensor": "all values share one scale", "channel": "each value has its own scale (axis 0)",
+           "group": f"groups of {f.group_size} values share a scale"}[f.granularity]  # fmt: skip
+    lines = [f"The {len(values)} value(s) form one array: {per}."]
+    if not mode.is_stochastic:  # deterministic: encoding x again gives the codes of y
+        coded = numfmt.encode(x, f, mode)
+        codes = np.asarray(coded[0])
+        lines.append("scale(s): " + ", ".join(repr(float(s)) for s in np.ravel(coded[1])))
+        if len(coded) == 3:
+            lines.append("zero point(s): " + ", ".join(str(int(z)) for z in np.ravel(coded[2])))
+    for i, text in enumerate(values):
+        xi, yi = float(x[i]), float(y[i])
+        rows = [("input", f"{xi!r} {parsed[i][1]}".rstrip()), ("result", repr(yi))]
+        if not mode.is_stochastic:
+            rows.append(("integer code", str(int(codes[i]))))
+        rows += _error_rows(xi, yi)
         lines.append(f"\n{text.strip()}\n" + "\n".join(f"  {k + ':':16}{v}" for k, v in rows))
     return lines

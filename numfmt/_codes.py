@@ -13,7 +13,16 @@ from numfmt._kernel import _value_bits, decompose, make_plan
 from numfmt._names import parse
 from numfmt._rounding import Overflow, Rounding
 
-__all__ = ["chopped_patterns", "code_array", "code_dtype", "decode", "encode", "is_tracer", "register_codec"]
+__all__ = [
+    "chopped_patterns",
+    "code_array",
+    "code_dtype",
+    "decode",
+    "encode",
+    "is_tracer",
+    "register_codec",
+    "require_float64",
+]
 
 # Other families register ``(encode_fn, decode_fn)`` with the signatures of
 # ``encode`` and ``decode`` below (the format argument already parsed).
@@ -57,9 +66,15 @@ def chopped_patterns(x, fmt, rounding, overflow, key, random_bits, planner):
     xp = _xp.jax_namespace() if jax_in else _xp.NUMPY
     y = y if jax_in else np.asarray(y)
     plan = planner(fmt, _check_dtype(y.dtype))
-    if jax_in and max(plan.container, getattr(fmt, "bits", 0)) > 32:
+    if jax_in and getattr(fmt, "bits", 0) > 32:
         require_jax_x64(f"encode of {y.dtype} to {fmt}")
     return xp, y, _widen(xp, xp.bitcast(y, xp.uint(plan.width)), plan), plan
+
+
+def require_float64(xp, dtype, fmt) -> None:
+    """Decoding JAX codes into float64 needs ``jax_enable_x64``."""
+    if xp.name != "numpy" and np.dtype(dtype).itemsize == 8:
+        require_jax_x64(f"decode of {fmt} into float64")
 
 
 def code_array(codes, bits: int, fmt):
@@ -203,6 +218,7 @@ def decode(codes, fmt, dtype=None):
     dtype = _check_dtype(dtype)
     if not _fits(fmt, dtype):
         raise ValueError(f"dtype={dtype.name} cannot hold every value of {fmt} exactly; use dtype=None")
+    require_float64(xp, dtype, fmt)
     plan = make_plan(fmt, dtype, Rounding.NEAREST_EVEN, Overflow.SAT_NONE, 0)
     wide = max(plan.container, _code_dtype(fmt).itemsize * 8)
     U, I = xp.uint(wide), xp.int(wide)

@@ -194,7 +194,7 @@ def encode_fixed(x, fmt, rounding="nearest_even", *, overflow=None, key=None, ra
 
 def decode_fixed(codes, fmt, dtype=None):
     """``numfmt.decode`` for fixed point: codes in ``[0, 2**bits)`` to values."""
-    from numfmt._codes import code_array
+    from numfmt._codes import code_array, require_float64
 
     xp, codes = code_array(codes, fmt.bits, fmt)
     if dtype is None:
@@ -204,6 +204,7 @@ def decode_fixed(codes, fmt, dtype=None):
     elif np.dtype(dtype) not in _xp.FLOAT_LAYOUTS or not all_values_fit(fmt, dtype):
         raise ValueError(f"dtype={np.dtype(dtype).name} cannot hold every value of {fmt} exactly; use dtype=None")
     dtype = np.dtype(dtype)
+    require_float64(xp, dtype, fmt)
     plan = make_fixed_plan(fmt, dtype, Rounding.NEAREST_EVEN, FixedOverflow.SATURATE, 0)
     U = xp.uint(plan.container)
     c = xp.astype(codes, U) & xp.asarray((1 << fmt.bits) - 1, U)

@@ -226,7 +226,7 @@ def quantize(xp, fmt: BlockFormat, dtype, rounding, random_bits, xb, g, rbits):
     bad = xp.any(a >= inf_w, axis=-1, keepdims=True)
     amax = xp.astype(xp.max(xp.where(a < inf_w, a, xp.asarray(0, W)), axis=-1, keepdims=True), U)
     if g is None:
-        g = tensor_scale(xp, fmt, xp.max(amax), dtype)
+        g = tensor_scale(xp, fmt, xp.max(amax, initial=0), dtype)  # initial: empty x
     _, _, g_sig, _, g_e = unpack(xp, g, 11, 52, 64)
     g_sig, g_k = g_sig >> xp.asarray(29, U), g_e - 23  # g = g_sig * 2**g_k, 24-bit g_sig
     # block scale s = RN(amax * g / max_elem)
@@ -377,7 +377,7 @@ def _tensor_scale_of(xp, fmt, dtype, x):
     U = xp.uint(64)
     a = xp.astype(xp.bitcast(x, xp.uint(width)), U) & xp.asarray((1 << (width - 1)) - 1, U)
     inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, U)
-    amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)))
+    amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)), initial=0)  # initial: empty x
     return tensor_scale(xp, fmt, amax, dtype)
 
 

@@ -225,10 +225,11 @@ def encode_posit(x, fmt, rounding="nearest_even", *, overflow=None, key=None, ra
 
 def decode_posit(codes, fmt, dtype=None):
     """``numfmt.decode`` for posits: NaR gives NaN; every code is in range."""
-    from numfmt._codes import code_array
+    from numfmt._codes import code_array, require_float64
 
     xp, codes = code_array(codes, fmt.n, fmt)
     dtype = _decode_dtype(fmt, dtype)
+    require_float64(xp, dtype, fmt)
     plan = make_posit_plan(fmt, dtype, Rounding.NEAREST_EVEN, Overflow.SAT_FINITE, 0)
     U = xp.uint(plan.container)
     mask = xp.asarray((1 << fmt.n) - 1, U)

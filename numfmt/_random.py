@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["derive_words", "generator_bits", "hash_bits", "seed_words"]
+from numfmt._xp import is_jax_array
+
+__all__ = ["check_single_key", "derive_words", "generator_bits", "hash_bits", "resolve_key", "seed_words"]
 
 def _mix(xp, x):
     """Chris Wellons' ``lowbias32``: a bijection of uint32 with near-ideal avalanche."""
@@ -111,10 +113,64 @@ def seed_words(key):
         if getattr(key, "dtype", None) != jnp.uint32:
             raise TypeError(f"key must be a jax.random key, got {type(key).__name__} of dtype {key.dtype}")
         key = jax.random.wrap_key_data(key)
+    check_single_key(key)
     return jax.random.bits(key, (4,), dtype=jnp.uint32)
+
+
+def check_single_key(key) -> None:
+    """Refuse a batch of JAX keys: one key's bits cover a whole array."""
+    import jax
+    import jax.numpy as jnp
+
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        shape = key.shape
+    else:  # raw key data: the last axis holds one key (2 words for threefry, 4 for rbg)
+        shape = key.shape[:-1]
+    if shape != ():
+        raise ValueError(
+            f"key has shape {key.shape}: chop takes one jax.random key (one key's bits cover the whole array), "
+            "not a batch of keys; pass one key, or map over the keys with jax.vmap"
+        )
 
 
 def generator_bits(gen: np.random.Generator, n: int, bits: int) -> np.ndarray:
     """``n`` uniform ``bits``-bit words from a NumPy ``Generator`` (drawn as 64-bit words)."""
     words = gen.integers(0, 2**64, size=(n * bits + 63) // 64, dtype=np.uint64)
     return words.view(np.dtype(f"uint{bits}"))[:n]
+
+
+def _check_key(key, plan) -> None:
+    if plan.is_stochastic and key is None:
+        raise ValueError(
+            f"rounding={plan.rounding.value!r} needs key=: a jax.random key, or a NumPy Generator or int seed"
+        )
+    if not plan.is_stochastic and key is not None:
+        raise ValueError(
+            f"key= was given but rounding={plan.rounding.value!r} is deterministic; "
+            "pass rounding='stochastic' (or another stochastic mode) or drop the key"
+        )
+
+
+def resolve_key(key, plan, jax_input: bool = False):
+    """``key`` as the kernels take it: None, a NumPy ``Generator`` or one JAX key.
+
+    An int seed ``n >= 0`` means ``np.random.default_rng(n)``, on NumPy and
+    on JAX input alike, so both get the same bits (on JAX they are drawn on
+    the host: under ``jax.jit`` once, at trace time). A ``Generator`` is
+    refused for JAX input (under ``jax.jit`` it would not advance).
+    """
+    _check_key(key, plan)
+    if key is None:
+        return None
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+        if key < 0:
+            raise ValueError(f"key={int(key)} is a negative seed; an int seed must be >= 0")
+        return np.random.default_rng(int(key))
+    if isinstance(key, np.random.Generator) and not jax_input:
+        return key
+    if is_jax_array(key):
+        check_single_key(key)
+        return key
+    allowed = "a jax.random key or an int seed" if jax_input else "a NumPy Generator, an int seed or a jax.random key"
+    why = " (x is a JAX array)" if isinstance(key, np.random.Generator) else ""
+    raise TypeError(f"key must be {allowed}{why}, got {type(key).__name__}")

@@ -130,7 +130,9 @@ class ScaledIntFormat:
         if g == "channel" and self.group_size is not None:
             raise ValueError("granularity='channel' has no group_size (use granularity='group')")
         if g == "group" and (self.group_size is None or not 1 <= self.group_size <= MAX_BLOCK):
-            raise ValueError(f"granularity='group' needs group_size >= 1 and <= 2**31, got group_size={self.group_size!r}")
+            raise ValueError(
+                f"granularity='group' needs group_size >= 1 and <= 2**31, got group_size={self.group_size!r}"
+            )
         if g != "tensor" and self.axis is None:
             object.__setattr__(self, "axis", 0 if g == "channel" else -1)
         if self.symmetric and not self.signed:

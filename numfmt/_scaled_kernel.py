@@ -69,7 +69,8 @@ def grouped(xm, x, fmt):
     if fmt.granularity == "tensor":
         return x.reshape(1, -1)
     if fmt.granularity == "channel":
-        return xm.moveaxis(x, fmt.axis, 0).reshape(x.shape[fmt.axis], -1)
+        n = x.shape[fmt.axis]
+        return xm.moveaxis(x, fmt.axis, 0).reshape(n, x.size // n if n else 0)  # not -1: x may be empty
     return blocked(xm, x, _proxy(fmt))
 
 
@@ -213,10 +214,10 @@ def quantize(xp, fmt, dtype, rounding, random_bits, xb, rbits):
     fin = xp.where(a < inf_bits, a, xp.asarray(0, U))
     zero_u = xp.asarray(0, U)
     if fmt.symmetric:
-        amax, lo = xp.max(fin, axis=-1, keepdims=True), zero_u
+        amax, lo = xp.max(fin, axis=-1, keepdims=True, initial=0), zero_u  # initial: empty groups
     else:
-        amax = xp.max(xp.where(neg, zero_u, fin), axis=-1, keepdims=True)
-        lo = xp.max(xp.where(neg, fin, zero_u), axis=-1, keepdims=True)
+        amax = xp.max(xp.where(neg, zero_u, fin), axis=-1, keepdims=True, initial=0)
+        lo = xp.max(xp.where(neg, fin, zero_u), axis=-1, keepdims=True, initial=0)
     s = _scale(xp, fmt, dtype, amax, lo)
     s_zero = s == zero_u
     s_safe = xp.where(s_zero, xp.asarray(0x3FF0000000000000, U), s)

@@ -238,3 +238,12 @@ def refuse_subclass(x, arg: str, fn: str) -> None:
                 f"{arg} is a {type(a).__module__}.{type(a).__name__}, an ndarray subclass; numfmt works on "
                 f"plain arrays and would drop what the subclass adds: {hint}"
             )
+def require_jax_x64(what) -> None:
+    """Refuse 64-bit integer work on JAX arrays while ``jax_enable_x64`` is off."""
+    import jax
+
+    if not jax.config.read("jax_enable_x64"):
+        raise ValueError(
+            f"{what} computes on 64-bit integers, which JAX has only with "
+            "jax.config.update('jax_enable_x64', True) (set it at startup); or pass a NumPy array"
+        )
