@@ -13,8 +13,9 @@ import numpy as np
 
 from numfmt import _xp
 from numfmt._block_bits import require_x64
-from numfmt._block_chop import in_chunks, jax_chop, jax_functions, namespaces
+from numfmt._block_chop import _rbits, jax_chop, jax_functions, namespaces
 from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, register_chop
+from numfmt._chunks import drawer, in_chunks, rows, unrows
 from numfmt._codes import register_codec
 from numfmt._nf4 import _to_f32
 from numfmt._rounding import Rounding
@@ -24,6 +25,7 @@ from numfmt._scaled_kernel import (
     _plans,
     dequantize,
     group_layout,
+    group_stats,
     grouped,
     quantize,
     scale_layout,
@@ -34,9 +36,7 @@ __all__ = ["scaled_chop", "scaled_decode", "scaled_encode"]
 
 
 def _prepare(x, fmt, rounding, key, random_bits):
-    """``(xp, xm, x, static, rbits)`` after the argument checks."""
-    from numfmt._block_chop import _rbits
-
+    """``(xp, xm, x, static, key)`` after the argument checks (a NumPy key as a Generator or JAX key)."""
     rounding = Rounding.parse(rounding)
     xp, xm, x, dtype = namespaces(x, key)
     _check_axis(fmt, x.shape)
@@ -51,8 +51,7 @@ def _prepare(x, fmt, rounding, key, random_bits):
     _check_key(key, plan)
     if xp is _xp.NUMPY:
         key = _numpy_key(key, plan)
-    shape = _grouped_shape(fmt, x.shape)
-    return xp, xm, x, (fmt, dtype, rounding, n), _rbits(xp, key, shape)
+    return xp, xm, x, (fmt, dtype, rounding, n), key
 
 
 def _grouped_shape(fmt, shape):
@@ -82,16 +81,26 @@ def scaled_chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, ran
     """``numfmt.chop`` for scaled integer formats (registered with ``register_chop``)."""
     if overflow is not None:
         raise ValueError(f"overflow={overflow!r}: {fmt} codes always saturate at [qmin, qmax]; leave overflow=None")
-    xp, xm, x, static, rbits = _prepare(x, fmt, rounding, key, random_bits)
+    xp, xm, x, static, key = _prepare(x, fmt, rounding, key, random_bits)
     if x.size == 0:
         return x
     fmt, dtype, rounding, n = static
     if xp is _xp.NUMPY:
-        xb = grouped(np, x, fmt)
-        out, count = in_chunks(lambda b, r: quantize(xp, fmt, dtype, rounding, n, b, r)[:2], xb, rbits)
+        axis = None if fmt.granularity == "tensor" else fmt.axis
+        front = fmt.granularity == "channel"
+        m, shape = rows(x, axis, front)
+        size = m.shape[1] if fmt.granularity != "group" else fmt.group_size
+        out, count = in_chunks(
+            lambda b, r, st=None: quantize(xp, fmt, dtype, rounding, n, b, r, st)[:2],
+            m,
+            size,
+            drawer(key),
+            lambda b: group_stats(xp, fmt, dtype, b),
+        )
         if count:
             _raise(fmt, dtype, count)
-        return ungrouped(np, out, fmt, x.shape)
+        return unrows(out, shape, axis, front)
+    rbits = _rbits(xp, key, _grouped_shape(fmt, x.shape))
     return jax_chop(_jax_fns(static), x, rbits, functools.partial(_raise, fmt, dtype))
 
 
@@ -121,7 +130,8 @@ def scaled_encode(x, fmt, rounding="nearest_even", *, overflow=None, key=None, r
     """``numfmt.encode`` for scaled integer formats: ``(codes, scales[, zero_points])``."""
     if overflow is not None:
         raise ValueError(f"overflow={overflow!r}: {fmt} codes always saturate at [qmin, qmax]; leave overflow=None")
-    xp, xm, x, static, rbits = _prepare(x, fmt, rounding, key, random_bits)
+    xp, xm, x, static, key = _prepare(x, fmt, rounding, key, random_bits)
+    rbits = _rbits(xp, key, _grouped_shape(fmt, x.shape))
     if xp is _xp.NUMPY:
         return _encode(xp, np, static, x, rbits)
     return _jax_fns(static)[2](x, rbits)
