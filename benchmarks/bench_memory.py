@@ -157,9 +157,7 @@ def main(argv=None):
         if args.only not in fmt:
             continue
         spec = json.dumps([op, fmt, rounding, key, nbits, dtype, n])
-        p = subprocess.run(
-            [sys.executable, __file__, "--child", spec], capture_output=True, text=True, check=False
-        )
+        p = subprocess.run([sys.executable, __file__, "--child", spec], capture_output=True, text=True, check=False)
         if p.returncode:
             print(f"{op:7} {fmt:29} {rounding:13} {key or '-':4} {dtype:8} failed: {p.stderr.strip()[-300:]}")
             continue
