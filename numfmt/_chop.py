@@ -62,6 +62,9 @@ _BLOCK = 1 << 14
 # allocating: their blocks, in bytes, can be longer (fewer Python calls per
 # element) and still stay in the L2 cache.
 _FAST_BLOCK = 1 << 18
+# The fast path's rare elements wait until this many have gathered, then go
+# through the general kernel together (its temporaries: ~100 bytes each).
+_RARE = 1 << 16
 # Where more than 1/16 of a block lies outside the fast path's range, the block
 # goes through the general kernel instead, and so do the next _SKIP blocks.
 _SKIP = 8
@@ -267,7 +270,7 @@ def _chop_numpy_fast(flat, plan, fast, rounder, rng, seed, out):
     bits, out_bits = flat.view(U), out.view(U)
     m = min(size, flat.size)
     work = np.empty((2, m), U)
-    flags = np.zeros(-(-m // 8) * 8, bool)  # padded to whole uint64 words
+    flags = np.zeros(m, bool)
     rare = _Rare(flat, out, plan)
     skip = 0
     for start in range(0, flat.size, size):
@@ -291,7 +294,7 @@ def _chop_numpy_fast(flat, plan, fast, rounder, rng, seed, out):
 
 
 class _Rare:
-    """Rare elements of the fast path, rounded by the general kernel once ``_BLOCK`` of them wait."""
+    """Rare elements of the fast path, rounded by the general kernel once ``_RARE`` of them wait."""
 
     def __init__(self, flat, out, plan):
         self.flat, self.out, self.plan = flat, out, plan
@@ -299,16 +302,14 @@ class _Rare:
 
     def add(self, start, u, flags, rbits):
         """Keep the nonzero elements of block ``u`` (from ``start``) that ``flags`` marks."""
-        words = np.flatnonzero(flags.view(np.uint64))  # the rare elements are sparse
-        idx = (words[:, None] * 8 + np.arange(8)).reshape(-1)
-        idx = idx[flags[idx]]
+        idx = np.flatnonzero(flags)
         idx = idx[(u[idx] << 1) != 0]  # zeros are right already
         if idx.size:
             self.idx.append(idx + start)
             if rbits is not None:
                 self.rbits.append(rbits[idx])
             self.count += idx.size
-            if self.count >= _BLOCK:
+            if self.count >= _RARE:
                 self.flush()
 
     def flush(self):

@@ -2,7 +2,8 @@
 
 tracemalloc sees NumPy's array buffers and is deterministic (unlike the
 resident set size), so these are not timed tests. The block drivers' chunks
-are made smaller here (results do not depend on their size) so that their
+and the fast path's batches of rare elements are made smaller here (results
+do not depend on their size) so that their
 fixed few megabytes stay well below the bound for 2**20 elements;
 ``benchmarks/bench_memory.py`` measures larger arrays with the real sizes.
 """
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 import numfmt
+import numfmt._chop
 import numfmt._chunks
 
 ROWS, COLS = 256, 4096  # 2**20 elements
@@ -74,6 +76,7 @@ def _extra(fn, x):
 @pytest.mark.parametrize(("fmt", "rounding", "key", "random_bits", "kind"), CASES)
 def test_chop_peak_memory(fmt, rounding, key, random_bits, kind, dtype, monkeypatch):
     monkeypatch.setattr(numfmt._chunks, "_CHUNK", 1 << 13)
+    monkeypatch.setattr(numfmt._chop, "_RARE", 1 << 13)
     x = _input(kind, dtype)
     numfmt.chop(x[:2], fmt, rounding, key=_key(key), random_bits=random_bits)  # caches and lazy imports
     k = _key(key)
