@@ -56,6 +56,7 @@ from numfmt._chop import (
     resolve_key,
     straight_through,
 )
+from numfmt._chunks import drawer, in_chunks, rows, unrows
 from numfmt._float import FloatFormat
 from numfmt._int_element import IntElement
 from numfmt._nf4 import TableElement
@@ -142,13 +143,18 @@ def block_plan(fmt: BlockFormat, dtype: np.dtype, rounding: Rounding, random_bit
     return dataclasses.replace(plan, direct=direct_ok(plan))
 
 
-def blocked(xm, x, fmt: BlockFormat):
-    """``x`` with ``fmt.axis`` moved last, zero-padded and split: shape ``(..., nb, B)``."""
+def check_axis(x, fmt) -> int:
+    """``fmt.axis``, after checking that ``x`` has it."""
     if x.ndim == 0:
         raise ValueError(f"block formats need an array with at least one axis, got a scalar for {fmt}")
     if not -x.ndim <= fmt.axis < x.ndim:
         raise ValueError(f"axis={fmt.axis} is out of range for an array of shape {tuple(x.shape)}")
-    y = xm.moveaxis(x, fmt.axis, -1)
+    return fmt.axis
+
+
+def blocked(xm, x, fmt: BlockFormat):
+    """``x`` with ``fmt.axis`` moved last, zero-padded and split: shape ``(..., nb, B)``."""
+    y = xm.moveaxis(x, check_axis(x, fmt), -1)
     n, b = y.shape[-1], fmt.block_size
     pad = -n % b
     if pad:
@@ -243,25 +249,6 @@ def chop_blocks(xp, plan: BlockPlan, xb, rbits):
     return xp.bitcast(xp.astype(out, xp.uint(width)), plan.dtype), over
 
 
-_CHUNK = 1 << 16  # elements per NumPy pass: the temporaries stay in cache
-
-
-def in_chunks(fn, xb, rbits):
-    """Apply ``fn(blocks, rbits) -> (out, unrep)`` to NumPy blocks a few thousand
-    elements at a time; returns ``(out, number of unrepresentable results)``."""
-    shape = xb.shape
-    flat = xb.reshape(-1, shape[-1])
-    rb = None if rbits is None else rbits.reshape(-1, shape[-1])
-    out = np.empty_like(flat)
-    step = max(1, _CHUNK // shape[-1])
-    count = 0
-    for i in range(0, flat.shape[0], step):
-        o, unrep = fn(flat[i : i + step], None if rb is None else rb[i : i + step])
-        out[i : i + step] = o
-        count += int(np.count_nonzero(unrep))
-    return out.reshape(shape), count
-
-
 def jax_functions(run, encode, static):
     """Jitted ``(straight-through chop, overflow count, encode)`` of a kernel
     ``run(xp, xm, static, x, rbits) -> (results, overflow mask, ...)`` and its
@@ -341,15 +328,14 @@ def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, k
 
         return nvfp4_chop(x, fmt, rounding, key=key, random_bits=random_bits)
     xp, xm, x, plan = prepare(x, fmt, rounding, key, random_bits)
-    xb = blocked(xm, x, fmt)
     key = resolve_key(key, plan, xp is not _xp.NUMPY)
     if xp is _xp.NUMPY:
-        rng = key
-        rbits = _rbits(xp, rng, xb.shape)
-        out, count = in_chunks(lambda b, r: chop_blocks(xp, plan, b, r), xb, rbits)
+        m, shape = rows(x, check_axis(x, fmt))
+        draw = drawer(key)
+        out, count = in_chunks(lambda b, r: chop_blocks(xp, plan, b, r), m, fmt.block_size, draw)
         if count:
             _raise_unrep(fmt, plan.dtype, count)
-        return unblocked(xm, out, fmt, x.shape)
+        return unrows(out, shape, fmt.axis)
     import jax
 
     rbits = _rbits(xp, key, blocked_shape(x.shape, fmt))

@@ -71,6 +71,9 @@ _BLOCK = 1 << 14
 # allocating: their blocks, in bytes, can be longer (fewer Python calls per
 # element) and still stay in the L2 cache.
 _FAST_BLOCK = 1 << 18
+# The fast path's rare elements wait until this many have gathered, then go
+# through the general kernel together (its temporaries: ~100 bytes each).
+_RARE = 1 << 16
 # Where more than 1/16 of a block lies outside the fast path's range, the block
 # goes through the general kernel instead, and so do the next _SKIP blocks.
 _SKIP = 8
@@ -276,45 +279,68 @@ _FAST_PATHS = (
 
 
 def _chop_numpy_fast(flat, plan, fast, rounder, rng, seed, out):
-    """The short sequence (numfmt._fast) block by block, then the rare elements in one general pass.
+    """The short sequence (numfmt._fast) block by block; the rare elements go
+    through the general kernel a few thousand at a time.
 
     The passes write into work arrays and the output (NumPy allocations of a
     block's size cost more than the passes). A block with many rare elements
-    goes through the general kernel instead, and so do the next few.
+    goes through the general kernel instead, and so do the next few. The rare
+    elements are kept as indices (zeros left out: the sequence gets them
+    right), so the memory beyond the output stays a few blocks' worth.
     """
     xp, U = _xp.NUMPY, np.dtype(f"uint{plan.width}")
     size = _FAST_BLOCK // U.itemsize
     bits, out_bits = flat.view(U), out.view(U)
-    work = np.empty((2, min(size, flat.size)), U)
-    rare_all = np.empty(-(-flat.size // 8) * 8, bool)  # padded to whole uint64 words
-    rare_all[flat.size :] = False
-    rare_bits, skip = [], 0
+    m = min(size, flat.size)
+    work = np.empty((2, m), U)
+    flags = np.zeros(m, bool)
+    rare = _Rare(flat, out, plan)
+    skip = 0
     for start in range(0, flat.size, size):
         stop = min(start + size, flat.size)
         n, u = stop - start, bits[start:stop]
         rbits = _draw(xp, rng, seed, start, n, plan)
         if skip == 0:
-            buffers = (out_bits[start:stop], work[0, :n], work[1, :n], rare_all[start:stop])
-            _, rare = rounder(xp, u, fast, rbits, buffers)
-            count = np.count_nonzero(rare)
+            buffers = (out_bits[start:stop], work[0, :n], work[1, :n], flags[:n])
+            _, mask = rounder(xp, u, fast, rbits, buffers)
+            count = np.count_nonzero(mask)
             if count <= n >> 4 or count - np.count_nonzero((u << 1) == 0) <= n >> 4:
-                if count and rbits is not None:
-                    rare_bits.append(rbits[rare])
+                if count:
+                    flags[n:] = False
+                    rare.add(start, u, flags, rbits)
                 continue
             skip = _SKIP
         skip -= 1
-        rare_all[start:stop] = False
         out[start:stop], _ = _chop_block(xp, flat[start:stop], plan, rbits)  # never unrepresentable
-    # The rare elements are sparse: find the nonzero 8-byte words first.
-    words = np.flatnonzero(rare_all.view(np.uint64))
-    idx = (words[:, None] * 8 + np.arange(8)).reshape(-1)
-    idx = idx[rare_all[idx]]
-    keep = (bits[idx] << 1) != 0  # zeros are right already
-    idx = idx[keep]
-    if idx.size:
-        rbits = np.concatenate(rare_bits)[keep] if rare_bits else None
-        out[idx], _ = _chop_block(xp, flat[idx], plan, rbits)
+    rare.flush()
     return out
+
+
+class _Rare:
+    """Rare elements of the fast path, rounded by the general kernel once ``_RARE`` of them wait."""
+
+    def __init__(self, flat, out, plan):
+        self.flat, self.out, self.plan = flat, out, plan
+        self.idx, self.rbits, self.count = [], [], 0
+
+    def add(self, start, u, flags, rbits):
+        """Keep the nonzero elements of block ``u`` (from ``start``) that ``flags`` marks."""
+        idx = np.flatnonzero(flags)
+        idx = idx[(u[idx] << 1) != 0]  # zeros are right already
+        if idx.size:
+            self.idx.append(idx + start)
+            if rbits is not None:
+                self.rbits.append(rbits[idx])
+            self.count += idx.size
+            if self.count >= _RARE:
+                self.flush()
+
+    def flush(self):
+        if self.count:
+            idx = np.concatenate(self.idx)
+            rbits = np.concatenate(self.rbits) if self.rbits else None
+            self.out[idx], _ = _chop_block(_xp.NUMPY, self.flat[idx], self.plan, rbits)
+        self.idx, self.rbits, self.count = [], [], 0
 
 
 def _chop_jax(x, plan, key):

@@ -168,14 +168,21 @@ def _prep(x, fmt, rounding, key, random_bits):
 
 
 def table_chop(x, fmt, rounding, *, key=None, random_bits=None):
-    from numfmt._block_chop import blocked, unblocked
+    from numfmt._block_chop import check_axis
+    from numfmt._chunks import in_chunks, rows, unrows
 
     xp, xm, x, dtype = _prep(x, fmt, rounding, key, random_bits)
     if xp is _xp.NUMPY:
-        out, _, _, _, over = _quantize(xp, np, fmt, dtype, blocked(np, x, fmt))
-        if np.any(over):
-            _raise_over(fmt, int(np.count_nonzero(over)))
-        return unblocked(np, out, fmt, x.shape)
+
+        def step(blocks, _):
+            out, _, _, _, over = _quantize(xp, np, fmt, dtype, blocks)
+            return out, over
+
+        m, shape = rows(x, check_axis(x, fmt))
+        out, count = in_chunks(step, m, fmt.block_size)
+        if count:
+            _raise_over(fmt, count)
+        return unrows(out, shape, fmt.axis)
     _check_over_jax(fmt, dtype, x)
     return _jax_fns(fmt, dtype)[0](x)
 

@@ -42,8 +42,18 @@ import numpy as np
 from numfmt import _xp
 from numfmt._block import BlockFormat
 from numfmt._block_bits import as_f32, as_f64, from_f64, layout, require_x64, to_f64, unpack
-from numfmt._block_chop import _rbits, blocked, blocked_shape, in_chunks, jax_chop, jax_functions, namespaces, unblocked
+from numfmt._block_chop import (
+    _rbits,
+    blocked,
+    blocked_shape,
+    check_axis,
+    jax_chop,
+    jax_functions,
+    namespaces,
+    unblocked,
+)
 from numfmt._chop import _check_dtype, _check_random_bits, plan_for, resolve_key
+from numfmt._chunks import chunks, drawer, in_chunks, rows, unrows
 from numfmt._float import FloatFormat, Subnormals
 from numfmt._kernel import make_plan
 from numfmt._rounding import Overflow, Rounding
@@ -346,14 +356,23 @@ def _prepare(x, fmt, rounding, key, random_bits):
         )
     plan = plan_for(fmt.elem, np.float64, rounding, Overflow.SAT_FINITE, n)
     key = resolve_key(key, plan, xp is not _xp.NUMPY)
-    if dtype.itemsize == 8:
+    return xp, x, (fmt, dtype, rounding, n), key
+
+
+def _rbits_checked(xp, x, fmt, static, key):
+    """Whole-array random words, after refusing float64 tensors the tensor scale cannot serve."""
+    if static[1].itemsize == 8:
         _check_tensor_scale(x, fmt)
-    return xp, x, (fmt, dtype, rounding, n), _rbits(xp, key, blocked_shape(x.shape, fmt))
+    return _rbits(xp, key, blocked_shape(x.shape, fmt))
 
 
-def _check_tensor_scale(x, fmt):
-    """Refuse float64 tensors whose float32 tensor scale would round to 0 (every result 0)."""
-    if _xp.is_jax_array(x):
+def _check_tensor_scale(x, fmt, amax=None):
+    """Refuse float64 tensors whose float32 tensor scale would round to 0 (every result 0).
+
+    ``amax``: the largest finite magnitude of ``x`` if known (NumPy)."""
+    if amax is not None:
+        pass
+    elif _xp.is_jax_array(x):
         import jax
         import jax.numpy as jnp
 
@@ -361,8 +380,7 @@ def _check_tensor_scale(x, fmt):
             return  # under tracing such a tensor gives NaN (see _run)
         amax = float(jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0.0), initial=0.0))
     else:
-        finite = np.abs(x[np.isfinite(x)])
-        amax = float(finite.max()) if finite.size else 0.0
+        amax = float(np.asarray(_amax_of(_xp.NUMPY, np.dtype(np.float64), x)).view(np.float64))
     limit = fmt.scale.max_value * Fraction(fmt.elem.max_value) * Fraction(2) ** 150
     if amax >= limit:
         raise ValueError(
@@ -372,13 +390,23 @@ def _check_tensor_scale(x, fmt):
         )
 
 
-def _tensor_scale_of(xp, fmt, dtype, x):
+def _amax_of(xp, dtype, x):
+    """The largest finite magnitude of ``x`` as a pattern (uint64 scalar); NumPy: chunk by chunk."""
+    if xp is _xp.NUMPY:
+        return max((_amax(xp, dtype, c) for c in chunks(rows(x, None)[0])), default=np.uint64(0))
+    return _amax(xp, dtype, x)
+
+
+def _amax(xp, dtype, x):
     e_bits, m_bits, width, _ = layout(dtype)
     U = xp.uint(64)
     a = xp.astype(xp.bitcast(x, xp.uint(width)), U) & xp.asarray((1 << (width - 1)) - 1, U)
     inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, U)
-    amax = xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)), initial=0)  # initial: empty x
-    return tensor_scale(xp, fmt, amax, dtype)
+    return xp.max(xp.where(a < inf_bits, a, xp.asarray(0, U)), initial=0)  # initial: empty x
+
+
+def _tensor_scale_of(xp, fmt, dtype, x):
+    return tensor_scale(xp, fmt, _amax_of(xp, dtype, x), dtype)
 
 
 def _run(xp, xm, static, x, rbits):
@@ -396,15 +424,20 @@ def _raise(fmt, dtype, count):
 
 
 def nvfp4_chop(x, fmt, rounding, *, key=None, random_bits=None):
-    xp, x, static, rbits = _prepare(x, fmt, rounding, key, random_bits)
+    xp, x, static, key = _prepare(x, fmt, rounding, key, random_bits)
     if xp is _xp.NUMPY:
         _, dtype, rounding, n = static
-        g = _tensor_scale_of(xp, fmt, dtype, x)
+        m, shape = rows(x, check_axis(x, fmt))
+        amax = _amax_of(xp, dtype, m)
+        if dtype.itemsize == 8:
+            _check_tensor_scale(x, fmt, float(np.asarray(amax).view(np.float64)))
+        g = tensor_scale(xp, fmt, amax, dtype)
         step = lambda b, r: quantize(xp, fmt, dtype, rounding, n, b, g, r)[:2]  # noqa: E731
-        out, count = in_chunks(step, blocked(np, x, fmt), rbits)
+        out, count = in_chunks(step, m, fmt.block_size, drawer(key))
         if count:
             _raise(fmt, dtype, count)
-        return unblocked(np, out, fmt, x.shape)
+        return unrows(out, shape, fmt.axis)
+    rbits = _rbits_checked(xp, x, fmt, static, key)
     return jax_chop(_jax_fns(static), x, rbits, functools.partial(_raise, fmt, static[1]))
 
 
@@ -427,7 +460,8 @@ def _encode(xp, xm, static, x, rbits):
 
 
 def nvfp4_encode(x, fmt, rounding, *, key=None, random_bits=None):
-    xp, x, static, rbits = _prepare(x, fmt, rounding, key, random_bits)
+    xp, x, static, key = _prepare(x, fmt, rounding, key, random_bits)
+    rbits = _rbits_checked(xp, x, fmt, static, key)
     if xp is _xp.NUMPY:
         return _encode(xp, np, static, x, rbits)
     return _jax_fns(static)[2](x, rbits)

@@ -13,8 +13,9 @@ import numpy as np
 
 from numfmt import _xp
 from numfmt._block_bits import as_f32, as_f64, require_x64
-from numfmt._block_chop import in_chunks, jax_chop, jax_functions, namespaces
+from numfmt._block_chop import _rbits, jax_chop, jax_functions, namespaces
 from numfmt._chop import _check_dtype, _check_random_bits, register_chop, resolve_key
+from numfmt._chunks import drawer, in_chunks, rows, unrows
 from numfmt._codes import register_codec
 from numfmt._rounding import Rounding
 from numfmt._scaled import ScaledIntFormat
@@ -23,6 +24,7 @@ from numfmt._scaled_kernel import (
     _plans,
     dequantize,
     group_layout,
+    group_stats,
     grouped,
     quantize,
     scale_layout,
@@ -33,9 +35,7 @@ __all__ = ["scaled_chop", "scaled_decode", "scaled_encode"]
 
 
 def _prepare(x, fmt, rounding, key, random_bits):
-    """``(xp, xm, x, static, rbits)`` after the argument checks."""
-    from numfmt._block_chop import _rbits
-
+    """``(xp, xm, x, static, key)`` after the argument checks (a NumPy key as a Generator or JAX key)."""
     rounding = Rounding.parse(rounding)
     xp, xm, x, dtype = namespaces(x)
     _check_axis(fmt, x.shape)
@@ -48,8 +48,7 @@ def _prepare(x, fmt, rounding, key, random_bits):
         )
     plan = _plans(fmt, rounding, n)[0]
     key = resolve_key(key, plan, xp is not _xp.NUMPY)
-    shape = _grouped_shape(fmt, x.shape)
-    return xp, xm, x, (fmt, dtype, rounding, n), _rbits(xp, key, shape)
+    return xp, xm, x, (fmt, dtype, rounding, n), key
 
 
 def _grouped_shape(fmt, shape):
@@ -79,16 +78,26 @@ def scaled_chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, ran
     """``numfmt.chop`` for scaled integer formats (registered with ``register_chop``)."""
     if overflow is not None:
         raise ValueError(f"overflow={overflow!r}: {fmt} codes always saturate at [qmin, qmax]; leave overflow=None")
-    xp, xm, x, static, rbits = _prepare(x, fmt, rounding, key, random_bits)
+    xp, xm, x, static, key = _prepare(x, fmt, rounding, key, random_bits)
     if x.size == 0:
         return x
     fmt, dtype, rounding, n = static
     if xp is _xp.NUMPY:
-        xb = grouped(np, x, fmt)
-        out, count = in_chunks(lambda b, r: quantize(xp, fmt, dtype, rounding, n, b, r)[:2], xb, rbits)
+        axis = None if fmt.granularity == "tensor" else fmt.axis
+        front = fmt.granularity == "channel"
+        m, shape = rows(x, axis, front)
+        size = m.shape[1] if fmt.granularity != "group" else fmt.group_size
+        out, count = in_chunks(
+            lambda b, r, st=None: quantize(xp, fmt, dtype, rounding, n, b, r, st)[:2],
+            m,
+            size,
+            drawer(key),
+            lambda b: group_stats(xp, fmt, dtype, b),
+        )
         if count:
             _raise(fmt, dtype, count)
-        return ungrouped(np, out, fmt, x.shape)
+        return unrows(out, shape, axis, front)
+    rbits = _rbits(xp, key, _grouped_shape(fmt, x.shape))
     return jax_chop(_jax_fns(static), x, rbits, functools.partial(_raise, fmt, dtype))
 
 
@@ -118,7 +127,8 @@ def scaled_encode(x, fmt, rounding="nearest_even", *, overflow=None, key=None, r
     """``numfmt.encode`` for scaled integer formats: ``(codes, scales[, zero_points])``."""
     if overflow is not None:
         raise ValueError(f"overflow={overflow!r}: {fmt} codes always saturate at [qmin, qmax]; leave overflow=None")
-    xp, xm, x, static, rbits = _prepare(x, fmt, rounding, key, random_bits)
+    xp, xm, x, static, key = _prepare(x, fmt, rounding, key, random_bits)
+    rbits = _rbits(xp, key, _grouped_shape(fmt, x.shape))
     if xp is _xp.NUMPY:
         return _encode(xp, np, static, x, rbits)
     return _jax_fns(static)[2](x, rbits)

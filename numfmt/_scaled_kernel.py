@@ -43,7 +43,7 @@ from numfmt._kernel import make_plan
 from numfmt._rounding import Overflow, Rounding
 from numfmt._scaled import ScaledIntFormat
 
-__all__ = ["dequantize", "grouped", "quantize", "ungrouped"]
+__all__ = ["dequantize", "group_stats", "grouped", "quantize", "ungrouped"]
 
 
 # ---- shapes: groups along the last axis -------------------------------------------------
@@ -197,23 +197,44 @@ def _quotient(xp, neg, num, k, nb, s):
     return _f64(xp, neg, q, k - sh - (s_e - 23))
 
 
-def quantize(xp, fmt, dtype, rounding, random_bits, xb, rbits):
-    """Groups ``xb`` (``(..., B)``) -> ``(out, unrep, s, z, q, bad)``.
-
-    ``s``: scale patterns (float64, ``(..., 1)``); ``z``, ``q``: zero points and
-    codes as float64 values; ``bad``: NaN groups.
-    """
+def _parts(xp, dtype, xb):
+    """``(neg, fin, bad)``: signs, finite magnitude patterns (0 for NaN/inf), NaN/inf groups."""
     e_bits, m_bits, width, _ = layout(dtype)
-    U, F = xp.uint(64), np.dtype(np.float64)
-    elem_plan, zero_plan, _ = _plans(fmt, rounding, random_bits)
+    U = xp.uint(64)
     u = xp.astype(xp.bitcast(xb, xp.uint(width)), U)
     a = u & xp.asarray((1 << (width - 1)) - 1, U)
     neg = (u >> xp.asarray(width - 1, U)) != xp.asarray(0, U)
     inf_bits = xp.asarray(((1 << e_bits) - 1) << m_bits, U)
     bad = xp.any(a >= inf_bits, axis=-1, keepdims=True)
-    fin = xp.where(a < inf_bits, a, xp.asarray(0, U))
-    zero_u = xp.asarray(0, U)
+    return neg, xp.where(a < inf_bits, a, xp.asarray(0, U)), bad
+
+
+def group_stats(xp, fmt, dtype, xb):
+    """``(amax, lo, bad)`` of groups ``xb``: largest positive (symmetric: any) finite magnitude,
+    largest negative one (symmetric: 0), NaN/inf groups. Each combines over pieces by maximum."""
+    neg, fin, bad = _parts(xp, dtype, xb)
+    zero_u = xp.asarray(0, xp.uint(64))
     if fmt.symmetric:
+        return xp.max(fin, axis=-1, keepdims=True, initial=0), xp.where(bad, zero_u, zero_u), bad
+    amax = xp.max(xp.where(neg, zero_u, fin), axis=-1, keepdims=True, initial=0)
+    return amax, xp.max(xp.where(neg, fin, zero_u), axis=-1, keepdims=True, initial=0), bad
+
+
+def quantize(xp, fmt, dtype, rounding, random_bits, xb, rbits, stats=None):
+    """Groups ``xb`` (``(..., B)``) -> ``(out, unrep, s, z, q, bad)``.
+
+    ``s``: scale patterns (float64, ``(..., 1)``); ``z``, ``q``: zero points and
+    codes as float64 values; ``bad``: NaN groups. ``stats``: the groups'
+    :func:`group_stats` when ``xb`` holds pieces of them (None: from ``xb``).
+    """
+    e_bits, m_bits, width, _ = layout(dtype)
+    U, F = xp.uint(64), np.dtype(np.float64)
+    elem_plan, zero_plan, _ = _plans(fmt, rounding, random_bits)
+    neg, fin, bad = _parts(xp, dtype, xb)
+    zero_u = xp.asarray(0, U)
+    if stats is not None:
+        amax, lo, bad = stats
+    elif fmt.symmetric:
         amax, lo = xp.max(fin, axis=-1, keepdims=True, initial=0), zero_u  # initial: empty groups
     else:
         amax = xp.max(xp.where(neg, zero_u, fin), axis=-1, keepdims=True, initial=0)
