@@ -85,8 +85,14 @@ def _range(fmt) -> tuple[int, int]:
     hi = getattr(fmt, "max_value", None) or getattr(fmt, "maxpos", None)
     if lo is None or hi is None or isinstance(fmt, BlockFormat):
         return -40, 40
-    e = [max(-1074, min(1023, math.floor(math.log2(v)) if v > 0 else 0)) for v in (lo, hi)]
+    e = [max(-1074, min(1023, _floor_log2(Fraction(v)) if v > 0 else 0)) for v in (lo, hi)]
     return e[0] - 2, e[1] + 2
+
+
+def _floor_log2(v: Fraction) -> int:
+    """floor(log2(v)) of a positive Fraction, exactly (formats reach beyond float64's range)."""
+    e = v.numerator.bit_length() - v.denominator.bit_length()
+    return e if v >= Fraction(2) ** e else e - 1
 
 
 def _values(rng, kind: str, shape, dtype, fmt=None) -> np.ndarray:
