@@ -1,4 +1,4 @@
-from numfmt._cli import main
+from numfmt.cli.main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

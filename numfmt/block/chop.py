@@ -6,10 +6,10 @@ block is quantized as if zero-padded, which leaves its amax unchanged):
 1. ``amax``: the largest finite magnitude, as a bit pattern (exact).
 2. The scale: for power-of-two scales ``X = 2**e`` with ``e`` from the
    :class:`ScaleRule`, clamped to the scale format's range (a zero block gets
-   the smallest scale); for other scale formats see :mod:`numfmt._nvfp4`.
+   the smallest scale); for other scale formats see :mod:`numfmt.block.nvfp4`.
 3. Elements: ``round(x / X)`` into the element format, saturating at its max,
    computed exactly on float64 bit patterns, or on float32 ones for float32
-   and narrower input where that is exact (see :mod:`numfmt._block_bits`),
+   and narrower input where that is exact (see :mod:`numfmt.block.scale_bits`),
    then ``X * element`` in the input's dtype.
 
 A NaN anywhere in a block makes the whole block NaN; an infinity does too
@@ -34,9 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from numfmt import _xp
-from numfmt._block import BlockFormat, InfPolicy, ScaleRule
-from numfmt._block_bits import (
+from numfmt.block.direct import direct_ok, direct_round
+from numfmt.block.format import BlockFormat, InfPolicy, ScaleRule
+from numfmt.block.int_element import IntElement
+from numfmt.block.nf4 import TableElement
+from numfmt.block.scale_bits import (
     F32_WORK,
     F64_WORK,
     SENTINEL_FLOOR,
@@ -47,8 +49,8 @@ from numfmt._block_bits import (
     to_f64,
     unpack,
 )
-from numfmt._block_direct import direct_ok, direct_round
-from numfmt._chop import (
+from numfmt.core import xp as _xp
+from numfmt.core.chop import (
     _check_dtype,
     _check_key,
     _check_random_bits,
@@ -57,10 +59,8 @@ from numfmt._chop import (
     register_chop,
     straight_through,
 )
-from numfmt._float import FloatFormat
-from numfmt._int_element import IntElement
-from numfmt._nf4 import TableElement
-from numfmt._rounding import Overflow, Rounding
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.float.format import FloatFormat
 
 __all__ = ["BlockPlan", "block_chop", "block_plan", "blocked", "chop_blocks", "quantize", "unblocked"]
 
@@ -82,15 +82,15 @@ class BlockPlan:
     dtype: np.dtype
     rounding: Rounding
     random_bits: int
-    elem_plan: Any  # the element format's plan (see numfmt._chop.plan_for)
+    elem_plan: Any  # the element format's plan (see numfmt.core.chop.plan_for)
     e_lo: int  # scale exponent range
     e_hi: int
     threshold: int | None  # significand-fraction threshold of the rule (None: FLOOR)
     strict: bool  # delta = F > threshold (True) or F >= threshold
     maybe_unrep: bool  # some result may not fit the dtype
     maybe_lost: bool  # ... because bits below its precision or range would be lost
-    work: tuple = F64_WORK  # layout of the work patterns (numfmt._block_bits)
-    direct: bool = False  # chop by numfmt._block_direct
+    work: tuple = F64_WORK  # layout of the work patterns (numfmt.block.scale_bits)
+    direct: bool = False  # chop by numfmt.block.direct
 
     @property
     def is_stochastic(self) -> bool:
@@ -134,7 +134,7 @@ def block_plan(fmt: BlockFormat, dtype: np.dtype, rounding: Rounding, random_bit
     over = r is not ScaleRule.FLOOR or biggest * Fraction(2) ** e_top > d_max
     work = F64_WORK
     if width <= 32 and p is not None and p <= 24 and q_min >= SENTINEL_FLOOR32 and biggest <= 2**100:
-        work = F32_WORK  # exact: see numfmt._block_bits
+        work = F32_WORK  # exact: see numfmt.block.scale_bits
         elem_plan = plan_for(elem, np.float32, rounding, Overflow.SAT_FINITE, random_bits)
     plan = BlockPlan(
         fmt, np.dtype(dtype), rounding, random_bits, elem_plan, e_lo, e_hi, threshold, strict, lost or over, lost, work
@@ -234,7 +234,7 @@ def quantize(xp, plan: BlockPlan, xb, rbits):
 
 def chop_blocks(xp, plan: BlockPlan, xb, rbits):
     """``(results in xb's dtype, mask of results the dtype cannot hold)``: by
-    :func:`numfmt._block_direct.direct_round` where it applies, else by :func:`quantize`."""
+    :func:`numfmt.block.direct.direct_round` where it applies, else by :func:`quantize`."""
     if not plan.direct:
         return quantize(xp, plan, xb, rbits)[:2]
     parts, _, e, bad = _scales(xp, plan, xb)
@@ -335,11 +335,11 @@ def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, k
             "(OCP MX); leave overflow=None"
         )
     if isinstance(fmt.elem, TableElement):
-        from numfmt._nf4 import table_chop
+        from numfmt.block.nf4 import table_chop
 
         return table_chop(x, fmt, rounding, key=key, random_bits=random_bits)
     if not fmt.pow2_scale:
-        from numfmt._nvfp4 import nvfp4_chop
+        from numfmt.block.nvfp4 import nvfp4_chop
 
         return nvfp4_chop(x, fmt, rounding, key=key, random_bits=random_bits)
     xp, xm, x, plan = prepare(x, fmt, rounding, key, random_bits)

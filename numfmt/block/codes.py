@@ -15,14 +15,14 @@ import functools
 
 import numpy as np
 
-from numfmt import _xp
-from numfmt._block import BlockFormat
-from numfmt._block_bits import from_f64, layout, require_x64
-from numfmt._block_chop import _rbits, blocked, blocked_shape, prepare, quantize, unblocked
-from numfmt._chop import _check_dtype, _numpy_key, chop
-from numfmt._codes import decode, encode, register_codec
-from numfmt._int_element import IntElement
-from numfmt._nf4 import TableElement
+from numfmt.block.chop import _rbits, blocked, blocked_shape, prepare, quantize, unblocked
+from numfmt.block.format import BlockFormat
+from numfmt.block.int_element import IntElement
+from numfmt.block.nf4 import TableElement
+from numfmt.block.scale_bits import from_f64, layout, require_x64
+from numfmt.core import xp as _xp
+from numfmt.core.chop import _check_dtype, _numpy_key, chop
+from numfmt.core.codes import decode, encode, register_codec
 
 __all__ = ["pack_nibbles", "unpack_nibbles"]
 
@@ -85,11 +85,11 @@ def block_encode(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None,
     if overflow is not None:
         raise ValueError(f"overflow={overflow!r}: block format elements always saturate; leave overflow=None")
     if isinstance(fmt.elem, TableElement):
-        from numfmt._nf4 import table_encode
+        from numfmt.block.nf4 import table_encode
 
         return table_encode(x, fmt, rounding, key=key, random_bits=random_bits)
     if not fmt.pow2_scale:
-        from numfmt._nvfp4 import nvfp4_encode
+        from numfmt.block.nvfp4 import nvfp4_encode
 
         return nvfp4_encode(x, fmt, rounding, key=key, random_bits=random_bits)
     xp, xm, x, plan = prepare(x, fmt, rounding, key, random_bits)
@@ -139,11 +139,11 @@ def _split_codes(codes, fmt: BlockFormat, n: int):
 
 def block_decode(codes, fmt: BlockFormat, dtype=None):
     if isinstance(fmt.elem, TableElement):
-        from numfmt._nf4 import table_decode
+        from numfmt.block.nf4 import table_decode
 
         return table_decode(_split_codes(codes, fmt, 2), fmt, dtype)
     if not fmt.pow2_scale:
-        from numfmt._nvfp4 import nvfp4_decode
+        from numfmt.block.nvfp4 import nvfp4_decode
 
         return nvfp4_decode(_split_codes(codes, fmt, 3), fmt, dtype)
     elem_codes, scale_codes = _split_codes(codes, fmt, 2)

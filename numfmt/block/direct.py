@@ -1,6 +1,6 @@
 """Power-of-two block scales: round the input straight onto the scaled element grid.
 
-:func:`numfmt._block_chop.quantize` divides by the scale ``X = 2**e``, rounds
+:func:`numfmt.block.chop.quantize` divides by the scale ``X = 2**e``, rounds
 into the element format and multiplies back, three conversions of bit
 patterns. For the result of ``chop`` the detour is not needed: ``X * round(x
 / X)`` is ``x`` rounded onto the element grid scaled by ``X``, whose quantum
@@ -10,7 +10,7 @@ at ``x`` is ``2**qe`` with::
 
 (``emin``, ``m``: the element's smallest normal exponent and fraction bits),
 saturated at ``max_elem * X``. This module does that on the input's own bit
-patterns, the way :mod:`numfmt._kernel` rounds: with ``x = s * 2**e_q`` (``s``
+patterns, the way :mod:`numfmt.float.kernel` rounds: with ``x = s * 2**e_q`` (``s``
 the integer significand), ``d = qe - e_q`` bits of ``s`` are dropped and the
 pattern becomes ``a - rem + (inc << d)``; a carry into the exponent field is the
 next binade, which is right because patterns are linear within a binade and
@@ -31,10 +31,10 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from numfmt._block import InfPolicy
-from numfmt._block_bits import layout
-from numfmt._float import FloatFormat, Subnormals
-from numfmt._rounding import Rounding
+from numfmt.block.format import InfPolicy
+from numfmt.block.scale_bits import layout
+from numfmt.core.rounding import Rounding
+from numfmt.float.format import FloatFormat, Subnormals
 
 __all__ = ["direct_ok", "direct_round"]
 
@@ -77,7 +77,7 @@ def direct_round(xp, plan, parts, e, bad):
       xp: the array namespace.
       plan: a ``BlockPlan`` with :func:`direct_ok`.
       parts: ``(u, a, neg, sig, t, e_x)`` of the blocked input (container
-        ints, see :func:`numfmt._block_bits.unpack`).
+        ints, see :func:`numfmt.block.scale_bits.unpack`).
       e: per-block scale exponents (signed container ints, shape ``(..., 1)``).
       bad: per-block NaN mask.
 

@@ -7,7 +7,7 @@ scale is ``X = 2**e`` with ``e`` from the block's largest magnitude ``amax``
 by the :class:`ScaleRule`; with a scale format that has fraction bits
 (NVFP4's e4m3fn) it is ``amax / max_elem`` (times the optional float32
 tensor scale) rounded into the scale format; with a table element (NF4) it
-is ``amax`` itself (see :mod:`numfmt._nf4`).
+is ``amax`` itself (see :mod:`numfmt.block.nf4`).
 
 Grammar (case-insensitive, spaces ignored; registered with ``numfmt.parse``)::
 
@@ -37,11 +37,11 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from numfmt._float import FloatFormat
-from numfmt._int_element import IntElement
-from numfmt._names import parse, register_family
-from numfmt._nf4 import NF4_VALUES, TableElement
-from numfmt._rounding import _parse_enum
+from numfmt.block.int_element import IntElement
+from numfmt.block.nf4 import NF4_VALUES, TableElement
+from numfmt.core.names import parse, register_family
+from numfmt.core.rounding import _parse_enum
+from numfmt.float.format import FloatFormat
 
 __all__ = ["BlockFormat", "InfPolicy", "ScaleRule", "bfp", "mx"]
 

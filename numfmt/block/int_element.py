@@ -22,11 +22,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt._chop import register_elementwise
-from numfmt._float import FloatFormat, Specials
-from numfmt._kernel import _value_bits, make_plan
-from numfmt._rounding import Overflow, Rounding
-from numfmt._xp import FLOAT_LAYOUTS
+from numfmt.core.chop import register_elementwise
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.core.xp import FLOAT_LAYOUTS
+from numfmt.float.format import FloatFormat, Specials
+from numfmt.float.kernel import _value_bits, make_plan
 
 __all__ = ["IntElement"]
 

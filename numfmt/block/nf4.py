@@ -32,12 +32,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt import _xp
-from numfmt._block_bits import from_f64, layout, require_x64, to_f64, unpack
-from numfmt._chop import _check_dtype
-from numfmt._float import FloatFormat
-from numfmt._kernel import make_plan
-from numfmt._rounding import Overflow, Rounding
+from numfmt.block.scale_bits import from_f64, layout, require_x64, to_f64, unpack
+from numfmt.core import xp as _xp
+from numfmt.core.chop import _check_dtype
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.float.format import FloatFormat
+from numfmt.float.kernel import make_plan
 
 __all__ = ["NF4_VALUES", "TableElement"]
 
@@ -168,7 +168,7 @@ def _prep(x, fmt, rounding, key, random_bits):
 
 
 def table_chop(x, fmt, rounding, *, key=None, random_bits=None):
-    from numfmt._block_chop import blocked, unblocked
+    from numfmt.block.chop import blocked, unblocked
 
     xp, xm, x, dtype = _prep(x, fmt, rounding, key, random_bits)
     if xp is _xp.NUMPY:
@@ -190,8 +190,8 @@ def _check_over_jax(fmt, dtype, x):
 
 
 def _encode(xp, xm, fmt, dtype, x):
-    from numfmt._block_chop import blocked
-    from numfmt._block_codes import _finish
+    from numfmt.block.chop import blocked
+    from numfmt.block.codes import _finish
 
     _, codes, amax64, bad, over = _quantize(xp, xm, fmt, dtype, blocked(xm, x, fmt))
     if xm is np and np.any(over):
@@ -221,8 +221,8 @@ def table_encode(x, fmt, rounding, *, key=None, random_bits=None):
 
 def table_decode(codes, fmt, dtype=None):
     """``(codes, float32 scales)`` -> ``RN_dtype(table[code] * scale)``."""
-    from numfmt._block_chop import blocked, unblocked
-    from numfmt._block_codes import _xm, unpack_nibbles
+    from numfmt.block.chop import blocked, unblocked
+    from numfmt.block.codes import _xm, unpack_nibbles
 
     elem_codes, scales = codes
     xm = _xm(elem_codes)
@@ -248,8 +248,8 @@ def _jax_fns(fmt, dtype):
     import jax
     import jax.numpy as jnp
 
-    from numfmt._block_chop import blocked, unblocked
-    from numfmt._chop import straight_through
+    from numfmt.block.chop import blocked, unblocked
+    from numfmt.core.chop import straight_through
 
     xp = _xp.jax_namespace()
 

@@ -39,14 +39,14 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt import _xp
-from numfmt._block import BlockFormat
-from numfmt._block_bits import from_f64, layout, require_x64, to_f64, unpack
-from numfmt._block_chop import _rbits, blocked, blocked_shape, in_chunks, jax_chop, jax_functions, namespaces, unblocked
-from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, plan_for
-from numfmt._float import FloatFormat, Subnormals
-from numfmt._kernel import make_plan
-from numfmt._rounding import Overflow, Rounding
+from numfmt.block.chop import _rbits, blocked, blocked_shape, in_chunks, jax_chop, jax_functions, namespaces, unblocked
+from numfmt.block.format import BlockFormat
+from numfmt.block.scale_bits import from_f64, layout, require_x64, to_f64, unpack
+from numfmt.core import xp as _xp
+from numfmt.core.chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, plan_for
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.float.format import FloatFormat, Subnormals
+from numfmt.float.kernel import make_plan
 
 __all__ = ["nvfp4_chop", "nvfp4_decode", "nvfp4_encode"]
 
@@ -416,8 +416,8 @@ def _jax_fns(static):
 
 
 def _encode(xp, xm, static, x, rbits):
-    from numfmt._block_codes import _finish
-    from numfmt._codes import encode
+    from numfmt.block.codes import _finish
+    from numfmt.core.codes import encode
 
     fmt = static[0]
     _, _, s, qe, bad, g = _run(xp, xm, static, x, rbits)
@@ -436,7 +436,7 @@ def nvfp4_encode(x, fmt, rounding, *, key=None, random_bits=None):
 
 
 def nvfp4_decode(codes, fmt, dtype=None):
-    from numfmt._block_codes import check_codes
+    from numfmt.block.codes import check_codes
 
     elem_codes, scale_codes, g = codes
     dtype = _check_dtype(np.float32 if dtype is None else dtype)
@@ -458,8 +458,8 @@ def _jax_decode(fmt, dtype):
 
 def _decode(xp, xm, fmt, dtype, elem_codes, scale_codes, g):
     """Results ``RN_dtype(q * s / g)``; an overflow of ``dtype`` gives +-inf (as IEEE arithmetic)."""
-    from numfmt._block_codes import decode_elements
-    from numfmt._codes import decode
+    from numfmt.block.codes import decode_elements
+    from numfmt.core.codes import decode
 
     elem_codes, values = decode_elements(xm, fmt, elem_codes)
     vb = xp.bitcast(blocked(xm, values, fmt), xp.uint(64))

@@ -3,14 +3,14 @@
 The oracle for the block kernels. It shares no code with them: the scale
 exponent is computed from the exact amax with the rule's definition (no
 significand thresholds), integer elements are rounded directly, and float
-elements use :func:`numfmt._reference.round_value`.
+elements use :func:`numfmt.float.reference.round_value`.
 
 NF4 (table elements): scale ``s = RN_f32(amax)`` (``amax`` itself for inputs
 of float32 or narrower; a NaN block when it exceeds float32's max), the table
 value nearest to ``x / s`` (a tie goes to the even index), result
 ``RN_out(t * s)``.
 
-NVFP4 (``tensor_scale=True``; see :mod:`numfmt._nvfp4` for the definition):
+NVFP4 (``tensor_scale=True``; see :mod:`numfmt.block.nvfp4` for the definition):
 ``g = RN_f32(max_scale * max_elem / amax_tensor)`` saturated to float32's
 max (``g = 1`` when ``amax_tensor`` is 0), ``s = RN_scale(amax * g / max_elem)``
 saturated, elements ``round(x * g / s)`` (0 when ``s = 0``), results
@@ -24,12 +24,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt._block import BlockFormat, InfPolicy, ScaleRule
-from numfmt._float import FloatFormat
-from numfmt._int_element import IntElement
-from numfmt._nf4 import TableElement
-from numfmt._reference import _floor_log2, _rounds_up, round_value
-from numfmt._rounding import Overflow, Rounding
+from numfmt.block.format import BlockFormat, InfPolicy, ScaleRule
+from numfmt.block.int_element import IntElement
+from numfmt.block.nf4 import TableElement
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.float.format import FloatFormat
+from numfmt.float.reference import _floor_log2, _rounds_up, round_value
 
 __all__ = ["quantize_block", "round_element", "tensor_scale"]
 

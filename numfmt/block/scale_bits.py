@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from numfmt._xp import FLOAT_LAYOUTS
+from numfmt.core.xp import FLOAT_LAYOUTS
 
 __all__ = ["F32_WORK", "F64_WORK", "from_f64", "layout", "require_x64", "to_f64", "unpack"]
 

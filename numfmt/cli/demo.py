@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numfmt._chop import chop
-from numfmt._rounding import Rounding
+from numfmt.core.chop import chop
+from numfmt.core.rounding import Rounding
 
 __all__ = ["Recipe", "RECIPES", "Result", "spirals", "train", "run_demo"]
 

@@ -1,6 +1,6 @@
 """Command-line text for the posit, fixed-point and block families: spec rows, tables, rounding.
 
-``numfmt._cli`` dispatches here for formats that are not a
+``numfmt.cli.main`` dispatches here for formats that are not a
 :class:`numfmt.FloatFormat`. ``round`` of a block format rounds the given
 values as one 1-D array, blocked along its only axis: up to ``block_size``
 values form one block and share one scale (a trailing partial block is
@@ -14,12 +14,12 @@ from fractions import Fraction
 import numpy as np
 
 import numfmt
-from numfmt._block import BlockFormat, InfPolicy, ScaleRule
-from numfmt._exact_text import exact, g, table
-from numfmt._fixed import FixedFormat, FixedOverflow
-from numfmt._nf4 import TableElement
-from numfmt._posit import PositFormat
-from numfmt._scaled import ScaledIntFormat
+from numfmt.block.format import BlockFormat, InfPolicy, ScaleRule
+from numfmt.block.nf4 import TableElement
+from numfmt.cli.exact_text import exact, g, table
+from numfmt.fixed.format import FixedFormat, FixedOverflow
+from numfmt.posit.format import PositFormat
+from numfmt.scaled.format import ScaledIntFormat
 
 __all__ = ["block_round_lines", "family_rows", "family_tables", "plain_code", "value_note"]
 

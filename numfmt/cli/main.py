@@ -21,12 +21,12 @@ from fractions import Fraction
 import numpy as np
 
 import numfmt
-from numfmt._block import BlockFormat
-from numfmt._cli_families import block_round_lines, family_rows, family_tables, plain_code, value_note
-from numfmt._exact_text import decimal_text, exact, g, pow2_exponent, table
-from numfmt._float import FloatFormat, Specials, Subnormals
-from numfmt._posit import PositFormat
-from numfmt._rounding import Overflow, Rounding
+from numfmt.block.format import BlockFormat
+from numfmt.cli.exact_text import decimal_text, exact, g, pow2_exponent, table
+from numfmt.cli.families import block_round_lines, family_rows, family_tables, plain_code, value_note
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.float.format import FloatFormat, Specials, Subnormals
+from numfmt.posit.format import PositFormat
 
 __all__ = ["demo", "main"]
 
@@ -281,8 +281,8 @@ def round_text(values, fmt, rounding="nearest_even", overflow=None, seed=None, r
 
 
 def demo() -> None:
-    """The demonstration: a small network trained in several formats (see ``numfmt._demo``)."""
-    from numfmt._demo import run_demo
+    """The demonstration: a small network trained in several formats (see ``numfmt.cli.demo``)."""
+    from numfmt.cli.demo import run_demo
 
     run_demo()
 

@@ -6,15 +6,15 @@ import functools
 
 import numpy as np
 
-from numfmt import _xp
-from numfmt._fast import complete_round_bits, fast_plan, fast_round_bits
-from numfmt._fixed_fast import fixed_fast_plan, fixed_fast_round_bits
-from numfmt._float import FloatFormat
-from numfmt._kernel import make_plan
-from numfmt._names import parse
-from numfmt._posit_fast import posit_fast_plan, posit_fast_round_bits
-from numfmt._random import generator_bits, hash_bits, seed_words
-from numfmt._rounding import Overflow, Rounding
+from numfmt.core import xp as _xp
+from numfmt.core.names import parse
+from numfmt.core.random import generator_bits, hash_bits, seed_words
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.fixed.fast import fixed_fast_plan, fixed_fast_round_bits
+from numfmt.float.fast import complete_round_bits, fast_plan, fast_round_bits
+from numfmt.float.format import FloatFormat
+from numfmt.float.kernel import make_plan
+from numfmt.posit.fast import posit_fast_plan, posit_fast_round_bits
 
 __all__ = ["chop", "plan_for", "register_elementwise", "register_chop"]
 
@@ -23,7 +23,7 @@ __all__ = ["chop", "plan_for", "register_elementwise", "register_chop"]
 # ``rounding``, ``width`` and ``container`` (bits of the input dtype and of the
 # unsigned integers the kernel computes in), ``is_stochastic``,
 # ``can_be_unrepresentable``, and a method ``round_bits(xp, u, rbits) ->
-# (patterns, unrepresentable mask | None)`` (see ``numfmt._kernel``).
+# (patterns, unrepresentable mask | None)`` (see ``numfmt.float.kernel``).
 # Non-elementwise families (block formats) register a whole ``chop``.
 _PLANNERS: dict = {FloatFormat: make_plan}
 _CHOPPERS: dict = {}
@@ -58,7 +58,7 @@ def plan_for(fmt, dtype, rounding: Rounding, overflow, random_bits: int):
 # elementwise passes to stay in cache: each pass then costs a cache read, and
 # main memory sees one read of the input and one write of the output.
 _BLOCK = 1 << 14
-# The short sequences (numfmt._fast) write into a few work arrays instead of
+# The short sequences (numfmt.float.fast) write into a few work arrays instead of
 # allocating: their blocks, in bytes, can be longer (fewer Python calls per
 # element) and still stay in the L2 cache.
 _FAST_BLOCK = 1 << 18
@@ -86,7 +86,7 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
         otherwise: a ``jax.random`` key (NumPy or JAX input), or a NumPy
         ``Generator`` or integer seed (NumPy input). The same key gives the
         same bits. A JAX key gives 128 seed bits, and each element's random
-        word is a keyed hash of its flat index (see ``numfmt._random``):
+        word is a keyed hash of its flat index (see ``numfmt.core.random``):
         NumPy and JAX inputs get the same bits, and under ``jax.jit`` the
         hash fuses into the rounding. A ``Generator`` (or seed) supplies its
         own stream, drawn as 64-bit words, and advances.
@@ -226,7 +226,7 @@ def _chop_numpy(x: np.ndarray, plan, rng):
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(flat)
     # A Generator is a stream, drawn block by block; a JAX key seeds a hash of
-    # the element index (numfmt._random): either way the bits do not depend
+    # the element index (numfmt.core.random): either way the bits do not depend
     # on the block size.
     seed = np.asarray(seed_words(rng)) if _xp.is_jax_array(rng) else None
     for planner, rounder in _FAST_PATHS:
@@ -242,7 +242,7 @@ def _chop_numpy(x: np.ndarray, plan, rng):
     return out.reshape(x.shape)
 
 
-# Short sequences for the common case (numfmt._fast, _fixed_fast, _posit_fast):
+# Short sequences for the common case (numfmt.float.fast, _fixed_fast, _posit_fast):
 # ``planner(plan)`` gives constants or None, ``rounder`` has the signature of
 # ``fast_round_bits``.
 _FAST_PATHS = (
@@ -253,7 +253,7 @@ _FAST_PATHS = (
 
 
 def _chop_numpy_fast(flat, plan, fast, rounder, rng, seed, out):
-    """The short sequence (numfmt._fast) block by block, then the rare elements in one general pass.
+    """The short sequence (numfmt.float.fast) block by block, then the rare elements in one general pass.
 
     The passes write into work arrays and the output (NumPy allocations of a
     block's size cost more than the passes). A block with many rare elements
@@ -309,7 +309,7 @@ def is_elementwise(fmt) -> bool:
 def chop_seeded(x, fmt, rounding, seed):
     """``chop`` of a JAX array ``x`` into an elementwise format, random words from ``seed``.
 
-    As ``chop`` with a key whose :func:`~numfmt._random.seed_words` are
+    As ``chop`` with a key whose :func:`~numfmt.core.random.seed_words` are
     ``seed`` (four ``uint32`` words, None for deterministic modes):
     numfmt.emulate derives one ``seed`` per rounding site from one key.
     """

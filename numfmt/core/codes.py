@@ -6,12 +6,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt import _xp
-from numfmt._chop import _check_dtype, _widen, chop
-from numfmt._float import FloatFormat, Subnormals
-from numfmt._kernel import _value_bits, decompose, make_plan
-from numfmt._names import parse
-from numfmt._rounding import Overflow, Rounding
+from numfmt.core import xp as _xp
+from numfmt.core.chop import _check_dtype, _widen, chop
+from numfmt.core.names import parse
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.float.format import FloatFormat, Subnormals
+from numfmt.float.kernel import _value_bits, decompose, make_plan
 
 __all__ = ["chopped_patterns", "code_array", "code_dtype", "decode", "encode", "is_tracer", "register_codec"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from numfmt._kernel import _half_even_up, _sr_up
-from numfmt._rounding import Rounding
+from numfmt.core.rounding import Rounding
+from numfmt.float.kernel import _half_even_up, _sr_up
 
 __all__ = ["bit_length", "fits_exactly", "float_bits", "increment"]
 

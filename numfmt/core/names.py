@@ -25,7 +25,7 @@ import re
 import ml_dtypes
 import numpy as np
 
-from numfmt._float import FloatFormat, Specials
+from numfmt.float.format import FloatFormat, Specials
 
 __all__ = ["dtype_for", "parse", "presets", "register_family"]
 

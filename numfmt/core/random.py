@@ -55,7 +55,7 @@ def hash_bits(xp, seed, start, n: int, bits: int):
         index bits into the seed).
 
     Examples:
-      >>> from numfmt._xp import NUMPY
+      >>> from numfmt.core.xp import NUMPY
       >>> a = hash_bits(NUMPY, [1, 2, 3, 4], 0, 4, 32)
       >>> b = hash_bits(NUMPY, [1, 2, 3, 4], 2, 2, 32)
       >>> bool((a[2:] == b).all()), a.dtype.name
@@ -92,7 +92,7 @@ def derive_words(xp, seed, index):
     key's generator again.
 
     Examples:
-      >>> from numfmt._xp import NUMPY
+      >>> from numfmt.core.xp import NUMPY
       >>> seed = [5, 6, 7, 8]
       >>> bool((derive_words(NUMPY, seed, 3) == hash_bits(NUMPY, seed, 12, 4, 32)).all())
       True

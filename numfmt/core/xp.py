@@ -87,7 +87,7 @@ class _Numpy:
     @staticmethod
     def random_bits(key, shape, bits):
         """Uniform ``uint{bits}`` words: a Generator's stream, or hashed from a JAX key."""
-        from numfmt._random import generator_bits, hash_bits, seed_words
+        from numfmt.core.random import generator_bits, hash_bits, seed_words
 
         n = int(np.prod(shape, dtype=np.int64))
         if isinstance(key, np.random.Generator):
@@ -157,7 +157,7 @@ def jax_namespace():
 
         @staticmethod
         def random_bits(key, shape, bits):
-            from numfmt._random import hash_bits, seed_words
+            from numfmt.core.random import hash_bits, seed_words
 
             n = int(np.prod(shape, dtype=np.int64))
             return hash_bits(jax_namespace(), seed_words(key), 0, n, bits).reshape(shape)

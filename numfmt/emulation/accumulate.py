@@ -19,8 +19,8 @@ import math
 import jax.numpy as jnp
 from jax import lax
 
-from numfmt import _xp
-from numfmt._random import derive_words
+from numfmt.core import xp as _xp
+from numfmt.core.random import derive_words
 
 __all__ = ["chunked_dot"]
 

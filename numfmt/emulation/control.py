@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend import core as jcore
 
-from numfmt import _sites
+from numfmt.emulation import sites as _sites
 
 __all__ = ["ControlFlow"]
 
@@ -129,7 +129,7 @@ class ControlFlow:
         """The primal is emulated; tangents follow the function's own JVP rule (not emulated).
 
         Rounded values go in and come out in the dtype they are stored in
-        (see numfmt._emulate); the rule sees them in the traced dtypes.
+        (see numfmt.emulation.emulate); the rule sees them in the traced dtypes.
         """
         closed, known, key = eqn.params["call_jaxpr"], [f for _, f in ins], sites.next_words()
         formats = []

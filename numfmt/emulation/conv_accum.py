@@ -3,7 +3,7 @@
 ``chunked_conv`` computes ``lax.conv_general_dilated`` the way a tensor core
 running an implicit-GEMM convolution does: each output element is a dot
 product of length ``K = kernel taps x input channels per group`` and that dot
-product is accumulated by :func:`numfmt._accumulate.chunked_dot` (chunks of
+product is accumulated by :func:`numfmt.emulation.accumulate.chunked_dot` (chunks of
 ``chunk`` terms summed exactly, the accumulator rounded after each chunk).
 
 Order of the K terms (the chunk boundaries follow it): kernel taps outer,
@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from numfmt._accumulate import chunked_dot
+from numfmt.emulation.accumulate import chunked_dot
 
 __all__ = ["chunked_conv"]
 

@@ -29,11 +29,11 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend import core as jcore
 
-from numfmt import _sites
-from numfmt._accumulate import chunked_dot
-from numfmt._control import ControlFlow, _as_aval, _bind, _common, _listify
-from numfmt._conv_accum import chunked_conv
-from numfmt._policy import GROUPS, Policy
+from numfmt.emulation import sites as _sites
+from numfmt.emulation.accumulate import chunked_dot
+from numfmt.emulation.control import ControlFlow, _as_aval, _bind, _common, _listify
+from numfmt.emulation.conv_accum import chunked_conv
+from numfmt.emulation.policy import GROUPS, Policy
 
 __all__ = ["emulate"]
 

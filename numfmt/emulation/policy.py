@@ -30,13 +30,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
-from numfmt._names import parse as parse_format
-from numfmt._rounding import Rounding
+from numfmt.core.names import parse as parse_format
+from numfmt.core.rounding import Rounding
 
 __all__ = ["GROUPS", "Policy"]
 
 # Primitive groups. Primitives not listed here are either exact (data
-# movement, comparisons, max/min, ...; see numfmt._emulate) or unsupported.
+# movement, comparisons, max/min, ...; see numfmt.emulation.emulate) or unsupported.
 GROUPS: dict[str, frozenset] = {
     "matmul": frozenset({"dot_general", "conv_general_dilated"}),
     "elementwise": frozenset(

@@ -16,13 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from numfmt import _xp
-from numfmt._chop import chop, chop_seeded, is_elementwise
-from numfmt._fixed import FixedFormat
-from numfmt._float import FloatFormat
-from numfmt._names import parse
-from numfmt._posit import PositFormat
-from numfmt._random import derive_words, seed_words
+from numfmt.core import xp as _xp
+from numfmt.core.chop import chop, chop_seeded, is_elementwise
+from numfmt.core.names import parse
+from numfmt.core.random import derive_words, seed_words
+from numfmt.fixed.format import FixedFormat
+from numfmt.float.format import FloatFormat
+from numfmt.posit.format import PositFormat
 
 __all__ = ["Sites", "check_fits", "convert", "fits", "fold", "is_float", "work_dtype"]
 
@@ -216,7 +216,7 @@ class Sites:
 
     The top-level body gets ``key`` (raw ``uint32`` key data, or None for a
     deterministic policy); the key's generator runs once, for the body's four
-    seed words (:func:`~numfmt._random.seed_words`). Draw ``i`` of a body (a
+    seed words (:func:`~numfmt.core.random.seed_words`). Draw ``i`` of a body (a
     rounding site, a nested body, a loop, an accumulator) gets the words
     ``derive_words(words, i)``: counter-hash outputs, distinct per draw, so
     nothing runs the key's generator again (``fold_in`` plus the generator per

@@ -28,7 +28,7 @@ rounding to zero gives ``+0`` (``M - M = +0``), as fixed point has no -0.
 The sums stay in normal binades: the plan needs ``M`` and the wrap constant
 to be normal floats, and every value of the format to be a float of the
 input dtype. Elements outside ``[-T, T]`` under wrap, and NaN, are flagged
-``rare`` and rounded by the general kernel (``numfmt._fixed_kernel``) with
+``rare`` and rounded by the general kernel (``numfmt.fixed.kernel``) with
 the driver's fallback; NaN under saturate is found by a maximum over the block
 (NaN iff some element is NaN: NumPy's maximum propagates NaN) and only then
 flagged. Only the NumPy driver uses this path (under ``jax.jit`` the
@@ -43,16 +43,16 @@ import functools
 
 import numpy as np
 
-from numfmt._fixed import FixedOverflow
-from numfmt._fixed_kernel import FixedPlan, all_values_fit
-from numfmt._rounding import Rounding
+from numfmt.core.rounding import Rounding
+from numfmt.fixed.format import FixedOverflow
+from numfmt.fixed.kernel import FixedPlan, all_values_fit
 
 __all__ = ["FixedFastPlan", "fixed_fast_plan", "fixed_fast_round_bits"]
 
 
 @dataclasses.dataclass(frozen=True)
 class FixedFastPlan:
-    """Constants of the short sequence for one :class:`~numfmt._fixed_kernel.FixedPlan`.
+    """Constants of the short sequence for one :class:`~numfmt.fixed.kernel.FixedPlan`.
 
     The constants are NumPy scalars of the input's float dtype (``abs_mask``
     and ``limit`` of its unsigned type), made once per plan.
@@ -123,7 +123,7 @@ def fixed_fast_round_bits(xp, u, fp: FixedFastPlan, rbits=None, work=None):
       fp: from :func:`fixed_fast_plan`.
       rbits: unused (nearest-even only); accepted for the driver's signature.
       work: NumPy only, optional: ``(out, t1, t2, flags)`` as in
-        :func:`numfmt._fast.fast_round_bits`.
+        :func:`numfmt.float.fast.fast_round_bits`.
 
     Returns:
       ``(out, rare)``: the patterns of the rounded values, right wherever
@@ -133,8 +133,8 @@ def fixed_fast_round_bits(xp, u, fp: FixedFastPlan, rbits=None, work=None):
 
     Examples:
       >>> import numpy as np, numfmt
-      >>> from numfmt._xp import NUMPY
-      >>> from numfmt._fixed_kernel import make_fixed_plan
+      >>> from numfmt.core.xp import NUMPY
+      >>> from numfmt.fixed.kernel import make_fixed_plan
       >>> plan = make_fixed_plan(numfmt.parse("q3.4"), np.float32, numfmt.Rounding.NEAREST_EVEN, "saturate", 0)
       >>> x = np.array([0.03125, 0.09375, -0.01, 100.0], np.float32)
       >>> out, rare = fixed_fast_round_bits(NUMPY, x.view(np.uint32), fixed_fast_plan(plan))

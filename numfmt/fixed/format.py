@@ -24,8 +24,8 @@ import enum
 import re
 from fractions import Fraction
 
-from numfmt._names import register_family
-from numfmt._rounding import Overflow, _parse_enum
+from numfmt.core.names import register_family
+from numfmt.core.rounding import Overflow, _parse_enum
 
 __all__ = ["FixedFormat", "FixedOverflow"]
 

@@ -19,11 +19,11 @@ import functools
 
 import numpy as np
 
-from numfmt import _xp
-from numfmt._fixed import FixedFormat, FixedOverflow
-from numfmt._intbits import bit_length, fits_exactly, float_bits, increment
-from numfmt._kernel import _split, _value_bits, decompose
-from numfmt._rounding import Rounding
+from numfmt.core import xp as _xp
+from numfmt.core.intbits import bit_length, fits_exactly, float_bits, increment
+from numfmt.core.rounding import Rounding
+from numfmt.fixed.format import FixedFormat, FixedOverflow
+from numfmt.float.kernel import _split, _value_bits, decompose
 
 __all__ = ["FixedPlan", "fixed_codes", "make_fixed_plan"]
 
@@ -175,7 +175,7 @@ def fixed_codes(xp, u, plan: FixedPlan, rbits=None):
 # ------------------------------------------------------------------ codecs
 def encode_fixed(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bits=None):
     """``numfmt.encode`` for fixed point: integer codes (two's complement if signed)."""
-    from numfmt._codes import chopped_patterns, code_dtype, is_tracer
+    from numfmt.core.codes import chopped_patterns, code_dtype, is_tracer
 
     def planner(fmt, dtype):
         return make_fixed_plan(fmt, dtype, Rounding.NEAREST_EVEN, FixedOverflow.SATURATE, 0)
@@ -192,7 +192,7 @@ def encode_fixed(x, fmt, rounding="nearest_even", *, overflow=None, key=None, ra
 
 def decode_fixed(codes, fmt, dtype=None):
     """``numfmt.decode`` for fixed point: codes in ``[0, 2**bits)`` to values."""
-    from numfmt._codes import code_array
+    from numfmt.core.codes import code_array
 
     xp, codes = code_array(codes, fmt.bits, fmt)
     if dtype is None:

@@ -22,7 +22,7 @@ import functools
 import math
 from fractions import Fraction
 
-from numfmt._rounding import Rounding
+from numfmt.core.rounding import Rounding
 
 __all__ = ["fixed_round", "posit_round", "posit_value"]
 

@@ -1,4 +1,4 @@
-"""A short op sequence for the common case of :func:`numfmt._kernel.round_bits`.
+"""A short op sequence for the common case of :func:`numfmt.float.kernel.round_bits`.
 
 When the input is float32 or float64 and the format's normal range lies
 inside the input's (and its max is an input value), then for every input
@@ -60,7 +60,7 @@ Complete: bfloat16, float16, float8_e4m3fn, float8_e5m2 from float64 and
 float16, float8 from float32 (nearest even); bfloat16 and TF32 from float32
 (nearest even and stochastic). Stochastic rounding into a narrower exponent
 range (the same formats from float64 and float32) is complete by another
-sequence, with a per-element shift: :mod:`numfmt._fast_sr` (its docstring has
+sequence, with a per-element shift: :mod:`numfmt.float.fast_sr` (its docstring has
 the proof). Everything else is not complete, and JAX runs the general kernel.
 
 The stochastic formula is the general kernel's ``stochastic`` (variant A with
@@ -76,17 +76,17 @@ import math
 
 import numpy as np
 
-from numfmt._fast_sr import NarrowSR, narrow_sr, narrow_sr_round_bits
-from numfmt._float import Subnormals
-from numfmt._kernel import Plan
-from numfmt._rounding import Overflow, Rounding
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.float.fast_sr import NarrowSR, narrow_sr, narrow_sr_round_bits
+from numfmt.float.format import Subnormals
+from numfmt.float.kernel import Plan
 
 __all__ = ["FastPlan", "complete_round_bits", "fast_plan", "fast_round_bits"]
 
 
 @dataclasses.dataclass(frozen=True)
 class FastPlan:
-    """Constants of the short sequence for one :class:`~numfmt._kernel.Plan`.
+    """Constants of the short sequence for one :class:`~numfmt.float.kernel.Plan`.
 
     ``lo <= |u| <= lo + span`` is handled here (``lo``: the format's smallest
     normal). The constants are NumPy scalars of the input's unsigned type
@@ -112,7 +112,7 @@ class FastPlan:
     over_at: np.generic | None  # |u| above this becomes over_bits (nearest, sat_none)
     over_bits: np.generic | None  # the format's overflow pattern (inf, or NaN for fn formats)
     inf_to: np.generic | None  # what an infinite input becomes where the clamp does not give it
-    narrow_sr: NarrowSR | None = None  # stochastic into a narrower exponent range (numfmt._fast_sr)
+    narrow_sr: NarrowSR | None = None  # stochastic into a narrower exponent range (numfmt.float.fast_sr)
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,7 +1,7 @@
 """A complete short sequence for stochastic rounding into a narrower exponent range.
 
 The general kernel's ``stochastic`` (variant A, ``N = w - 1`` random bits, ``w``
-the input's width; :func:`numfmt._kernel.round_bits`) rounds a finite input
+the input's width; :func:`numfmt.float.kernel.round_bits`) rounds a finite input
 ``x = s * 2**e_q`` by dropping ``d = qe - e_q`` bits of ``s`` and rounds up iff
 ``v + (r >> 1) >= 2**N``, where ``r`` is the element's random word and ``v``
 is the dropped part scaled to ``N`` bits: ``rem * 2**(N - d)`` for ``d <= N``
@@ -12,12 +12,12 @@ float64; float16, float8 from float32), ``d`` is not constant: it is
 binade below it. With ``E`` the input's exponent field, ``D0 = qe_sub +
 in_bias + in_man`` (``qe_sub`` the exponent of ``q``, the format's smallest
 subnormal) and ``m`` the magnitude pattern (clamped to the format's max for a
-saturating policy, as in :mod:`numfmt._fast`), three regimes:
+saturating policy, as in :mod:`numfmt.float.fast`), three regimes:
 
 * ``q <= |x|`` (``m >= bits(q)``): ``d = D0 - clip(E, D0 - in_man, D0 - d_n)``,
   which is ``qe - e_q`` exactly (``E >= D0 - in_man`` is ``|x| >= q``; ``E >=
   D0 - d_n`` is the format's normal range, where ``d = d_n``), and ``1 <= d <=
-  in_man``. As in :mod:`numfmt._fast`, ``d <= in_man`` dropped bits of ``s`` are
+  in_man``. As in :mod:`numfmt.float.fast`, ``d <= in_man`` dropped bits of ``s`` are
   the low ``d`` bits of ``m``, patterns are linear within a binade and a carry
   into the exponent field is the next binade, so the result is
   ``(m + (r >> (w - d))) & ~(2**d - 1)``: the carry out of the low ``d`` bits
@@ -63,8 +63,8 @@ import math
 
 import numpy as np
 
-from numfmt._kernel import Plan
-from numfmt._rounding import Overflow, Rounding
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.float.kernel import Plan
 
 __all__ = ["NarrowSR", "narrow_sr", "narrow_sr_round_bits"]
 
@@ -95,7 +95,7 @@ def narrow_sr(plan: Plan) -> NarrowSR | None:
     It applies to variant A stochastic rounding with ``N = w - 1`` random bits
     into a format whose exponent range is narrower than the input's, with
     ``qe_sub >= in_emin + N`` (input subnormals round to 0 for every word);
-    the caller (:func:`numfmt._fast.fast_plan`) has checked the rest (float32
+    the caller (:func:`numfmt.float.fast.fast_plan`) has checked the rest (float32
     or float64 input, subnormals, a representable max, a negative zero).
     """
     if plan.rounding is not Rounding.STOCHASTIC or plan.random_bits != plan.width - 1:
@@ -130,7 +130,7 @@ def narrow_sr_round_bits(xp, u, fp, rbits):
     Args:
       xp: the array namespace.
       u: the input's bit patterns (unsigned, the input's width).
-      fp: a :class:`numfmt._fast.FastPlan` with ``fp.narrow_sr`` set.
+      fp: a :class:`numfmt.float.fast.FastPlan` with ``fp.narrow_sr`` set.
       rbits: random words like ``u``, the general kernel's.
 
     Returns:
@@ -140,9 +140,9 @@ def narrow_sr_round_bits(xp, u, fp, rbits):
     Examples:
       >>> import numpy as np
       >>> import numfmt
-      >>> from numfmt._fast import fast_plan
-      >>> from numfmt._kernel import make_plan
-      >>> from numfmt._xp import NUMPY
+      >>> from numfmt.float.fast import fast_plan
+      >>> from numfmt.float.kernel import make_plan
+      >>> from numfmt.core.xp import NUMPY
       >>> plan = make_plan(numfmt.parse("bfloat16"), np.dtype(np.float64), numfmt.Rounding.STOCHASTIC,
       ...                  numfmt.Overflow.SAT_NONE, 63)
       >>> u = np.array([1 + 2.0**-8, 1 + 2.0**-8, 2.0**-140]).view(np.uint64)  # a tie; q / 128

@@ -11,7 +11,7 @@ import dataclasses
 import enum
 from fractions import Fraction
 
-from numfmt._rounding import Overflow, _parse_enum
+from numfmt.core.rounding import Overflow, _parse_enum
 
 __all__ = ["FloatFormat", "Specials", "Subnormals"]
 
@@ -338,7 +338,7 @@ class FloatFormat:
           >>> numfmt.parse("tf32").dtype is None
           True
         """
-        from numfmt._names import dtype_for
+        from numfmt.core.names import dtype_for
 
         return dtype_for(self)
 

@@ -17,9 +17,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt._float import FloatFormat, Subnormals
-from numfmt._reference import encode_value, round_value
-from numfmt._xp import FLOAT_LAYOUTS
+from numfmt.core.xp import FLOAT_LAYOUTS
+from numfmt.float.format import FloatFormat, Subnormals
+from numfmt.float.reference import encode_value, round_value
 
 __all__ = ["boundary_array", "count", "dtype_format", "fits", "gap_points", "landmarks", "magnitude", "representable"]
 

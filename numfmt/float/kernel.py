@@ -21,9 +21,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt._float import FloatFormat, Specials, Subnormals
-from numfmt._rounding import Overflow, Rounding
-from numfmt._xp import FLOAT_LAYOUTS
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.core.xp import FLOAT_LAYOUTS
+from numfmt.float.format import FloatFormat, Specials, Subnormals
 
 __all__ = ["Plan", "decompose", "make_plan", "round_bits"]
 
@@ -218,7 +218,7 @@ def round_bits(xp, u, plan: Plan, rbits=None):
     """Round input patterns ``u`` (unsigned, ``plan.container`` bits) to the format.
 
     Args:
-      xp: the array namespace (``numfmt._xp.NUMPY`` or the JAX one).
+      xp: the array namespace (``numfmt.core.xp.NUMPY`` or the JAX one).
       u: bit patterns of the inputs, widened to ``plan.container`` bits.
       plan: from :func:`make_plan`.
       rbits: uniform random integers of the same dtype and shape as ``u``

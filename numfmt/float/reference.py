@@ -39,9 +39,9 @@ import functools
 import math
 from fractions import Fraction
 
-from numfmt._float import FloatFormat, Specials, Subnormals
-from numfmt._names import parse
-from numfmt._rounding import Overflow, Rounding
+from numfmt.core.names import parse
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.float.format import FloatFormat, Specials, Subnormals
 
 __all__ = ["decode_code", "encode_value", "representable_values", "round_value"]
 
@@ -306,7 +306,7 @@ def round_value(
         mode, or ``random_bits`` out of range.
 
     Examples:
-      >>> from numfmt._names import parse
+      >>> from numfmt.core.names import parse
       >>> round_value(1 + 2**-11, parse("float16"))
       Fraction(1, 1)
       >>> round_value(464.0, parse("e4m3fn")), round_value(465.0, parse("e4m3fn"))
@@ -364,7 +364,7 @@ def encode_value(v, fmt) -> int:
       TypeError: for a ``v`` or ``fmt`` of the wrong type.
 
     Examples:
-      >>> from numfmt._names import parse
+      >>> from numfmt.core.names import parse
       >>> hex(encode_value(448, parse("e4m3fn"))), hex(encode_value(-0.0, parse("e4m3fn")))
       ('0x7e', '0x80')
     """
@@ -408,7 +408,7 @@ def decode_code(code, fmt) -> Fraction | float:
       ValueError: if ``code`` is out of range.
 
     Examples:
-      >>> from numfmt._names import parse
+      >>> from numfmt.core.names import parse
       >>> decode_code(0x80, parse("e4m3fn")), decode_code(0x80, parse("e4m3fnuz"))
       (-0.0, nan)
     """
@@ -438,7 +438,7 @@ def representable_values(fmt) -> list[Fraction]:
       ValueError: if ``fmt`` has more than 24 bits (the list would be huge).
 
     Examples:
-      >>> from numfmt._names import parse
+      >>> from numfmt.core.names import parse
       >>> [str(v) for v in representable_values(parse("float4_e2m1fn"))][7:]
       ['0', '1/2', '1', '3/2', '2', '3', '4', '6']
     """

@@ -22,7 +22,7 @@ Elements outside the binades where ``1 <= fb``, inside the input's normal
 range with ``M`` finite, are flagged ``rare``: zero (the sequence gives +0
 for +-0, as posits have no -0), subnormal inputs, the binades near minpos and
 maxpos where the exponent field is cut short, inf and NaN. The driver rounds
-them with the general kernel (``numfmt._posit_kernel``). The plan needs every
+them with the general kernel (``numfmt.posit.kernel``). The plan needs every
 ``fb <= p - 2``: posit32 on float32 input (27 fraction bits) has no fast path.
 Only the NumPy driver uses it; it is written over the array namespace and is
 tested bit for bit against the general kernel.
@@ -35,15 +35,15 @@ import functools
 
 import numpy as np
 
-from numfmt._posit_kernel import PositPlan
-from numfmt._rounding import Rounding
+from numfmt.core.rounding import Rounding
+from numfmt.posit.kernel import PositPlan
 
 __all__ = ["PositFastPlan", "posit_fast_plan", "posit_fast_round_bits"]
 
 
 @dataclasses.dataclass(frozen=True)
 class PositFastPlan:
-    """Constants of the short sequence for one :class:`~numfmt._posit_kernel.PositPlan`.
+    """Constants of the short sequence for one :class:`~numfmt.posit.kernel.PositPlan`.
 
     ``elo <= e <= elo + span`` (``e`` the biased exponent field) is handled
     here. The constants are NumPy scalars, made once per plan.
@@ -105,7 +105,7 @@ def posit_fast_round_bits(xp, u, fp: PositFastPlan, rbits=None, work=None):
       fp: from :func:`posit_fast_plan`.
       rbits: unused (nearest-even only); accepted for the driver's signature.
       work: NumPy only, optional: ``(out, t1, t2, flags)`` as in
-        :func:`numfmt._fast.fast_round_bits`.
+        :func:`numfmt.float.fast.fast_round_bits`.
 
     Returns:
       ``(out, rare)``: the patterns of the rounded values, right wherever
@@ -115,8 +115,8 @@ def posit_fast_round_bits(xp, u, fp: PositFastPlan, rbits=None, work=None):
 
     Examples:
       >>> import numpy as np, numfmt
-      >>> from numfmt._xp import NUMPY
-      >>> from numfmt._posit_kernel import make_posit_plan
+      >>> from numfmt.core.xp import NUMPY
+      >>> from numfmt.posit.kernel import make_posit_plan
       >>> plan = make_posit_plan(numfmt.parse("posit16_1"), np.float32, numfmt.Rounding.NEAREST_EVEN,
       ...                        numfmt.Overflow.SAT_FINITE, 0)
       >>> x = np.array([1 + 2.0**-13, 1 + 3 * 2.0**-13, -3.0, 1e9], np.float32)

@@ -20,8 +20,8 @@ import dataclasses
 import re
 from fractions import Fraction
 
-from numfmt._names import register_family
-from numfmt._rounding import Overflow
+from numfmt.core.names import register_family
+from numfmt.core.rounding import Overflow
 
 __all__ = ["PositFormat"]
 

@@ -31,11 +31,11 @@ import functools
 
 import numpy as np
 
-from numfmt import _xp
-from numfmt._intbits import fits_exactly, float_bits, increment
-from numfmt._kernel import _split, decompose
-from numfmt._posit import PositFormat
-from numfmt._rounding import Overflow, Rounding
+from numfmt.core import xp as _xp
+from numfmt.core.intbits import fits_exactly, float_bits, increment
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.float.kernel import _split, decompose
+from numfmt.posit.format import PositFormat
 
 __all__ = ["PositPlan", "make_posit_plan", "posit_codes", "posit_decode_bits"]
 
@@ -209,7 +209,7 @@ def _decode_dtype(fmt: PositFormat, dtype):
 
 def encode_posit(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bits=None):
     """``numfmt.encode`` for posits: two's complement codes, NaR for NaN/inf."""
-    from numfmt._codes import chopped_patterns, code_dtype
+    from numfmt.core.codes import chopped_patterns, code_dtype
 
     def planner(fmt, dtype):
         return make_posit_plan(fmt, dtype, Rounding.NEAREST_EVEN, Overflow.SAT_FINITE, 0)
@@ -225,7 +225,7 @@ def encode_posit(x, fmt, rounding="nearest_even", *, overflow=None, key=None, ra
 
 def decode_posit(codes, fmt, dtype=None):
     """``numfmt.decode`` for posits: NaR gives NaN; every code is in range."""
-    from numfmt._codes import code_array
+    from numfmt.core.codes import code_array
 
     xp, codes = code_array(codes, fmt.n, fmt)
     dtype = _decode_dtype(fmt, dtype)

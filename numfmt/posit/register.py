@@ -1,11 +1,11 @@
 """Registers the posit and fixed-point families with chop, encode and decode."""
 
-from numfmt._chop import register_elementwise
-from numfmt._codes import register_codec
-from numfmt._fixed import FixedFormat, FixedOverflow
-from numfmt._fixed_kernel import decode_fixed, encode_fixed, make_fixed_plan
-from numfmt._posit import PositFormat
-from numfmt._posit_kernel import decode_posit, encode_posit, make_posit_plan
+from numfmt.core.chop import register_elementwise
+from numfmt.core.codes import register_codec
+from numfmt.fixed.format import FixedFormat, FixedOverflow
+from numfmt.fixed.kernel import decode_fixed, encode_fixed, make_fixed_plan
+from numfmt.posit.format import PositFormat
+from numfmt.posit.kernel import decode_posit, encode_posit, make_posit_plan
 
 __all__ = ["FixedFormat", "FixedOverflow", "PositFormat"]
 

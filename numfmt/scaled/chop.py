@@ -1,4 +1,4 @@
-"""``chop``/``encode``/``decode`` of scaled integer formats (drivers of :mod:`numfmt._scaled_kernel`).
+"""``chop``/``encode``/``decode`` of scaled integer formats (drivers of :mod:`numfmt.scaled.kernel`).
 
 NumPy runs in chunks of groups; JAX runs one jitted function per static
 configuration (straight-through gradient for ``chop``). Code layout: see
@@ -11,15 +11,15 @@ import functools
 
 import numpy as np
 
-from numfmt import _xp
-from numfmt._block_bits import require_x64
-from numfmt._block_chop import in_chunks, jax_chop, jax_functions, namespaces
-from numfmt._chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, register_chop
-from numfmt._codes import register_codec
-from numfmt._nf4 import _to_f32
-from numfmt._rounding import Rounding
-from numfmt._scaled import ScaledIntFormat
-from numfmt._scaled_kernel import (
+from numfmt.block.chop import in_chunks, jax_chop, jax_functions, namespaces
+from numfmt.block.nf4 import _to_f32
+from numfmt.block.scale_bits import require_x64
+from numfmt.core import xp as _xp
+from numfmt.core.chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, register_chop
+from numfmt.core.codes import register_codec
+from numfmt.core.rounding import Rounding
+from numfmt.scaled.format import ScaledIntFormat
+from numfmt.scaled.kernel import (
     _check_axis,
     _plans,
     dequantize,
@@ -35,7 +35,7 @@ __all__ = ["scaled_chop", "scaled_decode", "scaled_encode"]
 
 def _prepare(x, fmt, rounding, key, random_bits):
     """``(xp, xm, x, static, rbits)`` after the argument checks."""
-    from numfmt._block_chop import _rbits
+    from numfmt.block.chop import _rbits
 
     rounding = Rounding.parse(rounding)
     xp, xm, x, dtype = namespaces(x, key)

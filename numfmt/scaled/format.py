@@ -5,7 +5,7 @@ A :class:`ScaledIntFormat` stores ``bits``-bit integers ``q`` in
 float32 by default) per group, and for asymmetric formats one integer zero
 point ``z`` per group; the value is ``(q - z) * s`` (``z = 0`` when symmetric).
 The definitions (torchao / PyTorch conventions, computed exactly, see
-:mod:`numfmt._scaled_kernel`)::
+:mod:`numfmt.scaled.kernel`)::
 
     symmetric:  s = RN_scale(amax / qmax)
                 q = clamp(round(x / s), qmin, qmax)
@@ -50,9 +50,9 @@ import dataclasses
 import re
 from typing import Any
 
-from numfmt._block import _top_level_split
-from numfmt._float import FloatFormat
-from numfmt._names import parse, register_family
+from numfmt.block.format import _top_level_split
+from numfmt.core.names import parse, register_family
+from numfmt.float.format import FloatFormat
 
 __all__ = ["ScaledIntFormat"]
 

@@ -34,14 +34,14 @@ import types
 
 import numpy as np
 
-from numfmt._block_bits import from_f64, layout, to_f64, unpack
-from numfmt._block_chop import blocked, unblocked
-from numfmt._chop import plan_for
-from numfmt._float import FloatFormat
-from numfmt._int_element import IntElement
-from numfmt._kernel import make_plan
-from numfmt._rounding import Overflow, Rounding
-from numfmt._scaled import ScaledIntFormat
+from numfmt.block.chop import blocked, unblocked
+from numfmt.block.int_element import IntElement
+from numfmt.block.scale_bits import from_f64, layout, to_f64, unpack
+from numfmt.core.chop import plan_for
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.float.format import FloatFormat
+from numfmt.float.kernel import make_plan
+from numfmt.scaled.format import ScaledIntFormat
 
 __all__ = ["dequantize", "grouped", "quantize", "ungrouped"]
 

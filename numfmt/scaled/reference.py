@@ -1,7 +1,7 @@
 """Exact reference for scaled integer formats: one group at a time, in Fractions.
 
-The oracle for :mod:`numfmt._scaled_kernel`; it shares no code with it. From
-the definitions in :mod:`numfmt._scaled`: ``s = RN_scale(n / D)`` (saturating)
+The oracle for :mod:`numfmt.scaled.kernel`; it shares no code with it. From
+the definitions in :mod:`numfmt.scaled.format`: ``s = RN_scale(n / D)`` (saturating)
 with ``n = amax`` (symmetric) or ``hi - lo``; ``z = clamp(qmin - RNE(lo / s))``;
 ``q = clamp(round(x / s) + z)``; results ``RN_out((q - z) * s)``. A NaN or
 infinity makes the group NaN; ``s = 0`` gives ``z = 0`` and zero codes; zero
@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from numfmt._block_reference import round_element
-from numfmt._float import FloatFormat
-from numfmt._int_element import IntElement
-from numfmt._reference import round_value
-from numfmt._rounding import Overflow, Rounding
-from numfmt._scaled import ScaledIntFormat
+from numfmt.block.int_element import IntElement
+from numfmt.block.reference import round_element
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.float.format import FloatFormat
+from numfmt.float.reference import round_value
+from numfmt.scaled.format import ScaledIntFormat
 
 __all__ = ["quantize_group"]
 

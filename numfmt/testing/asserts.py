@@ -11,11 +11,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt import _grid
-from numfmt._float import FloatFormat, Subnormals
-from numfmt._names import parse
-from numfmt._reference import encode_value, round_value
-from numfmt._xp import FLOAT_LAYOUTS
+from numfmt.core.names import parse
+from numfmt.core.xp import FLOAT_LAYOUTS
+from numfmt.float import grid as _grid
+from numfmt.float.format import FloatFormat, Subnormals
+from numfmt.float.reference import encode_value, round_value
 
 __all__ = ["assert_bits_equal", "assert_representable"]
 
@@ -142,17 +142,17 @@ def _why_not(v, fmt: FloatFormat) -> str:
 def assert_representable(x, fmt, *, err_msg: str = "") -> None:
     """Assert every element of ``x`` is a value rounding into ``fmt`` can produce.
 
-    Checked exactly against the format's codes (``numfmt._reference``): a
+    Checked exactly against the format's codes (``numfmt.float.reference``): a
     NaN needs a format with NaN, +-inf one with infinities, -0.0 one with a
     -0 code; negative values need a signed format; subnormals of ``flush``
     and ``round_to_normal`` formats do not count (rounding never gives them).
     Posits: a posit, or NaN for NaR (no -0, no inf). Fixed point: a multiple
     of the quantum within range (no NaN, no -0). Block formats: ``x`` must be
     a fixed point, bit for bit, of one exact rounding into ``fmt``
-    (``numfmt._block_reference``, block by block along ``fmt.axis``; float64
+    (``numfmt.block.reference``, block by block along ``fmt.axis``; float64
     ``x`` for power-of-two scales, float32/float16/bfloat16 for NVFP4 and
     NF4; scaled integer formats likewise, against
-    ``numfmt._scaled_reference``, any float dtype). Being decodable is not enough: a block whose codes are valid but
+    ``numfmt.scaled.reference``, any float dtype). Being decodable is not enough: a block whose codes are valid but
     whose scale the rule would not pick (e.g. element 240 at scale 1 in
     ``mxfp8_e4m3``: chop gives 224) is not a value rounding can produce; and
     since chop is idempotent (tested), its results are exactly these fixed
@@ -192,7 +192,7 @@ def assert_representable(x, fmt, *, err_msg: str = "") -> None:
     fmt = parse(fmt)
     a = float_array(x, "x")
     if not isinstance(fmt, FloatFormat):
-        from numfmt._asserts_families import representable_lines
+        from numfmt.testing.asserts_families import representable_lines
 
         lines = representable_lines(a, fmt, err_msg)
     else:

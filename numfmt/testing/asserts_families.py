@@ -1,8 +1,8 @@
 """The assertions of ``numfmt.testing`` for posit, fixed-point, block and scaled integer formats.
 
-:mod:`numfmt._asserts` and :mod:`numfmt._asserts_rounding` hand these
+:mod:`numfmt.testing.asserts` and :mod:`numfmt.testing.asserts_rounding` hand these
 families here. Expected results come from the exact references
-(:mod:`numfmt._family_grid`, :mod:`numfmt._block_testing`), never from the
+(:mod:`numfmt.testing.family_grid`, :mod:`numfmt.testing.block`), never from the
 array kernels.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from numfmt import _family_grid
-from numfmt._asserts import bits, elementwise_lines, exact, mismatches, report
-from numfmt._block import BlockFormat
-from numfmt._nf4 import TableElement
-from numfmt._rounding import Rounding
-from numfmt._scaled import ScaledIntFormat
+from numfmt.block.format import BlockFormat
+from numfmt.block.nf4 import TableElement
+from numfmt.core.rounding import Rounding
+from numfmt.scaled.format import ScaledIntFormat
+from numfmt.testing import family_grid as _family_grid
+from numfmt.testing.asserts import bits, elementwise_lines, exact, mismatches, report
 
 __all__ = ["compare_tensors", "family_inputs", "family_reference", "representable_lines", "rounds_like_block",
            "rounds_like_scaled"]
@@ -24,13 +24,13 @@ __all__ = ["compare_tensors", "family_inputs", "family_reference", "representabl
 def representable_lines(a: np.ndarray, fmt, err_msg: str) -> list[str]:
     """Failure lines of ``assert_representable`` for a posit, fixed or block ``fmt`` (empty: passes)."""
     if isinstance(fmt, BlockFormat):
-        from numfmt._block_testing import check_block_format, reference_chop
+        from numfmt.testing.block import check_block_format, reference_chop
 
         check_block_format(fmt, a.dtype, "assert_representable")
         return _fixed_point_lines(a, reference_chop(a, fmt), fmt, err_msg, "block")
     if isinstance(fmt, ScaledIntFormat):
-        from numfmt._scaled_testing import check_scaled
-        from numfmt._scaled_testing import reference_chop as scaled_reference
+        from numfmt.testing.scaled import check_scaled
+        from numfmt.testing.scaled import reference_chop as scaled_reference
 
         check_scaled(fmt, a.dtype, "assert_representable")
         return _fixed_point_lines(a, scaled_reference(a, fmt), fmt, err_msg, "group")
@@ -74,7 +74,7 @@ def family_inputs(fmt, dtype, n_random: int, max_gaps: int, rng) -> np.ndarray:
 
 def family_reference(x: np.ndarray, fmt, rounding: Rounding, overflow) -> np.ndarray:
     """One exact rounding of every element of ``x`` into a posit or fixed ``fmt``."""
-    from numfmt import _grid
+    from numfmt.float import grid as _grid
 
     flat = x.reshape(-1)
     unique, inverse = np.unique(bits(flat), return_inverse=True)
@@ -110,7 +110,7 @@ def _block_rows(fmt: BlockFormat, n_random: int, rng) -> np.ndarray:
 
 def rounds_like_block(f, fmt: BlockFormat, rounding: Rounding, dtype, n_random: int, seed: int, err_msg: str):
     """``assert_rounds_like`` for a block format (see its docstring)."""
-    from numfmt._block_testing import check_block_format, is_scaled, reference_chop
+    from numfmt.testing.block import check_block_format, is_scaled, reference_chop
 
     dtype = check_block_format(fmt, dtype, "assert_rounds_like")
     if fmt.axis not in (0, 1, -1, -2):
@@ -119,7 +119,7 @@ def rounds_like_block(f, fmt: BlockFormat, rounding: Rounding, dtype, n_random: 
         raise ValueError(f"{fmt} rounds to the nearest table value only; rounding={rounding.value!r} does not apply")
     rng = np.random.default_rng(seed)
     if is_scaled(fmt):
-        from numfmt._block_scaled_testing import scaled_tensors
+        from numfmt.testing.block_scaled import scaled_tensors
 
         tensors = scaled_tensors(fmt, dtype, n_random, rng)
     else:
@@ -131,7 +131,7 @@ def rounds_like_block(f, fmt: BlockFormat, rounding: Rounding, dtype, n_random: 
 
 def rounds_like_scaled(f, fmt, rounding: Rounding, dtype, n_random: int, seed: int, err_msg: str):
     """``assert_rounds_like`` for a scaled integer format (see its docstring)."""
-    from numfmt._scaled_testing import check_scaled, reference_chop, scaled_tensors
+    from numfmt.testing.scaled import check_scaled, reference_chop, scaled_tensors
 
     dtype = check_scaled(fmt, dtype, "assert_rounds_like", two_d=True)
     tensors = scaled_tensors(fmt, dtype, n_random, np.random.default_rng(seed))
@@ -141,7 +141,7 @@ def rounds_like_scaled(f, fmt, rounding: Rounding, dtype, n_random: int, seed: i
 def compare_tensors(f, tensors, reference, fmt, rounding: Rounding, err_msg: str) -> None:
     """Call ``f`` on each tensor and compare with ``reference(tensor)``, bit for bit; tensors
     whose exact results overflow the dtype are skipped (chop raises there)."""
-    from numfmt._asserts_rounding import _call
+    from numfmt.testing.asserts_rounding import _call
 
     for x in tensors:
         want = reference(x)

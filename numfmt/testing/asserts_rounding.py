@@ -1,23 +1,24 @@
 """Assertion about a user's deterministic quantizer: ``assert_rounds_like``.
 
-It compares against the exact scalar reference (``numfmt._reference``),
+It compares against the exact scalar reference (``numfmt.float.reference``),
 never against numfmt's fast kernels (stochastic rounding:
-:mod:`numfmt._asserts_unbiased`).
+:mod:`numfmt.testing.unbiased`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from numfmt import _family_grid, _grid
-from numfmt._asserts import bits, exact, float_format, mismatches, report
-from numfmt._asserts_families import family_inputs, family_reference, rounds_like_block, rounds_like_scaled
-from numfmt._block import BlockFormat
-from numfmt._names import parse
-from numfmt._reference import round_value
-from numfmt._rounding import Overflow, Rounding
-from numfmt._scaled import ScaledIntFormat
-from numfmt._xp import FLOAT_LAYOUTS
+from numfmt.block.format import BlockFormat
+from numfmt.core.names import parse
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.core.xp import FLOAT_LAYOUTS
+from numfmt.float import grid as _grid
+from numfmt.float.reference import round_value
+from numfmt.scaled.format import ScaledIntFormat
+from numfmt.testing import family_grid as _family_grid
+from numfmt.testing.asserts import bits, exact, float_format, mismatches, report
+from numfmt.testing.asserts_families import family_inputs, family_reference, rounds_like_block, rounds_like_scaled
 
 __all__ = ["assert_rounds_like"]
 
@@ -75,16 +76,16 @@ def assert_rounds_like(
     threshold); +-0, +-inf and NaN; all with both signs; then ``n_random``
     raw bit patterns and ``n_random`` values spread over the format's
     exponent range. Its results must equal, bit for bit (NaN payloads
-    aside), one rounding of each exact input by ``numfmt._reference``.
+    aside), one rounding of each exact input by ``numfmt.float.reference``.
 
     Posit and fixed-point formats: the same kinds of inputs over their
     value grid (the gaps around zero and at both ends, for big formats),
-    checked against ``numfmt._reference_families``. Block formats
+    checked against ``numfmt.fixed.reference``. Block formats
     (power-of-two scales): ``f`` gets a 2-D float64 array with blocks along
     ``fmt.axis`` (0, 1, -1 or -2); each line holds a full block whose amax
     is ``2**k`` or one ulp below or above it (k around 0 and at both ends
     of the scale range), then a partial block; plus lines with NaN, +-inf,
-    +-0 and raw bit patterns. Expected: ``numfmt._block_reference``.
+    +-0 and raw bit patterns. Expected: ``numfmt.block.reference``.
     NVFP4- and NF4-style formats (``dtype`` float32, float16 or bfloat16):
     ``f`` is called once per tensor, as each has its own tensor scale:
     NVFP4 tensors whose tensor scale is a power of two and whose blocks
@@ -97,7 +98,7 @@ def assert_rounds_like(
     there). Scaled integer formats (any float ``dtype``): ``f`` is called
     once per tensor (per-tensor formats: one tensor per group) on the
     arrays described in :func:`boundary_values`; expected results from
-    ``numfmt._scaled_reference``, group by group.
+    ``numfmt.scaled.reference``, group by group.
 
     Args:
       f: the quantizer: a function of one array returning an array of the

@@ -1,13 +1,13 @@
 """Block formats in ``numfmt.testing``: an exact array reference, formats and values.
 
 :func:`reference_chop` rounds a whole array into a block format with the
-exact per-block reference (:func:`numfmt._block_reference.quantize_block`,
+exact per-block reference (:func:`numfmt.block.reference.quantize_block`,
 Fractions; it shares no code with the kernels). The testing tools call a
 block array *representable* when it is a fixed point of this reference,
 ``reference_chop(x) == x`` bit for bit; :func:`block_values` draws such
 arrays. Power-of-two scales (MX, block floating point) here, on float64;
 NVFP4- and NF4-style formats (float32/float16/bfloat16 input, a tensor scale
-from the whole array) in :mod:`numfmt._block_scaled_testing`.
+from the whole array) in :mod:`numfmt.testing.block_scaled`.
 
 Importing this module needs hypothesis (``numfmt.testing`` only).
 """
@@ -20,14 +20,14 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from numfmt import _grid
-from numfmt._block import BlockFormat, InfPolicy, ScaleRule
-from numfmt._block_reference import quantize_block, tensor_scale
-from numfmt._format_strategies import _members, register_formats
-from numfmt._int_element import IntElement
-from numfmt._names import parse
-from numfmt._nf4 import TableElement
-from numfmt._xp import FLOAT_LAYOUTS
+from numfmt.block.format import BlockFormat, InfPolicy, ScaleRule
+from numfmt.block.int_element import IntElement
+from numfmt.block.nf4 import TableElement
+from numfmt.block.reference import quantize_block, tensor_scale
+from numfmt.core.names import parse
+from numfmt.core.xp import FLOAT_LAYOUTS
+from numfmt.float import grid as _grid
+from numfmt.testing.format_strategies import _members, register_formats
 
 __all__ = ["block_values", "check_block_format", "is_scaled", "reference_chop"]
 
@@ -59,7 +59,7 @@ def reference_chop(x: np.ndarray, fmt: BlockFormat, rounding="nearest_even") -> 
     """``chop(x, fmt, rounding)`` for an array, block by block, exactly.
 
     NVFP4-style formats: the tensor scale comes from all finite elements of
-    ``x`` (:func:`numfmt._block_reference.tensor_scale`). NVFP4 and NF4
+    ``x`` (:func:`numfmt.block.reference.tensor_scale`). NVFP4 and NF4
     results are rounded into ``x.dtype`` (their definition); a result beyond
     its range is +-inf here (``chop`` raises there).
     """
@@ -92,7 +92,7 @@ def _block_formats(min_bits, max_bits, exact_in, *, kind=None, block_size=None, 
         raise ValueError(f"kind={kind!r} must be one of {', '.join(_KINDS)} or a list of them")
     out = []
     if rule is None and inf is None and (exact_in is None or np.dtype(exact_in) in _SCALED_DTYPES):
-        from numfmt._block_scaled_testing import scaled_formats
+        from numfmt.testing.block_scaled import scaled_formats
 
         out.append(scaled_formats(min_bits, max_bits, kinds, block_size, axis))
     if "mx" in kinds and (exact_in is None or np.dtype(exact_in) == np.float64):
@@ -128,7 +128,7 @@ def block_values(fmt: BlockFormat, dtype=np.float64, *, allow_nan=True, allow_in
     """
     dtype = check_block_format(fmt, dtype, "values")
     if is_scaled(fmt):
-        from numfmt._block_scaled_testing import scaled_values
+        from numfmt.testing.block_scaled import scaled_values
 
         return scaled_values(fmt, dtype, allow_nan, allow_infinity, shape)
     elem, scale = fmt.elem, fmt.scale
@@ -140,7 +140,7 @@ def block_values(fmt: BlockFormat, dtype=np.float64, *, allow_nan=True, allow_in
         step = elem.quantum
         elem_values = st.integers(elem.min_int, elem.max_int).map(lambda k: float(k * step))
     else:
-        from numfmt._strategies import values
+        from numfmt.testing.strategies import values
 
         elem_values = values(elem, allow_nan=False, allow_infinity=False).map(float)
     specials = [math.nan] * allow_nan + [math.inf, -math.inf] * allow_infinity

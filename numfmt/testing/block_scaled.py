@@ -3,7 +3,7 @@
 These formats take float32, float16 or bfloat16 input and round their
 results into that dtype. NVFP4's tensor scale ``g`` comes from the whole
 tensor, so a "value" is a whole array: a fixed point of one exact rounding
-(:func:`numfmt._block_testing.reference_chop`), as for MX. The tensors that
+(:func:`numfmt.testing.block.reference_chop`), as for MX. The tensors that
 :func:`scaled_tensors` builds for ``assert_rounds_like`` put a power of two
 in ``g`` so that every tie ``m * s / g`` (``m`` an element midpoint, ``s``
 any scale) is exact in the dtype.
@@ -21,10 +21,10 @@ from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from numfmt import _grid
-from numfmt._block import BlockFormat
-from numfmt._names import parse
-from numfmt._nf4 import NF4_VALUES, TableElement
+from numfmt.block.format import BlockFormat
+from numfmt.block.nf4 import NF4_VALUES, TableElement
+from numfmt.core.names import parse
+from numfmt.float import grid as _grid
 
 __all__ = ["block_boundary", "scaled_formats", "scaled_tensors", "scaled_values"]
 
@@ -73,8 +73,8 @@ def scaled_values(fmt: BlockFormat, dtype, allow_nan: bool, allow_infinity: bool
     exact reference and kept if it is a fixed point (it always was, in our
     runs).
     """
-    from numfmt._block_testing import reference_chop
-    from numfmt._strategies import values
+    from numfmt.testing.block import reference_chop
+    from numfmt.testing.strategies import values
 
     d = _grid.dtype_format(dtype)
     if shape is None:
@@ -206,8 +206,8 @@ def scaled_tensors(fmt: BlockFormat, dtype, n_random: int, rng) -> list[np.ndarr
 def block_boundary(fmt: BlockFormat, dtype):
     """Strategy of hard 2-D inputs for any block ``fmt`` (``numfmt.testing.boundary_values``):
     one of the arrays ``assert_rounds_like`` feeds ``f``, for a drawn seed."""
-    from numfmt._asserts_families import _block_rows
-    from numfmt._block_testing import check_block_format, is_scaled
+    from numfmt.testing.asserts_families import _block_rows
+    from numfmt.testing.block import check_block_format, is_scaled
 
     dtype = check_block_format(fmt, dtype, "boundary_values")
     if fmt.axis not in (0, 1, -1, -2):

@@ -1,8 +1,8 @@
 """Exhaustive hard inputs of a small format: ``numfmt.testing.grid_points``.
 
 Built on the boundary arrays the strategies and assertions already use
-(:func:`numfmt._grid.boundary_array` for floats,
-:func:`numfmt._family_grid.boundary_array` for posits and fixed point) over
+(:func:`numfmt.float.grid.boundary_array` for floats,
+:func:`numfmt.testing.family_grid.boundary_array` for posits and fixed point) over
 every gap of the format; nothing here imports hypothesis.
 """
 
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from numfmt import _family_grid, _grid
-from numfmt._block import BlockFormat
-from numfmt._fixed import FixedFormat
-from numfmt._names import parse
-from numfmt._posit import PositFormat
-from numfmt._xp import FLOAT_LAYOUTS
+from numfmt.block.format import BlockFormat
+from numfmt.core.names import parse
+from numfmt.core.xp import FLOAT_LAYOUTS
+from numfmt.fixed.format import FixedFormat
+from numfmt.float import grid as _grid
+from numfmt.posit.format import PositFormat
+from numfmt.testing import family_grid as _family_grid
 
 __all__ = ["MAX_GRID_VALUES", "grid_points"]
 

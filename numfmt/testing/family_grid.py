@@ -3,7 +3,7 @@
 The real values of the format are numbered ``0 .. count - 1`` in increasing
 order, negatives included (posits: ``-maxpos .. maxpos``; fixed point:
 ``min_value .. max_value``). Values come from the exact references in
-:mod:`numfmt._reference_families` (not from the array kernels), as do the
+:mod:`numfmt.fixed.reference` (not from the array kernels), as do the
 exact roundings. Neither family has -0 or infinities; a posit's NaR is
 NaN in a float array, and fixed point has no NaN code. Nothing here imports
 hypothesis.
@@ -16,12 +16,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt import _grid
-from numfmt._fixed import FixedFormat, FixedOverflow
-from numfmt._fixed_kernel import all_values_fit
-from numfmt._posit import PositFormat
-from numfmt._reference_families import _finite_value, fixed_round, posit_round, posit_value
-from numfmt._rounding import Overflow, Rounding
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.fixed.format import FixedFormat, FixedOverflow
+from numfmt.fixed.kernel import all_values_fit
+from numfmt.fixed.reference import _finite_value, fixed_round, posit_round, posit_value
+from numfmt.float import grid as _grid
+from numfmt.posit.format import PositFormat
 
 __all__ = ["count", "fits", "is_family", "landmarks", "parse_overflow", "representable", "round_exact", "value_at"]
 

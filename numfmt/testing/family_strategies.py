@@ -12,10 +12,11 @@ import numpy as np
 from hypothesis import reject
 from hypothesis import strategies as st
 
-from numfmt import _family_grid, _grid
-from numfmt._fixed import _MAX_BITS, FixedFormat, FixedOverflow
-from numfmt._format_strategies import _bounds, _members, register_formats
-from numfmt._posit import PositFormat
+from numfmt.fixed.format import _MAX_BITS, FixedFormat, FixedOverflow
+from numfmt.float import grid as _grid
+from numfmt.posit.format import PositFormat
+from numfmt.testing import family_grid as _family_grid
+from numfmt.testing.format_strategies import _bounds, _members, register_formats
 
 __all__ = ["family_boundary", "family_values"]
 

@@ -11,10 +11,10 @@ import numpy as np
 from hypothesis import reject
 from hypothesis import strategies as st
 
-from numfmt import _grid
-from numfmt._float import _MAX_ABS_BIAS, _MAX_EXP_BITS, _MAX_MAN_BITS, FloatFormat, Specials, Subnormals
-from numfmt._rounding import Overflow, _parse_enum
-from numfmt._xp import FLOAT_LAYOUTS
+from numfmt.core.rounding import Overflow, _parse_enum
+from numfmt.core.xp import FLOAT_LAYOUTS
+from numfmt.float import grid as _grid
+from numfmt.float.format import _MAX_ABS_BIAS, _MAX_EXP_BITS, _MAX_MAN_BITS, FloatFormat, Specials, Subnormals
 
 __all__ = ["formats", "register_formats"]
 
@@ -175,7 +175,7 @@ def formats(family="float", *, min_bits: int = 1, max_bits: int = 16, exact_in=n
         raise ValueError(f"need integers 1 <= min_bits <= max_bits, got min_bits={min_bits!r}, max_bits={max_bits!r}")
     if exact_in is not None and np.dtype(exact_in) not in FLOAT_LAYOUTS:
         raise ValueError(f"exact_in={exact_in!r} must be None or float16, bfloat16, float32 or float64")
-    from numfmt import _block_testing, _family_strategies, _scaled_testing  # noqa: F401 - they register their families
+    from numfmt.testing import scaled as _scaled_testing  # noqa: F401 - they register their families
 
     names = list(_FAMILIES) if family is None else [family] if isinstance(family, str) else list(family)
     for name in names:

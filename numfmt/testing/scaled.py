@@ -2,7 +2,7 @@
 
 :func:`reference_chop` rounds a whole array into a
 :class:`numfmt.ScaledIntFormat` group by group with the exact reference
-(:func:`numfmt._scaled_reference.quantize_group`, Fractions; it shares no
+(:func:`numfmt.scaled.reference.quantize_group`, Fractions; it shares no
 code with the kernels). As for block formats, an array is *representable*
 when it is a fixed point of this reference, bit for bit. :func:`scaled_values`
 builds such arrays group by group with a scale it knows (see the proof
@@ -25,14 +25,14 @@ from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from numfmt import _grid
-from numfmt._format_strategies import register_formats
-from numfmt._names import parse
-from numfmt._reference import round_value
-from numfmt._rounding import Overflow, Rounding
-from numfmt._scaled import _GRANULARITIES, ScaledIntFormat
-from numfmt._scaled_reference import quantize_group
-from numfmt._xp import FLOAT_LAYOUTS
+from numfmt.core.names import parse
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.core.xp import FLOAT_LAYOUTS
+from numfmt.float import grid as _grid
+from numfmt.float.reference import round_value
+from numfmt.scaled.format import _GRANULARITIES, ScaledIntFormat
+from numfmt.scaled.reference import quantize_group
+from numfmt.testing.format_strategies import register_formats
 
 __all__ = ["check_scaled", "reference_chop", "scaled_boundary", "scaled_tensors", "scaled_values"]
 

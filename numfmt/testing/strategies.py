@@ -1,5 +1,5 @@
 """Hypothesis strategies for a format's values and hard inputs, raw bit
-patterns and keys (formats themselves: ``numfmt._format_strategies``).
+patterns and keys (formats themselves: ``numfmt.testing.format_strategies``).
 
 Imported by :mod:`numfmt.testing` only: ``import numfmt`` never imports
 hypothesis. Every strategy shrinks toward a small, readable example: values
@@ -12,13 +12,14 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from numfmt import _family_grid, _grid
-from numfmt._block import BlockFormat
-from numfmt._block_testing import block_values
-from numfmt._family_strategies import family_boundary, family_values
-from numfmt._names import parse
-from numfmt._scaled import ScaledIntFormat
-from numfmt._xp import FLOAT_LAYOUTS
+from numfmt.block.format import BlockFormat
+from numfmt.core.names import parse
+from numfmt.core.xp import FLOAT_LAYOUTS
+from numfmt.float import grid as _grid
+from numfmt.scaled.format import ScaledIntFormat
+from numfmt.testing import family_grid as _family_grid
+from numfmt.testing.block import block_values
+from numfmt.testing.family_strategies import family_boundary, family_values
 
 __all__ = ["boundary_values", "float_bits", "keys", "values"]
 
@@ -46,7 +47,7 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
     Args:
       fmt: a format object or string.
       dtype: float dtype of the values (NumPy scalars), or None for exact
-        values in the convention of ``numfmt._reference.round_value``
+        values in the convention of ``numfmt.float.reference.round_value``
         (Fractions; floats for +-0, +-inf and NaN).
       allow_nan, allow_infinity: also draw NaN / +-inf where the format has them.
 
@@ -56,7 +57,7 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
       format. Posits: any posit, NaN standing for NaR; fixed point: any
       multiple of the quantum in range (no NaN, no -0). Block formats:
       arrays of 1 or 2 dimensions that are fixed points of one rounding
-      into ``fmt`` (see ``numfmt._block_testing``), blocks of element values
+      into ``fmt`` (see ``numfmt.testing.block``), blocks of element values
       times a scale, with NaN/inf blocks if allowed; ``dtype`` float64 for
       power-of-two scales (MX, bfp), float32, float16 or bfloat16 for NVFP4-
       and NF4-style formats (NaN/inf never in the block holding the largest
@@ -64,7 +65,7 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
       formats: arrays built group by group as ``(q - z) * s`` with a scale
       value ``s`` the group's amax (or ``lo``/``hi``) reproduces exactly,
       or all-zero and (if allowed) all-NaN groups; never inf; ``dtype`` must
-      hold ``bits`` significant bits (see ``numfmt._scaled_testing``).
+      hold ``bits`` significant bits (see ``numfmt.testing.scaled``).
 
     Raises:
       ValueError: if ``dtype`` cannot hold every value of ``fmt`` (block
@@ -82,7 +83,7 @@ def values(fmt, *, dtype=np.float64, allow_nan: bool = True, allow_infinity: boo
     if isinstance(fmt, BlockFormat):
         return block_values(fmt, dtype, allow_nan=allow_nan, allow_infinity=allow_infinity)
     if isinstance(fmt, ScaledIntFormat):
-        from numfmt._scaled_testing import scaled_values
+        from numfmt.testing.scaled import scaled_values
 
         return scaled_values(fmt, dtype, allow_nan)
     if dtype is not None:
@@ -159,11 +160,11 @@ def boundary_values(fmt, *, dtype=np.float64):
     """
     fmt = parse(fmt)
     if isinstance(fmt, BlockFormat):
-        from numfmt._block_scaled_testing import block_boundary
+        from numfmt.testing.block_scaled import block_boundary
 
         return block_boundary(fmt, dtype)
     if isinstance(fmt, ScaledIntFormat):
-        from numfmt._scaled_testing import scaled_boundary
+        from numfmt.testing.scaled import scaled_boundary
 
         return scaled_boundary(fmt, dtype)
     dtype = np.dtype(_dtype_or_none(dtype) or np.float64)

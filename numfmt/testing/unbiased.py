@@ -1,7 +1,7 @@
 """Assertion that a stochastic rounding function is unbiased: ``assert_unbiased``.
 
 Given the format, each element's two neighbours come from the exact scalar
-reference (``numfmt._reference``, ``numfmt._family_grid``). Without it, they
+reference (``numfmt.float.reference``, ``numfmt.testing.family_grid``). Without it, they
 are read off the results themselves; see :func:`assert_unbiased` for the rule
 and its false-failure bound.
 """
@@ -13,12 +13,13 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt import _family_grid, _grid
-from numfmt._asserts import bits, describe, exact, float_array, float_format
-from numfmt._asserts_rounding import _call
-from numfmt._fixed import FixedFormat
-from numfmt._names import parse
-from numfmt._reference import round_value
+from numfmt.core.names import parse
+from numfmt.fixed.format import FixedFormat
+from numfmt.float import grid as _grid
+from numfmt.float.reference import round_value
+from numfmt.testing import family_grid as _family_grid
+from numfmt.testing.asserts import bits, describe, exact, float_array, float_format
+from numfmt.testing.asserts_rounding import _call
 
 __all__ = ["assert_unbiased", "bernstein_bound", "single_value_floor"]
 

@@ -1,0 +1,5 @@
+"""The posit family: ``PositFormat``, its kernel, fast path and registration.
+
+May import: ``numfmt.core`` and ``numfmt.float``. Private: only ``numfmt`` and
+``numfmt.testing`` are public.
+"""
