@@ -6,7 +6,15 @@ or key is first passed in (and ``numfmt.emulate`` imports JAX on first access).
 
 from typing import TYPE_CHECKING
 
+# The families register with the core on import, in this order (it is the
+# order parse's messages list their forms in and chop tries fast paths in).
+# isort: off
+from numfmt.float import register as _float_register  # noqa: F401
+from numfmt.fixed import register as _fixed_register  # noqa: F401
+from numfmt.posit import register as _posit_register  # noqa: F401
 from numfmt.block import chop as _block_chop  # noqa: F401 - registers block formats with chop
+from numfmt.scaled import chop as _scaled_chop  # noqa: F401 - registers scaled integer formats with chop/encode
+# isort: on
 from numfmt.block.codes import pack_nibbles, unpack_nibbles  # (also registers block codecs)
 from numfmt.block.format import BlockFormat, InfPolicy, ScaleRule, bfp, mx
 from numfmt.block.int_element import IntElement
@@ -15,9 +23,9 @@ from numfmt.core.codes import decode, encode
 from numfmt.core.names import parse, presets
 from numfmt.core.rounding import Overflow, Rounding
 from numfmt.emulation.policy import Policy
+from numfmt.fixed.format import FixedFormat, FixedOverflow
 from numfmt.float.format import FloatFormat, Specials, Subnormals
-from numfmt.posit.register import FixedFormat, FixedOverflow, PositFormat
-from numfmt.scaled import chop as _scaled_chop  # noqa: F401 - registers scaled integer formats with chop/encode
+from numfmt.posit.format import PositFormat
 from numfmt.scaled.format import ScaledIntFormat
 
 if TYPE_CHECKING:  # for type checkers and the docs; at run time see __getattr__

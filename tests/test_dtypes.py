@@ -6,7 +6,7 @@ import pytest
 
 import numfmt
 import numfmt.testing
-from numfmt.core.names import _DTYPE_PRESETS
+from numfmt.float.names import _DTYPE_PRESETS
 
 DTYPES = [np.dtype(getattr(ml_dtypes, n, None) or getattr(np, n)) for n in _DTYPE_PRESETS]
 

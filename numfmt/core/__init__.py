@@ -2,7 +2,7 @@
 
 Rounding modes and overflow policies (``rounding``), the array namespace over
 NumPy and JAX (``xp``), random bits for stochastic rounding (``random``),
-integer rounding helpers (``intbits``), the elementwise driver and its
+the elementwise driver and its
 registries (``chop``), the encode/decode driver (``codes``) and the format
 grammar registry (``names``: ``parse``, ``presets``).
 

@@ -10,13 +10,8 @@ from numfmt.core import xp as _xp
 from numfmt.core.names import parse
 from numfmt.core.random import generator_bits, hash_bits, seed_words
 from numfmt.core.rounding import Overflow, Rounding
-from numfmt.fixed.fast import fixed_fast_plan, fixed_fast_round_bits
-from numfmt.float.fast import complete_round_bits, fast_plan, fast_round_bits
-from numfmt.float.format import FloatFormat
-from numfmt.float.kernel import make_plan
-from numfmt.posit.fast import posit_fast_plan, posit_fast_round_bits
 
-__all__ = ["chop", "plan_for", "register_elementwise", "register_chop"]
+__all__ = ["chop", "plan_for", "register_elementwise", "register_chop", "register_fast_path"]
 
 # Elementwise families register a planner ``f(fmt, dtype, rounding, overflow,
 # random_bits) -> plan``. A plan is hashable and has the attributes ``fmt``,
@@ -25,7 +20,7 @@ __all__ = ["chop", "plan_for", "register_elementwise", "register_chop"]
 # ``can_be_unrepresentable``, and a method ``round_bits(xp, u, rbits) ->
 # (patterns, unrepresentable mask | None)`` (see ``numfmt.float.kernel``).
 # Non-elementwise families (block formats) register a whole ``chop``.
-_PLANNERS: dict = {FloatFormat: make_plan}
+_PLANNERS: dict = {}
 _CHOPPERS: dict = {}
 
 
@@ -245,11 +240,25 @@ def _chop_numpy(x: np.ndarray, plan, rng):
 # Short sequences for the common case (numfmt.float.fast, _fixed_fast, _posit_fast):
 # ``planner(plan)`` gives constants or None, ``rounder`` has the signature of
 # ``fast_round_bits``.
-_FAST_PATHS = (
-    (fast_plan, fast_round_bits),
-    (fixed_fast_plan, fixed_fast_round_bits),
-    (posit_fast_plan, posit_fast_round_bits),
-)
+# Families register them with register_fast_path (float first: the order tried).
+_FAST_PATHS: list = []
+# ``(planner, complete_rounder)``: a short sequence that rounds every element
+# itself (``fast.complete``), used under JAX instead of the general kernel.
+_COMPLETE_PATHS: list = []
+
+
+def register_fast_path(planner, rounder, complete=None) -> None:
+    """Add a short sequence for the common case of elementwise formats.
+
+    ``planner(plan)`` gives the sequence's constants, or None where it does not
+    apply; ``rounder(xp, u, fast, rbits, work)`` returns ``(patterns, rare
+    mask)`` and leaves the rare elements to the general kernel. ``complete``,
+    where given, is ``complete(xp, u, fast, rbits) -> patterns`` for the fast
+    plans with ``fast.complete`` set (no rare elements at all).
+    """
+    _FAST_PATHS.append((planner, rounder))
+    if complete is not None:
+        _COMPLETE_PATHS.append((planner, complete))
 
 
 def _chop_numpy_fast(flat, plan, fast, rounder, rng, seed, out):
@@ -358,12 +367,16 @@ def straight_through(fn):
 @functools.cache
 def _straight_through(plan):
     xp = _xp.jax_namespace()
-    fast = fast_plan(plan)
-    if fast is not None and fast.complete:  # a few ops instead of the general kernel's ~40
-
-        def short(x, rbits):
-            u = xp.bitcast(x, xp.uint(plan.width))
-            return xp.bitcast(complete_round_bits(xp, u, fast, rbits), x.dtype)
-
-        return straight_through(short)
+    for planner, complete_round_bits in _COMPLETE_PATHS:
+        fast = planner(plan)
+        if fast is not None and fast.complete:  # a few ops instead of the general kernel's ~40
+            return straight_through(_short(xp, plan, fast, complete_round_bits))
     return straight_through(lambda x, rbits: _chop_block(xp, x, plan, rbits)[0])
+
+
+def _short(xp, plan, fast, complete_round_bits):
+    def short(x, rbits):
+        u = xp.bitcast(x, xp.uint(plan.width))
+        return xp.bitcast(complete_round_bits(xp, u, fast, rbits), x.dtype)
+
+    return short

@@ -20,9 +20,9 @@ import functools
 import numpy as np
 
 from numfmt.core import xp as _xp
-from numfmt.core.intbits import bit_length, fits_exactly, float_bits, increment
 from numfmt.core.rounding import Rounding
 from numfmt.fixed.format import FixedFormat, FixedOverflow
+from numfmt.float.intbits import bit_length, fits_exactly, float_bits, increment
 from numfmt.float.kernel import _split, _value_bits, decompose
 
 __all__ = ["FixedPlan", "fixed_codes", "make_fixed_plan"]

@@ -32,8 +32,8 @@ import functools
 import numpy as np
 
 from numfmt.core import xp as _xp
-from numfmt.core.intbits import fits_exactly, float_bits, increment
 from numfmt.core.rounding import Overflow, Rounding
+from numfmt.float.intbits import fits_exactly, float_bits, increment
 from numfmt.float.kernel import _split, decompose
 from numfmt.posit.format import PositFormat
 
