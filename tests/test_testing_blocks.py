@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import numfmt
 import numfmt.testing as nt
 from numfmt.block.format import BlockFormat
-from numfmt.block.nf4 import NF4_VALUES, TableElement
+from numfmt.block.table import NF4_VALUES, TableElement
 
 FIND = settings(max_examples=200, database=None)
 SCALED = ["nvfp4", "nf4", "nvfp4(block=4,axis=0)", "nf4(block=5)"]

@@ -37,7 +37,6 @@ import numpy as np
 from numfmt.block.direct import direct_ok, direct_round
 from numfmt.block.format import BlockFormat, InfPolicy, ScaleRule
 from numfmt.block.int_element import IntElement
-from numfmt.block.nf4 import TableElement
 from numfmt.block.scale_bits import (
     F32_WORK,
     F64_WORK,
@@ -49,6 +48,7 @@ from numfmt.block.scale_bits import (
     to_f64,
     unpack,
 )
+from numfmt.block.table import TableElement
 from numfmt.core import xp as _xp
 from numfmt.core.chop import (
     _check_dtype,

@@ -18,8 +18,8 @@ import numpy as np
 from numfmt.block.chop import _rbits, blocked, blocked_shape, prepare, quantize, unblocked
 from numfmt.block.format import BlockFormat
 from numfmt.block.int_element import IntElement
-from numfmt.block.nf4 import TableElement
 from numfmt.block.scale_bits import from_f64, layout, require_x64
+from numfmt.block.table import TableElement
 from numfmt.core import xp as _xp
 from numfmt.core.chop import _check_dtype, _numpy_key, chop
 from numfmt.core.codes import decode, encode, register_codec

@@ -38,7 +38,7 @@ from fractions import Fraction
 from typing import Any
 
 from numfmt.block.int_element import IntElement
-from numfmt.block.nf4 import NF4_VALUES, TableElement
+from numfmt.block.table import NF4_VALUES, TableElement
 from numfmt.core.names import parse, register_family
 from numfmt.core.rounding import _parse_enum
 from numfmt.float.format import FloatFormat

@@ -26,7 +26,7 @@ import numpy as np
 
 from numfmt.block.format import BlockFormat, InfPolicy, ScaleRule
 from numfmt.block.int_element import IntElement
-from numfmt.block.nf4 import TableElement
+from numfmt.block.table import TableElement
 from numfmt.core.rounding import Overflow, Rounding
 from numfmt.float.format import FloatFormat
 from numfmt.float.reference import _floor_log2, _rounds_up, round_value

@@ -15,7 +15,7 @@ import numpy as np
 
 import numfmt
 from numfmt.block.format import BlockFormat, InfPolicy, ScaleRule
-from numfmt.block.nf4 import TableElement
+from numfmt.block.table import TableElement
 from numfmt.cli.exact_text import exact, g, table
 from numfmt.fixed.format import FixedFormat, FixedOverflow
 from numfmt.posit.format import PositFormat

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from numfmt.block.format import BlockFormat
-from numfmt.block.nf4 import TableElement
+from numfmt.block.table import TableElement
 from numfmt.core.rounding import Rounding
 from numfmt.scaled.format import ScaledIntFormat
 from numfmt.testing import family_grid as _family_grid

@@ -22,8 +22,8 @@ from hypothesis.extra import numpy as hnp
 
 from numfmt.block.format import BlockFormat, InfPolicy, ScaleRule
 from numfmt.block.int_element import IntElement
-from numfmt.block.nf4 import TableElement
 from numfmt.block.reference import quantize_block, tensor_scale
+from numfmt.block.table import TableElement
 from numfmt.core.names import parse
 from numfmt.core.xp import FLOAT_LAYOUTS
 from numfmt.float import grid as _grid

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from numfmt.block.format import BlockFormat
-from numfmt.block.nf4 import NF4_VALUES, TableElement
+from numfmt.block.table import NF4_VALUES, TableElement
 from numfmt.core.names import parse
 from numfmt.float import grid as _grid
 
