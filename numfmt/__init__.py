@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from numfmt.float import register as _float_register  # noqa: F401
 from numfmt.fixed import register as _fixed_register  # noqa: F401
 from numfmt.posit import register as _posit_register  # noqa: F401
-from numfmt.block import chop as _block_chop  # noqa: F401 - registers block formats with chop
+from numfmt.block import register as _block_register  # noqa: F401
 from numfmt.scaled import chop as _scaled_chop  # noqa: F401 - registers scaled integer formats with chop/encode
 # isort: on
 from numfmt.block.codes import pack_nibbles, unpack_nibbles  # (also registers block codecs)

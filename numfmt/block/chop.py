@@ -48,7 +48,6 @@ from numfmt.block.scale_bits import (
     to_f64,
     unpack,
 )
-from numfmt.block.table import TableElement
 from numfmt.core import xp as _xp
 from numfmt.core.chop import (
     _check_dtype,
@@ -327,6 +326,32 @@ def _rbits(xp, key, shape):
     return xp.random_bits(key, shape, 64)
 
 
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """Kernels of block formats that the power-of-two driver does not serve."""
+
+    test: Any  # test(fmt) -> bool: does this variant serve the block format fmt?
+    chop: Any  # as block_chop, without overflow
+    encode: Any  # as numfmt.block.codes.block_encode, without overflow
+    decode: Any  # decode(parts, fmt, dtype): parts are the code arrays, split
+    parts: int  # how many code arrays a code tuple holds
+
+
+# Table elements (numfmt.block.nf4) and non-power-of-two scales
+# (numfmt.block.nvfp4) register here; the first variant whose test holds wins.
+_VARIANTS: list[Variant] = []
+
+
+def register_variant(variant: Variant) -> None:
+    """Route block formats for which ``variant.test(fmt)`` holds to its kernels."""
+    _VARIANTS.append(variant)
+
+
+def variant(fmt: BlockFormat) -> Variant | None:
+    """The registered variant serving ``fmt``, or None for the power-of-two driver."""
+    return next((v for v in _VARIANTS if v.test(fmt)), None)
+
+
 def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, key=None, random_bits=None):
     """``numfmt.chop`` for block formats (registered with ``register_chop``)."""
     if overflow is not None:
@@ -334,14 +359,9 @@ def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, k
             f"overflow={overflow!r}: block format elements always saturate at the element max "
             "(OCP MX); leave overflow=None"
         )
-    if isinstance(fmt.elem, TableElement):
-        from numfmt.block.nf4 import table_chop
-
-        return table_chop(x, fmt, rounding, key=key, random_bits=random_bits)
-    if not fmt.pow2_scale:
-        from numfmt.block.nvfp4 import nvfp4_chop
-
-        return nvfp4_chop(x, fmt, rounding, key=key, random_bits=random_bits)
+    found = variant(fmt)
+    if found is not None:  # NF4 tables, NVFP4
+        return found.chop(x, fmt, rounding, key=key, random_bits=random_bits)
     xp, xm, x, plan = prepare(x, fmt, rounding, key, random_bits)
     xb = blocked(xm, x, fmt)
     if xp is _xp.NUMPY:

@@ -15,7 +15,7 @@ import functools
 
 import numpy as np
 
-from numfmt.block.chop import _rbits, blocked, blocked_shape, prepare, quantize, unblocked
+from numfmt.block.chop import _rbits, blocked, blocked_shape, prepare, quantize, unblocked, variant
 from numfmt.block.format import BlockFormat
 from numfmt.block.int_element import IntElement
 from numfmt.block.scale_bits import from_f64, layout, require_x64
@@ -84,14 +84,9 @@ def _scale_codes(xp, fmt: BlockFormat, e, bad):
 def block_encode(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, key=None, random_bits=None):
     if overflow is not None:
         raise ValueError(f"overflow={overflow!r}: block format elements always saturate; leave overflow=None")
-    if isinstance(fmt.elem, TableElement):
-        from numfmt.block.nf4 import table_encode
-
-        return table_encode(x, fmt, rounding, key=key, random_bits=random_bits)
-    if not fmt.pow2_scale:
-        from numfmt.block.nvfp4 import nvfp4_encode
-
-        return nvfp4_encode(x, fmt, rounding, key=key, random_bits=random_bits)
+    found = variant(fmt)
+    if found is not None:  # NF4 tables, NVFP4
+        return found.encode(x, fmt, rounding, key=key, random_bits=random_bits)
     xp, xm, x, plan = prepare(x, fmt, rounding, key, random_bits)
     rng = _numpy_key(key, plan) if xp is _xp.NUMPY else key
     rbits = _rbits(xp, rng, blocked_shape(x.shape, fmt))
@@ -138,14 +133,9 @@ def _split_codes(codes, fmt: BlockFormat, n: int):
 
 
 def block_decode(codes, fmt: BlockFormat, dtype=None):
-    if isinstance(fmt.elem, TableElement):
-        from numfmt.block.nf4 import table_decode
-
-        return table_decode(_split_codes(codes, fmt, 2), fmt, dtype)
-    if not fmt.pow2_scale:
-        from numfmt.block.nvfp4 import nvfp4_decode
-
-        return nvfp4_decode(_split_codes(codes, fmt, 3), fmt, dtype)
+    found = variant(fmt)
+    if found is not None:  # NF4 tables, NVFP4
+        return found.decode(_split_codes(codes, fmt, found.parts), fmt, dtype)
     elem_codes, scale_codes = _split_codes(codes, fmt, 2)
     dtype = _check_dtype(np.float32 if dtype is None else dtype)
     check_codes(fmt, elem_codes, scale_codes)

@@ -30,7 +30,9 @@ import functools
 
 import numpy as np
 
+from numfmt.block.chop import Variant, register_variant
 from numfmt.block.scale_bits import from_f64, layout, require_x64, to_f64, unpack
+from numfmt.block.table import TableElement
 from numfmt.core import xp as _xp
 from numfmt.core.chop import _check_dtype
 from numfmt.core.rounding import Overflow, Rounding
@@ -213,3 +215,8 @@ def _jax_fns(fmt, dtype):
         return jnp.sum(_quantize(xp, jnp, fmt, dtype, blocked(jnp, x, fmt))[4])
 
     return jax.jit(chop), jax.jit(functools.partial(_encode, xp, jnp, fmt, dtype)), jax.jit(count_over)
+
+
+register_variant(
+    Variant(lambda fmt: isinstance(fmt.elem, TableElement), table_chop, table_encode, table_decode, parts=2)
+)

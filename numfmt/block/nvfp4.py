@@ -39,7 +39,18 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt.block.chop import _rbits, blocked, blocked_shape, in_chunks, jax_chop, jax_functions, namespaces, unblocked
+from numfmt.block.chop import (
+    Variant,
+    _rbits,
+    blocked,
+    blocked_shape,
+    in_chunks,
+    jax_chop,
+    jax_functions,
+    namespaces,
+    register_variant,
+    unblocked,
+)
 from numfmt.block.format import BlockFormat
 from numfmt.block.scale_bits import from_f64, layout, require_x64, to_f64, unpack
 from numfmt.core import xp as _xp
@@ -470,3 +481,6 @@ def _decode(xp, xm, fmt, dtype, elem_codes, scale_codes, g):
     out, _ = dequantize(xp, fmt, dtype, vb, s, g64)
     out = xp.where(bad, xp.asarray(np.nan, dtype), out)
     return unblocked(xm, out, fmt, elem_codes.shape)
+
+
+register_variant(Variant(lambda fmt: not fmt.pow2_scale, nvfp4_chop, nvfp4_encode, nvfp4_decode, parts=3))
