@@ -52,3 +52,8 @@ __all__ = [
     "keys",
     "values",
 ]
+
+# The family plug-ins register their formats with ``formats`` on import: block
+# formats, posits and fixed point come in through ``strategies``; scaled integer
+# formats register last (``formats`` used to import them on its first call).
+from numfmt.testing import scaled as _scaled  # noqa: E402, F401

@@ -175,8 +175,6 @@ def formats(family="float", *, min_bits: int = 1, max_bits: int = 16, exact_in=n
         raise ValueError(f"need integers 1 <= min_bits <= max_bits, got min_bits={min_bits!r}, max_bits={max_bits!r}")
     if exact_in is not None and np.dtype(exact_in) not in FLOAT_LAYOUTS:
         raise ValueError(f"exact_in={exact_in!r} must be None or float16, bfloat16, float32 or float64")
-    from numfmt.testing import scaled as _scaled_testing  # noqa: F401 - they register their families
-
     names = list(_FAMILIES) if family is None else [family] if isinstance(family, str) else list(family)
     for name in names:
         if name not in _FAMILIES:
