@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 import numfmt
 from numfmt import FloatFormat, Specials, Subnormals
 from numfmt.float import grid as _grid
-from numfmt.float.reference import representable_values, round_value
+from numfmt.float.reference import round_value
+from numfmt.float.reference_codes import representable_values
 from numfmt.testing import (
     assert_bits_equal,
     assert_representable,

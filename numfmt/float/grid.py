@@ -19,7 +19,8 @@ import numpy as np
 
 from numfmt.core.xp import FLOAT_LAYOUTS
 from numfmt.float.format import FloatFormat, Subnormals
-from numfmt.float.reference import encode_value, round_value
+from numfmt.float.reference import round_value
+from numfmt.float.reference_codes import encode_value
 
 __all__ = ["boundary_array", "count", "dtype_format", "fits", "gap_points", "landmarks", "magnitude", "representable"]
 

@@ -15,7 +15,8 @@ from numfmt.core.names import parse
 from numfmt.core.xp import FLOAT_LAYOUTS
 from numfmt.float import grid as _grid
 from numfmt.float.format import FloatFormat, Subnormals
-from numfmt.float.reference import encode_value, round_value
+from numfmt.float.reference import round_value
+from numfmt.float.reference_codes import encode_value
 
 __all__ = ["assert_bits_equal", "assert_representable"]
 
