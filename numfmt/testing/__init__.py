@@ -33,10 +33,11 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess test
         "Install it with `pip install hypothesis` (or `pip install numfmt[test]`)."
     ) from err
 
-from numfmt.testing.asserts import assert_bits_equal, assert_representable
+from numfmt.testing.asserts import assert_bits_equal
 from numfmt.testing.asserts_rounding import assert_rounds_like
 from numfmt.testing.exhaustive import grid_points
 from numfmt.testing.format_strategies import formats
+from numfmt.testing.representable import assert_representable
 from numfmt.testing.strategies import boundary_values, float_bits, keys, values
 from numfmt.testing.unbiased import assert_unbiased
 

@@ -15,7 +15,7 @@ from numfmt.block.table import TableElement
 from numfmt.core.rounding import Rounding
 from numfmt.scaled.format import ScaledIntFormat
 from numfmt.testing import family_grid as _family_grid
-from numfmt.testing.asserts import bits, elementwise_lines, exact, mismatches, report
+from numfmt.testing.asserts import _call, bits, elementwise_lines, exact, mismatches, report
 
 __all__ = ["compare_tensors", "family_inputs", "family_reference", "representable_lines", "rounds_like_block",
            "rounds_like_scaled"]
@@ -84,33 +84,9 @@ def family_reference(x: np.ndarray, fmt, rounding: Rounding, overflow) -> np.nda
     return want[inverse.reshape(-1)].reshape(x.shape)
 
 
-def _block_rows(fmt: BlockFormat, n_random: int, rng) -> np.ndarray:
-    """Rows of ``2 * block_size - 1`` float64 values: one full block built around
-    a hard amax, then a partial block; plus all-special and random rows."""
-    b = fmt.block_size
-    rows = []
-    # amax at, just below and just above 2**k: around 1 and at both ends of the scale range
-    top = fmt.scale.emax + fmt.elem_emax
-    ks = sorted(set(range(-8, 9)) | set(range(fmt.scale.emin - 4, fmt.scale.emin + 4)) | set(range(top - 3, top + 4)))
-    for k in ks:
-        for nudge in (-1, 0, 1):
-            amax = np.nextafter(np.exp2(float(k)), np.inf * nudge) if nudge else np.exp2(float(k))
-            row = amax * rng.uniform(-1.0, 1.0, size=2 * b - 1)
-            row[0] = amax if k % 2 else -amax
-            rows.append(row)
-    for special in (np.nan, np.inf, -np.inf, 0.0, -0.0):
-        row = rng.uniform(-4.0, 4.0, size=2 * b - 1)
-        row[rng.integers(0, 2 * b - 1)] = special
-        rows.append(row)
-        rows.append(np.full(2 * b - 1, special))
-    width = rng.integers(0, 2**64, size=(max(1, n_random // (2 * b - 1)), 2 * b - 1), dtype=np.uint64)
-    rows.extend(width.view(np.float64))
-    return np.array(rows, np.float64)
-
-
 def rounds_like_block(f, fmt: BlockFormat, rounding: Rounding, dtype, n_random: int, seed: int, err_msg: str):
     """``assert_rounds_like`` for a block format (see its docstring)."""
-    from numfmt.testing.block import check_block_format, is_scaled, reference_chop
+    from numfmt.testing.block import _block_rows, check_block_format, is_scaled, reference_chop
 
     dtype = check_block_format(fmt, dtype, "assert_rounds_like")
     if fmt.axis not in (0, 1, -1, -2):
@@ -141,8 +117,6 @@ def rounds_like_scaled(f, fmt, rounding: Rounding, dtype, n_random: int, seed: i
 def compare_tensors(f, tensors, reference, fmt, rounding: Rounding, err_msg: str) -> None:
     """Call ``f`` on each tensor and compare with ``reference(tensor)``, bit for bit; tensors
     whose exact results overflow the dtype are skipped (chop raises there)."""
-    from numfmt.testing.asserts_rounding import _call
-
     for x in tensors:
         want = reference(x)
         with np.errstate(invalid="ignore"):

@@ -17,7 +17,7 @@ from numfmt.float import grid as _grid
 from numfmt.float.reference import round_value
 from numfmt.scaled.format import ScaledIntFormat
 from numfmt.testing import family_grid as _family_grid
-from numfmt.testing.asserts import bits, exact, float_format, mismatches, report
+from numfmt.testing.asserts import _call, bits, exact, float_format, mismatches, report
 from numfmt.testing.asserts_families import family_inputs, family_reference, rounds_like_block, rounds_like_scaled
 
 __all__ = ["assert_rounds_like"]
@@ -50,16 +50,6 @@ def _reference(x: np.ndarray, fmt, rounding, overflow) -> np.ndarray:
         values = unique.view(x.dtype).astype(np.float64)
     want = _grid.to_dtype([round_value(exact(v), fmt, rounding, overflow) for v in values], x.dtype)
     return want[inverse.reshape(-1)].reshape(x.shape)
-
-
-def _call(f, x: np.ndarray, name: str) -> np.ndarray:
-    y = np.asarray(f(x))
-    if y.dtype != x.dtype or y.shape != x.shape:
-        raise AssertionError(
-            f"{name} must return an array of the input's dtype and shape: given {x.dtype}{x.shape}, "
-            f"it returned {y.dtype}{y.shape}"
-        )
-    return y
 
 
 def assert_rounds_like(

@@ -161,3 +161,27 @@ def block_values(fmt: BlockFormat, dtype=np.float64, *, allow_nan=True, allow_in
         return reference_chop(np.moveaxis(y, -1, fmt.axis), fmt)
 
     return build()
+
+
+def _block_rows(fmt: BlockFormat, n_random: int, rng) -> np.ndarray:
+    """Rows of ``2 * block_size - 1`` float64 values: one full block built around
+    a hard amax, then a partial block; plus all-special and random rows."""
+    b = fmt.block_size
+    rows = []
+    # amax at, just below and just above 2**k: around 1 and at both ends of the scale range
+    top = fmt.scale.emax + fmt.elem_emax
+    ks = sorted(set(range(-8, 9)) | set(range(fmt.scale.emin - 4, fmt.scale.emin + 4)) | set(range(top - 3, top + 4)))
+    for k in ks:
+        for nudge in (-1, 0, 1):
+            amax = np.nextafter(np.exp2(float(k)), np.inf * nudge) if nudge else np.exp2(float(k))
+            row = amax * rng.uniform(-1.0, 1.0, size=2 * b - 1)
+            row[0] = amax if k % 2 else -amax
+            rows.append(row)
+    for special in (np.nan, np.inf, -np.inf, 0.0, -0.0):
+        row = rng.uniform(-4.0, 4.0, size=2 * b - 1)
+        row[rng.integers(0, 2 * b - 1)] = special
+        rows.append(row)
+        rows.append(np.full(2 * b - 1, special))
+    width = rng.integers(0, 2**64, size=(max(1, n_random // (2 * b - 1)), 2 * b - 1), dtype=np.uint64)
+    rows.extend(width.view(np.float64))
+    return np.array(rows, np.float64)

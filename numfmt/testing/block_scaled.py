@@ -206,8 +206,7 @@ def scaled_tensors(fmt: BlockFormat, dtype, n_random: int, rng) -> list[np.ndarr
 def block_boundary(fmt: BlockFormat, dtype):
     """Strategy of hard 2-D inputs for any block ``fmt`` (``numfmt.testing.boundary_values``):
     one of the arrays ``assert_rounds_like`` feeds ``f``, for a drawn seed."""
-    from numfmt.testing.asserts_families import _block_rows
-    from numfmt.testing.block import check_block_format, is_scaled
+    from numfmt.testing.block import _block_rows, check_block_format, is_scaled
 
     dtype = check_block_format(fmt, dtype, "boundary_values")
     if fmt.axis not in (0, 1, -1, -2):

@@ -18,8 +18,7 @@ from numfmt.fixed.format import FixedFormat
 from numfmt.float import grid as _grid
 from numfmt.float.reference import round_value
 from numfmt.testing import family_grid as _family_grid
-from numfmt.testing.asserts import bits, describe, exact, float_array, float_format
-from numfmt.testing.asserts_rounding import _call
+from numfmt.testing.asserts import _call, bits, describe, exact, float_array, float_format
 
 __all__ = ["assert_unbiased", "bernstein_bound", "single_value_floor"]
 
