@@ -15,9 +15,10 @@ import functools
 
 import numpy as np
 
-from numfmt.block.chop import _rbits, blocked, blocked_shape, prepare, quantize, unblocked, variant
+from numfmt.block.chop import blocked, blocked_shape, prepare, quantize, unblocked, variant
 from numfmt.block.format import BlockFormat
 from numfmt.block.int_element import IntElement
+from numfmt.block.runner import _rbits
 from numfmt.block.scale_bits import from_f64, layout, require_x64
 from numfmt.block.table import TableElement
 from numfmt.core import xp as _xp

@@ -7,19 +7,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from numfmt.block.chop import (
-    Variant,
-    _rbits,
-    blocked,
-    blocked_shape,
-    in_chunks,
-    jax_chop,
-    jax_functions,
-    namespaces,
-    register_variant,
-    unblocked,
-)
+from numfmt.block.chop import Variant, blocked, blocked_shape, register_variant, unblocked
 from numfmt.block.nvfp4 import F64_RANDOM_BITS, _check, dequantize, quantize, tensor_scale
+from numfmt.block.runner import _rbits, in_chunks, jax_chop, jax_functions, namespaces
 from numfmt.block.scale_bits import layout, require_x64
 from numfmt.core import xp as _xp
 from numfmt.core.chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, plan_for

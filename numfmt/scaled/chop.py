@@ -11,8 +11,8 @@ import functools
 
 import numpy as np
 
-from numfmt.block.chop import in_chunks, jax_chop, jax_functions, namespaces
 from numfmt.block.nf4 import _to_f32
+from numfmt.block.runner import in_chunks, jax_chop, jax_functions, namespaces
 from numfmt.block.scale_bits import require_x64
 from numfmt.core import xp as _xp
 from numfmt.core.chop import _check_dtype, _check_key, _check_random_bits, _numpy_key, register_chop
@@ -35,7 +35,7 @@ __all__ = ["scaled_chop", "scaled_decode", "scaled_encode"]
 
 def _prepare(x, fmt, rounding, key, random_bits):
     """``(xp, xm, x, static, rbits)`` after the argument checks."""
-    from numfmt.block.chop import _rbits
+    from numfmt.block.runner import _rbits
 
     rounding = Rounding.parse(rounding)
     xp, xm, x, dtype = namespaces(x, key)
