@@ -109,28 +109,13 @@ def _package(module: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
 
 
-# Cycles of function-level imports inside one package, not yet untangled (the
-# testing wing's family plug-ins). The test fails on any other cycle, and on
-# these once they change or go: then shrink this list. It must only ever shrink.
-KNOWN_CYCLES = [
-    # values() dispatches to the block plug-ins, which draw element values with values()
-    [f"numfmt.testing.{m}" for m in ("block", "block_scaled", "strategies")],
-]
-
-
 def test_no_import_cycles():
     g = graph()
-    cycles = [c for c in _cycles(g) if c not in KNOWN_CYCLES]
+    cycles = _cycles(g)
     detail = [
         " <-> ".join(c) + ": " + "; ".join(f"{a} -> {b}" for a in c for b in sorted(g[a] & set(c))) for c in cycles
     ]
     assert not cycles, f"{len(cycles)} import cycle(s):\n" + "\n".join(detail)
-
-
-def test_known_cycles_are_still_there():
-    # so that KNOWN_CYCLES shrinks as soon as one is broken
-    found = _cycles(graph())
-    assert [c for c in KNOWN_CYCLES if c not in found] == []
 
 
 def test_import_time_graph_has_no_cycles():

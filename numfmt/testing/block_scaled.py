@@ -74,7 +74,7 @@ def scaled_values(fmt: BlockFormat, dtype, allow_nan: bool, allow_infinity: bool
     runs).
     """
     from numfmt.testing.block import reference_chop
-    from numfmt.testing.strategies import values
+    from numfmt.testing.float_values import float_values as values
 
     d = _grid.dtype_format(dtype)
     if shape is None:
