@@ -18,19 +18,20 @@ import numfmt
 ROOT = pathlib.Path(numfmt.__file__).parent
 
 # Package -> layer. A module may import modules of its own package and of
-# packages on a lower layer only. Float is the layer under the other families
-# (every family rounds float inputs through the float kernel's bit helpers);
-# scaled integers stand on block formats (their elements and scale bits).
+# packages on a lower layer only: posits, fixed point and block formats are
+# siblings that never import each other. Float is the layer under them (every
+# family rounds float inputs through the float kernel's bit helpers); scaled
+# integers stand on block formats (integer elements, scale bits, the runner).
 LAYERS = {
     "core": 0,
     "float": 1,
     "posit": 2,
     "fixed": 2,
-    "block": 3,
-    "scaled": 4,
-    "emulation": 5,
-    "testing": 5,
-    "cli": 6,
+    "block": 2,
+    "scaled": 3,
+    "emulation": 4,
+    "testing": 4,
+    "cli": 5,
 }
 
 

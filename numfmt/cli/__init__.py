@@ -1,4 +1,5 @@
-"""The command line (``python -m numfmt``) and its demo.
+"""The command line (``python -m numfmt``: ``main``, ``families``, ``exact_text``) and its demo.
 
-May import: everything below it. Private: only ``numfmt`` and ``numfmt.testing`` are public.
+May import: every layer below it and the public face ``numfmt``. Private:
+only ``numfmt`` and ``numfmt.testing`` are public.
 """

@@ -1,11 +1,11 @@
-"""The core: what every format family stands on, and what knows no family.
+"""The core: what every format family stands on; it knows no family.
 
 Rounding modes and overflow policies (``rounding``), the array namespace over
-NumPy and JAX (``xp``), random bits for stochastic rounding (``random``),
-the elementwise driver and its
-registries (``chop``), the encode/decode driver (``codes``) and the format
-grammar registry (``names``: ``parse``, ``presets``).
+NumPy and JAX (``xp``), random bits for stochastic rounding (``random``), the
+elementwise driver and its registries of planners, choppers and fast paths
+(``chop``), the encode/decode driver (``codes``) and the format grammar
+registry (``names``: ``parse``, ``presets``).
 
-May import: nothing of numfmt outside ``numfmt.core``. Families register with
+May import: nothing of numfmt outside ``numfmt.core``; families register with
 it. Private: only ``numfmt`` and ``numfmt.testing`` are public.
 """

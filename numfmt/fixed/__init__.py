@@ -1,4 +1,6 @@
-"""The fixed-point family: ``FixedFormat`` and integers, kernel, fast path, exact reference.
+"""The fixed-point family: ``FixedFormat`` and integers (``format``), kernel, fast path, registration.
+
+``reference`` holds the exact scalar references of posits and fixed point.
 
 May import: ``numfmt.core`` and ``numfmt.float``. Private: only ``numfmt`` and
 ``numfmt.testing`` are public.

@@ -21,6 +21,14 @@ Assertions (exact, bit for bit, against ``numfmt``'s Fraction reference):
 
 This module needs hypothesis (``pip install hypothesis``, or
 ``pip install numfmt[test]``); ``import numfmt`` itself never imports it.
+
+This package is the public face; its modules are private: shared helpers
+(``asserts``, ``format_strategies``, ``float_values``), the family plug-ins
+(``family_grid``/``family_strategies`` for posits and fixed point, ``block``,
+``block_scaled``, ``block_strategies``, ``scaled``), and the public
+strategies and assertions built on them (``strategies``, ``exhaustive``,
+``representable``, ``asserts_families``, ``asserts_rounding``, ``unbiased``).
+May import: ``numfmt.core`` and the families; nothing of numfmt imports it.
 """
 
 from __future__ import annotations
