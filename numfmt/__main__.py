@@ -1,3 +1,5 @@
+"""``python -m numfmt``: the command line (``numfmt.cli.main``)."""
+
 from numfmt.cli.main import main
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Hypothesis strategies for a format's values and hard inputs, raw bit
-patterns and keys (formats themselves: ``numfmt.testing.format_strategies``).
+"""Hypothesis strategies of a format's values and hard inputs, raw bit patterns and keys.
+
+Formats themselves: ``numfmt.testing.format_strategies``.
 
 Imported by :mod:`numfmt.testing` only: ``import numfmt`` never imports
 hypothesis. Every strategy shrinks toward a small, readable example: values
