@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 import numfmt
 from numfmt.core import chop as _chop
 from numfmt.core.xp import NUMPY
-from numfmt.fixed.reference import posit_round
 from numfmt.posit.fast import posit_fast_plan, posit_fast_round_bits
 from numfmt.posit.format import PositFormat
 from numfmt.posit.kernel import make_posit_plan
+from numfmt.posit.reference import posit_round
 from numfmt.testing import assert_bits_equal, boundary_values, float_bits
 
 UINT = {np.float32: np.uint32, np.float64: np.uint64}

@@ -13,8 +13,8 @@ import numfmt
 from numfmt import testing as nt
 from numfmt.block.format import BlockFormat
 from numfmt.fixed.format import FixedFormat
-from numfmt.fixed.reference import posit_value
 from numfmt.posit.format import PositFormat
+from numfmt.posit.reference import posit_value
 
 
 # ---------------------------------------------------------------- formats

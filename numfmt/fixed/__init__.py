@@ -1,6 +1,4 @@
-"""The fixed-point family: ``FixedFormat`` and integers (``format``), kernel, fast path, registration.
-
-``reference`` holds the exact scalar references of posits and fixed point.
+"""The fixed-point family: ``FixedFormat`` and integers (``format``), kernel, fast path, exact reference, registration.
 
 May import: ``numfmt.core`` and ``numfmt.float``. Private: only ``numfmt`` and
 ``numfmt.testing`` are public.

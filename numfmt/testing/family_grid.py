@@ -19,9 +19,10 @@ import numpy as np
 from numfmt.core.rounding import Overflow, Rounding
 from numfmt.fixed.format import FixedFormat, FixedOverflow
 from numfmt.fixed.kernel import all_values_fit
-from numfmt.fixed.reference import _finite_value, fixed_round, posit_round, posit_value
+from numfmt.fixed.reference import fixed_round
 from numfmt.float import grid as _grid
 from numfmt.posit.format import PositFormat
+from numfmt.posit.reference import _finite_value, posit_round, posit_value
 
 __all__ = ["count", "fits", "is_family", "landmarks", "parse_overflow", "representable", "round_exact", "value_at"]
 
