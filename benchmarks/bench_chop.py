@@ -19,7 +19,7 @@ below about 2x. ``--only-jax`` / ``--no-jax`` select the backends;
 ``--clock cpu`` times CPU time instead of wall time (for a loaded machine).
 
 The NumPy stochastic column draws from a ``Generator``; the jit one from a
-JAX key (a counter hash computed inside the kernel, see ``numfmt._random``).
+JAX key (a counter hash computed inside the kernel, see ``numfmt.core.random``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 As hooks (``hooks:`` in ``mkdocs.yml``), they
 
 * generate ``presets.md``: one spec block per preset of every family, from
-  ``numfmt._cli.info_text`` (the text of ``python -m numfmt info NAME``);
+  ``numfmt.cli.main.info_text`` (the text of ``python -m numfmt info NAME``);
 * add the notebooks of ``notebooks/`` as executed ``.ipynb`` pages, which
   mkdocs-jupyter renders: ``$NUMFMT_EXECUTED_NOTEBOOKS/notebooks/NAME.ipynb``
   where that file exists (the tests execute the notebooks first), else
@@ -68,7 +68,7 @@ _FAMILY_TITLES = {
 
 def _presets_page() -> str:
     import numfmt
-    from numfmt._cli import info_text
+    from numfmt.cli.main import info_text
 
     parts = [
         "# Presets\n",

@@ -11,7 +11,7 @@
 # %% [markdown]
 # # Training under `numfmt.emulate`
 #
-# A 2-32-32-3 perceptron learns the three-armed spirals of `numfmt._demo`
+# A 2-32-32-3 perceptron learns the three-armed spirals of `numfmt.cli.demo`
 # (600 training points, 300 held out; generated, no download) with mini-batch
 # SGD. The same JAX loss function is trained natively in float32 and under
 # `numfmt.emulate` with three recipes, each with round-to-nearest-even and
@@ -45,7 +45,7 @@ from IPython.display import Markdown, display
 
 import numfmt
 import numfmt.testing
-from numfmt._demo import spirals
+from numfmt.cli.demo import spirals
 
 jax.config.update("jax_enable_x64", True)
 

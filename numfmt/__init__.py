@@ -6,22 +6,30 @@ or key is first passed in (and ``numfmt.emulate`` imports JAX on first access).
 
 from typing import TYPE_CHECKING
 
-from numfmt import _block_chop as _block_chop  # registers block formats with chop
-from numfmt import _scaled_chop as _scaled_chop  # registers scaled integer formats with chop/encode
-from numfmt._block import BlockFormat, InfPolicy, ScaleRule, bfp, mx
-from numfmt._block_codes import pack_nibbles, unpack_nibbles  # (also registers block codecs)
-from numfmt._chop import chop
-from numfmt._codes import decode, encode
-from numfmt._families import FixedFormat, FixedOverflow, PositFormat
-from numfmt._float import FloatFormat, Specials, Subnormals
-from numfmt._int_element import IntElement
-from numfmt._names import parse, presets
-from numfmt._policy import Policy
-from numfmt._rounding import Overflow, Rounding
-from numfmt._scaled import ScaledIntFormat
+# The families register with the core on import, in this order (it is the
+# order parse's messages list their forms in and chop tries fast paths in).
+# isort: off
+from numfmt.float import register as _float_register  # noqa: F401
+from numfmt.fixed import register as _fixed_register  # noqa: F401
+from numfmt.posit import register as _posit_register  # noqa: F401
+from numfmt.block import register as _block_register  # noqa: F401
+from numfmt.scaled import chop as _scaled_chop  # noqa: F401 - registers scaled integer formats with chop/encode
+# isort: on
+from numfmt.block.codes import pack_nibbles, unpack_nibbles  # (also registers block codecs)
+from numfmt.block.format import BlockFormat, InfPolicy, ScaleRule, bfp, mx
+from numfmt.block.int_element import IntElement
+from numfmt.core.chop import chop
+from numfmt.core.codes import decode, encode
+from numfmt.core.names import parse, presets
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.emulation.policy import Policy
+from numfmt.fixed.format import FixedFormat, FixedOverflow
+from numfmt.float.format import FloatFormat, Specials, Subnormals
+from numfmt.posit.format import PositFormat
+from numfmt.scaled.format import ScaledIntFormat
 
 if TYPE_CHECKING:  # for type checkers and the docs; at run time see __getattr__
-    from numfmt._emulate import emulate
+    from numfmt.emulation.emulate import emulate
 
 __version__ = "0.1.0"
 
@@ -63,7 +71,7 @@ del _ATTRIBUTES
 def __getattr__(name):
     # numfmt.emulate needs JAX; import it on first access only.
     if name == "emulate":
-        from numfmt._emulate import emulate
+        from numfmt.emulation.emulate import emulate
 
         return emulate
     raise AttributeError(f"module 'numfmt' has no attribute {name!r}")

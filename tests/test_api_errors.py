@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import numfmt
-from numfmt._cli import formats_text, info_text, main, round_text
+from numfmt.cli.main import formats_text, info_text, main, round_text
 
 # ----------------------------------------------------------------- CLI
 

@@ -6,7 +6,7 @@ policy, a key and ``random_bits``, some of them deliberately wrong. Every call
 is classified:
 
 * ``correct``: the result agrees, bit for bit, with the exact references
-  (``numfmt._reference``, ``_family_grid``, ``_block_reference``,
+  (``numfmt.float.reference``, ``_family_grid``, ``_block_reference``,
   ``_scaled_reference``); stochastic results lie on one of the two directed
   roundings, repeat for the same key, and an int seed gives NumPy and JAX input
   the same bits; ``decode(encode(x))`` equals ``chop(x)``.
@@ -41,15 +41,15 @@ from hypothesis import strategies as st
 
 import numfmt
 from numfmt import testing as nt
-from numfmt._asserts import mismatches
-from numfmt._asserts_families import family_reference
-from numfmt._asserts_rounding import _reference as float_reference
-from numfmt._block import BlockFormat
-from numfmt._block_testing import reference_chop as block_reference
-from numfmt._float import FloatFormat
-from numfmt._rounding import Overflow, Rounding
-from numfmt._scaled import ScaledIntFormat
-from numfmt._scaled_testing import reference_chop as scaled_reference
+from numfmt.block.format import BlockFormat
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.float.format import FloatFormat
+from numfmt.scaled.format import ScaledIntFormat
+from numfmt.testing.asserts import mismatches
+from numfmt.testing.asserts_families import family_reference
+from numfmt.testing.asserts_rounding import _reference as float_reference
+from numfmt.testing.block import reference_chop as block_reference
+from numfmt.testing.scaled import reference_chop as scaled_reference
 
 OUTCOMES: collections.Counter = collections.Counter()
 MESSAGES: collections.Counter = collections.Counter()  # (outcome, message with numbers blanked)
@@ -350,8 +350,8 @@ def _summary():
 def _emulate_reference(a: np.ndarray, fmt, rounding) -> np.ndarray:
     """``a * a + 1`` with the input and each operation rounded once into ``fmt`` (exact references)."""
 
-    from numfmt._grid import to_dtype
-    from numfmt._reference import round_value
+    from numfmt.float.grid import to_dtype
+    from numfmt.float.reference import round_value
 
     out = []
     for v in a.reshape(-1).astype(np.float64):

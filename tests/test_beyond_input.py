@@ -16,7 +16,7 @@ import pytest
 
 import numfmt
 from numfmt import FloatFormat
-from numfmt._reference import round_value
+from numfmt.float.reference import round_value
 from numfmt.testing import assert_bits_equal
 
 MODES = ["nearest_even", "nearest_away", "toward_zero", "toward_positive", "toward_negative", "to_odd"]

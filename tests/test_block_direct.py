@@ -1,4 +1,4 @@
-"""The direct MX chop (numfmt._block_direct) and float32 work patterns vs the general
+"""The direct MX chop (numfmt.block.direct) and float32 work patterns vs the general
 path and the exact block reference: raw bit patterns, and constructed hard cases
 (ties of the scaled element grid, +-1 ulp around them, the max and above it,
 subnormal scales, zero, NaN and inf blocks), NumPy and jax.jit."""
@@ -16,12 +16,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt import _grid, _xp
-from numfmt._block_bits import F32_WORK, F64_WORK
-from numfmt._block_chop import block_plan, blocked, chop_blocks, quantize
-from numfmt._block_reference import as_dtype, quantize_block
-from numfmt._float import FloatFormat
-from numfmt._rounding import Rounding
+from numfmt.block.chop import block_plan, blocked, chop_blocks, quantize
+from numfmt.block.reference import as_dtype, quantize_block
+from numfmt.block.scale_bits import F32_WORK, F64_WORK
+from numfmt.core import xp as _xp
+from numfmt.core.rounding import Rounding
+from numfmt.float import grid as _grid
+from numfmt.float.format import FloatFormat
 from numfmt.testing import assert_bits_equal
 
 FLOAT_MX = ["mxfp4_e2m1", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxfp8_e5m2"]

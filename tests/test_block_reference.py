@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt._block_reference import F32, as_dtype, quantize_block, tensor_scale
-from numfmt._float import FloatFormat
+from numfmt.block.reference import F32, as_dtype, quantize_block, tensor_scale
+from numfmt.float.format import FloatFormat
 from numfmt.testing import assert_bits_equal
 
 MX = ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4_e2m1", "mxint8", "bfp(m=5,block=8)"]

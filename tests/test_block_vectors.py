@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt._block_reference import as_dtype, quantize_block, tensor_scale
+from numfmt.block.reference import as_dtype, quantize_block, tensor_scale
 from numfmt.testing import assert_bits_equal, formats
 
 V = [1, -2, 3, 0.5, 0.3, -7, 100, 0.01]

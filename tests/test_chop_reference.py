@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt._kernel import make_plan, round_bits
-from numfmt._reference import round_value
-from numfmt._xp import NUMPY
+from numfmt.core.xp import NUMPY
+from numfmt.float.kernel import make_plan, round_bits
+from numfmt.float.reference import round_value
 from numfmt.testing import assert_bits_equal, float_bits, formats
 
 DETERMINISTIC = ["nearest_even", "nearest_away", "toward_zero", "toward_positive", "toward_negative", "to_odd"]

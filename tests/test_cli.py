@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from numfmt import _cli
-from numfmt._cli import main
+from numfmt.cli import main as _cli
+from numfmt.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

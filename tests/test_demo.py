@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import numfmt
-from numfmt._demo import RECIPES, Recipe, run_demo, spirals, train
+from numfmt.cli.demo import RECIPES, Recipe, run_demo, spirals, train
 from numfmt.testing import assert_bits_equal
 
 

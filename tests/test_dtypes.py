@@ -9,8 +9,10 @@ import pytest
 
 import numfmt
 import numfmt.testing
-from numfmt._names import _DTYPE_PRESETS, named_dtype
-from numfmt._reference import encode_value, round_value
+from numfmt.core.names import named_dtype
+from numfmt.float.names import _DTYPE_PRESETS
+from numfmt.float.reference import round_value
+from numfmt.float.reference_codes import encode_value
 
 # float8_e5m3fnu is an ml_dtypes type from 0.7 on; its preset exists on every version.
 DTYPES = [dt for dt in map(named_dtype, _DTYPE_PRESETS) if dt is not None]

@@ -1,7 +1,7 @@
 """Block and scaled-integer matmul_in on convolutions and multi-axis contractions, bit for bit.
 
 Reference: the operands quantized with ``numfmt.chop`` along the documented
-axes (numfmt/_contraction.py, docs/emulate.md), multiplied in float64 (exact
+axes (numfmt/emulation/contraction.py, docs/emulate.md), multiplied in float64 (exact
 for these inputs) and rounded once to the output format.
 """
 

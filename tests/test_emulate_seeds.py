@@ -1,4 +1,4 @@
-"""Stochastic emulate sites: seed words per site from one key (numfmt._sites.Sites.next_seed).
+"""Stochastic emulate sites: seed words per site from one key (numfmt.emulation.sites.Sites.next_seed).
 
 A site's random words are the counter hash seeded by four words derived from
 the body's key (not one run of the key's generator per site). These tests
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import numfmt
-from numfmt._chop import chop_seeded
-from numfmt._random import seed_words
+from numfmt.core.chop import chop_seeded
+from numfmt.core.random import seed_words
 from numfmt.testing import assert_unbiased
 
 SR = "compute=bfloat16,rounding=stochastic"

@@ -1,7 +1,7 @@
 """Sums under emulate: one correct rounding in every mode, and IEEE 754's signed zeros.
 
 A sum is computed in a wider work dtype; for directed modes and to_odd it is
-rounded to odd there first (numfmt._sums), else the second rounding is wrong
+rounded to odd there first (numfmt.emulation.sums), else the second rounding is wrong
 when the work dtype does not hold the exact sum. An exactly zero ``x + y``
 (opposite signs) or ``x - y`` (like signs) is +0 in every rounding direction
 but toward_negative, where it is -0; ``-0 + -0`` is -0 in every mode

@@ -1,6 +1,6 @@
 """emulate on pooling, scatters and cumulative ops: bit equality with chop applied to float64 NumPy.
 
-Documented semantics (docs/emulate.md, numfmt/_windows.py): a window sum, a
+Documented semantics (docs/emulate.md, numfmt/emulation/windows.py): a window sum, a
 scatter-add slot (operand plus all its updates, duplicates included) and a
 max-pool gradient position are summed in the work dtype and rounded once;
 window/scatter max and min are exact. The test data keep every float64 sum

@@ -1,8 +1,8 @@
-"""The complete short sequence: the JAX rounding by numfmt._fast alone.
+"""The complete short sequence: the JAX rounding by numfmt.float.fast alone.
 
 Where the format has the input's exponent range (``FastPlan.complete``),
 ``numfmt.chop`` on JAX rounds by the short sequence alone (NaN is the only
-special case). It must equal the general kernel (``numfmt._kernel``) bit for
+special case). It must equal the general kernel (``numfmt.float.kernel``) bit for
 bit on every input: here on every upper half-pattern with the low bits at each
 tie, edge and neighbour, on a stride through all 2**32 patterns and on
 hypothesis raw bits, and, for bfloat16 round to nearest even, on ml_dtypes'
@@ -30,11 +30,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt._fast import complete_round_bits, fast_plan
-from numfmt._grid import boundary_array, count
-from numfmt._kernel import make_plan, round_bits
-from numfmt._random import hash_bits
-from numfmt._xp import NUMPY, jax_namespace
+from numfmt.core.random import hash_bits
+from numfmt.core.xp import NUMPY, jax_namespace
+from numfmt.float.fast import complete_round_bits, fast_plan
+from numfmt.float.grid import boundary_array, count
+from numfmt.float.kernel import make_plan, round_bits
 from numfmt.testing import boundary_values, float_bits
 
 COMPLETE = {"bfloat16": 16, "float(e=8,m=10)": 13}  # format: dropped bits d from float32 (same range)
@@ -70,7 +70,7 @@ def test_complete_sequence_equals_the_general_kernel(name, mode):
     # the JAX chop (which takes this path) under jit, with the same random words
     key = jax.random.key(7)
     if plan.is_stochastic:
-        rbits = hash_bits(NUMPY, np.asarray(numfmt._random.seed_words(key)), 0, u.size, 32)
+        rbits = hash_bits(NUMPY, np.asarray(numfmt.core.random.seed_words(key)), 0, u.size, 32)
         want, _ = round_bits(NUMPY, u, plan, rbits)
     kw = {"key": key} if plan.is_stochastic else {}
     got = jax.jit(lambda x, **k: numfmt.chop(x, name, mode, **k))(jnp.asarray(u.view(np.float32)), **kw)

@@ -1,9 +1,9 @@
-"""Stochastic rounding into a narrower exponent range: the complete sequence of numfmt._fast_sr.
+"""Stochastic rounding into a narrower exponent range: the complete sequence of numfmt.float.fast_sr.
 
 bfloat16, float16, float8 (and float6/float4) from float64, and float16, float8
 (...) from float32, rounded stochastically (variant A, the default), run on JAX
-by the short sequence of :mod:`numfmt._fast_sr` alone. It must give the general
-kernel's bits (``numfmt._kernel.round_bits``) for every input pattern and every
+by the short sequence of :mod:`numfmt.float.fast_sr` alone. It must give the general
+kernel's bits (``numfmt.float.kernel.round_bits``) for every input pattern and every
 random word: here on every gap of the format (lower end and tie) and every
 landmark, each +-1 and +-2 input ulps; every input binade below the format's
 smallest subnormal (where the dropped bits outnumber the random bits) with its
@@ -27,12 +27,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-import numfmt._fast
-from numfmt._fast import complete_round_bits, fast_plan
-from numfmt._grid import boundary_array, count
-from numfmt._kernel import make_plan, round_bits
-from numfmt._random import hash_bits, seed_words
-from numfmt._xp import NUMPY, jax_namespace
+import numfmt.float.fast
+from numfmt.core.random import hash_bits, seed_words
+from numfmt.core.xp import NUMPY, jax_namespace
+from numfmt.float.fast import complete_round_bits, fast_plan
+from numfmt.float.grid import boundary_array, count
+from numfmt.float.kernel import make_plan, round_bits
 from numfmt.testing import boundary_values, float_bits
 
 NAMES = ["bfloat16", "float16", "float8_e4m3fn", "float8_e5m2", "float6_e2m3fn", "float4_e2m1fn"]
@@ -132,8 +132,8 @@ def test_the_plans_are_complete_and_the_jax_chop_runs_the_sequence(monkeypatch):
     for name in ["float8_e4m3fnuz", "float8_e5m2fnuz"]:  # no -0: the general kernel
         assert fast_plan(sr_plan(np.float64, name)) is None
     calls = []
-    real = numfmt._fast.narrow_sr_round_bits
-    monkeypatch.setattr(numfmt._fast, "narrow_sr_round_bits", lambda *a: calls.append(1) or real(*a))
+    real = numfmt.float.fast.narrow_sr_round_bits
+    monkeypatch.setattr(numfmt.float.fast, "narrow_sr_round_bits", lambda *a: calls.append(1) or real(*a))
     x = jnp.linspace(-3.0, 3.0, 7, dtype=jnp.float64)
     for name in ["bfloat16", "float8_e5m2"]:
         jax.jit(lambda v, k, name=name: numfmt.chop(v, name, "stochastic", key=k))(x, jax.random.key(0))

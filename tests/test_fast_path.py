@@ -1,4 +1,4 @@
-"""The short op sequence (numfmt._fast) and the counter-hash random bits.
+"""The short op sequence (numfmt.float.fast) and the counter-hash random bits.
 
 The short sequence must give the general kernel's bits wherever it does not
 flag an element as rare, with the same random words; the driver must fire it
@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt import _chop
-from numfmt._fast import fast_plan, fast_round_bits
-from numfmt._kernel import make_plan, round_bits
-from numfmt._random import generator_bits, hash_bits
-from numfmt._xp import NUMPY
+from numfmt.core import chop as _chop
+from numfmt.core.random import generator_bits, hash_bits
+from numfmt.core.xp import NUMPY
+from numfmt.float.fast import fast_plan, fast_round_bits
+from numfmt.float.kernel import make_plan, round_bits
 from numfmt.testing import assert_bits_equal
 
 FAST_FORMATS = ["bfloat16", "float16", "float8_e4m3fn", "float8_e5m2", "float4_e2m1fn", "float6_e3m2fn",
@@ -174,16 +174,17 @@ def test_hashed_bits_round_up_with_probability_the_distance(v, dtype):
     assert abs(both - m * v * v) <= 6 * np.sqrt(m * v * v * (1 - v * v)) + 1
 
 
-def test_namespace_random_bits_agree_between_numpy_and_jax():
+def test_random_words_agree_between_numpy_and_jax():
     import jax
 
-    from numfmt._xp import jax_namespace
+    from numfmt.core.random import random_words
+    from numfmt.core.xp import jax_namespace
 
     key = jax.random.key(9)
     for bits in (32, 64):
-        a = NUMPY.random_bits(key, (3, 50), bits)
-        b = np.asarray(jax.jit(lambda k, bits=bits: jax_namespace().random_bits(k, (3, 50), bits))(key))
+        a = random_words(NUMPY, key, (3, 50), bits)
+        b = np.asarray(jax.jit(lambda k, bits=bits: random_words(jax_namespace(), k, (3, 50), bits))(key))
         np.testing.assert_array_equal(a, b)
         assert a.dtype == np.dtype(f"uint{bits}") and a.shape == (3, 50)
-    gen = NUMPY.random_bits(np.random.default_rng(4), (2, 5), 32)
+    gen = random_words(NUMPY, np.random.default_rng(4), (2, 5), 32)
     np.testing.assert_array_equal(gen.reshape(-1), generator_bits(np.random.default_rng(4), 10, 32))

@@ -18,11 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt._fixed import FixedFormat, FixedOverflow
-from numfmt._fixed_kernel import make_fixed_plan
-from numfmt._reference_families import fixed_round
-from numfmt._rounding import Rounding
-from numfmt._xp import NUMPY
+from numfmt.core.rounding import Rounding
+from numfmt.core.xp import NUMPY
+from numfmt.fixed.format import FixedFormat, FixedOverflow
+from numfmt.fixed.kernel import make_fixed_plan
+from numfmt.fixed.reference import fixed_round
 from numfmt.testing import assert_bits_equal, grid_points
 
 DETERMINISTIC = ["nearest_even", "nearest_away", "toward_zero", "toward_positive", "toward_negative", "to_odd"]

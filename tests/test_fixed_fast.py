@@ -1,8 +1,8 @@
-"""The short float sequence for fixed point (numfmt._fixed_fast) and its driver.
+"""The short float sequence for fixed point (numfmt.fixed.fast) and its driver.
 
 Wherever the sequence does not flag an element as rare it must give the
-general kernel's bits (numfmt._fixed_kernel), and end to end ``chop`` must
-match the exact Fraction/int reference (numfmt._reference_families) on every
+general kernel's bits (numfmt.fixed.kernel), and end to end ``chop`` must
+match the exact Fraction/int reference (numfmt.fixed.reference) on every
 code, midpoint and neighbour, and on raw bit patterns.
 """
 
@@ -12,12 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt import _chop, _xp
-from numfmt._fixed import FixedOverflow
-from numfmt._fixed_fast import fixed_fast_plan, fixed_fast_round_bits
-from numfmt._fixed_kernel import make_fixed_plan
-from numfmt._reference_families import fixed_round
-from numfmt._xp import NUMPY
+from numfmt.core import chop as _chop
+from numfmt.core import xp as _xp
+from numfmt.core.xp import NUMPY
+from numfmt.fixed.fast import fixed_fast_plan, fixed_fast_round_bits
+from numfmt.fixed.format import FixedOverflow
+from numfmt.fixed.kernel import make_fixed_plan
+from numfmt.fixed.reference import fixed_round
 from numfmt.testing import assert_bits_equal, boundary_values, float_bits
 
 UINT = {np.float32: np.uint32, np.float64: np.uint64}

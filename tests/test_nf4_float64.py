@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt._block_reference import as_dtype, quantize_block
-from numfmt._float import FloatFormat
+from numfmt.block.reference import as_dtype, quantize_block
+from numfmt.float.format import FloatFormat
 from numfmt.testing import assert_bits_equal, float_bits
 
 F64 = FloatFormat(11, 52)

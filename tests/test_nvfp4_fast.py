@@ -1,4 +1,4 @@
-"""NVFP4's float64 quotients (numfmt._nvfp4) vs the exact reference, on NumPy and
+"""NVFP4's float64 quotients (numfmt.block.nvfp4) vs the exact reference, on NumPy and
 under jax.jit: raw bit patterns, exact ties of the element grid (x * g / s a
 midpoint), +-1 ulp around them, the clamp at 6, subnormal results, zero blocks."""
 
@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt._block_reference import as_dtype, quantize_block, tensor_scale
-from numfmt._float import FloatFormat
+from numfmt.block.reference import as_dtype, quantize_block, tensor_scale
+from numfmt.float.format import FloatFormat
 from numfmt.testing import assert_bits_equal
 
 SIZE = 48  # one shape: one compilation per block size
@@ -128,8 +128,9 @@ def test_stochastic_thresholds_hit_exactly_under_jit():
     """g = 9 and s = 9: x * g / s = x exactly, a multiple of 2**-31 element quanta;
     the random word at each x's threshold rounds up only if the quotient is exact
     (a product by a rounded reciprocal of 9 can miss it by an ulp)."""
-    from numfmt import _nvfp4, _xp
-    from numfmt._rounding import Rounding
+    from numfmt.block import nvfp4 as _nvfp4
+    from numfmt.core import xp as _xp
+    from numfmt.core.rounding import Rounding
 
     f, n = numfmt.nvfp4, 31
     amax_t = np.float32(2688 / 9)

@@ -18,11 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt._posit import PositFormat
-from numfmt._posit_kernel import make_posit_plan
-from numfmt._reference_families import posit_round, posit_value
-from numfmt._rounding import Overflow, Rounding
-from numfmt._xp import NUMPY
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.core.xp import NUMPY
+from numfmt.posit.format import PositFormat
+from numfmt.posit.kernel import make_posit_plan
+from numfmt.posit.reference import posit_round, posit_value
 from numfmt.testing import assert_bits_equal, assert_unbiased, grid_points
 
 DETERMINISTIC = ["nearest_even", "nearest_away", "toward_zero", "toward_positive", "toward_negative", "to_odd"]

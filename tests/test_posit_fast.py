@@ -1,9 +1,9 @@
-"""The short sequence for posits (numfmt._posit_fast) and its driver.
+"""The short sequence for posits (numfmt.posit.fast) and its driver.
 
 Wherever the sequence does not flag an element as rare it must give the
-general kernel's bits (numfmt._posit_kernel); zeros must be right although
+general kernel's bits (numfmt.posit.kernel); zeros must be right although
 flagged; end to end ``chop`` must match the exact reference
-(numfmt._reference_families) and SoftPosit.
+(numfmt.fixed.reference) and SoftPosit.
 """
 
 import numpy as np
@@ -13,12 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt import _chop
-from numfmt._posit import PositFormat
-from numfmt._posit_fast import posit_fast_plan, posit_fast_round_bits
-from numfmt._posit_kernel import make_posit_plan
-from numfmt._reference_families import posit_round
-from numfmt._xp import NUMPY
+from numfmt.core import chop as _chop
+from numfmt.core.xp import NUMPY
+from numfmt.posit.fast import posit_fast_plan, posit_fast_round_bits
+from numfmt.posit.format import PositFormat
+from numfmt.posit.kernel import make_posit_plan
+from numfmt.posit.reference import posit_round
 from numfmt.testing import assert_bits_equal, boundary_values, float_bits
 
 UINT = {np.float32: np.uint32, np.float64: np.uint64}
@@ -143,7 +143,7 @@ def test_driver_equals_the_general_kernel_over_many_blocks(name, dtype):
 def test_jax_runs_the_same_sequence(name):
     """Eager JAX gives NumPy's bits and flags."""
     jnp = pytest.importorskip("jax.numpy")
-    from numfmt._xp import jax_namespace
+    from numfmt.core.xp import jax_namespace
 
     x = np.concatenate([(np.random.default_rng(2).standard_normal(500) * 50), [0.0, -0.0, np.inf, np.nan, 1e30]])
     x = x.astype(np.float32)

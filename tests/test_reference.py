@@ -20,10 +20,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from numfmt._float import FloatFormat
-from numfmt._names import parse, presets
-from numfmt._reference import decode_code, encode_value, representable_values, round_value
-from numfmt._rounding import Rounding
+from numfmt.core.names import parse, presets
+from numfmt.core.rounding import Rounding
+from numfmt.float.format import FloatFormat
+from numfmt.float.reference import round_value
+from numfmt.float.reference_codes import decode_code, encode_value, representable_values
 from numfmt.testing import boundary_values, float_bits, formats
 
 FLOAT16 = parse("float16")

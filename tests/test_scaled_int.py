@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 import numfmt
 from numfmt import ScaledIntFormat
-from numfmt._float import FloatFormat
-from numfmt._scaled_reference import quantize_group
+from numfmt.float.format import FloatFormat
+from numfmt.scaled.reference import quantize_group
 from numfmt.testing import assert_bits_equal, float_bits
 
 DTYPES = [np.float16, ml_dtypes.bfloat16, np.float32, np.float64]

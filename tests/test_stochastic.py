@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt._kernel import make_plan, round_bits
-from numfmt._xp import NUMPY
+from numfmt.core.xp import NUMPY
+from numfmt.float.kernel import make_plan, round_bits
 from numfmt.testing import assert_bits_equal, assert_unbiased, float_bits
 
 SR_MODES = ["stochastic", "stochastic_a", "stochastic_b", "stochastic_c", "stochastic_equal"]

@@ -15,9 +15,10 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt import FloatFormat, Specials, Subnormals, _grid
-from numfmt._asserts_unbiased import bernstein_bound
-from numfmt._reference import representable_values, round_value
+from numfmt import FloatFormat, Specials, Subnormals
+from numfmt.float import grid as _grid
+from numfmt.float.reference import round_value
+from numfmt.float.reference_codes import representable_values
 from numfmt.testing import (
     assert_bits_equal,
     assert_representable,
@@ -29,6 +30,7 @@ from numfmt.testing import (
     keys,
     values,
 )
+from numfmt.testing.unbiased import bernstein_bound
 
 FIND = settings(max_examples=50, database=None)
 FIND_MORE = settings(max_examples=300, database=None)

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 import numfmt
 import numfmt.testing as nt
-from numfmt._block import BlockFormat
-from numfmt._nf4 import NF4_VALUES, TableElement
+from numfmt.block.format import BlockFormat
+from numfmt.block.table import NF4_VALUES, TableElement
 
 FIND = settings(max_examples=200, database=None)
 SCALED = ["nvfp4", "nf4", "nvfp4(block=4,axis=0)", "nf4(block=5)"]
@@ -62,7 +62,7 @@ def test_chop_results_are_representable(data):
 @settings(max_examples=6)
 @given(st.data())
 def test_block_boundary_values_match_the_reference(data):
-    from numfmt._block_testing import reference_chop
+    from numfmt.testing.block import reference_chop
 
     name, dtype = data.draw(st.sampled_from([("nvfp4", np.float32), ("nf4(block=8)", np.float16),
                                              ("mx(elem=e2m1,block=4,axis=0)", np.float64)]))  # fmt: skip

@@ -11,10 +11,10 @@ from hypothesis.errors import NoSuchExample
 
 import numfmt
 from numfmt import testing as nt
-from numfmt._block import BlockFormat
-from numfmt._fixed import FixedFormat
-from numfmt._posit import PositFormat
-from numfmt._reference_families import posit_value
+from numfmt.block.format import BlockFormat
+from numfmt.fixed.format import FixedFormat
+from numfmt.posit.format import PositFormat
+from numfmt.posit.reference import posit_value
 
 
 # ---------------------------------------------------------------- formats

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 import numfmt
 import numfmt.testing as nt
 from numfmt import ScaledIntFormat
-from numfmt._reference import round_value
-from numfmt._scaled_testing import _groups, reference_chop
+from numfmt.float.reference import round_value
+from numfmt.testing.scaled import _groups, reference_chop
 
 CHOP_FORMATS = ["scaled(bits=8,per=channel,scale=bfloat16)",
                 "int8_per_tensor", "int8_per_channel", "uint8_asym_per_channel", "int4_g32", "int4_asym_g128",

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import numfmt
-from numfmt._asserts_unbiased import single_value_floor
 from numfmt.testing import assert_unbiased
+from numfmt.testing.unbiased import single_value_floor
 
 
 def sr(name, mode="stochastic", seed=0):

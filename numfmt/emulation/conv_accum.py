@@ -1,0 +1,104 @@
+"""Convolutions with a rounded accumulator, as an implicit GEMM over ``chunked_dot``.
+
+``chunked_conv`` computes ``lax.conv_general_dilated`` the way a tensor core
+running an implicit-GEMM convolution does: each output element is a dot
+product of length ``K = kernel taps x input channels per group`` and that dot
+product is accumulated by :func:`numfmt.emulation.accumulate.chunked_dot` (chunks of
+``chunk`` terms summed exactly, the accumulator rounded after each chunk).
+
+Order of the K terms (the chunk boundaries follow it): kernel taps outer,
+input channels inner (fastest), as in the NHWC implicit GEMM. Taps run in
+row-major order over the kernel's spatial dimensions, taken in the order the
+dimension numbers list them (``lhs_spec[2:]`` / ``rhs_spec[2:]``); tap
+``(t_1, ..., t_d)`` reads input position ``o_i * stride_i + t_i * rhs_dilation_i``
+of the dilated, padded input (no kernel flip: a cross-correlation, as XLA's).
+So with ``chunk <= C_in`` per group a chunk holds consecutive input channels
+of one tap.
+
+The patches are built by padding (``lax.pad``: edge padding, possibly
+negative, and interior padding for ``lhs_dilation``) and gathers, pure data
+movement: every value, including -0, subnormals, infinities and NaN payloads,
+is copied. ``lax.conv_general_dilated_patches`` is not used: it is a
+convolution with a 0/1 kernel, so an infinity or NaN in one tap spreads NaN
+(``0 * inf``) into the other taps of its patch, -0 becomes +0, and XLA:CPU
+flushes float32 subnormals to zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from numfmt.emulation.accumulate import chunked_dot
+
+__all__ = ["chunked_conv"]
+
+
+def _patches(x, kernel, params):
+    """Canonical (N, C, spatial...) input -> (N, out spatial..., taps..., C), values copied."""
+    pads = [(lo, hi, d - 1) for (lo, hi), d in zip(params["padding"], params["lhs_dilation"], strict=True)]
+    x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (0, 0, 0), *pads])
+    out_shape = []
+    for i, (k, stride, rate) in enumerate(zip(kernel, params["window_strides"], params["rhs_dilation"], strict=True)):
+        axis = 2 + 2 * i  # dims already done became (out, tap) pairs
+        span = (k - 1) * rate + 1
+        n_out = max(0, (x.shape[axis] - span) // stride + 1) if k else 0
+        index = stride * np.arange(n_out)[:, None] + rate * np.arange(k)[None, :]
+        x = jnp.take(x, jnp.asarray(index, jnp.int32), axis=axis, mode="clip")  # in bounds by construction
+        out_shape.append(n_out)
+    d = len(kernel)
+    perm = (0, *(2 + 2 * i for i in range(d)), *(3 + 2 * i for i in range(d)), 1)
+    return jnp.transpose(x, perm), out_shape
+
+
+def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=None):
+    """``conv_general_dilated(lhs, rhs, **params)`` accumulated in chunks, rounding after each.
+
+    Args:
+      lhs, rhs: input and kernel arrays of the work dtype (products and chunk
+        sums are computed in it).
+      params: the ``conv_general_dilated`` equation's parameters (explicit
+        ``padding`` pairs and ``ConvDimensionNumbers``, as in a jaxpr).
+      chunk: terms summed before each accumulator rounding (>= 1).
+      round_acc: ``round_acc(acc, words) -> acc`` rounds into the accumulator
+        format; ``words`` is None or the step's seed words.
+      key: None, or four seed words for stochastic accumulator rounding.
+      rounding: the accumulator's rounding, for the sum of each step (see
+        :func:`numfmt.emulation.accumulate.chunked_dot`); None: round to nearest.
+
+    Returns:
+      The convolution in the layout of ``params["dimension_numbers"].out_spec``,
+      each element accumulated over its K terms in the order given in the
+      module docstring (taps outer, input channels inner).
+
+    Raises:
+      NotImplementedError: ``batch_group_count > 1`` (it appears in the weight
+        gradient of a grouped convolution traced by ``emulate(jax.grad(f))``).
+    """
+    if params["batch_group_count"] != 1:
+        raise NotImplementedError(
+            f"accumulator rounding (accum=) on conv_general_dilated with batch_group_count="
+            f"{params['batch_group_count']} is not implemented (only batch_group_count=1; it is > 1 in the "
+            "weight gradient of a grouped convolution traced by emulate(jax.grad(f))); drop accum=, or take "
+            "the gradient outside: jax.grad(emulate(f)) rounds the forward pass only"
+        )
+    lhs_spec, rhs_spec, out_spec = params["dimension_numbers"]
+    groups = params["feature_group_count"]
+    x = jnp.transpose(lhs, lhs_spec)  # (N, C, spatial...)
+    w = jnp.transpose(rhs, rhs_spec)  # (O, C / groups, kernel spatial...)
+    kernel = w.shape[2:]
+    x, out_shape = _patches(x, kernel, params)  # (N, out..., taps..., C)
+    n, c, o = x.shape[0], x.shape[-1], w.shape[0]
+    taps = math.prod(kernel)
+    x = x.reshape(n * math.prod(out_shape), taps, groups, c // groups)
+    a = jnp.transpose(x, (2, 0, 1, 3)).reshape(groups, n * math.prod(out_shape), taps * (c // groups))
+    w = jnp.moveaxis(w, 1, -1)  # (O, kernel..., C / groups): taps outer, channels inner
+    b = w.reshape(groups, o // groups, taps * (c // groups))
+    out = chunked_dot(a, b, (((2,), (2,)), ((0,), (0,))), chunk, round_acc, key, rounding)  # (G, N * out, O / G)
+    out = out.reshape(groups, n, *out_shape, o // groups)
+    out = jnp.moveaxis(out, 0, -2).reshape(n, *out_shape, o)  # feature = g * (O / G) + j
+    out = jnp.moveaxis(out, -1, 1)  # canonical (N, O, out...)
+    return jnp.transpose(out, [int(d) for d in np.argsort(out_spec)])

@@ -1,0 +1,315 @@
+"""Emulation policies: which format and rounding each kind of operation uses.
+
+A :class:`Policy` is a frozen, hashable dataclass (it can be a ``jax.jit``
+static argument). Its string form, in the spirit of jmp, is a comma-separated
+list of ``key=value`` items::
+
+    policy   := item ("," item)*
+    item     := "compute=" format            (required: the default format)
+              | "rounding=" rounding         (default nearest_even)
+              | "matmul_in=" format          (inputs of dot_general / conv)
+              | "accum=" format              (matmul accumulator)
+              | "chunk=" N                   (terms summed exactly per accumulator rounding; needs accum)
+              | "out=" format                (matmul / conv output)
+              | "grad=" format               (cotangent format under jax.grad)
+              | "grad_rounding=" rounding
+              | group "=" site               (override for a group of primitives)
+              | "prim." name "=" site        (override for one primitive, e.g. prim.exp)
+    group    := "matmul" | "elementwise" | "reductions" | "transcendental"
+    site     := format ["@" rounding]
+
+Formats are anything :func:`numfmt.parse` accepts (commas inside parentheses,
+as in ``float(e=5,m=7)``, are part of the format). ``str(policy)`` is the
+canonical form: keys in the order above, defaults left out, formats and
+rounding modes by their canonical names; ``Policy.parse(str(p)) == p`` and
+``str(Policy.parse(s)) == s`` for every canonical ``s``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+
+from numfmt.core.chop import is_elementwise
+from numfmt.core.names import parse as parse_format
+from numfmt.core.rounding import Rounding
+from numfmt.float.format import FloatFormat
+
+__all__ = ["GROUPS", "SITES", "Policy"]
+
+# Primitive groups. Primitives not listed here are either exact (data
+# movement, comparisons, max/min, ...; see numfmt.emulation.emulate) or unsupported.
+GROUPS: dict[str, frozenset] = {
+    "matmul": frozenset({"dot_general", "conv_general_dilated"}),
+    "elementwise": frozenset(
+        {"add", "add_any", "sub", "mul", "div", "sqrt", "square", "integer_pow", "rem", "convert_element_type"}
+    ),
+    "reductions": frozenset(
+        {"reduce_sum", "reduce_prod", "cumsum", "cumprod", "cumlogsumexp", "reduce_window_sum", "reduce_window",
+         "scatter-add", "scatter-mul", "select_and_scatter_add"}
+    ),  # fmt: skip
+    "transcendental": frozenset(
+        {
+            "exp", "exp2", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "tan", "asin", "acos",
+            "atan", "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "pow", "erf", "erfc", "erf_inv",
+            "lgamma", "digamma", "rsqrt", "cbrt",
+        }
+    ),
+}  # fmt: skip
+_GROUP_OF = {prim: group for group, prims in GROUPS.items() for prim in prims}
+SITES = frozenset().union(*GROUPS.values())  # the primitives emulate rounds; prim.NAME overrides name one
+_NEED_BITS = (Rounding.STOCHASTIC_A, Rounding.STOCHASTIC_B, Rounding.STOCHASTIC_C)
+_POLICY_ROUNDINGS = [r for r in Rounding if r not in _NEED_BITS]
+_KEYS = ("compute", "rounding", "matmul_in", "accum", "chunk", "out", "grad", "grad_rounding")
+
+
+def _rounding(value, argname: str) -> Rounding:
+    rounding = Rounding.parse(value)
+    if rounding not in _POLICY_ROUNDINGS:
+        raise ValueError(
+            f"{argname}={rounding.value!r} needs a random_bits count, which policies do not take; "
+            "use 'stochastic' (exact probabilities) or 'stochastic_equal'"
+        )
+    return rounding
+
+
+def _format(value, argname: str):
+    """``value`` parsed as a format for policy item ``argname``, refused where it cannot work.
+
+    Only ``matmul_in`` takes a block or scaled-integer format (its elements
+    are quantized along the contraction); every other item names the format
+    of elementwise results. A format without zero (float8_e8m0fnu) or without
+    a sign would turn zeros or negative values into NaN at every site.
+    """
+    try:
+        fmt = parse_format(value)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"policy {argname}: {err}") from None
+    if argname != "matmul_in" and not is_elementwise(fmt):
+        raise ValueError(
+            f"policy {argname}={fmt}: {type(fmt).__name__} {fmt} is a block/scaled format, which only "
+            "matmul_in= takes (its blocks run along the contraction); an accumulator, output, gradient or "
+            "operation result is rounded element by element: use an elementwise format such as float32, "
+            "bfloat16 or float8_e4m3fn here"
+        )
+    if isinstance(fmt, FloatFormat) and not (fmt.signed and fmt.has_zero):
+        lost = "every zero" if not fmt.has_zero else "every negative value"
+        raise ValueError(
+            f"policy {argname}={fmt}: {fmt} has no {'zero' if not fmt.has_zero else 'sign'}, so rounding "
+            f"results to it turns {lost} into NaN; use a signed format with zero (e.g. float8_e4m3fn, bfloat16)"
+        )
+    return fmt
+
+
+def _site(value, key: str):
+    """``format``, ``"format@rounding"`` or ``(format, rounding)`` -> (format, rounding | None)."""
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise ValueError(f"override {key}={value!r}: a tuple must be (format, rounding)")
+        return _format(value[0], key), _rounding(value[1], key)
+    if isinstance(value, str) and "@" in value:
+        fmt, _, rounding = value.rpartition("@")
+        return _format(fmt, key), _rounding(rounding, key)
+    return _format(value, key), None
+
+
+def _check_override_key(key) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"override keys are strings, got {key!r}")
+    key = key.strip().lower()
+    if key in GROUPS:
+        return key
+    if key.startswith("prim.") and len(key) > 5:
+        _check_primitive(key[5:], key)
+        return key
+    close = difflib.get_close_matches(key, [*GROUPS, *_KEYS], n=2)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ValueError(
+        f"unknown policy key {key!r}; valid keys are {', '.join(_KEYS)}, the groups "
+        f"{', '.join(GROUPS)}, or 'prim.NAME' for one primitive (e.g. prim.exp).{hint}"
+    )
+
+
+def _check_primitive(name: str, key: str) -> None:
+    """Refuse ``prim.NAME`` unless NAME is a primitive emulate rounds (a misspelt key would do nothing)."""
+    if name in SITES:
+        return
+    import jax.extend.core as jcore  # noqa: PLC0415  # jax only when a prim. key is checked
+    import jax.extend.core.primitives as jprims  # noqa: PLC0415
+
+    known = {p.name for p in vars(jprims).values() if isinstance(p, jcore.Primitive)}
+    sites = ", ".join(sorted(SITES))
+    if name in known:
+        raise ValueError(
+            f"policy key {key!r}: {name!r} is not a rounding site of numfmt.emulate (it computes exactly on "
+            "rounded inputs, moves data, is integer/bit-level or control flow, or is not supported), so an "
+            f"override would do nothing; prim.NAME takes one of: {sites}"
+        )
+    close = difflib.get_close_matches(name, sorted(SITES | known), n=3)
+    hint = f" Did you mean {', '.join(repr('prim.' + c) for c in close)}?" if close else ""
+    raise ValueError(f"policy key {key!r}: {name!r} is not a JAX primitive name.{hint} prim.NAME takes one of: {sites}")
+
+
+def _override_order(item) -> tuple:
+    key = item[0]
+    return (0, list(GROUPS).index(key), "") if key in GROUPS else (1, 0, key)
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """Formats and rounding modes for :func:`numfmt.emulate`.
+
+    Args:
+      compute: the default format of every floating-point operation.
+      rounding: the default :class:`Rounding` (``stochastic`` needs a key).
+      matmul_in: format the inputs of ``dot_general`` and convolutions are
+        rounded to (default: the matmul group's format).
+      accum: accumulator format of ``dot_general``: partial sums are rounded to
+        it after every ``chunk`` terms (default: no accumulator rounding; the
+        product is XLA's dot in the work dtype, rounded once to ``out``).
+      chunk: number of products summed exactly before each accumulator
+        rounding (default 1 when ``accum`` is set). Needs ``accum``.
+      out: format of matmul/conv outputs (default: the matmul group's format).
+      grad: format cotangents are rounded to at every rounding site under
+        ``jax.grad`` (default: cotangents are not rounded).
+      grad_rounding: rounding of cotangents.
+      overrides: ``{key: site}`` with key a group name (``matmul``,
+        ``elementwise``, ``reductions``, ``transcendental``) or ``prim.NAME``,
+        and site a format, ``"format@rounding"`` or ``(format, rounding)``.
+
+    Raises:
+      ValueError: an unknown key, format or rounding; ``chunk`` without
+        ``accum`` or not a positive int; a rounding that needs random_bits.
+      TypeError: arguments of the wrong type.
+
+    Examples:
+      >>> import numfmt
+      >>> p = numfmt.Policy.parse("compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,out=bfloat16")
+      >>> p.site("exp")[0] == numfmt.bfloat16, p.matmul_formats()[0] == numfmt.float8_e4m3fn
+      (True, True)
+      >>> str(numfmt.Policy("float16", overrides={"transcendental": "float32@toward_zero"}))
+      'compute=float16,transcendental=float32@toward_zero'
+    """
+
+    compute: object = "float32"
+    rounding: Rounding = Rounding.NEAREST_EVEN
+    matmul_in: object = None
+    accum: object = None
+    chunk: int | None = None
+    out: object = None
+    grad: object = None
+    grad_rounding: Rounding = Rounding.NEAREST_EVEN
+    overrides: tuple = ()
+
+    def __post_init__(self):
+        put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        put("compute", _format(self.compute, "compute"))
+        put("rounding", _rounding(self.rounding, "rounding"))
+        put("grad_rounding", _rounding(self.grad_rounding, "grad_rounding"))
+        for name in ("matmul_in", "accum", "out", "grad"):
+            if getattr(self, name) is not None:
+                put(name, _format(getattr(self, name), name))
+        if self.chunk is not None:
+            if not isinstance(self.chunk, int) or isinstance(self.chunk, bool) or self.chunk < 1:
+                raise ValueError(f"chunk={self.chunk!r} must be a positive int (terms summed exactly)")
+            if self.accum is None:
+                raise ValueError(f"chunk={self.chunk} needs an accumulator format: add accum=FORMAT")
+        items = self.overrides.items() if isinstance(self.overrides, dict) else self.overrides
+        if not isinstance(items, (tuple, list, type({}.items()))):
+            raise TypeError(f"overrides must be a dict {{key: format}}, got {self.overrides!r}")
+        normal = {}
+        for item in items:
+            # (key, value), or (key, format, rounding | None) as stored by a Policy
+            key, value = (item[0], item[1] if item[2] is None else item[1:]) if len(item) == 3 else item
+            key = _check_override_key(key)
+            normal[key] = _site(value, key)
+        put("overrides", tuple(sorted(((k, *v) for k, v in normal.items()), key=_override_order)))
+
+    @property
+    def is_stochastic(self) -> bool:
+        """True when some rounding of the policy is stochastic (a key is then needed)."""
+        modes = [self.rounding, *(r for _, _, r in self.overrides if r is not None)]
+        if self.grad is not None:
+            modes.append(self.grad_rounding)
+        return any(r.is_stochastic for r in modes)
+
+    def site(self, primitive: str):
+        """``(format, rounding)`` of a primitive's output: its override, its group's, or the default."""
+        table = {k: (f, r) for k, f, r in self.overrides}
+        for key in (f"prim.{primitive}", _GROUP_OF.get(primitive)):
+            if key in table:
+                fmt, rounding = table[key]
+                return fmt, self.rounding if rounding is None else rounding
+        return self.compute, self.rounding
+
+    def matmul_formats(self, primitive: str = "dot_general"):
+        """``(input format, accumulator format | None, chunk, output format, rounding)``."""
+        fmt, rounding = self.site(primitive)
+        chunk = (self.chunk or 1) if self.accum is not None else None
+        return (self.matmul_in or fmt, self.accum, chunk, self.out or fmt, rounding)
+
+    def __str__(self) -> str:
+        parts = [f"compute={self.compute}"]
+        if self.rounding is not Rounding.NEAREST_EVEN:
+            parts.append(f"rounding={self.rounding.value}")
+        for name in ("matmul_in", "accum", "chunk", "out", "grad"):
+            if getattr(self, name) is not None:
+                parts.append(f"{name}={getattr(self, name)}")
+        if self.grad_rounding is not Rounding.NEAREST_EVEN:
+            parts.append(f"grad_rounding={self.grad_rounding.value}")
+        for key, fmt, rounding in self.overrides:
+            parts.append(f"{key}={fmt}" + ("" if rounding is None else f"@{rounding.value}"))
+        return ",".join(parts)
+
+    @classmethod
+    def parse(cls, spec) -> Policy:
+        """Return the policy named by ``spec`` (a Policy, returned unchanged, or a string).
+
+        Raises:
+          ValueError: a malformed item, a repeated or unknown key, or a bad value.
+          TypeError: ``spec`` is neither a string nor a Policy.
+
+        Examples:
+          >>> import numfmt
+          >>> s = "compute=bfloat16,rounding=stochastic,grad=float8_e5m2"
+          >>> str(numfmt.Policy.parse(s)) == s
+          True
+        """
+        if isinstance(spec, Policy):
+            return spec
+        if not isinstance(spec, str):
+            raise TypeError(f"a policy must be a Policy or a string like 'compute=bfloat16', got {spec!r}")
+        fields: dict = {}
+        overrides: dict = {}
+        for item in _split(spec):
+            key, sep, value = item.partition("=")
+            key, value = key.strip().lower(), value.strip()
+            if not sep or not key or not value:
+                raise ValueError(f"in policy {spec!r}: {item!r} is not of the form key=value")
+            if key in fields or key in overrides:
+                raise ValueError(f"in policy {spec!r}: key {key!r} is given twice")
+            if key == "chunk":
+                if not value.isdigit():
+                    raise ValueError(f"in policy {spec!r}: chunk={value!r} must be a positive integer")
+                fields[key] = int(value)
+            elif key in _KEYS:
+                fields[key] = value
+            else:
+                overrides[_check_override_key(key)] = value
+        if "compute" not in fields:
+            raise ValueError(f"policy {spec!r} has no compute=FORMAT item (the default format); add one")
+        return cls(**fields, overrides=overrides)  # type: ignore[arg-type]  # normalised in __post_init__
+
+
+def _split(spec: str) -> list[str]:
+    """Split on commas outside parentheses."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(spec):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            items.append(spec[start:i])
+            start = i + 1
+    items.append(spec[start:])
+    if depth != 0:
+        raise ValueError(f"policy {spec!r} has unbalanced parentheses")
+    return [s for s in items if s.strip()] if spec.strip() else [""]
