@@ -304,3 +304,33 @@ def test_overflow_near_the_top_saturates_or_raises(spec, dtype):
             jitted = jax.jit(lambda v, m=mode: numfmt.chop(v, fmt, m))(jnp.asarray(x))
             assert_bits_equal(jitted, want.astype(dtype))
             np.testing.assert_array_equal(numfmt.encode(x, fmt, mode), np.array(codes, np.uint64))
+
+
+# ------------------------- quantum below the input dtype's smallest subnormal
+FINE = [("uq-23.25", np.float16), ("q-22.25", np.float16), ("uq-10.35", np.float16), ("fixed(i=-5,f=30)", np.float16),
+        ("uq-148.150", np.float32), ("fixed(i=-140,f=152)", np.float32)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("spec", "dtype"), FINE, ids=[f"{s}-{np.dtype(d).name}" for s, d in FINE])
+def test_results_below_the_input_subnormals_raise(spec, dtype):
+    """Regression (API fuzz): float16 0.411 in uq-23.25 saturates to 3 * 2**-25,
+    which float16 cannot hold (its smallest subnormal is 2**-24); chop returned
+    2**-24 silently. Every result is the exact reference's, or chop raises."""
+    fmt = numfmt.parse(spec)
+    finfo = np.finfo(dtype)
+    assert 2.0**-fmt.frac_bits < float(finfo.smallest_subnormal)  # the regime under test
+    rng = np.random.default_rng(7)
+    pats = rng.integers(0, 1 << finfo.bits, 120, dtype=np.uint64).astype(f"uint{finfo.bits}")
+    tiny = float(finfo.smallest_subnormal)
+    x = np.concatenate([pats.view(dtype), np.array([0.411, tiny, -tiny, 3 * tiny, 1e-3, 0.0], dtype)])
+    x = x[np.isfinite(x)]
+    for mode in DETERMINISTIC:
+        for v in x:
+            exact = fmt.code_to_value(fixed_round(float(v), fmt, Rounding.parse(mode)))
+            fits = Fraction(float(dtype(float(exact)))) == exact
+            for arr in (np.array([v]), jnp.asarray(np.array([v]))):
+                if fits:
+                    assert_bits_equal(numfmt.chop(arr, fmt, mode), np.array([float(exact)], dtype))
+                else:
+                    with pytest.raises(ValueError, match="cannot hold"):
+                        numfmt.chop(arr, fmt, mode)

@@ -61,10 +61,12 @@ class FixedPlan:
         unrep = None
         if self.can_be_unrepresentable:
             # every result is a rounded input (<= in_man + 1 significant bits)
-            # or a saturation bound: unrepresentable iff too wide or too large
+            # or a saturation bound: unrepresentable iff too wide, too large, or
+            # with a set bit below the input's smallest subnormal 2**(1-bias-man)
             t = xp.astype(bit_length(xp, mag), xp.int(self.container)) - 1
-            wide = (t - xp.astype(_trailing_zeros(xp, mag), t.dtype)) > self.in_man
-            unrep = (wide | (t - fmt.frac_bits > self.in_bias)) & (mag != 0) & ~nan
+            low = xp.astype(_trailing_zeros(xp, mag), t.dtype)
+            tiny = low - fmt.frac_bits < 1 - self.in_bias - self.in_man
+            unrep = ((t - low > self.in_man) | tiny | (t - fmt.frac_bits > self.in_bias)) & (mag != 0) & ~nan
         nan_bits = self.inf_bits | (1 << (self.in_man - 1))
         return xp.where(nan, xp.where(_is_nan(xp, u, self), u, xp.asarray(nan_bits, U)), out), unrep
 
