@@ -197,3 +197,26 @@ def test_x64_off_grad_format_fp8_and_float16_policies():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n").count("in grad format True") == 2, proc.stdout
     assert proc.stdout.split("\n").count("refused True") == 2, proc.stdout
+
+
+def test_flax_nnx_batchnorm_returned_with_updated_stats_equals_split():
+    nnx = pytest.importorskip("flax.nnx")
+    bn = nnx.BatchNorm(8, rngs=nnx.Rngs(0))
+    x = jnp.linspace(-1.0, 3.0, 32, dtype=jnp.float32).reshape(4, 8)
+
+    def f(m, v):
+        return jnp.sum(m(v) ** 2), m  # in-place updates leave through the result (as under jax.jit)
+
+    out, bn2 = numfmt.emulate(f, POLICY)(bn, x)
+    assert type(bn2) is type(bn)
+    mean = np.asarray(bn2.mean[...])
+    assert not np.array_equal(mean, np.asarray(bn.mean[...]))
+    np.testing.assert_array_equal(mean, chop(mean.astype(np.float64), "bfloat16"))
+    graph, state = nnx.split(bn)
+
+    def g(s, v):
+        y, m = f(nnx.merge(graph, s), v)
+        return y, nnx.split(m)[1]
+
+    want_out, want_state = numfmt.emulate(g, POLICY)(state, x)
+    assert _bits((out, nnx.split(bn2)[1])) == _bits((want_out, want_state))
