@@ -32,6 +32,7 @@ from numfmt.core.rounding import Rounding
 from numfmt.emulation import sites as _sites
 from numfmt.emulation import windows as _windows
 from numfmt.emulation.accumulate import chunked_dot
+from numfmt.emulation.arguments import merge, refuse_grad_of_backward, split
 from numfmt.emulation.contraction import operand_layout, round_blocked
 from numfmt.emulation.control import ControlFlow, _as_aval, _bind, _common, _listify
 from numfmt.emulation.conv_accum import chunked_conv
@@ -82,7 +83,10 @@ def emulate(fn, policy):
     captured by ``fn`` are rounded like inputs.
 
     Args:
-      fn: a function of JAX arrays (pytrees allowed); every argument is traced.
+      fn: a function of JAX arrays (pytrees allowed: equinox modules, flax
+        variable collections and nnx modules). Array and number leaves are
+        traced; other leaves (functions, strings) are closed over, and a
+        result's non-array leaves are returned as they are.
       policy: a :class:`Policy` or its string form, e.g.
         ``"compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,out=bfloat16"``.
 
@@ -95,7 +99,9 @@ def emulate(fn, policy):
     Raises:
       ValueError: a bad policy; a missing or unexpected key; a format that
         needs float64 arithmetic while x64 is off; a format wider than the
-        dtype ``fn`` stores a value in.
+        dtype ``fn`` stores a value in; ``grad=`` with an ``fn`` that
+        is itself differentiated (``emulate(jax.grad(f))``: write
+        ``jax.grad(emulate(f))``).
       NotImplementedError: ``fn`` uses a primitive emulate does not handle,
         or complex numbers (the message names the primitive).
 
@@ -111,23 +117,28 @@ def emulate(fn, policy):
 
     # The interpreted function is jitted (inlined under an outer jit): eager
     # calls then run compiled code instead of dispatching every kernel op.
-    @functools.partial(jax.jit, static_argnums=0)
-    def run(in_tree, key, *flat):
+    @functools.partial(jax.jit, static_argnums=(0, 1))
+    def run(in_tree, static, key, *flat):
         def flat_fn(*leaves):
-            a, k = jax.tree.unflatten(in_tree, leaves)
-            out_leaves, out_trees[in_tree] = jax.tree.flatten(fn(*a, **k))
-            return out_leaves
+            a, k = jax.tree.unflatten(in_tree, merge(static.leaves, leaves))
+            out_leaves, out_tree = jax.tree.flatten(fn(*a, **k))
+            out_static, out_arrays = split(out_leaves)
+            out_trees[in_tree, static] = out_tree, out_static
+            return out_arrays
 
         closed = jax.make_jaxpr(flat_fn)(*flat)
+        refuse_grad_of_backward(policy, closed.jaxpr)
         outs = _Interpreter(policy).run(closed, flat, _sites.Sites(policy, key))
         return [_as_aval(v, a, f) for (v, f), a in zip(outs, closed.out_avals, strict=True)]
 
     @functools.wraps(fn)
     def emulated(*args, key=None, **kwargs):
         key = _check_key(policy, key)
-        flat, in_tree = jax.tree.flatten((args, kwargs))
-        outs = run(in_tree, key, *flat)
-        return jax.tree.unflatten(out_trees[in_tree], outs)
+        leaves, in_tree = jax.tree.flatten((args, kwargs))
+        static, flat = split(leaves)
+        outs = run(in_tree, static, key, *flat)
+        out_tree, out_static = out_trees[in_tree, static]
+        return jax.tree.unflatten(out_tree, merge(out_static.leaves, outs))
 
     return emulated
 

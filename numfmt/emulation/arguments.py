@@ -1,0 +1,99 @@
+"""Arguments and results of emulated functions, and the check that ``grad=`` can apply.
+
+A pytree argument (an equinox module, a flax variable collection) may hold
+leaves that are not arrays: functions, strings, other Python objects. They
+are closed over as static values of the inner ``jit``, not traced; arrays
+and Python/NumPy numbers are traced (as ``jax.jit`` takes them). Results are
+split the same way, so a module returned whole keeps its functions.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.extend import core as jcore
+
+from numfmt.emulation.policy import Policy
+
+
+def _is_array(leaf) -> bool:
+    """Whether a pytree leaf is traced: arrays and Python/NumPy numbers (as ``jax.jit`` takes them)."""
+    return isinstance(leaf, (jax.Array, np.ndarray, np.generic, bool, int, float, complex))
+
+
+class _Static:
+    """The non-array leaves of a pytree (functions, strings, None-like markers), closed over, not traced.
+
+    A static argument of the inner ``jit``: equal when every leaf is the same
+    object or equal and hashable, so repeated calls with the same module reuse
+    the trace.
+    """
+
+    def __init__(self, leaves):
+        self.leaves = tuple(leaves)  # None at the positions of array leaves
+
+    def _key(self):
+        out = []
+        for leaf in self.leaves:
+            try:
+                hash(leaf)
+                out.append((type(leaf), leaf))
+            except TypeError:
+                out.append((type(leaf), id(leaf)))
+        return tuple(out)
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, _Static)
+            and len(self.leaves) == len(other.leaves)
+            and all(
+                a is b or (type(a) is type(b) and ka == kb)
+                for a, b, ka, kb in zip(self.leaves, other.leaves, self._key(), other._key(), strict=True)
+            )
+        )
+
+
+def split(leaves):
+    """``(static, arrays)``: the non-array leaves (None where an array is) and the array leaves."""
+    arrays = [leaf for leaf in leaves if _is_array(leaf)]
+    return _Static(None if _is_array(leaf) else leaf for leaf in leaves), arrays
+
+
+def merge(static_leaves, arrays):
+    """The leaves again: ``arrays`` in the positions the static leaves leave open."""
+    it = iter(arrays)
+    out = [next(it) if leaf is None else leaf for leaf in static_leaves]
+    return out
+
+
+def _all_eqns(jaxpr):
+    """The equations of ``jaxpr`` and of the jaxprs nested in them (jit, scan, cond bodies...)."""
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                if isinstance(sub, (jcore.Jaxpr, jcore.ClosedJaxpr)):
+                    yield from _all_eqns(getattr(sub, "jaxpr", sub))
+
+
+def refuse_grad_of_backward(policy: Policy, jaxpr) -> None:
+    """Refuse ``grad=`` when ``fn`` is itself a backward pass (``emulate(jax.grad(f))``).
+
+    Cotangents are rounded to ``grad=`` only at the rounding sites that
+    ``jax.grad(emulate(f))`` differentiates through; in an already
+    differentiated ``fn`` the format would be silently ignored. JAX names
+    the equations of a transposed (backward) computation ``transpose(...)``.
+    """
+    if policy.grad is None:
+        return
+    for eqn in _all_eqns(jaxpr):
+        if "transpose(" in str(eqn.source_info.name_stack):
+            raise ValueError(
+                f"grad={policy.grad} cannot apply to a function that is itself differentiated "
+                f"(primitive {eqn.primitive.name!r} is part of a backward pass, e.g. emulate(jax.grad(f))): "
+                "grad= rounds cotangents at the rounding sites of jax.grad(emulate(f, policy)), so write "
+                "that order, or drop grad= to emulate the backward pass's arithmetic with emulate(jax.grad(f))"
+            )

@@ -1,0 +1,222 @@
+"""emulate with model pytrees as arguments and results, and grad= under emulate(grad(f)).
+
+Equinox modules hold non-array leaves (activation functions): they are
+closed over, not traced. Flax linen variable collections and nnx modules
+pass through as pytrees of arrays.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import numfmt
+from numfmt import chop
+
+eqx = pytest.importorskip("equinox")
+
+POLICY = "compute=bfloat16"
+
+
+def _bits(tree):
+    return [(np.asarray(a).dtype, np.asarray(a).tobytes()) for a in jax.tree.leaves(tree)]
+
+
+def _mlp():
+    model = eqx.nn.MLP(8, 2, 16, 2, key=jax.random.key(0))
+    model = jax.tree.map(lambda a: a.astype(jnp.float32) if eqx.is_array(a) else a, model)
+    x = jnp.linspace(-1.0, 1.0, 32, dtype=jnp.float32).reshape(4, 8)
+    return model, x
+
+
+def _loss(model, x):
+    return jnp.mean(jax.vmap(model)(x) ** 2)
+
+
+def test_equinox_module_passed_whole_equals_partitioned():
+    model, x = _mlp()
+    params, static = eqx.partition(model, eqx.is_array)
+    got = numfmt.emulate(_loss, POLICY)(model, x)
+    want = numfmt.emulate(lambda p, v: _loss(eqx.combine(p, static), v), POLICY)(params, x)
+    assert _bits(got) == _bits(want)
+    assert got.dtype == jnp.float32 and float(got) == float(chop(np.float64(got), "bfloat16"))
+
+
+def test_equinox_module_as_result_keeps_its_functions():
+    model, _ = _mlp()
+    out = numfmt.emulate(lambda m: jax.tree.map(lambda a: a * 2.0 if eqx.is_array(a) else a, m), POLICY)(model)
+    assert type(out) is type(model) and out.activation is model.activation
+    arrays = [jax.tree.leaves(eqx.filter(m, eqx.is_array)) for m in (out, model)]
+    for a, b in zip(*arrays, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), chop(2.0 * np.asarray(b, np.float64), "bfloat16"))
+
+
+@pytest.mark.parametrize("order", ["grad(emulate)", "emulate(grad)"])
+def test_equinox_gradients_equal_partitioned(order):
+    model, x = _mlp()
+    params, static = eqx.partition(model, eqx.is_array)
+
+    def part(p, v):
+        return _loss(eqx.combine(p, static), v)
+
+    if order == "grad(emulate)":
+        got = eqx.filter_grad(numfmt.emulate(_loss, POLICY))(model, x)
+        want = jax.grad(numfmt.emulate(part, POLICY))(params, x)
+    else:
+        got = numfmt.emulate(eqx.filter_grad(_loss), POLICY)(model, x)
+        want = numfmt.emulate(jax.grad(part), POLICY)(params, x)
+        for g in jax.tree.leaves(got):  # the backward pass is emulated: bfloat16 values
+            np.testing.assert_array_equal(np.asarray(g), chop(np.asarray(g, np.float64), "bfloat16"))
+    assert _bits(eqx.filter(got, eqx.is_array)) == _bits(want)
+
+
+def test_flax_linen_batchnorm_mutable_batch_stats():
+    nn = pytest.importorskip("flax.linen")
+
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.BatchNorm(use_running_average=False)(nn.Dense(8)(x))
+
+    model = Model()
+    x = jnp.linspace(-2.0, 2.0, 32, dtype=jnp.float32).reshape(4, 8)
+    variables = model.init(jax.random.key(0), x)
+
+    def step(v, x):
+        return model.apply(v, x, mutable=["batch_stats"])
+
+    (y, updates) = numfmt.emulate(step, POLICY)(variables, x)
+    assert set(updates) == {"batch_stats"}
+    flat = {"/".join(str(k.key) for k in path): a for path, a in jax.tree_util.tree_leaves_with_path(updates)}
+    assert set(flat) == {"batch_stats/BatchNorm_0/mean", "batch_stats/BatchNorm_0/var"}
+    for a in (y, *flat.values()):
+        np.testing.assert_array_equal(np.asarray(a), chop(np.asarray(a, np.float64), "bfloat16"))
+    assert not np.array_equal(np.asarray(flat["batch_stats/BatchNorm_0/mean"]), 0.0)  # the stats were updated
+    leaves, tree = jax.tree.flatten(variables)
+    again = numfmt.emulate(lambda v, x: step(jax.tree.unflatten(tree, v), x), POLICY)(leaves, x)
+    assert _bits((y, updates)) == _bits(again)
+
+
+def test_flax_nnx_module_whole_equals_split():
+    nnx = pytest.importorskip("flax.nnx")
+    layer = nnx.Linear(8, 4, rngs=nnx.Rngs(0))
+    x = jnp.linspace(-1.0, 1.0, 16, dtype=jnp.float32).reshape(2, 8)
+
+    def f(m, v):
+        return jnp.sum(m(v) ** 2)
+
+    graph, state = nnx.split(layer)
+    got = numfmt.emulate(f, POLICY)(layer, x)
+    want = numfmt.emulate(lambda s, v: f(nnx.merge(graph, s), v), POLICY)(state, x)
+    assert _bits(got) == _bits(want)
+
+
+def test_python_scalars_are_traced_strings_closed_over():
+    calls = []
+
+    def f(x, scale, mode):
+        calls.append(mode)
+        return x * scale if mode == "mul" else x + scale
+
+    g = numfmt.emulate(f, "compute=float8_e4m3fn")
+    x = jnp.float32(1.7)
+    assert float(g(x, 3.1, "mul")) == float(
+        chop(chop(1.7, "float8_e4m3fn") * chop(3.1, "float8_e4m3fn"), "float8_e4m3fn")
+    )
+    g(x, 2.9, "mul")  # a new float: traced, so no new trace
+    assert calls == ["mul"]
+    g(x, 2.9, "add")
+    assert calls == ["mul", "add"]
+
+
+# -- grad= under emulate(grad(f)) ---------------------------------------------
+
+
+def _f(w, x):
+    return jnp.sum(jnp.tanh(x @ w) * 2.0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [jax.grad, jax.value_and_grad, lambda f: jax.jit(jax.grad(f)), jax.jacrev],
+    ids=["grad", "value_and_grad", "jit_grad", "jacrev"],
+)
+def test_grad_format_under_emulate_of_grad_is_refused(make):
+    w = jnp.linspace(-1.0, 1.0, 9, dtype=jnp.float32).reshape(3, 3)
+    x = jnp.linspace(0.3, 2.0, 6, dtype=jnp.float32).reshape(2, 3)
+    with pytest.raises(ValueError, match=r"grad=float8_e5m2 cannot apply .* jax\.grad\(emulate\(f, policy\)\)"):
+        numfmt.emulate(make(_f), "compute=bfloat16,grad=float8_e5m2")(w, x)
+    numfmt.emulate(make(_f), "compute=bfloat16")(w, x)  # without grad=: the backward pass is emulated
+
+
+def test_grad_format_under_emulate_of_grad_in_a_branch_is_refused():
+    w = jnp.linspace(-1.0, 1.0, 9, dtype=jnp.float32)
+
+    def f(w):
+        return jax.lax.cond(w[0] > 0, jax.grad(lambda v: jnp.sum(jnp.sin(v))), lambda v: v, w)
+
+    with pytest.raises(ValueError, match="cannot apply to a function that is itself differentiated"):
+        numfmt.emulate(f, "compute=bfloat16,grad=float8_e5m2")(w)
+
+
+def test_grad_of_emulate_still_rounds_gradients_to_grad_format():
+    w = jnp.linspace(-1.0, 1.0, 9, dtype=jnp.float32).reshape(3, 3)
+    x = jnp.linspace(0.3, 2.0, 6, dtype=jnp.float32).reshape(2, 3)
+    g = jax.jit(jax.grad(numfmt.emulate(_f, "compute=bfloat16,grad=float8_e5m2")))(w, x)
+    np.testing.assert_array_equal(np.asarray(g), chop(np.asarray(g, np.float64), "float8_e5m2"))
+
+
+SCRIPT = r"""
+import jax, jax.numpy as jnp, numpy as np
+import numfmt
+from numfmt import chop
+assert not jax.config.read("jax_enable_x64")
+def f(w, x):
+    return jnp.sum((x @ w) * 0.5)
+w = jnp.linspace(-1.0, 1.0, 9, dtype=jnp.float32).reshape(3, 3)
+x = jnp.linspace(0.3, 2.0, 6, dtype=jnp.float32).reshape(2, 3)
+for pol in ("compute=float16,grad=float8_e5m2", "compute=float8_e4m3fn,out=float16,grad=float8_e5m2"):
+    g = jax.grad(numfmt.emulate(f, pol))(w, x)
+    print("in grad format", np.array_equal(np.asarray(g), chop(np.asarray(g), "float8_e5m2")))
+    try:
+        numfmt.emulate(jax.grad(f), pol)(w, x)
+    except ValueError as e:
+        print("refused", "jax.grad(emulate(f, policy))" in str(e))
+"""
+
+
+def test_x64_off_grad_format_fp8_and_float16_policies():
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = dict(os.environ, JAX_ENABLE_X64="0", JAX_PLATFORMS="cpu", PYTHONPATH=str(root))
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n").count("in grad format True") == 2, proc.stdout
+    assert proc.stdout.split("\n").count("refused True") == 2, proc.stdout
+
+
+def test_flax_nnx_batchnorm_returned_with_updated_stats_equals_split():
+    nnx = pytest.importorskip("flax.nnx")
+    bn = nnx.BatchNorm(8, rngs=nnx.Rngs(0))
+    x = jnp.linspace(-1.0, 3.0, 32, dtype=jnp.float32).reshape(4, 8)
+
+    def f(m, v):
+        return jnp.sum(m(v) ** 2), m  # in-place updates leave through the result (as under jax.jit)
+
+    out, bn2 = numfmt.emulate(f, POLICY)(bn, x)
+    assert type(bn2) is type(bn)
+    mean = np.asarray(bn2.mean[...])
+    assert not np.array_equal(mean, np.asarray(bn.mean[...]))
+    np.testing.assert_array_equal(mean, chop(mean.astype(np.float64), "bfloat16"))
+    graph, state = nnx.split(bn)
+
+    def g(s, v):
+        y, m = f(nnx.merge(graph, s), v)
+        return y, nnx.split(m)[1]
+
+    want_out, want_state = numfmt.emulate(g, POLICY)(state, x)
+    assert _bits((out, nnx.split(bn2)[1])) == _bits((want_out, want_state))
