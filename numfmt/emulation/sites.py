@@ -222,15 +222,17 @@ def keep_infinities(x, out, fmt):
     finite floats) would turn the ``-inf`` of a mask or of ``max``'s identity
     into NaN/NaR or its largest value. emulate carries such a value as an
     infinity of the float dtype instead: an element of ``x`` that is +-inf, or
-    finite with the dtype's largest magnitude or more (``jnp.finfo(dtype).min``
-    masks, which round to -inf in every narrower IEEE format), becomes +-inf.
+    finite with float32's largest magnitude or more (``jnp.finfo(float32).min``
+    and ``finfo(float64).min`` masks, which round to -inf in every IEEE format
+    narrower than their dtype), becomes +-inf. (For a format whose own range
+    reaches float32's largest value, only the dtype's largest magnitude does.)
     NaN stays NaN; every other element is ``out``. The derivative at those
     elements is zero.
     """
     if not lacks_inf(fmt):
         return out
     x = jnp.asarray(x)
-    big = jnp.abs(x) >= jnp.finfo(x.dtype).max
+    big = jnp.abs(x) >= (_FLOAT32_MAX if value_box(fmt)[1] < _FLOAT32_MAX else jnp.finfo(x.dtype).max)
     inf = jnp.asarray(np.inf, out.dtype)
     return jnp.where(big, jnp.where(x > 0, inf, -inf), out)
 
