@@ -24,7 +24,7 @@ from numfmt.fixed.format import FixedFormat
 from numfmt.float.format import FloatFormat
 from numfmt.posit.format import PositFormat
 
-__all__ = ["Sites", "check_fits", "convert", "fits", "fold", "is_float", "work_dtype"]
+__all__ = ["Sites", "check_fits", "convert", "fits", "fold", "is_float", "keep_infinities", "lacks_inf", "work_dtype"]
 
 # Operations whose exact result, rounded to float32 and then to a format of
 # precision p <= 11 inside float32's normal range, is the correctly rounded
@@ -206,6 +206,36 @@ def check_fits(fmt, dtype, where: str) -> None:
         )
 
 
+@functools.cache
+def lacks_inf(fmt) -> bool:
+    """Is ``fmt`` an elementwise format that rounds an infinity to something else (NaN, NaR, +-max)?"""
+    if not is_elementwise(fmt):
+        return False
+    return not bool(np.isinf(np.asarray(chop(np.float64(np.inf), fmt))))  # NumPy: never traced
+
+
+def keep_infinities(x, out, fmt):
+    """``out`` (``x`` rounded into ``fmt``) with ``x``'s infinities kept where ``fmt`` has none.
+
+    A format without infinities (posits, fixed point, ``fn``/``fnuz`` and
+    finite floats) would turn the ``-inf`` of a mask or of ``max``'s identity
+    into NaN/NaR or its largest value. emulate carries such a value as an
+    infinity of the float dtype instead: an element of ``x`` that is +-inf, or
+    finite with float32's largest magnitude or more (``jnp.finfo(float32).min``
+    and ``finfo(float64).min`` masks, which round to -inf in every IEEE format
+    narrower than their dtype), becomes +-inf. (For a format whose own range
+    reaches float32's largest value, only the dtype's largest magnitude does.)
+    NaN stays NaN; every other element is ``out``. The derivative at those
+    elements is zero.
+    """
+    if not lacks_inf(fmt):
+        return out
+    x = jnp.asarray(x)
+    big = jnp.abs(x) >= (_FLOAT32_MAX if value_box(fmt)[1] < _FLOAT32_MAX else jnp.finfo(x.dtype).max)
+    inf = jnp.asarray(np.inf, out.dtype)
+    return jnp.where(big, jnp.where(x > 0, inf, -inf), out)
+
+
 def fold(words, index):
     """The seed words of iteration ``index`` (traced) of a loop whose draw was ``words`` (None: None)."""
     return None if words is None else derive_words(_xp.jax_namespace(), words, index)
@@ -253,13 +283,18 @@ class Sites:
         return Sites(self.policy, words=words)
 
     def round(self, x, fmt, rounding):
-        """Round ``x`` (any float dtype) into ``fmt``; under grad, round its cotangent too."""
+        """Round ``x`` (any float dtype) into ``fmt``; under grad, round its cotangent too.
+
+        In a format without infinities, infinities are kept (see :func:`keep_infinities`).
+        """
         seed = self.next_seed(fmt) if rounding.is_stochastic else None
         policy = self.policy
         if policy.grad is None:
-            return _jitted_chop(fmt, rounding)(x, seed)
-        gseed = self.next_seed(policy.grad) if policy.grad_rounding.is_stochastic else None
-        return _rounding_site(fmt, rounding, policy.grad, policy.grad_rounding)(x, seed, gseed)
+            out = _jitted_chop(fmt, rounding)(x, seed)
+        else:
+            gseed = self.next_seed(policy.grad) if policy.grad_rounding.is_stochastic else None
+            out = _rounding_site(fmt, rounding, policy.grad, policy.grad_rounding)(x, seed, gseed)
+        return keep_infinities(x, out, fmt)
 
     def cotangent(self, x):
         """Identity whose backward pass rounds the cotangent to the gradient format.
