@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt.core import chop as _chop
+from numfmt.core import elementwise as _elementwise
 from numfmt.core.random import generator_bits, hash_bits
 from numfmt.core.xp import NUMPY
 from numfmt.float.fast import fast_plan, fast_round_bits
@@ -112,7 +112,7 @@ def general_chop(x, name, mode, rbits):
 @pytest.mark.parametrize("mode", MODES)
 def test_driver_blocks_sparse_and_dense_rare_elements(mode, dtype, monkeypatch):
     """Whole arrays: blocks with few rare elements, blocks of them, zeros, NaN."""
-    monkeypatch.setattr(_chop, "_BLOCK", 256)
+    monkeypatch.setattr(_elementwise, "_BLOCK", 256)
     rng = np.random.default_rng(3)
     parts = [rng.standard_normal(2000), rng.standard_normal(700) * 1e4, np.zeros(600), rng.standard_normal(900) * 1e-3,
              rng.standard_normal(1500), np.array([np.nan, np.inf, -np.inf, -0.0] * 10)]  # fmt: skip

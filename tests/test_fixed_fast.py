@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt.core import chop as _chop
+from numfmt.core import elementwise as _elementwise
 from numfmt.core import xp as _xp
 from numfmt.core.xp import NUMPY
 from numfmt.fixed.fast import fixed_fast_plan, fixed_fast_round_bits
@@ -100,7 +100,7 @@ def test_every_code_midpoint_and_neighbour(spec, overflow, dtype):
     check_agrees(spec, dtype, overflow, x)
     got = numfmt.chop(x, numfmt.parse(spec), overflow=overflow)
     plan = plan_of(spec, dtype, overflow)
-    assert_bits_equal(got, _chop._chop_block(NUMPY, x, plan, None)[0], nan_payload=True)
+    assert_bits_equal(got, _elementwise._chop_block(NUMPY, x, plan, None)[0], nan_payload=True)
     if x.size > 3000:  # 16-bit formats: the Python reference on a sample (the general kernel: all of them)
         pick = np.random.default_rng(0).choice(x.size, 3000, replace=False)
         x, got = x[pick], got[pick]
@@ -132,7 +132,7 @@ def test_boundary_values_vs_reference(data):
 @pytest.mark.parametrize("spec, overflow", [("int8", "saturate"), ("fixed(i=7,f=8,overflow=wrap)", "wrap")])
 def test_driver_equals_the_general_kernel_over_many_blocks(spec, overflow, dtype):
     """Blocks with no rare element, a few, and mostly rare ones (the dense fallback); NaN payloads kept."""
-    n = 3 * _chop._FAST_BLOCK // np.dtype(dtype).itemsize + 123
+    n = 3 * _elementwise._FAST_BLOCK // np.dtype(dtype).itemsize + 123
     rng = np.random.default_rng(7)
     x = (rng.standard_normal(n) * 60).astype(dtype)
     x[n // 3 : n // 2] *= 1e6  # mostly beyond the range: rare under wrap
@@ -145,7 +145,7 @@ def test_driver_equals_the_general_kernel_over_many_blocks(spec, overflow, dtype
     plan = plan_of(spec, dtype, overflow)
     assert fixed_fast_plan(plan) is not None
     got = numfmt.chop(x, numfmt.parse(spec), overflow=overflow)
-    want, _ = _chop._chop_block(NUMPY, x, plan, None)
+    want, _ = _elementwise._chop_block(NUMPY, x, plan, None)
     assert_bits_equal(got, want, nan_payload=True)
     assert_bits_equal(got, expected(x, spec, overflow))
 

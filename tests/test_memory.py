@@ -18,7 +18,7 @@ import pytest
 
 import numfmt
 import numfmt.block.chunks
-import numfmt.core.chop
+import numfmt.core.elementwise
 
 ROWS, COLS = 256, 4096  # 2**20 elements
 BOUND = 1.1  # extra bytes / input bytes
@@ -76,7 +76,7 @@ def _extra(fn, x):
 @pytest.mark.parametrize(("fmt", "rounding", "key", "random_bits", "kind"), CASES)
 def test_chop_peak_memory(fmt, rounding, key, random_bits, kind, dtype, monkeypatch):
     monkeypatch.setattr(numfmt.block.chunks, "_CHUNK", 1 << 13)
-    monkeypatch.setattr(numfmt.core.chop, "_RARE", 1 << 13)
+    monkeypatch.setattr(numfmt.core.elementwise, "_RARE", 1 << 13)
     x = _input(kind, dtype)
     numfmt.chop(x[:2], fmt, rounding, key=_key(key), random_bits=random_bits)  # caches and lazy imports
     k = _key(key)

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt.core import chop as _chop
+from numfmt.core import elementwise as _elementwise
 from numfmt.core.xp import NUMPY
 from numfmt.posit.fast import posit_fast_plan, posit_fast_round_bits
 from numfmt.posit.format import PositFormat
@@ -83,7 +83,7 @@ def test_every_code_midpoint_and_neighbour(name, dtype):
     x = regime_points(name, dtype)
     check_agrees(name, dtype, x)
     got = numfmt.chop(x, name)
-    assert_bits_equal(got, _chop._chop_block(NUMPY, x, plan_of(name, dtype), None)[0], nan_payload=True)
+    assert_bits_equal(got, _elementwise._chop_block(NUMPY, x, plan_of(name, dtype), None)[0], nan_payload=True)
     if x.size > 3000:  # 16-bit formats: the Python reference on a sample (the general kernel: all of them)
         pick = np.random.default_rng(0).choice(x.size, 3000, replace=False)
         x, got = x[pick], got[pick]
@@ -123,7 +123,7 @@ def test_posit16_1_chop_equals_softposit():
 @pytest.mark.parametrize("name", ["posit16_1", "posit8_0"])
 def test_driver_equals_the_general_kernel_over_many_blocks(name, dtype):
     """Blocks with no rare element, a few, and mostly rare ones (the dense fallback)."""
-    n = 3 * _chop._FAST_BLOCK // np.dtype(dtype).itemsize + 123
+    n = 3 * _elementwise._FAST_BLOCK // np.dtype(dtype).itemsize + 123
     rng = np.random.default_rng(11)
     x = (rng.standard_normal(n) * 4).astype(dtype)
     x[n // 3 : n // 2] *= 1e12  # beyond maxpos: rare
@@ -135,7 +135,7 @@ def test_driver_equals_the_general_kernel_over_many_blocks(name, dtype):
     plan = plan_of(name, dtype)
     assert posit_fast_plan(plan) is not None
     got = numfmt.chop(x, name)
-    assert_bits_equal(got, _chop._chop_block(NUMPY, x, plan, None)[0], nan_payload=True)
+    assert_bits_equal(got, _elementwise._chop_block(NUMPY, x, plan, None)[0], nan_payload=True)
 
 
 # ------------------------------------------------------- the same code on JAX

@@ -1,6 +1,7 @@
 """Block formats: ``BlockFormat`` (MX, BFP), NVFP4, NF4 tables, integer elements.
 
-``format`` (the dataclass), ``table``/``int_element`` (element types),
+``format`` (the dataclass, ``mx``, ``bfp``, presets), ``names`` (string forms),
+``table``/``int_element`` (element types),
 ``chop`` (the power-of-two block driver and its variant registry), ``chunks``
 (the NumPy driver: input read chunk by chunk, bounded memory), ``runner``
 (jitted JAX functions), ``codes`` (encode, decode, nibble

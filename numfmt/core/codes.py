@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from numfmt.core import xp as _xp
-from numfmt.core.chop import _check_dtype, _widen, check_out_dtype, chop
+from numfmt.core.chop import _check_dtype, check_out_dtype, chop
+from numfmt.core.elementwise import _widen
 from numfmt.core.names import parse
 from numfmt.core.xp import require_jax_x64
 

@@ -50,7 +50,8 @@ import dataclasses
 import re
 from typing import Any
 
-from numfmt.block.format import MAX_BLOCK, _top_level_split
+from numfmt.block.format import MAX_BLOCK
+from numfmt.block.names import _top_level_split
 from numfmt.core.names import parse, register_family
 from numfmt.float.format import FloatFormat
 
