@@ -37,10 +37,7 @@ def rows(x, axis, front: bool = False):
         y = np.moveaxis(x, axis, 0 if front else -1)
         rest = int(np.prod(y.shape[1:] if front else y.shape[:-1], dtype=np.int64))
         shape = (y.shape[0], rest) if front else (rest, y.shape[-1])
-    try:
-        return np.reshape(y, shape, copy=False), y.shape
-    except ValueError:  # no view of that shape exists
-        return np.ascontiguousarray(y).reshape(shape), y.shape
+    return y.reshape(shape), y.shape  # a view where one exists, else one copy
 
 
 def unrows(m, shape, axis, front: bool = False):
