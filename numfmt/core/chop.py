@@ -15,7 +15,7 @@ from numfmt.core.elementwise import (
     register_fast_path,
 )
 from numfmt.core.names import parse
-from numfmt.core.random import generator_bits, hash_bits, resolve_key, seed_words
+from numfmt.core.random import hash_bits, random_words, resolve_key, seed_words
 from numfmt.core.rounding import Overflow, Rounding
 from numfmt.core.xp import require_jax_x64
 
@@ -207,7 +207,7 @@ def _check_random_bits(rounding: Rounding, random_bits, dtype) -> int:
 def _chop_jax(x, plan, key):
     key = resolve_key(key, plan, jax_input=True)
     if isinstance(key, np.random.Generator):  # an int seed: the bits NumPy input gets
-        rbits = _xp.jax_namespace().asarray(generator_bits(key, x.size, plan.container).reshape(x.shape), None)
+        rbits = random_words(_xp.jax_namespace(), key, x.shape, plan.container)
         return _chop_jax_bits(x, plan, rbits)
     return _chop_jax_seeded(x, plan, None if key is None else seed_words(key))
 
