@@ -55,7 +55,7 @@ def values(fmt, n=1500, lo=None, hi=None):
 
 
 def check(got, want):
-    got, want = np.asarray(got, np.float32), np.asarray(want, np.float32)
+    got, want = np.atleast_1d(np.asarray(got, np.float32)), np.atleast_1d(np.asarray(want, np.float32))
     same = (bits(got) == bits(want)) | (np.isnan(got) & np.isnan(want))
     bad = np.flatnonzero(~same)
     assert not bad.size, [(i, got[i], want[i]) for i in bad[:8]]
