@@ -29,7 +29,7 @@ imports nothing (the policy parser uses it without importing JAX).
 
 from __future__ import annotations
 
-__all__ = ["GROUPS", "KINDS", "LEGACY", "REFUSED", "TABLE", "complex_refusal", "kind", "names", "refusal"]
+__all__ = ["GROUPS", "KINDS", "LEGACY", "NEWER", "REFUSED", "TABLE", "complex_refusal", "kind", "names", "refusal"]
 
 KINDS = ("rounded", "exact", "opaque", "movement", "control", "integer", "refused")
 
@@ -178,11 +178,26 @@ REFUSED.update(
 )
 
 # Primitives of JAX 0.8.0 (the lowest supported release) that later releases
-# removed; the test checks that every other name of the table is a primitive
-# of the installed JAX.
+# removed; the test checks that every name of the table is a primitive of the
+# installed JAX, or of LEGACY or NEWER (the names that differ between the
+# lowest and the newest checked JAX, 0.8.0 and 0.10.2).
 LEGACY = frozenset(
     {"bias_bwd", "bias_fwd", "custom_transpose_call", "eigh_jacobi", "full_to_shard", "pgather", "shard_to_full",
      "vmap", "xla_pmap"}
+)  # fmt: skip
+
+# Primitives of JAX 0.10.2 (the newest checked) that 0.8.0 does not have.
+NEWER = frozenset(
+    {
+        "all_gather_done", "all_gather_reduced", "all_gather_reduced_start", "all_gather_start", "all_to_all_done",
+        "all_to_all_start", "box_get", "box_set", "call_hi_primitive", "call_hi_primitive_linearized",
+        "core_map", "empty_ref", "free_ref", "log_extend", "log_read", "mulhi", "new_box", "new_log", "ormqr",
+        "pbroadcast_done", "pbroadcast_start", "philox2x32", "philox4x32", "ppermute_done", "ppermute_start",
+        "preduced", "psum_done", "psum_invariant_start", "psum_start", "reduce_scatter_done", "reduce_scatter_start",
+        "reduced_vary_cast_p", "scaled_dot", "stack", "stage", "threefry4x32", "tile", "unreduced_psum",
+        "unreduced_psum_start", "unreduced_reduce_scatter", "unreduced_reduce_scatter_start", "unstack",
+        "vary_unreduced_cast_p", "with_memory_space_constraint"
+    }
 )  # fmt: skip
 
 
