@@ -255,25 +255,37 @@ def test_scatter_sub_rounds_each_slot_once(rounding):
     check(got, [2050.0, -0.0 if rounding == "toward_negative" else 0.0, 0.0])
 
 
+W = np.arange(1.0, 9.0, dtype=np.float32)  # small integer weights: their sums are exact in every format here
+
+# Gradients that are sums of small integers (a reverse cumsum, a permutation, a scatter, 0/1 masks) are
+# exact in bfloat16 and equal the float64 gradient bit for bit; the others are chains of rounded operations.
+EXACT_GRADS = {
+    "cumsum": lambda x: jnp.sum(jnp.cumsum(x) * W),
+    "sort": lambda x: jnp.sum(jnp.sort(x) * W),
+    "top_k": lambda x: jnp.sum(lax.top_k(x, 3)[0] * W[:3]),
+    "cummax": lambda x: jnp.sum(lax.cummax(x) * W),
+}
 GRADS = {
-    "cumsum": lambda x: jnp.sum(jnp.cumsum(x) * x),
     "cumprod": lambda x: jnp.sum(jnp.cumprod(x)),
     "logistic": lambda x: jnp.sum(jax.nn.sigmoid(x)),
     "erf": lambda x: jnp.sum(jax.scipy.special.erf(x)),
     "lgamma": lambda x: jnp.sum(jax.scipy.special.gammaln(x)),
-    "sort": lambda x: jnp.sum(jnp.sort(x) * jnp.arange(x.size, dtype=x.dtype)),
-    "top_k": lambda x: jnp.sum(lax.top_k(x, 3)[0] * jnp.arange(3, dtype=x.dtype)),
     "cumlogsumexp": lambda x: jnp.sum(lax.cumlogsumexp(x)),
-    "cummax": lambda x: jnp.sum(lax.cummax(x)),
 }
+X8 = np.asarray(numfmt.chop(RNG.uniform(0.5, 2.0, 8).astype(np.float32), "bfloat16"))
+
+
+@pytest.mark.parametrize("name", sorted(EXACT_GRADS))
+def test_emulate_of_grad_with_integer_gradients_is_exact(name):
+    got = jax.jit(numfmt.emulate(jax.grad(EXACT_GRADS[name]), "compute=bfloat16"))(X8)
+    check(got, jax.grad(EXACT_GRADS[name])(X8))
 
 
 @pytest.mark.parametrize("name", sorted(GRADS))
 def test_emulate_of_grad_runs_and_gives_format_values_near_float64(name):
     # The backward pass's own operations are emulated; each result is a bfloat16 value, within a few
-    # bfloat16 ulps of the float64 gradient at the rounded point (a chain of rounded operations, not one).
-    x = np.asarray(numfmt.chop(RNG.uniform(0.5, 2.0, 8).astype(np.float32), "bfloat16"))
-    got = np.asarray(jax.jit(numfmt.emulate(jax.grad(GRADS[name]), "compute=bfloat16"))(x))
+    # bfloat16 ulps of the float64 gradient at the same point (a chain of rounded operations, not one).
+    got = np.asarray(jax.jit(numfmt.emulate(jax.grad(GRADS[name]), "compute=bfloat16"))(X8))
     check(got, numfmt.chop(got, "bfloat16"))
-    ref = np.asarray(jax.grad(GRADS[name])(x.astype(np.float64)))
+    ref = np.asarray(jax.grad(GRADS[name])(X8.astype(np.float64)))
     np.testing.assert_allclose(got, ref, rtol=2.0**-5, atol=2.0**-20)
