@@ -29,6 +29,7 @@ from jax import lax
 from jax.extend import core as jcore
 
 from numfmt.core.rounding import Rounding
+from numfmt.emulation import primitives as _prims
 from numfmt.emulation import sites as _sites
 from numfmt.emulation import windows as _windows
 from numfmt.emulation.accumulate import chunked_dot
@@ -41,37 +42,22 @@ from numfmt.emulation.sums import add_to_odd, all_terms_plus_zero, needs_odd, su
 
 __all__ = ["emulate"]
 
+# The primitive sets, from the one classification table (numfmt.emulation.primitives).
 # Data movement: the output holds input values unchanged. Rounding commutes
 # with these, so they neither round nor need rounded inputs.
-MOVEMENT = frozenset(
-    {
-        "broadcast_in_dim", "reshape", "squeeze", "expand_dims", "transpose", "slice", "dynamic_slice",
-        "dynamic_update_slice", "gather", "concatenate", "pad", "rev", "select_n", "copy", "copy_p",
-        "optimization_barrier", "sharding_constraint", "device_put", "split", "stop_gradient",
-        "mesh_cast", "reshard", "empty", "empty2", "iota", "stack", "top_k",
-    }
-)  # fmt: skip
+MOVEMENT = _prims.names("movement")
 # Exact on values of a format (or with non-float outputs): inputs are rounded
-# to the compute format first, outputs are not rounded.
-EXACT = frozenset(
-    {
-        "neg", "abs", "max", "min", "reduce_max", "reduce_min", "argmax", "argmin", "sign", "floor", "ceil",
-        "round", "clamp", "sort", "cummax", "cummin", "is_finite", "eq", "ne", "lt", "le", "gt", "ge",
-        "bitcast_convert_type", "reduce_and", "reduce_or", "copysign",
-    }
-)  # fmt: skip
-ROUNDED = frozenset().union(*(GROUPS[g] for g in ("elementwise", "reductions", "transcendental")))
+# to the compute format first, outputs are not rounded. OPAQUE ones (a bit
+# cast, reduce_precision) give a float of no known format.
+EXACT = _prims.names("exact", "opaque")
+OPAQUE = _prims.names("opaque")
+ROUNDED = _prims.names(*(f"rounded:{g}" for g in ("elementwise", "reductions", "transcendental")))
 # Elementwise/reduction primitives that compute the same on any float dtype
 # holding their operands' values exactly (operands are brought to one dtype).
-WIDE_OK = MOVEMENT.union(
-    {"neg", "abs", "max", "min", "reduce_max", "reduce_min", "argmax", "argmin", "sign", "floor", "ceil", "round",
-     "clamp", "is_finite", "eq", "ne", "lt", "le", "gt", "ge", "copysign", "sort", "cummax", "cummin"},
-    GROUPS["matmul"], ROUNDED - {"convert_element_type"},  # these convert their operands to the work dtype
-)  # fmt: skip
+WIDE_OK = MOVEMENT.union(EXACT - OPAQUE, GROUPS["matmul"], ROUNDED - {"convert_element_type"})
 # Higher-order primitives whose bodies take values in the dtype they are stored in.
 _TAKE_STORED = frozenset({"jit", "pjit", "closed_call", "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr"})
-HIGHER = ("jit", "pjit", "closed_call", "remat2", "checkpoint", "scan", "while", "cond", "custom_jvp_call",
-          "custom_vjp_call", "custom_vjp_call_jaxpr")  # fmt: skip
+HIGHER = _prims.names("control")
 
 
 def emulate(fn, policy):
@@ -179,13 +165,7 @@ def _refuse_complex(eqn):
     for var in (*eqn.invars, *eqn.outvars):
         dtype = getattr(var.aval, "dtype", None)
         if dtype is not None and jnp.issubdtype(dtype, jnp.complexfloating):
-            raise NotImplementedError(
-                f"emulate does not round complex arithmetic: primitive {eqn.primitive.name!r} has a "
-                f"{jnp.dtype(dtype).name} operand or result, whose real and imaginary parts would pass "
-                "through unrounded. Write the complex arithmetic on real arrays (real and imaginary parts "
-                "as separate float arrays, e.g. (a*c - b*d, a*d + b*c) for a product), or compute it "
-                "outside the emulated function"
-            )
+            raise NotImplementedError(_prims.complex_refusal(eqn.primitive.name, jnp.dtype(dtype).name))
 
 
 class _Interpreter(ControlFlow):
@@ -223,7 +203,8 @@ class _Interpreter(ControlFlow):
     # -- equations --------------------------------------------------------
     def eqn(self, eqn, ins, sites, cache, idents):
         name = eqn.primitive.name
-        _refuse_complex(eqn)
+        if name not in HIGHER:  # a body's own equations are checked: the message names the primitive (fft)
+            _refuse_complex(eqn)
         floats = [_sites.is_float(v.aval.dtype) for v in eqn.invars]
         out_floats = [_sites.is_float(v.aval.dtype) for v in eqn.outvars]
         if name in HIGHER:
@@ -257,14 +238,10 @@ class _Interpreter(ControlFlow):
             if name in WIDE_OK:  # XLA:CPU flushes float32 subnormals in these too: compare them in float64
                 args = _one_dtype(args, floats, fmt, _sites.exact_dtype(fmt, name))
             out = _listify(_bind(eqn.primitive, eqn.params, *args), eqn.primitive)
-            return [(v, fmt if of else None) for v, of in zip(out, out_floats, strict=True)]
+            return [(v, fmt if of and name not in OPAQUE else None) for v, of in zip(out, out_floats, strict=True)]
         if name in ROUNDED:
             return self._rounded_op(eqn, ins, sites, cache, idents, floats)
-        raise NotImplementedError(
-            f"emulate does not handle the primitive {name!r} (in {eqn}); it is neither a known exact, "
-            "data-movement, rounded or control-flow primitive. Compute it outside the emulated function "
-            "or open an issue naming the primitive"
-        )
+        raise NotImplementedError(_prims.refusal(name, f"in {eqn}"))
 
     def _convert(self, eqn, ins, sites, cache, idents, floats, out_floats):
         """``convert_element_type``: one rounding into the site's format where the new dtype holds it.
