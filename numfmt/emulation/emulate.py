@@ -83,8 +83,7 @@ def emulate(fn, policy):
       site id, and with the iteration inside loops) and refused otherwise.
 
     Raises:
-      ValueError: a bad policy; a missing or unexpected key; a format that
-        needs float64 arithmetic while x64 is off; a format wider than the
+      ValueError: a bad policy; a missing or unexpected key; a format wider than the
         dtype ``fn`` stores a value in; ``grad=`` with an ``fn`` that
         is itself differentiated (``emulate(jax.grad(f))``: write
         ``jax.grad(emulate(f))``).
@@ -103,8 +102,8 @@ def emulate(fn, policy):
 
     # The interpreted function is jitted (inlined under an outer jit): eager
     # calls then run compiled code instead of dispatching every kernel op.
-    @functools.partial(jax.jit, static_argnums=(0, 1))
-    def run(in_tree, static, key, *flat):
+    @functools.partial(jax.jit, static_argnums=(0, 1, 2))
+    def run(in_tree, static, user_x64, key, *flat):
         def flat_fn(*leaves):
             a, k = jax.tree.unflatten(in_tree, merge(static.leaves, leaves))
             out_leaves, out_tree = jax.tree.flatten(fn(*a, **k))
@@ -112,21 +111,73 @@ def emulate(fn, policy):
             out_trees[in_tree, static] = out_tree, out_static
             return out_arrays
 
-        closed = jax.make_jaxpr(flat_fn)(*flat)
+        with jax.enable_x64(user_x64):  # fn sees the user's setting (default dtypes), not ours
+            closed = jax.make_jaxpr(flat_fn)(*flat)
         refuse_grad_of_backward(policy, closed.jaxpr)
-        outs = _Interpreter(policy).run(closed, flat, _sites.Sites(policy, key))
-        return [_as_aval(v, a, f) for (v, f), a in zip(outs, closed.out_avals, strict=True)]
+        # float64 work where a format needs it (see numfmt.emulation.sites); every
+        # result is converted back to the dtype fn gave it.
+        with jax.enable_x64(True):
+            outs = _Interpreter(policy).run(closed, flat, _sites.Sites(policy, key))
+            return [_as_aval(v, a, f) for (v, f), a in zip(outs, closed.out_avals, strict=True)]
 
     @functools.wraps(fn)
     def emulated(*args, key=None, **kwargs):
         key = _check_key(policy, key)
         leaves, in_tree = jax.tree.flatten((args, kwargs))
         static, flat = split(leaves)
-        outs = run(in_tree, static, key, *flat)
+        if jax.config.read("jax_enable_x64"):
+            outs = run(in_tree, static, True, key, *flat)
+        else:
+            flat = [jnp.asarray(v) for v in flat]  # Python numbers take the user's default dtypes, not float64
+            outs = _in_x64(functools.partial(run, in_tree, static, False), key, *flat)
         out_tree, out_static = out_trees[in_tree, static]
         return jax.tree.unflatten(out_tree, merge(out_static.leaves, outs))
 
     return emulated
+
+
+def _in_x64(fn, *args):
+    """``fn(*args)`` with x64 on, for a user whose x64 is off; differentiable once, in reverse mode.
+
+    emulate needs float64 work for many formats (XLA:CPU flushes float32
+    subnormals, and float32 cannot hold every exact result); the user's
+    global flag stays off. JAX differentiates lazily, after the call
+    returns: its JVP and transpose rules would then meet float64 values
+    outside the x64 context (and truncate them to float32). A custom VJP
+    keeps all of it inside: the forward pass, ``jax.vjp`` and the backward
+    pass run in the context. Forward mode (``jax.jvp``, ``jacfwd``,
+    ``hessian``) and derivatives of the backward pass are refused: they need
+    x64 on globally.
+    """
+
+    @jax.custom_vjp
+    def call(*args):
+        with jax.enable_x64(True):
+            return fn(*args)
+
+    def fwd(*args):
+        _refuse_differentiated(args, "a derivative of the gradient of an emulated function")
+        with jax.enable_x64(True):
+            return jax.vjp(fn, *args)
+
+    def bwd(vjp, cts):
+        _refuse_differentiated((vjp, cts), "a derivative of the gradient of an emulated function")
+        with jax.enable_x64(True):
+            return vjp(cts)
+
+    call.defvjp(fwd, bwd)
+    return call(*args)
+
+
+def _refuse_differentiated(tree, what):
+    """Raise if a leaf of ``tree`` is being differentiated (a JVP or linearize tracer)."""
+    for leaf in jax.tree.leaves(tree):
+        if isinstance(leaf, jax.core.Tracer) and ("JVP" in type(leaf).__name__ or "Lineariz" in type(leaf).__name__):
+            raise ValueError(
+                f"{what} with jax_enable_x64 off: emulate runs float64 work in a local x64 context, and JAX "
+                "applies higher-order and forward-mode derivatives outside it. Turn x64 on globally for this "
+                '(jax.config.update("jax_enable_x64", True) at startup); first-order jax.grad/vjp work either way'
+            )
 
 
 def _check_key(policy: Policy, key):
@@ -274,9 +325,8 @@ class _Interpreter(ControlFlow):
                 if not _sites.fits(fmt, jnp.result_type(value[0])):
                     value = (_sites.convert(value[0], work, value[1]), value[1])
                 out = self.rounded(value, fmt, rounding, sites, cache, idents[0])
-            else:  # an integer: converted exactly where the float holds it (float64 with x64)
-                wide = jnp.float64 if jax.config.read("jax_enable_x64") else work
-                out = sites.round(lax.convert_element_type(value[0], wide), fmt, rounding)
+            else:  # an integer: converted exactly where float64 holds it
+                out = sites.round(lax.convert_element_type(value[0], jnp.float64), fmt, rounding)
             return [(out, fmt)]
         args = [
             _sites.convert(self.rounded(v, fmt, rounding, sites, cache, i), work, fmt) if fl else v[0]

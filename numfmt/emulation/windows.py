@@ -9,8 +9,7 @@ gradients produce (``reduce_window_*``, ``select_and_scatter_add``,
   ``select_and_scatter_add``, a ``reduce_window`` whose body is ``add`` or
   ``mul``): the float inputs are rounded to the site's format (the
   ``reductions`` group), XLA computes each output element (a window's sum,
-  a slot's operand plus all its updates, ...) in the work dtype (float64;
-  float32 with x64 off for float16-like formats), and that result is
+  a slot's operand plus all its updates, ...) in the work dtype (float64), and that result is
   rounded once, as ``reduce_sum`` is. With duplicate scatter indices the
   updates of a slot are summed (subtracted, multiplied) in the work dtype
   and rounded once, not rounded after each update.
