@@ -110,7 +110,7 @@ def test_exact_ops_on_subnormal_inputs_are_not_flushed():
 def test_exact_ops_on_subnormal_formats_with_x64_off():
     # bfloat16 subnormals compare in float64, which emulate enables while tracing (the flag stays off)
     f = numfmt.emulate(lambda x: jnp.maximum(x, -x), POLICY)
-    x = jnp.asarray([2.0**-130, -(2.0**-133), 0.0, -1.5], jnp.float32)  # bfloat16 subnormals, flushed by XLA:CPU in float32
+    x = jnp.asarray([2.0**-130, -(2.0**-133), 0.0, -1.5], jnp.float32)  # bfloat16 subnormals: XLA:CPU flushes them
     with jax.enable_x64(False):
         got = f(x)
         assert not jax.config.read("jax_enable_x64")

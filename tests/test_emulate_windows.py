@@ -317,7 +317,8 @@ wm = q.reshape(2, 3, 2, 3, 2, 3).max(axis=(2, 4))
 wc = q[0, 0, :, 0].copy(); np.add.at(wc, np.asarray([0, 0, 1]), q[1, 1, :3, 0])
 def same(a, b):
     return np.array_equal(np.asarray(a).view(np.uint32), chop(b, "bfloat16").astype(np.float32).view(np.uint32))
-print("bfloat16 sum", same(s, ws), "max", same(m, wm), "scatter", same(sc, wc), "cumsum", same(cs, np.cumsum(q, axis=2)))
+print("bfloat16 sum", same(s, ws), "max", same(m, wm), "scatter", same(sc, wc),
+      "cumsum", same(cs, np.cumsum(q, axis=2)))
 print("x64 still off", not jax.config.read("jax_enable_x64"), s.dtype)
 """
 
