@@ -256,3 +256,26 @@ def test_emulated_gradient_of_a_conv_blocks_along_the_transposed_convs_input_fea
          for a in range(kh) for b in range(kw)]
     ).reshape(kh, kw, c, o)  # fmt: skip
     np.testing.assert_array_equal(bits(got_dw), bits(want))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_gradient_through_the_emulated_forward_is_straight_through(fmt):
+    # jax.grad(emulate(f)): the backward products are not emulated, and the cotangent of a quantized operand
+    # passes straight through its quantization (no term from the block/tensor scales' dependence on amax):
+    # d/dx sum(c * (Q(x) @ Q(w))) = c @ Q(w).T and d/dw = Q(x).T @ c, each rounded once to float32
+    x, w = mlp_data(6, 8, 64, 48)
+    c = np.random.default_rng(7).standard_normal((8, 48)).astype(np.float32)
+    f = numfmt.emulate(lambda a, b: jnp.sum(c * (a @ b)), POLICY.format(fmt))
+    dx, dw = jax.jit(jax.grad(f, argnums=(0, 1)))(x, w)
+    np.testing.assert_array_equal(bits(dx), bits(exact_matmul(c.astype(np.float64), quantize(w, fmt, 0).T)))
+    np.testing.assert_array_equal(bits(dw), bits(exact_matmul(quantize(x, fmt, 1).T, c.astype(np.float64))))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_block_quantization_has_an_identity_jacobian(fmt):
+    # the element holding a block's amax (which sets the scale) included: no scale-dependent term
+    x = mlp_data(8, 2, 48, 1)[0]
+    blocked = numfmt.parse(fmt)  # blocks along axis -1; int8_per_channel: one scale per row
+    blocked = blocked.for_contraction(1, x.shape) if hasattr(blocked, "for_contraction") else blocked
+    jac = jax.jacfwd(lambda v: numfmt.chop(v, blocked))(x)
+    np.testing.assert_array_equal(np.asarray(jac).reshape(x.size, x.size), np.eye(x.size))
