@@ -47,8 +47,6 @@ import numfmt
 import numfmt.testing
 from numfmt.cli.demo import spirals
 
-jax.config.update("jax_enable_x64", True)
-
 x_train, y_train = spirals(200, seed=0)
 x_test, y_test = spirals(100, seed=1)
 SIZES, LR, EPOCHS, BATCH = (2, 32, 32, 3), 0.5, 40, 50
