@@ -116,22 +116,43 @@ def test_flax_nnx_module_whole_equals_split():
     assert _bits(got) == _bits(want)
 
 
-def test_python_scalars_are_traced_strings_closed_over():
+def test_python_scalars_and_strings_are_closed_over_numpy_scalars_traced():
+    # as equinox.filter_jit: Python numbers are static (a pooling layer's init must stay concrete)
     calls = []
 
     def f(x, scale, mode):
-        calls.append(mode)
+        calls.append((mode, "traced" if isinstance(scale, jax.core.Tracer) else type(scale).__name__))
         return x * scale if mode == "mul" else x + scale
 
     g = numfmt.emulate(f, "compute=float8_e4m3fn")
     x = jnp.float32(1.7)
-    assert float(g(x, 3.1, "mul")) == float(
-        chop(chop(1.7, "float8_e4m3fn") * chop(3.1, "float8_e4m3fn"), "float8_e4m3fn")
-    )
-    g(x, 2.9, "mul")  # a new float: traced, so no new trace
-    assert calls == ["mul"]
-    g(x, 2.9, "add")
-    assert calls == ["mul", "add"]
+    want = float(chop(chop(1.7, "float8_e4m3fn") * chop(3.1, "float8_e4m3fn"), "float8_e4m3fn"))
+    assert float(g(x, 3.1, "mul")) == want
+    assert float(g(x, 3.1, "mul")) == want and calls == [("mul", "float")]  # same value: the trace is reused
+    assert float(g(x, 2.9, "mul")) == float(chop(1.75 * 2.875, "float8_e4m3fn"))  # a new value: a new trace
+    assert calls == [("mul", "float"), ("mul", "float")]
+    g(x, np.float32(2.9), "add")  # a NumPy scalar is an array: traced
+    g(x, np.float32(3.9), "add")
+    assert calls[2:] == [("add", "traced")]  # one trace for both values
+
+
+@pytest.mark.parametrize("order", ["grad(emulate)", "emulate(grad)"])
+@pytest.mark.parametrize("layer", ["MaxPool2d", "AvgPool2d"])
+def test_equinox_pooling_layers_passed_whole(layer, order):
+    # their init (-inf, 0) is a Python number: traced, reduce_window's JVP refused it (and an int init the dtype)
+    pool = getattr(eqx.nn, layer)(2, 2)
+    x = jnp.arange(32.0, dtype=jnp.float32).reshape(2, 4, 4) / 4
+
+    def loss(x, p):
+        return jnp.sum(p(x) ** 2)
+
+    g = jax.grad(numfmt.emulate(loss, POLICY)) if order == "grad(emulate)" else numfmt.emulate(jax.grad(loss), POLICY)
+    got = np.asarray(g(x, pool))
+    want = np.asarray(jax.grad(loss)(x, pool))  # exact here: quarters, window sums of 4 and squares fit bfloat16
+    np.testing.assert_array_equal(got, want)
+    ref = numfmt.emulate(lambda v: jnp.sum(jax.lax.reduce_window(v, -jnp.inf, jax.lax.max, (2,), (2,), "VALID")),
+                         POLICY)  # fmt: skip
+    assert float(ref(x[0, 0])) == float(x[0, 0, 1] + x[0, 0, 3])
 
 
 # -- grad= under emulate(grad(f)) ---------------------------------------------

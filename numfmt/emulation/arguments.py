@@ -1,10 +1,13 @@
 """Arguments and results of emulated functions, and the check that ``grad=`` can apply.
 
 A pytree argument (an equinox module, a flax variable collection) may hold
-leaves that are not arrays: functions, strings, other Python objects. They
-are closed over as static values of the inner ``jit``, not traced; arrays
-and Python/NumPy numbers are traced (as ``jax.jit`` takes them). Results are
-split the same way, so a module returned whole keeps its functions.
+leaves that are not arrays: functions, strings, Python numbers, other Python
+objects. They are closed over as static values of the inner ``jit``, not
+traced, as ``equinox.filter_jit`` treats them: a pooling layer's ``init=-inf``
+or ``0`` stays a Python number, which ``lax.reduce_window`` needs to see.
+Arrays (JAX, NumPy, NumPy scalars) are traced. Results are split the same
+way, so a module returned whole keeps its functions. (A Python number that
+changes from call to call retraces: pass ``jnp.asarray(value)`` for those.)
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from numfmt.emulation.policy import Policy
 
 
 def _is_array(leaf) -> bool:
-    """Whether a pytree leaf is traced: arrays and Python/NumPy numbers (as ``jax.jit`` takes them)."""
-    return isinstance(leaf, (jax.Array, np.ndarray, np.generic, bool, int, float, complex))
+    """Whether a pytree leaf is traced: JAX and NumPy arrays and NumPy scalars (as ``equinox.is_array``)."""
+    return isinstance(leaf, (jax.Array, np.ndarray, np.generic))
 
 
 class _Static:

@@ -70,8 +70,9 @@ def emulate(fn, policy):
 
     Args:
       fn: a function of JAX arrays (pytrees allowed: equinox modules, flax
-        variable collections and nnx modules). Array and number leaves are
-        traced; other leaves (functions, strings) are closed over, and a
+        variable collections and nnx modules). Array leaves (JAX, NumPy) are
+        traced; other leaves (functions, strings, Python numbers, as
+        ``equinox.filter_jit`` has it) are closed over, and a
         result's non-array leaves are returned as they are.
       policy: a :class:`Policy` or its string form, e.g.
         ``"compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,out=bfloat16"``.
@@ -128,7 +129,7 @@ def emulate(fn, policy):
         if jax.config.read("jax_enable_x64"):
             outs = run(in_tree, static, True, key, *flat)
         else:
-            flat = [jnp.asarray(v) for v in flat]  # Python numbers take the user's default dtypes, not float64
+            flat = [jnp.asarray(v) for v in flat]  # NumPy arrays take the user's default dtypes (as jit would)
             outs = _in_x64(functools.partial(run, in_tree, static, False), key, *flat)
         out_tree, out_static = out_trees[in_tree, static]
         return jax.tree.unflatten(out_tree, merge(out_static.leaves, outs))
