@@ -309,7 +309,7 @@ for framework in ("flax", "equinox"):
 #
 # The runs above keep Adam in float32, outside `emulate`. Running the
 # optimizer itself in a narrow format breaks Adam's default settings,
-# `b1=0.9, b2=0.999, eps=1e-8`, in two different ways:
+# `b1=0.9, b2=0.999, eps=1e-8`:
 #
 # * **bfloat16** has 8 significant bits: below 1 its values are `2**-8`
 #   apart, so `0.999` (`1 - 0.001`) rounds to `1.0`. Then the second moment
