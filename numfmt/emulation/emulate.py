@@ -29,6 +29,7 @@ from jax import lax
 from jax.extend import core as jcore
 
 from numfmt.core.rounding import Rounding
+from numfmt.emulation import primitives as _prims
 from numfmt.emulation import sites as _sites
 from numfmt.emulation import windows as _windows
 from numfmt.emulation.accumulate import chunked_dot
@@ -41,37 +42,22 @@ from numfmt.emulation.sums import add_to_odd, all_terms_plus_zero, needs_odd, su
 
 __all__ = ["emulate"]
 
+# The primitive sets, from the one classification table (numfmt.emulation.primitives).
 # Data movement: the output holds input values unchanged. Rounding commutes
 # with these, so they neither round nor need rounded inputs.
-MOVEMENT = frozenset(
-    {
-        "broadcast_in_dim", "reshape", "squeeze", "expand_dims", "transpose", "slice", "dynamic_slice",
-        "dynamic_update_slice", "gather", "concatenate", "pad", "rev", "select_n", "copy", "copy_p",
-        "optimization_barrier", "sharding_constraint", "device_put", "split", "stop_gradient",
-        "mesh_cast", "reshard", "empty", "empty2", "iota", "stack", "top_k",
-    }
-)  # fmt: skip
+MOVEMENT = _prims.names("movement")
 # Exact on values of a format (or with non-float outputs): inputs are rounded
-# to the compute format first, outputs are not rounded.
-EXACT = frozenset(
-    {
-        "neg", "abs", "max", "min", "reduce_max", "reduce_min", "argmax", "argmin", "sign", "floor", "ceil",
-        "round", "clamp", "sort", "cummax", "cummin", "is_finite", "eq", "ne", "lt", "le", "gt", "ge",
-        "bitcast_convert_type", "reduce_and", "reduce_or", "copysign",
-    }
-)  # fmt: skip
-ROUNDED = frozenset().union(*(GROUPS[g] for g in ("elementwise", "reductions", "transcendental")))
+# to the compute format first, outputs are not rounded. OPAQUE ones (a bit
+# cast, reduce_precision) give a float of no known format.
+EXACT = _prims.names("exact", "opaque")
+OPAQUE = _prims.names("opaque")
+ROUNDED = _prims.names(*(f"rounded:{g}" for g in ("elementwise", "reductions", "transcendental")))
 # Elementwise/reduction primitives that compute the same on any float dtype
 # holding their operands' values exactly (operands are brought to one dtype).
-WIDE_OK = MOVEMENT.union(
-    {"neg", "abs", "max", "min", "reduce_max", "reduce_min", "argmax", "argmin", "sign", "floor", "ceil", "round",
-     "clamp", "is_finite", "eq", "ne", "lt", "le", "gt", "ge", "copysign", "sort", "cummax", "cummin"},
-    GROUPS["matmul"], ROUNDED - {"convert_element_type"},  # these convert their operands to the work dtype
-)  # fmt: skip
+WIDE_OK = MOVEMENT.union(EXACT - OPAQUE, GROUPS["matmul"], ROUNDED - {"convert_element_type"})
 # Higher-order primitives whose bodies take values in the dtype they are stored in.
 _TAKE_STORED = frozenset({"jit", "pjit", "closed_call", "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr"})
-HIGHER = ("jit", "pjit", "closed_call", "remat2", "checkpoint", "scan", "while", "cond", "custom_jvp_call",
-          "custom_vjp_call", "custom_vjp_call_jaxpr")  # fmt: skip
+HIGHER = _prims.names("control")
 
 
 def emulate(fn, policy):
@@ -97,8 +83,7 @@ def emulate(fn, policy):
       site id, and with the iteration inside loops) and refused otherwise.
 
     Raises:
-      ValueError: a bad policy; a missing or unexpected key; a format that
-        needs float64 arithmetic while x64 is off; a format wider than the
+      ValueError: a bad policy; a missing or unexpected key; a format wider than the
         dtype ``fn`` stores a value in; ``grad=`` with an ``fn`` that
         is itself differentiated (``emulate(jax.grad(f))``: write
         ``jax.grad(emulate(f))``).
@@ -117,8 +102,8 @@ def emulate(fn, policy):
 
     # The interpreted function is jitted (inlined under an outer jit): eager
     # calls then run compiled code instead of dispatching every kernel op.
-    @functools.partial(jax.jit, static_argnums=(0, 1))
-    def run(in_tree, static, key, *flat):
+    @functools.partial(jax.jit, static_argnums=(0, 1, 2))
+    def run(in_tree, static, user_x64, key, *flat):
         def flat_fn(*leaves):
             a, k = jax.tree.unflatten(in_tree, merge(static.leaves, leaves))
             out_leaves, out_tree = jax.tree.flatten(fn(*a, **k))
@@ -126,21 +111,73 @@ def emulate(fn, policy):
             out_trees[in_tree, static] = out_tree, out_static
             return out_arrays
 
-        closed = jax.make_jaxpr(flat_fn)(*flat)
+        with jax.enable_x64(user_x64):  # fn sees the user's setting (default dtypes), not ours
+            closed = jax.make_jaxpr(flat_fn)(*flat)
         refuse_grad_of_backward(policy, closed.jaxpr)
-        outs = _Interpreter(policy).run(closed, flat, _sites.Sites(policy, key))
-        return [_as_aval(v, a, f) for (v, f), a in zip(outs, closed.out_avals, strict=True)]
+        # float64 work where a format needs it (see numfmt.emulation.sites); every
+        # result is converted back to the dtype fn gave it.
+        with jax.enable_x64(True):
+            outs = _Interpreter(policy).run(closed, flat, _sites.Sites(policy, key))
+            return [_as_aval(v, a, f) for (v, f), a in zip(outs, closed.out_avals, strict=True)]
 
     @functools.wraps(fn)
     def emulated(*args, key=None, **kwargs):
         key = _check_key(policy, key)
         leaves, in_tree = jax.tree.flatten((args, kwargs))
         static, flat = split(leaves)
-        outs = run(in_tree, static, key, *flat)
+        if jax.config.read("jax_enable_x64"):
+            outs = run(in_tree, static, True, key, *flat)
+        else:
+            flat = [jnp.asarray(v) for v in flat]  # Python numbers take the user's default dtypes, not float64
+            outs = _in_x64(functools.partial(run, in_tree, static, False), key, *flat)
         out_tree, out_static = out_trees[in_tree, static]
         return jax.tree.unflatten(out_tree, merge(out_static.leaves, outs))
 
     return emulated
+
+
+def _in_x64(fn, *args):
+    """``fn(*args)`` with x64 on, for a user whose x64 is off; differentiable once, in reverse mode.
+
+    emulate needs float64 work for many formats (XLA:CPU flushes float32
+    subnormals, and float32 cannot hold every exact result); the user's
+    global flag stays off. JAX differentiates lazily, after the call
+    returns: its JVP and transpose rules would then meet float64 values
+    outside the x64 context (and truncate them to float32). A custom VJP
+    keeps all of it inside: the forward pass, ``jax.vjp`` and the backward
+    pass run in the context. Forward mode (``jax.jvp``, ``jacfwd``,
+    ``hessian``) and derivatives of the backward pass are refused: they need
+    x64 on globally.
+    """
+
+    @jax.custom_vjp
+    def call(*args):
+        with jax.enable_x64(True):
+            return fn(*args)
+
+    def fwd(*args):
+        _refuse_differentiated(args, "a derivative of the gradient of an emulated function")
+        with jax.enable_x64(True):
+            return jax.vjp(fn, *args)
+
+    def bwd(vjp, cts):
+        _refuse_differentiated((vjp, cts), "a derivative of the gradient of an emulated function")
+        with jax.enable_x64(True):
+            return vjp(cts)
+
+    call.defvjp(fwd, bwd)
+    return call(*args)
+
+
+def _refuse_differentiated(tree, what):
+    """Raise if a leaf of ``tree`` is being differentiated (a JVP or linearize tracer)."""
+    for leaf in jax.tree.leaves(tree):
+        if isinstance(leaf, jax.core.Tracer) and ("JVP" in type(leaf).__name__ or "Lineariz" in type(leaf).__name__):
+            raise ValueError(
+                f"{what} with jax_enable_x64 off: emulate runs float64 work in a local x64 context, and JAX "
+                "applies higher-order and forward-mode derivatives outside it. Turn x64 on globally for this "
+                '(jax.config.update("jax_enable_x64", True) at startup); first-order jax.grad/vjp work either way'
+            )
 
 
 def _check_key(policy: Policy, key):
@@ -179,13 +216,7 @@ def _refuse_complex(eqn):
     for var in (*eqn.invars, *eqn.outvars):
         dtype = getattr(var.aval, "dtype", None)
         if dtype is not None and jnp.issubdtype(dtype, jnp.complexfloating):
-            raise NotImplementedError(
-                f"emulate does not round complex arithmetic: primitive {eqn.primitive.name!r} has a "
-                f"{jnp.dtype(dtype).name} operand or result, whose real and imaginary parts would pass "
-                "through unrounded. Write the complex arithmetic on real arrays (real and imaginary parts "
-                "as separate float arrays, e.g. (a*c - b*d, a*d + b*c) for a product), or compute it "
-                "outside the emulated function"
-            )
+            raise NotImplementedError(_prims.complex_refusal(eqn.primitive.name, jnp.dtype(dtype).name))
 
 
 class _Interpreter(ControlFlow):
@@ -223,7 +254,8 @@ class _Interpreter(ControlFlow):
     # -- equations --------------------------------------------------------
     def eqn(self, eqn, ins, sites, cache, idents):
         name = eqn.primitive.name
-        _refuse_complex(eqn)
+        if name not in HIGHER:  # a body's own equations are checked: the message names the primitive (fft)
+            _refuse_complex(eqn)
         floats = [_sites.is_float(v.aval.dtype) for v in eqn.invars]
         out_floats = [_sites.is_float(v.aval.dtype) for v in eqn.outvars]
         if name in HIGHER:
@@ -257,14 +289,10 @@ class _Interpreter(ControlFlow):
             if name in WIDE_OK:  # XLA:CPU flushes float32 subnormals in these too: compare them in float64
                 args = _one_dtype(args, floats, fmt, _sites.exact_dtype(fmt, name))
             out = _listify(_bind(eqn.primitive, eqn.params, *args), eqn.primitive)
-            return [(v, fmt if of else None) for v, of in zip(out, out_floats, strict=True)]
+            return [(v, fmt if of and name not in OPAQUE else None) for v, of in zip(out, out_floats, strict=True)]
         if name in ROUNDED:
             return self._rounded_op(eqn, ins, sites, cache, idents, floats)
-        raise NotImplementedError(
-            f"emulate does not handle the primitive {name!r} (in {eqn}); it is neither a known exact, "
-            "data-movement, rounded or control-flow primitive. Compute it outside the emulated function "
-            "or open an issue naming the primitive"
-        )
+        raise NotImplementedError(_prims.refusal(name, f"in {eqn}"))
 
     def _convert(self, eqn, ins, sites, cache, idents, floats, out_floats):
         """``convert_element_type``: one rounding into the site's format where the new dtype holds it.
@@ -297,9 +325,8 @@ class _Interpreter(ControlFlow):
                 if not _sites.fits(fmt, jnp.result_type(value[0])):
                     value = (_sites.convert(value[0], work, value[1]), value[1])
                 out = self.rounded(value, fmt, rounding, sites, cache, idents[0])
-            else:  # an integer: converted exactly where the float holds it (float64 with x64)
-                wide = jnp.float64 if jax.config.read("jax_enable_x64") else work
-                out = sites.round(lax.convert_element_type(value[0], wide), fmt, rounding)
+            else:  # an integer: converted exactly where float64 holds it
+                out = sites.round(lax.convert_element_type(value[0], jnp.float64), fmt, rounding)
             return [(out, fmt)]
         args = [
             _sites.convert(self.rounded(v, fmt, rounding, sites, cache, i), work, fmt) if fl else v[0]

@@ -33,29 +33,12 @@ import difflib
 from numfmt.core.chop import is_elementwise
 from numfmt.core.names import parse as parse_format
 from numfmt.core.rounding import Rounding
+from numfmt.emulation.primitives import GROUPS, TABLE
 from numfmt.float.format import FloatFormat
 
 __all__ = ["GROUPS", "SITES", "Policy"]
 
-# Primitive groups. Primitives not listed here are either exact (data
-# movement, comparisons, max/min, ...; see numfmt.emulation.emulate) or unsupported.
-GROUPS: dict[str, frozenset] = {
-    "matmul": frozenset({"dot_general", "conv_general_dilated"}),
-    "elementwise": frozenset(
-        {"add", "add_any", "sub", "mul", "div", "sqrt", "square", "integer_pow", "rem", "convert_element_type"}
-    ),
-    "reductions": frozenset(
-        {"reduce_sum", "reduce_prod", "cumsum", "cumprod", "cumlogsumexp", "reduce_window_sum", "reduce_window",
-         "scatter-add", "scatter-mul", "select_and_scatter_add"}
-    ),  # fmt: skip
-    "transcendental": frozenset(
-        {
-            "exp", "exp2", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "tan", "asin", "acos",
-            "atan", "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "pow", "erf", "erfc", "erf_inv",
-            "lgamma", "digamma", "rsqrt", "cbrt",
-        }
-    ),
-}  # fmt: skip
+# Primitive groups: the rounded kinds of the classification table (numfmt.emulation.primitives).
 _GROUP_OF = {prim: group for group, prims in GROUPS.items() for prim in prims}
 SITES = frozenset().union(*GROUPS.values())  # the primitives emulate rounds; prim.NAME overrides name one
 _NEED_BITS = (Rounding.STOCHASTIC_A, Rounding.STOCHASTIC_B, Rounding.STOCHASTIC_C)
@@ -137,13 +120,14 @@ def _check_primitive(name: str, key: str) -> None:
     import jax.extend.core as jcore  # noqa: PLC0415  # jax only when a prim. key is checked
     import jax.extend.core.primitives as jprims  # noqa: PLC0415
 
-    known = {p.name for p in vars(jprims).values() if isinstance(p, jcore.Primitive)}
+    known = set(TABLE) | {p.name for p in vars(jprims).values() if isinstance(p, jcore.Primitive)}
     sites = ", ".join(sorted(SITES))
     if name in known:
         raise ValueError(
-            f"policy key {key!r}: {name!r} is not a rounding site of numfmt.emulate (it computes exactly on "
-            "rounded inputs, moves data, is integer/bit-level or control flow, or is not supported), so an "
-            f"override would do nothing; prim.NAME takes one of: {sites}"
+            f"policy key {key!r}: {name!r} is not a rounding site of numfmt.emulate (its kind is "
+            f"{TABLE.get(name, 'unclassified')!r}: it computes exactly on rounded inputs, moves data, is "
+            "integer/bit-level or control flow, or is not supported), so an override would do nothing; "
+            f"prim.NAME takes one of: {sites}"
         )
     close = difflib.get_close_matches(name, sorted(SITES | known), n=3)
     hint = f" Did you mean {', '.join(repr('prim.' + c) for c in close)}?" if close else ""

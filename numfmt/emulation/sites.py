@@ -115,19 +115,12 @@ def exact_dtype(fmt, primitive: str):
     XLA on CPU flushes float32 subnormals to zero in comparisons and
     arithmetic, so ``x > 0`` or ``-x`` would be wrong for them there (and
     bfloat16 arrays are computed in float32). None (any dtype) otherwise.
-
-    Raises:
-      ValueError: float64 is needed and ``jax_enable_x64`` is off.
+    (emulate traces under ``jax.enable_x64(True)``: float64 is there whatever
+    the global flag says.)
     """
     box = value_box(fmt)
     if box is None or box[2] >= 2.0**_FLOAT32_NORMAL_EXP:
         return None
-    if not jax.config.read("jax_enable_x64"):
-        raise ValueError(
-            f"emulating {primitive} on {fmt} values needs float64 (the format has values below float32's "
-            "normal range, which XLA flushes to zero); enable it with "
-            'jax.config.update("jax_enable_x64", True) before tracing'
-        )
     return _F64
 
 
@@ -148,12 +141,12 @@ def work_dtype(primitive: str, fmts) -> np.dtype:
     """The dtype ``primitive`` is computed in, for inputs/outputs in ``fmts``.
 
     float32 where that is provably exact (see ``EXACT_IN_FLOAT32``), else
-    float64; float64 needs ``jax_enable_x64``. Transcendental functions and
-    reductions are not correctly rounded by XLA: with x64 on they are computed
-    in float64 and that result is rounded once.
+    float64 (emulate traces under ``jax.enable_x64(True)``, so float64 is
+    there whatever the global flag says). Transcendental functions and
+    reductions are not correctly rounded by XLA: they are computed in float64
+    and that result is rounded once.
     """
-    safe = all(_float32_safe(f) for f in fmts)
-    if safe and (primitive in EXACT_IN_FLOAT32 or not jax.config.read("jax_enable_x64")):
+    if primitive in EXACT_IN_FLOAT32 and all(_float32_safe(f) for f in fmts):
         return np.dtype(np.float32)
     if primitive in EXACT_IN_FLOAT32:
         for f in fmts:
@@ -164,13 +157,6 @@ def work_dtype(primitive: str, fmts) -> np.dtype:
                     f"computes it in float64 and rounds once, which is one correct rounding only for "
                     f"precision <= {_FLOAT64_EXACT_PRECISION}; use a narrower format for this operation"
                 )
-    if not jax.config.read("jax_enable_x64"):
-        names = ", ".join(sorted({str(f) for f in fmts}))
-        raise ValueError(
-            f"emulating {primitive} in {names} needs float64 arithmetic (float32 is exact only for "
-            "formats of precision <= 11 inside float32's normal range); enable it with "
-            'jax.config.update("jax_enable_x64", True) before tracing'
-        )
     return np.dtype(np.float64)
 
 

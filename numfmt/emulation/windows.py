@@ -5,15 +5,14 @@ gradients produce (``reduce_window_*``, ``select_and_scatter_add``,
 ``select_and_gather_add``, ``scatter*``), looked up by
 :data:`HANDLERS` from ``numfmt.emulation.emulate``. Their semantics:
 
-* **Rounded** (``reduce_window_sum``, ``scatter-add``, ``scatter-mul``,
+* **Rounded** (``reduce_window_sum``, ``scatter-add``, ``scatter-sub``, ``scatter-mul``,
   ``select_and_scatter_add``, a ``reduce_window`` whose body is ``add`` or
   ``mul``): the float inputs are rounded to the site's format (the
   ``reductions`` group), XLA computes each output element (a window's sum,
-  a slot's operand plus all its updates, ...) in the work dtype (float64;
-  float32 with x64 off for float16-like formats), and that result is
+  a slot's operand plus all its updates, ...) in the work dtype (float64), and that result is
   rounded once, as ``reduce_sum`` is. With duplicate scatter indices the
-  updates of a slot are summed (multiplied) in the work dtype and rounded
-  once, not rounded after each update.
+  updates of a slot are summed (subtracted, multiplied) in the work dtype
+  and rounded once, not rounded after each update.
 * **Exact** (``reduce_window_max``/``min``, ``scatter-min``/``max``, a
   ``reduce_window`` whose body is ``max`` or ``min``): inputs rounded to the
   compute format, output not rounded (it is one of the inputs).
@@ -37,17 +36,18 @@ from numfmt.emulation.sums import is_plus_zero, toward_negative_zero
 __all__ = ["HANDLERS"]
 
 _MONOIDS = {"add": lax.add, "mul": lax.mul, "max": lax.max, "min": lax.min}
-_SCATTERS = {"scatter-add": lax.scatter_add, "scatter-mul": lax.scatter_mul, "scatter-min": lax.scatter_min,
-             "scatter-max": lax.scatter_max, "scatter": lax.scatter}  # fmt: skip
+_SCATTERS = {"scatter-add": lax.scatter_add, "scatter-sub": lax.scatter_sub, "scatter-mul": lax.scatter_mul,
+             "scatter-min": lax.scatter_min, "scatter-max": lax.scatter_max, "scatter": lax.scatter}  # fmt: skip
 
 
-def _rounded(interp, eqn, ins, sites, cache, idents, compute, sum_of=None):
+def _rounded(interp, eqn, ins, sites, cache, idents, compute, sum_of=None, negated=()):
     """Round float inputs to the site's format, ``compute`` in the work dtype, round the result once.
 
-    ``sum_of``: for sums, ``compute`` applied to 0/1 counts (same argument
-    positions; int32 where the floats were): under toward_negative an exactly
-    zero sum is then -0 unless each of its terms is +0 (as ``reduce_sum``'s,
-    numfmt.emulation.sums).
+    ``sum_of``: for sums, a sum of 0/1 counts (same argument positions;
+    int32 where the floats were): under toward_negative an exactly zero sum
+    is then -0 unless each of its terms is +0 (as ``reduce_sum``'s,
+    numfmt.emulation.sums). ``negated``: positions whose terms enter the sum
+    negated (the updates of ``scatter-sub``).
     """
     name = eqn.primitive.name
     fmt, rounding = interp.policy.site(name)
@@ -58,8 +58,8 @@ def _rounded(interp, eqn, ins, sites, cache, idents, compute, sum_of=None):
             for v, fl, i in zip(ins, floats, idents, strict=True)]  # fmt: skip
     out = compute(*args)
     if sum_of is not None and rounding is Rounding.TOWARD_NEGATIVE:
-        others = [lax.convert_element_type(~is_plus_zero(a), jnp.int32) if fl else a
-                  for a, fl in zip(args, floats, strict=True)]  # fmt: skip
+        others = [lax.convert_element_type(~is_plus_zero(-a if k in negated else a), jnp.int32) if fl else a
+                  for k, (a, fl) in enumerate(zip(args, floats, strict=True))]  # fmt: skip
         out = toward_negative_zero(out, sum_of(*others) == 0)
     return [(sites.round(out, fmt, rounding), fmt)]
 
@@ -160,8 +160,13 @@ def _scatter_fn(eqn):
 
 
 def _scatter_rounded(interp, eqn, ins, sites, cache, idents):
-    sum_of = _scatter_fn(eqn) if eqn.primitive.name == "scatter-add" else None
-    return _rounded(interp, eqn, ins, sites, cache, idents, _scatter_fn(eqn), sum_of)
+    name = eqn.primitive.name
+    if name == "scatter-mul":
+        return _rounded(interp, eqn, ins, sites, cache, idents, _scatter_fn(eqn))
+    p = eqn.params  # the zero-sign counts of scatter-add and scatter-sub are summed alike
+    sum_of = lambda o, i, u: lax.scatter_add(o, i, u, p["dimension_numbers"], mode=p["mode"])  # noqa: E731
+    negated = (2,) if name == "scatter-sub" else ()
+    return _rounded(interp, eqn, ins, sites, cache, idents, _scatter_fn(eqn), sum_of, negated)
 
 
 def _scatter_exact(interp, eqn, ins, sites, cache, idents):
@@ -193,6 +198,7 @@ HANDLERS = {
     "select_and_scatter_add": _select_and_scatter_add,
     "select_and_gather_add": _select_and_gather_add,
     "scatter-add": _scatter_rounded,
+    "scatter-sub": _scatter_rounded,
     "scatter-mul": _scatter_rounded,
     "scatter-min": _scatter_exact,
     "scatter-max": _scatter_exact,
