@@ -245,7 +245,7 @@ print(f"equinox, all runs: {time.perf_counter() - start:.1f} s (mostly compilati
 # not the arithmetic).
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
 steps = np.arange(1, STEPS + 1)
 for ax, framework in zip(axes, ("flax", "equinox"), strict=True):
     for name in POLICIES:
