@@ -38,7 +38,7 @@ def executed(tmp_path_factory):
 
 def test_there_are_notebooks():
     assert [nb.stem for nb in NOTEBOOKS] == [
-        "01_formats_tour", "02_rounding_error", "03_lorenz", "04_training", "05_block_formats"
+        "01_formats_tour", "02_rounding_error", "03_lorenz", "04_training", "05_block_formats", "06_real_models"
     ]
 
 
