@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 
 import numfmt
 
@@ -131,6 +132,7 @@ def test_a_scan_and_a_custom_jvp_function_with_the_flag_off():
 SCRIPT = r"""
 import jax, jax.numpy as jnp, numpy as np
 import numfmt
+from jax import lax
 assert not jax.config.read("jax_enable_x64")
 w = jnp.linspace(-1.0, 1.0, 12, dtype=jnp.float32).reshape(4, 3)
 x = jnp.linspace(0.3, 2.0, 8, dtype=jnp.float32).reshape(2, 4)
@@ -154,3 +156,61 @@ def test_a_process_with_x64_off_from_the_start_gets_the_x64_on_bits():
     assert runs["0"][-1] == "flag False float32"  # the user's flag and default dtype are untouched
     assert runs["0"][:-1] == runs["1"][:-1]  # same dtypes (float32) and bits
     assert all(" float32 float32 " in line for line in runs["0"][:-1]), runs["0"]
+
+
+# Primitives whose XLA lowering JAX traces from Python at compile time, after emulate's
+# context is gone (select_and_scatter_add pads with a constant of its dtype: a float32
+# constant against a float64 operand with the flag off), and their neighbours.
+LOWERED_LATE = {
+    "max_pool_same": lambda x: jnp.sum(
+        lax.reduce_window(x.reshape(1, 8, 1), -jnp.inf, lax.max, (1, 3, 1), (1, 2, 1), "SAME") ** 2
+    ),
+    "min_pool_valid": lambda x: jnp.sum(
+        lax.reduce_window(x.reshape(1, 8, 1), jnp.inf, lax.min, (1, 2, 1), (1, 2, 1), "VALID") ** 2
+    ),
+    "avg_pool_same": lambda x: jnp.sum(
+        lax.reduce_window(x.reshape(1, 8, 1), 0.0, lax.add, (1, 3, 1), (1, 2, 1), "SAME") ** 2
+    ),
+    "sigmoid": lambda x: jnp.sum(jax.nn.sigmoid(x)),
+    "negative_power": lambda x: jnp.sum(x**-2),
+    "cumsum": lambda x: jnp.sum(jnp.cumsum(x) * x),
+    "sort": lambda x: jnp.sum(jnp.sort(x) * jnp.arange(x.shape[0], dtype=x.dtype)),
+    "top_k": lambda x: jnp.sum(lax.top_k(x, 3)[0]),
+    "gather_fill": lambda x: jnp.sum(x.at[jnp.array([1, 9])].get(mode="fill", fill_value=2.0)),
+    "scatter_clip": lambda x: jnp.sum(x.at[jnp.array([1, 9])].add(1.5, mode="clip") ** 2),
+    "erf_inv": lambda x: jnp.sum(jax.scipy.special.erfinv(x / 10)),
+}
+
+
+@pytest.mark.parametrize("order", ["grad(emulate)", "emulate(grad)"])
+@pytest.mark.parametrize("name", sorted(LOWERED_LATE))
+def test_jitted_gradients_of_late_lowered_primitives_with_the_flag_off(name, order):
+    f = LOWERED_LATE[name]
+    g = (
+        jax.grad(numfmt.emulate(f, "compute=bfloat16"))
+        if order == "grad(emulate)"
+        else numfmt.emulate(jax.grad(f), "compute=bfloat16")
+    )
+    x = jnp.linspace(-2.0, 3.0, 8, dtype=jnp.float32) + 0.01
+    off, on, _ = _both(lambda: jax.jit(g)(x))
+    assert off.dtype == jnp.float32
+    np.testing.assert_array_equal(_bits(off)[0], _bits(on)[0])
+    assert np.isfinite(np.asarray(off)).all()
+
+
+def test_an_equinox_cnn_with_max_pooling_trains_jitted_with_the_flag_off():
+    eqx = pytest.importorskip("equinox")
+    conv = eqx.nn.Conv2d(1, 4, 3, padding=1, key=jax.random.key(0))
+    conv = jax.tree.map(lambda a: a.astype(jnp.float32) if eqx.is_array(a) else a, conv)  # made under x64 here
+    pool = eqx.nn.MaxPool2d(2, 2)
+    x = jnp.linspace(-1.0, 1.0, 2 * 64, dtype=jnp.float32).reshape(2, 1, 8, 8)
+
+    def loss(conv, x):
+        return jnp.mean(jax.vmap(lambda im: pool(jax.nn.relu(conv(im))))(x) ** 2)
+
+    def step():  # a new filter_jit per flag setting: its cache does not key on the flag
+        return eqx.filter_jit(eqx.filter_value_and_grad(numfmt.emulate(loss, "compute=bfloat16")))(conv, x)
+
+    off, on, _ = _both(step)
+    for a, b in zip(_bits(eqx.filter(off, eqx.is_array)), _bits(eqx.filter(on, eqx.is_array)), strict=True):
+        np.testing.assert_array_equal(a, b)

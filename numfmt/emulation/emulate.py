@@ -118,7 +118,7 @@ def emulate(fn, policy):
         # float64 work where a format needs it (see numfmt.emulation.sites); every
         # result is converted back to the dtype fn gave it.
         with jax.enable_x64(True):
-            outs = _Interpreter(policy).run(closed, flat, _sites.Sites(policy, key))
+            outs = _Interpreter(policy, user_x64).run(closed, flat, _sites.Sites(policy, key))
             return [_as_aval(v, a, f) for (v, f), a in zip(outs, closed.out_avals, strict=True)]
 
     @functools.wraps(fn)
@@ -221,8 +221,9 @@ def _refuse_complex(eqn):
 
 
 class _Interpreter(ControlFlow):
-    def __init__(self, policy: Policy):
+    def __init__(self, policy: Policy, user_x64: bool = True):
         self.policy = policy
+        self.user_x64 = user_x64  # the user's global flag (the interpreter itself runs with x64 on)
 
     # -- values -----------------------------------------------------------
     def run(self, closed, args, sites, known=None):

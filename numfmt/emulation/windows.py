@@ -26,7 +26,9 @@ for the traced dtype, not the work dtype).
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from numfmt.core.rounding import Rounding
@@ -34,6 +36,11 @@ from numfmt.emulation import sites as _sites
 from numfmt.emulation.sums import is_plus_zero, toward_negative_zero
 
 __all__ = ["HANDLERS"]
+
+# JAX's select_and_scatter_add primitive and the implementation its CPU/GPU lowering traces
+# (private; both exist unchanged in JAX 0.8.0-0.10.2, the versions pyproject admits)
+from jax._src.lax.windowed_reductions import _select_and_scatter_add_impl as _SCATTER_SELECTED_IMPL  # noqa: E402
+from jax._src.lax.windowed_reductions import select_and_scatter_add_p as _SCATTER_SELECTED  # noqa: E402
 
 _MONOIDS = {"add": lax.add, "mul": lax.mul, "max": lax.max, "min": lax.min}
 _SCATTERS = {"scatter-add": lax.scatter_add, "scatter-sub": lax.scatter_sub, "scatter-mul": lax.scatter_mul,
@@ -87,12 +94,70 @@ def _bound(eqn):
     return lambda *args: eqn.primitive.bind(*args, **eqn.params)
 
 
+def scatter_selected(source, operand, select_prim, window_dimensions, window_strides, padding):
+    """``select_and_scatter_add``, traced now rather than when XLA lowers it.
+
+    Its CPU and GPU lowering traces a Python implementation that pads the
+    operand with a constant of the source's dtype; lowering runs after
+    emulate's local x64 context is gone, so with the global flag off a
+    float64 operand would meet a float32 constant. Traced here (inside the
+    context) it is the same computation, with the constant in float64.
+    """
+    params = dict(select_prim=select_prim, window_dimensions=tuple(window_dimensions),
+                  window_strides=tuple(window_strides), padding=tuple(map(tuple, padding)))  # fmt: skip
+    if np.dtype(operand.dtype).itemsize == 8:
+        return _SCATTER_SELECTED_IMPL(source, operand, expand_padding=True, **params)
+    return _SCATTER_SELECTED.bind(source, operand, **params)
+
+
+def _chooser_with_vjp(compute, select_prim, params, ndim):
+    """``compute`` (a max/min window reduction of a float64 operand) whose VJP is :func:`scatter_selected`.
+
+    JAX's own VJP of a window max is a ``select_and_scatter_add``, whose
+    lowering cannot take float64 with the global x64 flag off (see
+    :func:`scatter_selected`); this one is the same computation, traced
+    inside emulate's context. (Used only when the user's flag is off: it is a
+    custom VJP, so forward mode, already refused then, would not pass it.)
+    """
+    padding = params.get("padding", ((0, 0),) * ndim)
+
+    @jax.custom_vjp
+    def chooser(x):
+        return compute(x)
+
+    def bwd(x, ct):
+        return (scatter_selected(ct, x, select_prim, params["window_dimensions"], params["window_strides"], padding),)
+
+    chooser.defvjp(lambda x: (compute(x), x), bwd)
+    return chooser
+
+
+def _undilated(params) -> bool:
+    return all(d == 1 for key in ("base_dilation", "window_dilation") for d in params.get(key, ()))
+
+
 def _reduce_window_sum(interp, eqn, ins, sites, cache, idents):
     return _rounded(interp, eqn, ins, sites, cache, idents, _bound(eqn), _bound(eqn))
 
 
 def _reduce_window_exact(interp, eqn, ins, sites, cache, idents):
-    return _exact(interp, eqn, ins, sites, cache, idents, _bound(eqn))
+    compute = _bound(eqn)
+    if not interp.user_x64 and _undilated(eqn.params):
+        select = lax.ge_p if eqn.primitive.name == "reduce_window_max" else lax.le_p
+        ndim = len(eqn.params["window_dimensions"])
+        compute = _float64_chooser(compute, select, eqn.params, ndim)
+    return _exact(interp, eqn, ins, sites, cache, idents, compute)
+
+
+def _float64_chooser(compute, select, params, ndim):
+    """``compute``, with :func:`_chooser_with_vjp` where its operand is float64."""
+
+    def run(x, *rest):
+        if rest or np.dtype(x.dtype).itemsize != 8:
+            return compute(x, *rest)
+        return _chooser_with_vjp(compute, select, params, ndim)(x)
+
+    return run
 
 
 def _reduce_window(interp, eqn, ins, sites, cache, idents):
@@ -131,10 +196,10 @@ def _select_and_scatter_add(interp, eqn, ins, sites, cache, idents):
     src = interp.rounded(src, fmt, rounding, sites, cache, isrc)
     operand = interp.rounded(operand, policy.compute, policy.rounding, sites, cache, iop)
     src, operand = _sites.convert(src, work, fmt), _sites.convert(operand, work, policy.compute)
-    out = eqn.primitive.bind(src, operand, **eqn.params)
+    out = scatter_selected(src, operand, **eqn.params)
     if rounding is Rounding.TOWARD_NEGATIVE:  # an exact zero is -0 unless each term is +0, as for reduce_sum
         others = lax.convert_element_type(~is_plus_zero(src), work)
-        out = toward_negative_zero(out, eqn.primitive.bind(others, operand, **eqn.params) == 0)
+        out = toward_negative_zero(out, scatter_selected(others, operand, **eqn.params) == 0)
     return [(sites.round(out, fmt, rounding), fmt)]
 
 
