@@ -167,16 +167,11 @@ print(f"flax, all runs: {time.perf_counter() - start:.1f} s (mostly compilation)
 
 
 # %%
-def max_pool(h):
-    """2x2 max pooling of a (channels, height, width) array, stride 2."""
-    c, height, width = h.shape
-    return h.reshape(c, height // 2, 2, width // 2, 2).max(axis=(2, 4))
-
-
 class EqxCNN(eqx.Module):
     """Conv 3x3 (8 channels) -> relu -> max pool 2x2 -> linear 32 -> relu -> linear 4."""
 
     conv: eqx.nn.Conv2d
+    pool: eqx.nn.MaxPool2d
     hidden: eqx.nn.Linear
     output: eqx.nn.Linear
     activation: object  # a function: a pytree leaf that is not an array
@@ -184,13 +179,14 @@ class EqxCNN(eqx.Module):
     def __init__(self, key):
         k1, k2, k3 = jax.random.split(key, 3)
         self.conv = eqx.nn.Conv2d(1, 8, kernel_size=3, padding=1, key=k1)
+        self.pool = eqx.nn.MaxPool2d(2, 2)  # its init, -inf, is a Python number: emulate keeps it static
         self.hidden = eqx.nn.Linear(8 * (SIDE // 2) ** 2, 32, key=k2)
         self.output = eqx.nn.Linear(32, CLASSES, key=k3)
         self.activation = jax.nn.relu
 
     def __call__(self, image):
         """Logits of one (1, 8, 8) image."""
-        h = max_pool(self.activation(self.conv(image)))
+        h = self.pool(self.activation(self.conv(image)))
         return self.output(self.activation(self.hidden(jnp.ravel(h))))
 
 
