@@ -108,13 +108,13 @@ class _ResBlock(nn.Module):
 
 class _Block(nn.Module):
     @nn.compact
-    def __call__(self, x, mask):
+    def __call__(self, x, mask):  # (carry, broadcast input) -> (carry, None): the body of nn.scan
         h = nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=16, deterministic=False, dropout_rate=0.1)(
             nn.LayerNorm()(x), mask=mask
         )
         x = x + nn.Dropout(0.1, deterministic=False)(h)
         h = nn.Dense(16)(nn.gelu(nn.Dense(32)(nn.LayerNorm()(x))))
-        return x + h
+        return x + h, None
 
 
 class _LM(nn.Module):
@@ -125,8 +125,14 @@ class _LM(nn.Module):
         embed = nn.Embed(self.vocab, 16)
         x = embed(tokens) + self.param("pos", nn.initializers.normal(0.02), (tokens.shape[-1], 16), jnp.float32)
         mask = nn.make_causal_mask(tokens)
-        for _ in range(2):
-            x = _Block()(x, mask)
+        layers = nn.scan(  # two layers, one body: XLA compiles it once
+            _Block,
+            variable_axes={"params": 0},
+            split_rngs={"params": True, "dropout": True},
+            in_axes=nn.broadcast,
+            length=2,
+        )
+        x, _ = layers()(x, mask)
         return embed.attend(nn.LayerNorm()(x))
 
 
