@@ -241,3 +241,31 @@ def test_flax_nnx_batchnorm_returned_with_updated_stats_equals_split():
 
     want_out, want_state = numfmt.emulate(g, POLICY)(state, x)
     assert _bits((out, nnx.split(bn2)[1])) == _bits((want_out, want_state))
+
+
+@pytest.mark.parametrize("order", ["nnx.grad(emulate)", "emulate(nnx.grad)", "nnx.jit(emulate)"])
+def test_flax_nnx_module_under_nnx_transforms_equals_split(order):
+    nnx = pytest.importorskip("flax.nnx")
+    layer = nnx.Linear(8, 4, rngs=nnx.Rngs(0))
+    x = jnp.linspace(-1.0, 1.0, 16, dtype=jnp.float32).reshape(2, 8)
+    graph, state = nnx.split(layer)
+
+    def f(m, v):
+        return jnp.sum(jnp.tanh(m(v)) ** 2)
+
+    def part(s, v):
+        return f(nnx.merge(graph, s), v)
+
+    if order == "nnx.grad(emulate)":
+        got = nnx.grad(numfmt.emulate(f, POLICY))(layer, x)
+        want = jax.grad(numfmt.emulate(part, POLICY))(state, x)
+    elif order == "emulate(nnx.grad)":
+        got = numfmt.emulate(nnx.grad(f), POLICY)(layer, x)
+        want = numfmt.emulate(jax.grad(part), POLICY)(state, x)
+        for g in jax.tree.leaves(got):  # the backward pass is emulated: bfloat16 values
+            np.testing.assert_array_equal(np.asarray(g), chop(np.asarray(g, np.float64), "bfloat16"))
+    else:
+        got = nnx.jit(numfmt.emulate(f, POLICY))(layer, x)
+        want = numfmt.emulate(part, POLICY)(state, x)
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    assert _bits(got) == _bits(want)
