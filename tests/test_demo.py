@@ -9,6 +9,8 @@ import numfmt
 from numfmt.cli.demo import RECIPES, Recipe, run_demo, spirals, train
 from numfmt.testing import assert_bits_equal
 
+pytestmark = pytest.mark.xdist_group("test_demo")  # its module fixture runs once (pytest -n auto --dist loadgroup)
+
 
 @pytest.fixture(scope="module")
 def demo_run():

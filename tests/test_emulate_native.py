@@ -31,6 +31,7 @@ import pytest
 
 import numfmt
 
+pytestmark = pytest.mark.xdist_group("test_emulate_native")  # its module fixture runs once (-n auto)
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = r"""

@@ -20,6 +20,8 @@ from numfmt.emulation import policy as _policy
 from numfmt.emulation import primitives as P
 from numfmt.emulation import windows as _windows
 
+pytestmark = pytest.mark.xdist_group("test_emulate_primitives")  # its module fixture runs once (-n auto)
+
 # Every Primitive object alive after importing the modules that define the
 # primitives jax.lax, jax.numpy, jax.nn, jax.scipy and jax.random lower to
 # (gc finds module-level primitives wherever they are defined, also those

@@ -32,7 +32,7 @@ import optax
 import numfmt
 
 # The JAX x64 mode the zoo runs under (one place decides it): users run with x64 off.
-X64 = True
+X64 = False
 
 
 @contextlib.contextmanager
