@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from _common import CLOCKS
 
@@ -250,7 +250,8 @@ def run_model(name, o, tick):
     results = {}
     for label, done in compiles.items():
         compiled = done[-1][1]
-        results[label] = (min(c for c, _ in done), step_time(compiled, args, o.repeats, tick), hlo_instructions(compiled))
+        step_s = step_time(compiled, args, o.repeats, tick)
+        results[label] = (min(c for c, _ in done), step_s, hlo_instructions(compiled))
     return results
 
 
