@@ -220,7 +220,8 @@ def test_a_broken_magic_constant_is_caught(name):
     m = float(fp.magic)
     q = float(numfmt.parse(name).smallest_subnormal)
     for wrong in [m / 2, m * 2, m + q, m - q]:
-        broken = dataclasses.replace(fp, magic=np.float64(wrong), magic_bits=np.float64(wrong).view(np.uint64))
+        magic = {"magic": np.float64(wrong), "magic_bits": np.float64(wrong).view(np.uint64)}
+        broken = dataclasses.replace(fp, binade=None, **magic)  # the sequence of saturating policies
         assert check_narrow(u, plan, broken) > 0, wrong
 
 
@@ -230,4 +231,21 @@ def test_a_broken_overflow_threshold_is_caught(name):
     fp = fast_plan(plan)
     u = hard_patterns(np.float64, name)
     for wrong in [fp.over_at - np.uint64(1), fp.over_at + np.uint64(1)]:
-        assert check_narrow(u, plan, dataclasses.replace(fp, over_at=wrong)) > 0, wrong
+        assert check_narrow(u, plan, dataclasses.replace(fp, binade=None, over_at=wrong)) > 0, wrong
+
+
+@pytest.mark.parametrize(("dtype", "name"), [(np.float64, n) for n in ["bfloat16", "float8_e4m3fn", "float8_e5m2"]]
+                         + [(np.float32, "float16")])  # fmt: skip
+def test_a_broken_binade_constant_is_caught(dtype, name):
+    # the default (non-saturating) policy takes the per-binade magic number
+    plan = narrow_plan(dtype, name)
+    fp = fast_plan(plan)
+    assert fp.binade is not None
+    assert check_narrow(hard_patterns(dtype, name), plan, fp) == 0
+    u = hard_patterns(dtype, name)
+    e_lo, e_hi, m_add, exp_mask = fp.binade
+    U = type(e_lo)
+    one = U(1 << {np.float32: 23, np.float64: 52}[dtype])  # one binade
+    for wrong in [(e_lo - one, e_hi, m_add), (e_lo + one, e_hi, m_add), (e_lo, e_hi - one - one, m_add),
+                  (e_lo, e_hi, m_add + one), (e_lo, e_hi, m_add - one)]:  # fmt: skip
+        assert check_narrow(u, plan, dataclasses.replace(fp, binade=(*wrong, exp_mask))) > 0, wrong

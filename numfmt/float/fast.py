@@ -56,6 +56,12 @@ sequence alone. Two things make it so:
   complete only in that last case. NaN is returned unchanged (a final
   select), sign and payload included, as the general kernel does.
 
+Nearest even into a narrower range without saturation (the default policy of
+IEEE-like formats, e.g. bfloat16 from float64, which numfmt.emulate runs at
+every site) takes a shorter sequence still: the magic number per binade
+(``_binade_round_bits``), one float addition and subtraction for every finite
+element, normal or subnormal, then the overflow and NaN selects.
+
 Complete: bfloat16, float16, float8_e4m3fn, float8_e5m2 from float64 and
 float16, float8 from float32 (nearest even); bfloat16 and TF32 from float32
 (nearest even and stochastic). Stochastic rounding into a narrower exponent
@@ -113,6 +119,9 @@ class FastPlan:
     over_bits: np.generic | None  # the format's overflow pattern (inf, or NaN for fn formats)
     inf_to: np.generic | None  # what an infinite input becomes where the clamp does not give it
     narrow_sr: NarrowSR | None = None  # stochastic into a narrower exponent range (numfmt.float.fast_sr)
+    # nearest even into a narrower range, no clamp: the per-binade magic number
+    # (exponent field clip bounds and the addend that makes M; see complete_round_bits)
+    binade: tuple | None = None
 
 
 @functools.lru_cache(maxsize=256)
@@ -171,6 +180,20 @@ def fast_plan(plan) -> FastPlan | None:
         if top:
             over_at, over_bits = U(hi), U(plan.inf_like_bits)
     narrow = None if same_range or nearest else narrow_sr(plan)
+    binade = None
+    top_e = fmt.emax + 2  # |x| is clamped to 2**top_e, above every format value
+    if (
+        magic is not None
+        and not saturate
+        and inf_to is None
+        and over_at is not None
+        and top_e + plan.in_man - fmt.man_bits < plan.in_bias  # M stays finite
+    ):
+        e_lo = plan.qe_sub + fmt.man_bits + plan.in_bias  # the format's emin, as an input exponent field
+        e_hi = top_e + plan.in_bias
+        m_add = ((plan.in_man - fmt.man_bits) << plan.in_man) | (1 << (plan.in_man - 1))
+        exp_mask = ((1 << (w - 1)) - 1) ^ ((1 << plan.in_man) - 1)
+        binade = (U(e_lo << plan.in_man), U(e_hi << plan.in_man), U(m_add), U(exp_mask))
     complete = (top and (same_range or magic is not None)) or narrow is not None
     return FastPlan(
         plan=plan,
@@ -192,6 +215,7 @@ def fast_plan(plan) -> FastPlan | None:
         over_bits=over_bits,
         inf_to=inf_to,
         narrow_sr=narrow,
+        binade=binade,
     )
 
 
@@ -217,6 +241,8 @@ def complete_round_bits(xp, u, fp: FastPlan, rbits=None):
         raise ValueError(f"the short sequence is not complete for {fp.plan.fmt}; use fast_round_bits")
     if fp.narrow_sr is not None:
         return narrow_sr_round_bits(xp, u, fp, rbits)
+    if fp.binade is not None:
+        return _binade_round_bits(xp, u, fp, fp.binade)
     out, _ = fast_round_bits(xp, u, fp, rbits)
     U = u.dtype
     a = u & xp.asarray(fp.abs_mask, U)
@@ -272,3 +298,28 @@ def fast_round_bits(xp, u, fp: FastPlan, rbits=None, work=None):
         out += u
     out &= fp.keep
     return out, rare
+
+
+def _binade_round_bits(xp, u, fp: FastPlan, binade: tuple):
+    """Nearest even into a narrower exponent range: one float addition and subtraction per element.
+
+    ``E``, the exponent of ``t = min(|x|, 2**(emax + 2))``, at least ``emin``, gives
+    the format's quantum there, ``q = 2**(E - m)``, and ``M = 3 * 2**(p-2) * q``
+    (the magic number of the module docstring, per binade); ``(t + M) - M`` is
+    ``t`` rounded to nearest even among multiples of ``q`` (the same proof:
+    ``t < 2**(E+1) = 2**(m+1) q`` keeps ``t + M`` in ``M``'s binade, where the
+    ulp is ``q``, and the subtraction is exact). Below ``emin`` that is the
+    subnormal rounding. The clamp keeps inf and NaN out of the arithmetic (no
+    floating-point exceptions); a clamped magnitude gives ``2**(emax + 2)``,
+    above the max. A result above the max becomes the overflow pattern; NaN
+    is returned unchanged.
+    """
+    U = u.dtype
+    F = np.dtype(f"float{8 * np.dtype(U).itemsize}")
+    e_lo, e_hi, m_add, exp_mask = (xp.asarray(c, U) for c in binade)
+    a = u & xp.asarray(fp.abs_mask, U)
+    t = xp.minimum(a, e_hi)  # keeps inf and NaN out of the arithmetic
+    m = xp.bitcast(xp.maximum(t & exp_mask, e_lo) + m_add, F)
+    v = xp.bitcast((xp.bitcast(t, F) + m) - m, U)
+    out = xp.where(v > xp.asarray(fp.max_bits, U), xp.asarray(fp.over_bits, U), v) | (u ^ a)
+    return xp.where(a > xp.asarray(fp.plan.inf_bits, U), u, out)
