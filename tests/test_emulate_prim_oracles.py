@@ -8,7 +8,6 @@ one rounding of XLA's float64 result.
 """
 
 import fractions
-import zlib
 
 import gmpy2
 import jax
@@ -21,14 +20,6 @@ from jax import lax
 import numfmt
 
 RNG = np.random.default_rng(11)
-
-
-@pytest.fixture(autouse=True)
-def _own_stream(request):
-    """Each test draws from its own stream, so its data do not depend on which tests ran before it
-    (pytest-xdist distributes tests across workers in varying order)."""
-    global RNG
-    RNG = np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
 def bits(a):
