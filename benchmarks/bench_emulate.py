@@ -13,7 +13,6 @@ Run: python benchmarks/bench_emulate.py [--repeats N] [--compiles K] [--clock cp
 """
 
 import argparse
-import statistics
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +21,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)  # bfloat16 elementwise emulation computes in float64
 
 from _common import CLOCKS  # noqa: E402
+from _jax_timing import compile_once, step_time  # noqa: E402
 
 import numfmt  # noqa: E402
 
@@ -41,23 +41,6 @@ def make_step(loss_fn, stochastic):
         return jax.tree.map(lambda p, g: p - np.float32(1e-3) * g, params, grads), value
 
     return jax.jit(step)
-
-
-def compile_once(make, args, tick):
-    step = make()  # a fresh jitted function: nothing cached from an earlier compile
-    t0 = tick()
-    compiled = step.lower(*args).compile()
-    return tick() - t0, compiled
-
-
-def step_time(compiled, args, repeats, tick):
-    jax.block_until_ready(compiled(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = tick()
-        jax.block_until_ready(compiled(*args))
-        times.append(tick() - t0)
-    return statistics.median(times)
 
 
 def main():

@@ -24,7 +24,6 @@ Run: python benchmarks/bench_models.py [--clock cpu] [--repeats N] [--compiles K
 from __future__ import annotations
 
 import argparse
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from _common import CLOCKS
+from _jax_timing import compile_once, step_time
 
 import numfmt
 
@@ -209,23 +209,6 @@ def make_step(loss_fn, optimizer, stochastic):
         return optax.apply_updates(params, updates), opt_state, value
 
     return jax.jit(step)
-
-
-def compile_once(make, args, tick):
-    step = make()  # a fresh jitted function: nothing cached from an earlier compile
-    t0 = tick()
-    compiled = step.lower(*args).compile()
-    return tick() - t0, compiled
-
-
-def step_time(compiled, args, repeats, tick):
-    jax.block_until_ready(compiled(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = tick()
-        jax.block_until_ready(compiled(*args))
-        times.append(tick() - t0)
-    return statistics.median(times)
 
 
 def hlo_instructions(compiled) -> int:
