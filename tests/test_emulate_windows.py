@@ -300,25 +300,18 @@ def pools(v):
     s = lax.reduce_window(v, 0.0, lax.add, (1, 3, 3, 1), (1, 1, 1, 1), "VALID")
     m = lax.reduce_window(v, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
     return s, m, v[0, 0, :, 0].at[np.asarray([0, 0, 1])].add(v[1, 1, :3, 0]), jnp.cumsum(v, axis=2)
-s, m, sc, cs = jax.jit(numfmt.emulate(pools, "compute=float16"))(x)
-assert s.dtype == np.float32
-q = chop(x.astype(np.float64), "float16")
-ws = sum(q[:, i:i + 4, j:j + 4, :] for i in range(3) for j in range(3))
-wm = q.reshape(2, 3, 2, 3, 2, 3).max(axis=(2, 4))
-wc = q[0, 0, :, 0].copy(); np.add.at(wc, np.asarray([0, 0, 1]), q[1, 1, :3, 0])
-def same(a, b):
-    return np.array_equal(np.asarray(a).view(np.uint32), chop(b, "float16").astype(np.float32).view(np.uint32))
-print("sum", same(s, ws), "max", same(m, wm), "scatter", same(sc, wc), "cumsum", same(cs, np.cumsum(q, axis=2)))
 # bfloat16 needs float64 work (XLA:CPU flushes float32 subnormals); emulate enables it while tracing
-s, m, sc, cs = jax.jit(numfmt.emulate(pools, "compute=bfloat16"))(x)
-q = chop(x.astype(np.float64), "bfloat16")
-ws = sum(q[:, i:i + 4, j:j + 4, :] for i in range(3) for j in range(3))
-wm = q.reshape(2, 3, 2, 3, 2, 3).max(axis=(2, 4))
-wc = q[0, 0, :, 0].copy(); np.add.at(wc, np.asarray([0, 0, 1]), q[1, 1, :3, 0])
-def same(a, b):
-    return np.array_equal(np.asarray(a).view(np.uint32), chop(b, "bfloat16").astype(np.float32).view(np.uint32))
-print("bfloat16 sum", same(s, ws), "max", same(m, wm), "scatter", same(sc, wc),
-      "cumsum", same(cs, np.cumsum(q, axis=2)))
+for fmt in ("float16", "bfloat16"):
+    s, m, sc, cs = jax.jit(numfmt.emulate(pools, f"compute={fmt}"))(x)
+    assert s.dtype == np.float32
+    q = chop(x.astype(np.float64), fmt)
+    ws = sum(q[:, i:i + 4, j:j + 4, :] for i in range(3) for j in range(3))
+    wm = q.reshape(2, 3, 2, 3, 2, 3).max(axis=(2, 4))
+    wc = q[0, 0, :, 0].copy(); np.add.at(wc, np.asarray([0, 0, 1]), q[1, 1, :3, 0])
+    def same(a, b):
+        return np.array_equal(np.asarray(a).view(np.uint32), chop(b, fmt).astype(np.float32).view(np.uint32))
+    print(fmt, "sum", same(s, ws), "max", same(m, wm), "scatter", same(sc, wc),
+          "cumsum", same(cs, np.cumsum(q, axis=2)))
 print("x64 still off", not jax.config.read("jax_enable_x64"), s.dtype)
 """
 
@@ -328,6 +321,6 @@ def test_x64_off_float16_and_bfloat16_match_the_reference():
     env = dict(os.environ, JAX_ENABLE_X64="0", JAX_PLATFORMS="cpu", PYTHONPATH=str(root))
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "sum True max True scatter True cumsum True" in proc.stdout, proc.stdout
+    assert "\nfloat16 sum True max True scatter True cumsum True" in "\n" + proc.stdout, proc.stdout
     assert "bfloat16 sum True max True scatter True cumsum True" in proc.stdout, proc.stdout
     assert "x64 still off True float32" in proc.stdout, proc.stdout
