@@ -153,9 +153,9 @@ class _ViT(nn.Module):
         return nn.Dense(2)(jnp.mean(nn.LayerNorm()(tokens), axis=1))
 
 
-def cnn():
-    x, labels = _images(jax.random.PRNGKey(1), 8, 8, 1)
-    model = _CNN()
+def _image_classifier(model, seed, channels):
+    """A stateless flax image classifier on its own synthetic 8x8 images."""
+    x, labels = _images(jax.random.PRNGKey(seed), 8, 8, channels)
     params = _f32(model.init(jax.random.PRNGKey(0), x)["params"])
 
     def loss(p, state, batch):
@@ -163,6 +163,10 @@ def cnn():
         return _xent(model.apply({"params": p}, x), labels), state
 
     return Model(params, None, (x, labels), loss)
+
+
+def cnn():
+    return _image_classifier(_CNN(), 1, 1)
 
 
 def resnet():
@@ -207,15 +211,7 @@ def rnn():
 
 
 def vit():
-    x, labels = _images(jax.random.PRNGKey(6), 8, 8, 3)
-    model = _ViT()
-    params = _f32(model.init(jax.random.PRNGKey(0), x)["params"])
-
-    def loss(p, state, batch):
-        x, labels = batch
-        return _xent(model.apply({"params": p}, x), labels), state
-
-    return Model(params, None, (x, labels), loss)
+    return _image_classifier(_ViT(), 6, 3)
 
 
 # -- equinox ---------------------------------------------------------------------
