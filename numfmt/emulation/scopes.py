@@ -1,0 +1,168 @@
+"""Per-scope policy rules: which equations a ``scope(PATTERN)`` item of a :class:`~numfmt.Policy` selects.
+
+JAX records a name stack on every equation: the ``jax.named_scope`` names
+around it (flax linen adds one per module call: ``Transformer/Block_0/
+attention/query``; equinox adds the class name, ``eqx.nn.Linear``; flax nnx
+adds none) wrapped in the transformations that produced it (``jvp(...)``,
+``transpose(...)``, ``vmap(...)``). A rule sees the *scope names* only: the
+transformation wrappers are dropped, so ``Dense_0`` also selects the
+backward-pass equations ``jax.grad`` derived from Dense_0's, and an
+equation inside a nested body (jit, scan, while, cond, checkpoint,
+custom_jvp/vjp) has the names of the equation that holds the body in front
+of its own (JAX records them relative to the body).
+
+A pattern is one or more alternatives separated by ``|``. An alternative is
+a ``/``-separated path of glob components (``fnmatch``, case-sensitive:
+``*`` any characters of one name, ``?`` one character, ``[..]`` a set;
+``**`` any number of names, none included). It selects an equation when its
+components match consecutive names of the equation's name stack, starting
+anywhere, or at the root if the alternative starts with ``/``; what follows
+is inside the scope (a module and everything it calls). So ``Dense_0``
+selects ``M/Dense_0`` and ``M/Block_1/Dense_0/...``; ``Block_1/Dense_0`` only
+the latter; ``/M/Dense_0`` only the former; ``*/attention/*`` everything one
+name below any ``attention`` that is itself below something.
+
+Only the standard library here (policy.py imports this without JAX);
+:func:`check_matched` imports JAX when it runs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import difflib
+import functools
+import re
+from fnmatch import fnmatchcase
+from typing import NamedTuple
+
+__all__ = ["RECORD", "Applied", "canonical_pattern", "check_matched", "matches", "rule_key", "scope_names"]
+
+
+class Applied(NamedTuple):
+    """One equation as ``emulate(fn, policy).explain(*args)`` lists it."""
+
+    scope: str  # its scope names joined by "/" (enclosing bodies' first, transformations dropped)
+    primitive: str  # the primitive's name (dot_general, exp, ...)
+    policy: object  # the Policy (without scope rules) it was evaluated under
+
+
+# A list while explain() traces: the interpreter appends an Applied per equation (bodies' included).
+RECORD: contextvars.ContextVar[list | None] = contextvars.ContextVar("numfmt_emulate_record", default=None)
+
+_FORBIDDEN = re.compile(r"[(),;=\s]")
+
+
+def canonical_pattern(text) -> str:
+    """``text`` checked as a scope pattern, in canonical form (alternatives stripped of spaces)."""
+    if not isinstance(text, str):
+        raise TypeError(f"a scope pattern is a string like 'Dense_0|head', got {text!r}")
+    alts = [a.strip() for a in text.split("|")]
+    for alt in alts:
+        if not alt:
+            raise ValueError(
+                f"scope pattern {text!r} has an empty alternative; write names separated by '|', "
+                "e.g. scope(Dense_0|head)"
+            )
+        bad = _FORBIDDEN.search(alt)
+        if bad:
+            raise ValueError(
+                f"scope pattern {text!r}: {bad.group()!r} cannot appear in a pattern (names, '/', '|' and the "
+                "globs * ? [..] ** can)"
+            )
+        if "" in alt.removeprefix("/").split("/"):
+            raise ValueError(
+                f"scope pattern {text!r}: {alt!r} has an empty name between '/' (only a leading '/', which "
+                "anchors the pattern at the outermost scope, may stand alone)"
+            )
+    return "|".join(alts)
+
+
+def rule_key(key: str):
+    """``"scope(P)"`` -> ``(P, "")``, ``"scope(P).KEY"`` -> ``(P, "key")``, any other key -> None."""
+    text = key.strip()
+    if not text.lower().startswith("scope("):
+        return None
+    close = text.find(")")
+    if close < 0:
+        raise ValueError(f"policy key {key!r}: scope( has no closing ')'; write scope(PATTERN)=FORMAT")
+    pattern, tail = text[6:close], text[close + 1 :].strip()
+    if not tail:
+        return canonical_pattern(pattern), ""
+    sub = tail[1:].strip().lower()
+    if not tail.startswith(".") or not sub:
+        raise ValueError(
+            f"policy key {key!r}: after scope({pattern}) comes '=FORMAT' (the scope's policy) or '.KEY=VALUE' "
+            f"(e.g. scope({pattern}).matmul_in=float8_e4m3fn), not {tail!r}"
+        )
+    return canonical_pattern(pattern), sub
+
+
+def scope_names(name_stack) -> tuple[str, ...]:
+    """The scope names of an equation's ``source_info.name_stack``, transformations dropped.
+
+    ``transpose(jvp(outer))/M/Dense_0`` -> ``("outer", "M", "Dense_0")``.
+    """
+    elems = getattr(name_stack, "stack", None)
+    if elems is not None:  # JAX's NameStack: Scope(name) and Transform(name) elements
+        names = [e.name for e in elems if type(e).__name__ == "Scope"]
+    else:  # a string: unwrap name(...) around a component
+        names = []
+        for part in str(name_stack).split("/"):
+            while (m := re.fullmatch(r"\w+\((.*)\)", part)) is not None:
+                part = m.group(1)
+            names.append(part)
+    return tuple(n for name in names for n in name.split("/") if n)
+
+
+def _prefix_match(comps: tuple, names: tuple) -> bool:
+    """Do ``comps`` match the first names of ``names`` (the rest lies inside)?"""
+    if not comps:
+        return True
+    if comps[0] == "**":
+        return any(_prefix_match(comps[1:], names[k:]) for k in range(len(names) + 1))
+    return bool(names) and fnmatchcase(names[0], comps[0]) and _prefix_match(comps[1:], names[1:])
+
+
+@functools.lru_cache(maxsize=4096)
+def _alternative_matches(alt: str, names: tuple) -> bool:
+    comps = tuple(alt.removeprefix("/").split("/"))
+    starts = [0] if alt.startswith("/") else range(len(names) + 1)
+    return any(_prefix_match(comps, names[s:]) for s in starts)
+
+
+def matches(pattern: str, names: tuple) -> bool:
+    """Does the canonical ``pattern`` select an equation whose scope names are ``names``?"""
+    return any(_alternative_matches(alt, names) for alt in pattern.split("|"))
+
+
+def _all_names(jaxpr, prefix=()):
+    """Every equation's scope names (enclosing bodies' in front), recursively."""
+    from jax.extend import core as jcore  # noqa: PLC0415  # jax only when a policy has scope rules
+
+    for eqn in jaxpr.eqns:
+        names = prefix + scope_names(eqn.source_info.name_stack)
+        yield names
+        for sub in jcore.jaxprs_in_params(eqn.params):
+            yield from _all_names(sub, names)
+
+
+def check_matched(policy, jaxpr) -> None:
+    """Raise ValueError if an alternative of a scope rule of ``policy`` selects no equation of ``jaxpr``."""
+    if not policy.scopes:
+        return
+    stacks = set(_all_names(jaxpr))
+    for pattern in dict.fromkeys(p for p, _, _ in policy.scopes):
+        for alt in pattern.split("|"):
+            if any(_alternative_matches(alt, s) for s in stacks):
+                continue
+            paths = sorted({"/".join(s[: k + 1]) for s in stacks for k in range(len(s))})
+            near = difflib.get_close_matches(alt.removeprefix("/"), paths + sorted({n for s in stacks for n in s}),
+                                             n=5, cutoff=0.5)  # fmt: skip
+            shown = list(dict.fromkeys(near + paths))[:12]
+            where = (f"the scopes it has are: {', '.join(shown)}" + (", ..." if len(paths) > len(shown) else "")
+                     if paths else "it records no scope names (wrap parts of it in jax.named_scope)")  # fmt: skip
+            raise ValueError(
+                f"policy rule scope({pattern}): {alt!r} matches no equation of the traced function, so the rule "
+                f"would do nothing; {where}. A pattern matches consecutive names anywhere in the name stack "
+                "(anchor with a leading '/'); '*' stays within one name, '**' spans several"
+            )
