@@ -139,26 +139,8 @@ def emulate(fn, policy):
         out_tree, out_static = out_trees[in_tree, static]
         return jax.tree.unflatten(out_tree, merge(out_static.leaves, outs))
 
-    emulated.explain = functools.partial(_explain, fn, policy)  # type: ignore[attr-defined]
+    emulated.explain = functools.partial(_scopes.explain, emulate, fn, policy)
     return emulated
-
-
-def _explain(fn, policy, *args, **kwargs):
-    """Which policy each equation of ``fn(*args, **kwargs)`` is emulated under: a list of ``Applied``.
-
-    ``Applied(scope, primitive, policy)`` per equation, in evaluation order,
-    nested bodies' equations included (higher-order equations themselves
-    are not listed). Traces only (``jax.make_jaxpr``): nothing is computed.
-    """
-    rows: list = []
-    token = _scopes.RECORD.set(rows)
-    try:
-        key = {"key": jax.random.key(0)} if policy.is_stochastic else {}
-        fresh = emulate(fn, policy)  # a new function: never a cached trace
-        jax.make_jaxpr(lambda *a: fresh(*a, **kwargs, **key))(*args)
-    finally:
-        _scopes.RECORD.reset(token)
-    return rows
 
 
 def _in_x64(fn, *args):

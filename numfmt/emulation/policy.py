@@ -227,7 +227,7 @@ class Policy:
             key = _check_override_key(key)
             normal[key] = _site(value, key)
         put("overrides", tuple(sorted(((k, *v) for k, v in normal.items()), key=_override_order)))
-        put("scopes", _rules(self.scopes))
+        put("scopes", _scopes.normalise(self.scopes, _WHOLE_FUNCTION, _rule_value))
         patterns = dict.fromkeys(p for p, _, _ in self.scopes)
         for pattern in [*patterns, None] if patterns else []:
             try:  # the rules of each pattern, and all rules, must give a valid policy
@@ -337,8 +337,8 @@ class Policy:
                 items.append((key, value.strip()))
         else:
             raise TypeError(
-                f"a policy must be a Policy, a string like 'compute=bfloat16' or a dict like "
-                f"{{'compute': 'bfloat16'}}, got {spec!r}"
+                f"a policy must be a Policy or a string like 'compute=bfloat16' (or a dict of its items, "
+                f"{{'compute': 'bfloat16'}}), got {spec!r}"
             )
         fields: dict = {}
         overrides: dict = {}
@@ -364,36 +364,6 @@ class Policy:
             raise ValueError(f"policy {spec!r} has no compute=FORMAT item (the default format); add one")
         scopes = tuple((*rule, value) for rule, value in rules.items())
         return cls(**fields, overrides=overrides, scopes=scopes)  # type: ignore[arg-type]  # normalised in __post_init__
-
-
-def _rules(scopes) -> tuple:
-    """Scope rules as given (triples, or a dict ``{pattern: site or {key: value}}``) -> checked triples."""
-    if isinstance(scopes, dict):
-        scopes = [(p, *kv) for p, v in scopes.items() for kv in (v.items() if isinstance(v, dict) else [("", v)])]
-    if not isinstance(scopes, (tuple, list)) or not all(isinstance(r, (tuple, list)) and len(r) == 3 for r in scopes):
-        raise TypeError(
-            f"scopes must be (pattern, key, value) triples or a dict {{pattern: format or {{key: value}}}}, "
-            f"got {scopes!r}"
-        )
-    out: dict = {}
-    for pattern, key, value in scopes:
-        pattern = _scopes.canonical_pattern(pattern)
-        if not isinstance(key, str):
-            raise TypeError(f"scope({pattern}): keys are strings, got {key!r}")
-        key = key.strip().lower()
-        where = f"scope({pattern})" + (f".{key}" if key else "")
-        if (pattern, key) in out:
-            raise ValueError(f"policy rule {where} is given twice")
-        if key in _WHOLE_FUNCTION:
-            raise ValueError(
-                f"policy rule {where}: {key} applies to the whole function (cotangents are rounded at every "
-                f"site of jax.grad(emulate(f))); give it as a plain {key}= item"
-            )
-        try:
-            out[pattern, key] = _rule_value(key, value)
-        except (ValueError, TypeError) as err:
-            raise type(err)(f"policy rule {where}: {err}") from None
-    return tuple((p, k, v) for (p, k), v in out.items())
 
 
 def _rule_value(key: str, value):

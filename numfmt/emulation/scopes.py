@@ -35,7 +35,17 @@ import re
 from fnmatch import fnmatchcase
 from typing import NamedTuple
 
-__all__ = ["RECORD", "Applied", "canonical_pattern", "check_matched", "matches", "rule_key", "scope_names"]
+__all__ = [
+    "RECORD",
+    "Applied",
+    "canonical_pattern",
+    "check_matched",
+    "explain",
+    "matches",
+    "normalise",
+    "rule_key",
+    "scope_names",
+]
 
 
 class Applied(NamedTuple):
@@ -95,6 +105,61 @@ def rule_key(key: str):
             f"(e.g. scope({pattern}).matmul_in=float8_e4m3fn), not {tail!r}"
         )
     return canonical_pattern(pattern), sub
+
+
+def normalise(scopes, whole_function, value_of) -> tuple:
+    """Scope rules as given (triples, or a dict ``{pattern: site or {key: value}}``) -> checked triples.
+
+    ``value_of(key, value)`` checks and normalises one value (the policy's own
+    checks); keys in ``whole_function`` are refused.
+    """
+    if isinstance(scopes, dict):
+        scopes = [(p, *kv) for p, v in scopes.items() for kv in (v.items() if isinstance(v, dict) else [("", v)])]
+    if not isinstance(scopes, (tuple, list)) or not all(isinstance(r, (tuple, list)) and len(r) == 3 for r in scopes):
+        raise TypeError(
+            f"scopes must be (pattern, key, value) triples or a dict {{pattern: format or {{key: value}}}}, "
+            f"got {scopes!r}"
+        )
+    out: dict = {}
+    for pattern, key, value in scopes:
+        pattern = canonical_pattern(pattern)
+        if not isinstance(key, str):
+            raise TypeError(f"scope({pattern}): keys are strings, got {key!r}")
+        key = key.strip().lower()
+        where = f"scope({pattern})" + (f".{key}" if key else "")
+        if (pattern, key) in out:
+            raise ValueError(f"policy rule {where} is given twice")
+        if key in whole_function:
+            raise ValueError(
+                f"policy rule {where}: {key} applies to the whole function (cotangents are rounded at every "
+                f"site of jax.grad(emulate(f))); give it as a plain {key}= item"
+            )
+        try:
+            out[pattern, key] = value_of(key, value)
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"policy rule {where}: {err}") from None
+    return tuple((p, k, v) for (p, k), v in out.items())
+
+
+def explain(emulate, fn, policy, *args, **kwargs) -> list[Applied]:
+    """Which policy each equation of ``fn(*args, **kwargs)`` is emulated under (``emulate(fn, policy).explain``).
+
+    One :class:`Applied` ``(scope, primitive, policy)`` per equation, in
+    evaluation order, nested bodies' equations included (the higher-order
+    equations holding them are not listed). It only traces
+    (``jax.make_jaxpr``): nothing is computed.
+    """
+    import jax  # noqa: PLC0415  # jax only when explain runs
+
+    rows: list = []
+    token = RECORD.set(rows)
+    try:
+        key = {"key": jax.random.key(0)} if policy.is_stochastic else {}
+        fresh = emulate(fn, policy)  # a new function: never a cached trace
+        jax.make_jaxpr(lambda *a: fresh(*a, **kwargs, **key))(*args)
+    finally:
+        RECORD.reset(token)
+    return rows
 
 
 def scope_names(name_stack) -> tuple[str, ...]:
