@@ -95,16 +95,16 @@ def rule_key(key: str):
     close = text.find(")")
     if close < 0:
         raise ValueError(f"policy key {key!r}: scope( has no closing ')'; write scope(PATTERN)=FORMAT")
-    pattern, tail = text[6:close], text[close + 1 :].strip()
+    pattern, tail = canonical_pattern(text[6:close]), text[close + 1 :].strip()
     if not tail:
-        return canonical_pattern(pattern), ""
+        return pattern, ""
     sub = tail[1:].strip().lower()
     if not tail.startswith(".") or not sub:
         raise ValueError(
             f"policy key {key!r}: after scope({pattern}) comes '=FORMAT' (the scope's policy) or '.KEY=VALUE' "
             f"(e.g. scope({pattern}).matmul_in=float8_e4m3fn), not {tail!r}"
         )
-    return canonical_pattern(pattern), sub
+    return pattern, sub
 
 
 def normalise(scopes, whole_function, value_of) -> tuple:
