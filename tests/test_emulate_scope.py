@@ -166,6 +166,7 @@ def _plain_scopes(fn, *args):
 
     Independent of numfmt: works on the name stacks' strings, unwrapping ``jvp(...)``-style wrappers.
     """
+
     def strip(text):
         parts = []
         for part in text.split("/"):
@@ -393,15 +394,21 @@ def test_equinox_mlp_layers_named_with_jax_named_scope():
     def expected(scope):
         if scope.startswith(("layer0", "layer2")):
             return "compute=float32"
-        return "compute=bfloat16,matmul_in=float8_e4m3fn" if scope.startswith("layer1/eqx.nn.Linear") else "compute=bfloat16"
+        return (
+            "compute=bfloat16,matmul_in=float8_e4m3fn"
+            if scope.startswith("layer1/eqx.nn.Linear")
+            else "compute=bfloat16"
+        )
 
     counts = _check_selection(fn, spec, (mlp, x), expected)
     linear = Counter(p for s, p in _plain_scopes(fn, mlp, x) if s.startswith("layer1/eqx.nn.Linear"))
     assert counts["compute=bfloat16,matmul_in=float8_e4m3fn"] == sum(linear.values()) > 0
     assert counts["compute=bfloat16"] > 0  # layer1's relu
     # layers 0 and 2 in float32 and layer 1 in bfloat16 compose as three emulated calls
-    layers = [numfmt.emulate(jax.vmap(lambda x, i=i: _act(mlp, i, x)), p)
-              for i, p in enumerate(["compute=float32", "compute=bfloat16,matmul_in=float8_e4m3fn", "compute=float32"])]
+    layers = [
+        numfmt.emulate(jax.vmap(lambda x, i=i: _act(mlp, i, x)), p)
+        for i, p in enumerate(["compute=float32", "compute=bfloat16,matmul_in=float8_e4m3fn", "compute=float32"])
+    ]
     _assert_same_bits(numfmt.emulate(fn, spec)(mlp, x), layers[2](layers[1](layers[0](x))))
 
 

@@ -19,7 +19,8 @@ static argument). Its string form, in the spirit of jmp, is a list of
               | "scope(" pattern ")." key "=" value  (one key for the scope; any key but grad, grad_rounding)
     group    := "matmul" | "elementwise" | "reductions" | "transcendental"
     site     := format ["@" rounding]
-    pattern  := path ("|" path)*            (paths of glob names: see numfmt.emulation.scopes)
+    pattern  := path ("|" path)*
+    path     := ["/"] glob ("/" glob)*     (fnmatch globs of scope names, or "**": any number of names)
 
 Scope rules (``docs/emulate.md``, "Per-layer policies") select equations by
 the JAX name stack they were traced under (``jax.named_scope``, flax module
@@ -28,6 +29,10 @@ matches it, in the order written, later rules winning: ``scope(P)=SITE``
 replaces everything but ``grad``/``grad_rounding`` by ``compute=SITE`` (its
 rounding, or nearest_even), ``scope(P).KEY=VALUE`` sets that key. E.g.
 ``compute=bfloat16,scope(Dense_0|head)=float32,scope(attention).matmul_in=mxfp8_e4m3``.
+A path matches consecutive scope names anywhere (from the outermost with a
+leading ``/``), and the scope includes everything under it
+(numfmt.emulation.scopes). ``Policy.parse`` also takes a dict of the items,
+``{"compute": "bfloat16", "scope(head)": "float32"}``.
 
 Formats are anything :func:`numfmt.parse` accepts (commas inside parentheses,
 as in ``float(e=5,m=7)``, are part of the format). ``str(policy)`` is the
