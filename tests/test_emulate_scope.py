@@ -54,6 +54,7 @@ def test_separators_spaces_dicts_and_fields_give_one_policy():
         {"compute": "bfloat16", "scope(Dense_0|head)": "float32", "scope(attention).matmul_in": "float8_e4m3fn"},
         Policy("bfloat16", scopes={"Dense_0|head": "float32", "attention": {"matmul_in": "float8_e4m3fn"}}),
         Policy("bfloat16", scopes=[("Dense_0|head", "", "float32"), ("attention", "matmul_in", "float8_e4m3fn")]),
+        "compute=bfloat16,scope(Dense_0|head)=float32@nearest_even,scope(attention).matmul_in=float8_e4m3fn",
     ]
     for form in forms:
         p = Policy.parse(form)
@@ -415,6 +416,28 @@ def test_equinox_mlp_layers_named_with_jax_named_scope():
 def _act(mlp, i, x):
     x = mlp.layers[i](x)
     return jax.nn.relu(x) if i < 2 else x
+
+
+def test_flax_nnx_modules_named_with_jax_named_scope():
+    nnx = pytest.importorskip("flax.nnx")
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.hidden, self.out = nnx.Linear(4, 8, rngs=rngs), nnx.Linear(8, 2, rngs=rngs)
+
+        def __call__(self, x):
+            with jax.named_scope("hidden"):  # nnx records no module names
+                x = jnp.tanh(self.hidden(x))
+            return self.out(x)
+
+    net = Net(nnx.Rngs(0))
+    x = jnp.asarray(np.random.default_rng(6).standard_normal((3, 4)), jnp.float32)
+    fn = lambda x: net(x)  # noqa: E731
+    counts = _check_selection(fn, "compute=bfloat16,scope(hidden)=float32", (x,),
+                              lambda s: "compute=float32" if s == "hidden" else "compute=bfloat16")  # fmt: skip
+    assert counts == {"compute=float32": 4, "compute=bfloat16": 3}  # dot_general reshape add (tanh); the same
+    with pytest.raises(ValueError, match=r"'out' matches no equation.*scopes it has are: hidden"):
+        numfmt.emulate(fn, "compute=bfloat16,scope(out)=float32")(x)
 
 
 # -- the optimizer in its own policy -------------------------------------------------------

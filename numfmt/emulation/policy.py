@@ -374,8 +374,9 @@ class Policy:
 def _rule_value(key: str, value):
     if isinstance(value, tuple) and len(value) == 2 and value[1] is None:  # a site as stored: (format, None)
         value = value[0]
-    if key == "":
-        return _site(value, "compute")
+    if key == "":  # rounding None: nearest_even
+        fmt, rounding = _site(value, "compute")
+        return fmt, None if rounding is Rounding.NEAREST_EVEN else rounding
     if key == "rounding":
         return _rounding(value, key)
     if key == "chunk":
