@@ -300,7 +300,10 @@ def test_stochastic_scopes_draw_their_own_streams():
         return u, v
 
     key = jax.random.key(7)
-    u, v = numfmt.emulate(f, "compute=float32,scope(a|b)=bfloat16@stochastic")(x, key=key)
+    spec = "compute=float32,scope(a|b)=bfloat16@stochastic"
+    rows = numfmt.emulate(f, spec).explain(x)  # explain supplies a key
+    assert [(r.scope, str(r.policy)) for r in rows] == [(s, "compute=bfloat16,rounding=stochastic") for s in "ab"]
+    u, v = numfmt.emulate(f, spec)(x, key=key)
     assert not np.array_equal(_bits(u), _bits(v))  # each site its own stream
     # the same sites, numbered the same, as under the global policy
     _assert_same_bits((u, v), numfmt.emulate(f, "compute=bfloat16,rounding=stochastic")(x, key=key))
