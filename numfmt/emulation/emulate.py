@@ -89,9 +89,9 @@ def emulate(fn, policy):
 
     Raises:
       ValueError: a bad policy; a missing or unexpected key; a format wider than the
-        dtype ``fn`` stores a value in; a ``scope(...)`` rule that selects no equation; ``grad=`` with an ``fn`` that
-        is itself differentiated (``emulate(jax.grad(f))``: write
-        ``jax.grad(emulate(f))``).
+        dtype ``fn`` stores a value in; a ``scope(...)`` rule that selects no
+        equation of ``fn``; ``grad=`` with an ``fn`` that is itself
+        differentiated (``emulate(jax.grad(f))``: write ``jax.grad(emulate(f))``).
       NotImplementedError: ``fn`` uses a primitive emulate does not handle,
         or complex numbers (the message names the primitive).
 
