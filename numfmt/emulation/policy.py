@@ -268,19 +268,7 @@ class Policy:
 
     def _resolve(self, rules) -> Policy:
         """This policy's keys with ``rules`` ((pattern, key, value) triples) applied in order, no scopes."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        fields.pop("scopes")
-        over = {k: (f, r) for k, f, r in fields.pop("overrides")}
-        for _, key, value in rules:
-            if key == "":  # the scope runs under compute=SITE alone (the gradient keys stay)
-                fields = {"compute": value[0], "rounding": value[1] or Rounding.NEAREST_EVEN,
-                          **{k: fields[k] for k in _WHOLE_FUNCTION}}  # fmt: skip
-                over = {}
-            elif key in _KEYS:
-                fields[key] = value
-            else:
-                over[key] = value
-        return Policy(**fields, overrides=tuple((k, *v) for k, v in over.items()))
+        return _scopes.resolve(self, rules, _KEYS, _WHOLE_FUNCTION, Rounding.NEAREST_EVEN)
 
     def site(self, primitive: str):
         """``(format, rounding)`` of a primitive's output: its override, its group's, or the default."""

@@ -29,6 +29,7 @@ Only the standard library here (policy.py imports this without JAX);
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import difflib
 import functools
 import re
@@ -43,6 +44,7 @@ __all__ = [
     "explain",
     "matches",
     "normalise",
+    "resolve",
     "rule_key",
     "scope_names",
 ]
@@ -139,6 +141,28 @@ def normalise(scopes, whole_function, value_of) -> tuple:
         except (ValueError, TypeError) as err:
             raise type(err)(f"policy rule {where}: {err}") from None
     return tuple((p, k, v) for (p, k), v in out.items())
+
+
+def resolve(policy, rules, keys, whole_function, default_rounding):
+    """``policy``'s keys with ``rules`` applied in order, as a policy of the same class without scope rules.
+
+    A rule with key ``""`` (``scope(P)=SITE``) replaces every field but those in
+    ``whole_function`` by ``compute=SITE`` (rounding: SITE's or ``default_rounding``);
+    a key in ``keys`` sets that field; any other key (a group, ``prim.NAME``) sets an override.
+    """
+    fields = {f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)}
+    fields.pop("scopes")
+    over = {k: (f, r) for k, f, r in fields.pop("overrides")}
+    for _, key, value in rules:
+        if key == "":
+            fields = {"compute": value[0], "rounding": value[1] or default_rounding,
+                      **{k: fields[k] for k in whole_function}}  # fmt: skip
+            over = {}
+        elif key in keys:
+            fields[key] = value
+        else:
+            over[key] = value
+    return type(policy)(**fields, overrides=tuple((k, *v) for k, v in over.items()))
 
 
 def explain(emulate, fn, policy, *args, **kwargs) -> list[Applied]:
