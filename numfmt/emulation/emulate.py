@@ -30,6 +30,7 @@ from jax.extend import core as jcore
 
 from numfmt.core.rounding import Rounding
 from numfmt.emulation import primitives as _prims
+from numfmt.emulation import scopes as _scopes
 from numfmt.emulation import sites as _sites
 from numfmt.emulation import windows as _windows
 from numfmt.emulation.accumulate import chunked_dot
@@ -82,12 +83,15 @@ def emulate(fn, policy):
       ``jax.random`` key, required when the policy has a stochastic rounding
       (each rounding site draws from its own stream: the key folded with a
       site id, and with the iteration inside loops) and refused otherwise.
+      Its attribute ``explain(*args, **kwargs)`` lists the policy each
+      equation is evaluated under (``(scope, primitive, policy)`` rows; for
+      checking ``scope(...)`` rules, docs/emulate.md "Per-layer policies").
 
     Raises:
       ValueError: a bad policy; a missing or unexpected key; a format wider than the
-        dtype ``fn`` stores a value in; ``grad=`` with an ``fn`` that
-        is itself differentiated (``emulate(jax.grad(f))``: write
-        ``jax.grad(emulate(f))``).
+        dtype ``fn`` stores a value in; a ``scope(...)`` rule that selects no
+        equation of ``fn``; ``grad=`` with an ``fn`` that is itself
+        differentiated (``emulate(jax.grad(f))``: write ``jax.grad(emulate(f))``).
       NotImplementedError: ``fn`` uses a primitive emulate does not handle,
         or complex numbers (the message names the primitive).
 
@@ -115,6 +119,7 @@ def emulate(fn, policy):
         with jax.enable_x64(user_x64):  # fn sees the user's setting (default dtypes), not ours
             closed = jax.make_jaxpr(flat_fn)(*flat)
         refuse_grad_of_backward(policy, closed.jaxpr)
+        _scopes.check_matched(policy, closed.jaxpr)
         # float64 work where a format needs it (see numfmt.emulation.sites); every
         # result is converted back to the dtype fn gave it.
         with jax.enable_x64(True):
@@ -134,6 +139,7 @@ def emulate(fn, policy):
         out_tree, out_static = out_trees[in_tree, static]
         return jax.tree.unflatten(out_tree, merge(out_static.leaves, outs))
 
+    emulated.explain = functools.partial(_scopes.explain, emulate, fn, policy)
     return emulated
 
 
@@ -221,9 +227,25 @@ def _refuse_complex(eqn):
 
 
 class _Interpreter(ControlFlow):
-    def __init__(self, policy: Policy, user_x64: bool = True):
-        self.policy = policy
+    """Evaluates jaxprs; one instance per scope (``names``), with the policy resolved for it."""
+
+    def __init__(self, policy: Policy, user_x64: bool = True, names: tuple = (), family: dict | None = None):
+        self.root = policy  # with its scope rules
+        self.names = names  # the scope names of the equations evaluated here (bodies: their holder's in front)
+        self.policy = policy.for_scope(names) if policy.scopes else policy
         self.user_x64 = user_x64  # the user's global flag (the interpreter itself runs with x64 on)
+        self._family = {} if family is None else family  # names -> interpreter, shared by all scopes
+
+    def at(self, eqn):
+        """The interpreter for ``eqn``: its policy is the one for its scope names (enclosing bodies' first)."""
+        if not self.root.scopes and _scopes.RECORD.get() is None:
+            return self
+        names = self.names + _scopes.scope_names(eqn.source_info.name_stack)
+        if names == self.names:
+            return self
+        if names not in self._family:
+            self._family[names] = _Interpreter(self.root, self.user_x64, names, self._family)
+        return self._family[names]
 
     # -- values -----------------------------------------------------------
     def run(self, closed, args, sites, known=None):
@@ -236,9 +258,13 @@ class _Interpreter(ControlFlow):
         for var, val, fmt in zip(jaxpr.invars, args, known, strict=True):
             env[var] = (val, fmt)
         cache = {}
+        record = _scopes.RECORD.get()
         for eqn in jaxpr.eqns:
             ins = [(v.val, None) if isinstance(v, jcore.Literal) else env[v] for v in eqn.invars]
-            outs = self.eqn(eqn, ins, sites, cache, [id(v) for v in eqn.invars])
+            interp = self.at(eqn)
+            if record is not None and eqn.primitive.name not in HIGHER:
+                record.append(_scopes.Applied("/".join(interp.names), eqn.primitive.name, interp.policy))
+            outs = interp.eqn(eqn, ins, sites, cache, [id(v) for v in eqn.invars])
             for var, out in zip(eqn.outvars, outs, strict=True):
                 env[var] = out
         return [(v.val, None) if isinstance(v, jcore.Literal) else env[v] for v in jaxpr.outvars]

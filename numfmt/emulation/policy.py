@@ -1,10 +1,10 @@
 """Emulation policies: which format and rounding each kind of operation uses.
 
 A :class:`Policy` is a frozen, hashable dataclass (it can be a ``jax.jit``
-static argument). Its string form, in the spirit of jmp, is a comma-separated
-list of ``key=value`` items::
+static argument). Its string form, in the spirit of jmp, is a list of
+``key=value`` items separated by ``,`` (or ``;``)::
 
-    policy   := item ("," item)*
+    policy   := item (("," | ";") item)*
     item     := "compute=" format            (required: the default format)
               | "rounding=" rounding         (default nearest_even)
               | "matmul_in=" format          (inputs of dot_general / conv)
@@ -15,13 +15,30 @@ list of ``key=value`` items::
               | "grad_rounding=" rounding
               | group "=" site               (override for a group of primitives)
               | "prim." name "=" site        (override for one primitive, e.g. prim.exp)
+              | "scope(" pattern ")=" site   (the scope's equations run under "compute=" site alone)
+              | "scope(" pattern ")." key "=" value  (one key for the scope; any key but grad, grad_rounding)
     group    := "matmul" | "elementwise" | "reductions" | "transcendental"
     site     := format ["@" rounding]
+    pattern  := path ("|" path)*
+    path     := ["/"] glob ("/" glob)*     (fnmatch globs of scope names, or "**": any number of names)
+
+Scope rules (``docs/emulate.md``, "Per-layer policies") select equations by
+the JAX name stack they were traced under (``jax.named_scope``, flax module
+paths). An equation gets the policy's keys, then each rule whose pattern
+matches it, in the order written, later rules winning: ``scope(P)=SITE``
+replaces everything but ``grad``/``grad_rounding`` by ``compute=SITE`` (its
+rounding, or nearest_even), ``scope(P).KEY=VALUE`` sets that key. E.g.
+``compute=bfloat16,scope(Dense_0|head)=float32,scope(attention).matmul_in=mxfp8_e4m3``.
+A path matches consecutive scope names anywhere (from the outermost with a
+leading ``/``), and the scope includes everything under it
+(numfmt.emulation.scopes). ``Policy.parse`` also takes a dict of the items,
+``{"compute": "bfloat16", "scope(head)": "float32"}``.
 
 Formats are anything :func:`numfmt.parse` accepts (commas inside parentheses,
 as in ``float(e=5,m=7)``, are part of the format). ``str(policy)`` is the
-canonical form: keys in the order above, defaults left out, formats and
-rounding modes by their canonical names; ``Policy.parse(str(p)) == p`` and
+canonical form: keys in the order above (scope rules last, in their order),
+separated by ``,``, defaults left out, formats and rounding modes by their
+canonical names; ``Policy.parse(str(p)) == p`` and
 ``str(Policy.parse(s)) == s`` for every canonical ``s``.
 """
 
@@ -29,10 +46,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 
 from numfmt.core.chop import is_elementwise
 from numfmt.core.names import parse as parse_format
 from numfmt.core.rounding import Rounding
+from numfmt.emulation import scopes as _scopes
 from numfmt.emulation.primitives import GROUPS, TABLE
 from numfmt.float.format import FloatFormat
 
@@ -44,6 +63,7 @@ SITES = frozenset().union(*GROUPS.values())  # the primitives emulate rounds; pr
 _NEED_BITS = (Rounding.STOCHASTIC_A, Rounding.STOCHASTIC_B, Rounding.STOCHASTIC_C)
 _POLICY_ROUNDINGS = [r for r in Rounding if r not in _NEED_BITS]
 _KEYS = ("compute", "rounding", "matmul_in", "accum", "chunk", "out", "grad", "grad_rounding")
+_WHOLE_FUNCTION = ("grad", "grad_rounding")  # keys a scope rule cannot set (cotangent sites are global)
 
 
 def _rounding(value, argname: str) -> Rounding:
@@ -160,6 +180,9 @@ class Policy:
       overrides: ``{key: site}`` with key a group name (``matmul``,
         ``elementwise``, ``reductions``, ``transcendental``) or ``prim.NAME``,
         and site a format, ``"format@rounding"`` or ``(format, rounding)``.
+      scopes: per-scope rules, in order: ``(pattern, key, value)`` triples
+        (key ``""``: the scope runs under ``compute=value`` alone) or a dict
+        ``{pattern: site or {key: value}}``. :meth:`for_scope` resolves them.
 
     Raises:
       ValueError: an unknown key, format or rounding; ``chunk`` without
@@ -184,6 +207,7 @@ class Policy:
     grad: object = None
     grad_rounding: Rounding = Rounding.NEAREST_EVEN
     overrides: tuple = ()
+    scopes: tuple = ()
 
     def __post_init__(self):
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -208,14 +232,43 @@ class Policy:
             key = _check_override_key(key)
             normal[key] = _site(value, key)
         put("overrides", tuple(sorted(((k, *v) for k, v in normal.items()), key=_override_order)))
+        put("scopes", _scopes.normalise(self.scopes, _WHOLE_FUNCTION, _rule_value))
+        patterns = dict.fromkeys(p for p, _, _ in self.scopes)
+        for pattern in [*patterns, None] if patterns else []:
+            try:  # the rules of each pattern, and all rules, must give a valid policy
+                self._resolve([r for r in self.scopes if pattern in (None, r[0])])
+            except (ValueError, TypeError) as err:
+                raise type(err)(f"policy rule scope({pattern or '|'.join(patterns)}): {err}") from None
 
     @property
     def is_stochastic(self) -> bool:
         """True when some rounding of the policy is stochastic (a key is then needed)."""
         modes = [self.rounding, *(r for _, _, r in self.overrides if r is not None)]
+        modes += [v if k == "rounding" else v[1] for _, k, v in self.scopes if k == "rounding" or isinstance(v, tuple)]
+        modes = [m for m in modes if m is not None]
         if self.grad is not None:
             modes.append(self.grad_rounding)
         return any(r.is_stochastic for r in modes)
+
+    def for_scope(self, names) -> Policy:
+        """The policy without scope rules that equations under the scope ``names`` get.
+
+        Args:
+          names: scope names, a tuple (``("M", "Dense_0")``) or ``"/"``-joined (``"M/Dense_0"``);
+            transformation wrappers such as ``jvp(...)`` are dropped.
+
+        Examples:
+          >>> import numfmt
+          >>> p = numfmt.Policy.parse("compute=bfloat16,scope(Dense_0|head)=float32")
+          >>> str(p.for_scope("Model/Block_1/Dense_0")), str(p.for_scope("Model/Dense_1"))
+          ('compute=float32', 'compute=bfloat16')
+        """
+        names = _scopes.scope_names(names) if isinstance(names, str) else tuple(names)
+        return _for_scope(self, names)
+
+    def _resolve(self, rules) -> Policy:
+        """This policy's keys with ``rules`` ((pattern, key, value) triples) applied in order, no scopes."""
+        return _scopes.resolve(self, rules, _KEYS, _WHOLE_FUNCTION, Rounding.NEAREST_EVEN)
 
     def site(self, primitive: str):
         """``(format, rounding)`` of a primitive's output: its override, its group's, or the default."""
@@ -243,6 +296,11 @@ class Policy:
             parts.append(f"grad_rounding={self.grad_rounding.value}")
         for key, fmt, rounding in self.overrides:
             parts.append(f"{key}={fmt}" + ("" if rounding is None else f"@{rounding.value}"))
+        for pattern, key, value in self.scopes:
+            text = value.value if isinstance(value, Rounding) else value
+            if isinstance(value, tuple):
+                text = f"{value[0]}" + ("" if value[1] is None else f"@{value[1].value}")
+            parts.append(f"scope({pattern})" + (f".{key}" if key else "") + f"={text}")
         return ",".join(parts)
 
     @classmethod
@@ -261,36 +319,78 @@ class Policy:
         """
         if isinstance(spec, Policy):
             return spec
-        if not isinstance(spec, str):
-            raise TypeError(f"a policy must be a Policy or a string like 'compute=bfloat16', got {spec!r}")
+        if isinstance(spec, dict):
+            items = list(spec.items())
+        elif isinstance(spec, str):
+            items = []
+            for item in _split(spec):
+                key, sep, value = item.partition("=")
+                if not sep or not key.strip() or not value.strip():
+                    raise ValueError(f"in policy {spec!r}: {item!r} is not of the form key=value")
+                items.append((key, value.strip()))
+        else:
+            raise TypeError(
+                f"a policy must be a Policy or a string like 'compute=bfloat16' (or a dict of its items, "
+                f"{{'compute': 'bfloat16'}}), got {spec!r}"
+            )
         fields: dict = {}
         overrides: dict = {}
-        for item in _split(spec):
-            key, sep, value = item.partition("=")
-            key, value = key.strip().lower(), value.strip()
-            if not sep or not key or not value:
-                raise ValueError(f"in policy {spec!r}: {item!r} is not of the form key=value")
-            if key in fields or key in overrides:
+        rules: dict = {}
+        for key, value in items:
+            if not isinstance(key, str):
+                raise TypeError(f"in policy {spec!r}: keys are strings, got {key!r}")
+            rule = _scopes.rule_key(key)
+            key = key.strip().lower()
+            if key in fields or key in overrides or rule in rules:
                 raise ValueError(f"in policy {spec!r}: key {key!r} is given twice")
-            if key == "chunk":
-                if not value.isdigit():
+            if rule is not None:
+                rules[rule] = value
+            elif key == "chunk":
+                if isinstance(value, str) and not value.isdigit():
                     raise ValueError(f"in policy {spec!r}: chunk={value!r} must be a positive integer")
-                fields[key] = int(value)
+                fields[key] = int(value) if isinstance(value, str) else value
             elif key in _KEYS:
                 fields[key] = value
             else:
                 overrides[_check_override_key(key)] = value
         if "compute" not in fields:
             raise ValueError(f"policy {spec!r} has no compute=FORMAT item (the default format); add one")
-        return cls(**fields, overrides=overrides)  # type: ignore[arg-type]  # normalised in __post_init__
+        scopes = tuple((*rule, value) for rule, value in rules.items())
+        return cls(**fields, overrides=overrides, scopes=scopes)  # type: ignore[arg-type]  # normalised in __post_init__
+
+
+def _rule_value(key: str, value):
+    if isinstance(value, tuple) and len(value) == 2 and value[1] is None:  # a site as stored: (format, None)
+        value = value[0]
+    if key == "":  # rounding None: nearest_even
+        fmt, rounding = _site(value, "compute")
+        return fmt, None if rounding is Rounding.NEAREST_EVEN else rounding
+    if key == "rounding":
+        return _rounding(value, key)
+    if key == "chunk":
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"chunk={value!r} must be a positive integer")
+        return value
+    if key in _KEYS:
+        return _format(value, key)
+    return _site(value, _check_override_key(key))
+
+
+@functools.lru_cache(maxsize=1024)
+def _for_scope(policy: Policy, names: tuple) -> Policy:
+    return policy._resolve([r for r in policy.scopes if _scopes.matches(r[0], names)])
 
 
 def _split(spec: str) -> list[str]:
-    """Split on commas outside parentheses."""
+    """Split on commas and semicolons outside parentheses."""
     items, depth, start = [], 0, 0
     for i, ch in enumerate(spec):
         depth += {"(": 1, ")": -1}.get(ch, 0)
-        if ch == "," and depth == 0:
+        if depth < 0:
+            break
+        if ch in ",;" and depth == 0:
             items.append(spec[start:i])
             start = i + 1
     items.append(spec[start:])
