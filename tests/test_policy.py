@@ -17,6 +17,8 @@ CANONICAL = [
     "compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,out=bfloat16",
     "compute=float16,rounding=stochastic,matmul_in=float8_e5m2,accum=float16,chunk=32,out=float16",
     "compute=bfloat16,grad=float8_e5m2,grad_rounding=stochastic",
+    "compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,out=bfloat16,bwd.matmul_in=float8_e5m2",
+    "compute=bfloat16,grad=float16,bwd.accum=float32,bwd.chunk=8,bwd.elementwise=float32@toward_zero,bwd.prim.exp=float16",
     "compute=float(e=6,m=5),matmul=float8_e4m3fn,elementwise=float16@toward_zero,prim.exp=float32",
     "compute=binary8p3se,reductions=float32,transcendental=bfloat16@stochastic_equal",
     "compute=bfloat16,matmul_in=mxfp8_e4m3,out=bfloat16,prim.add_any=float32,prim.dot_general=float16@toward_zero",
@@ -43,14 +45,25 @@ MODES = st.sampled_from([r for r in Rounding if r.value not in ("stochastic_a", 
         st.sampled_from(["matmul", "elementwise", "reductions", "transcendental", "prim.exp", "prim.tanh"]),
         st.tuples(FORMATS, st.none() | MODES), max_size=4,
     ),
+    bwd=st.dictionaries(
+        st.sampled_from(["matmul_in", "out", "matmul", "elementwise", "prim.exp"]), st.tuples(FORMATS, st.none() | MODES),
+        max_size=3,
+    ),
 )  # fmt: skip
-def test_random_policies_round_trip(compute, rounding, matmul_in, accum, chunk, out, grad, grad_rounding, overrides):
+def test_random_policies_round_trip(
+    compute, rounding, matmul_in, accum, chunk, out, grad, grad_rounding, overrides, bwd
+):  # fmt: skip
     p = Policy(
-        compute, rounding, matmul_in, accum, chunk if accum else None, out, grad, grad_rounding,
+        compute, rounding, matmul_in, accum, chunk if accum else None, out, grad,
+        grad_rounding if grad is not None else Rounding.NEAREST_EVEN,
         {k: f if r is None else (f, r) for k, (f, r) in overrides.items()},
+        bwd={k: f if r is None or k in ("matmul_in", "out") else (f, r) for k, (f, r) in bwd.items()},
     )  # fmt: skip
     assert Policy.parse(str(p)) == p
     assert str(Policy.parse(str(p))) == str(p)
+    back = p.backward()
+    assert back.grad is None and not back.bwd and back.backward() == back
+    assert back.compute == (p.compute if grad is None else p.grad)
 
 
 def test_site_resolution_order():
@@ -69,8 +82,10 @@ def test_is_stochastic():
     assert Policy.parse("compute=bfloat16,rounding=sr").is_stochastic
     assert Policy.parse("compute=bfloat16,exp=float16@stochastic".replace("exp", "prim.exp")).is_stochastic
     assert Policy.parse("compute=bfloat16,grad=float8_e5m2,grad_rounding=stochastic").is_stochastic
-    # a stochastic gradient rounding without a gradient format rounds nothing
-    assert not Policy(numfmt.bfloat16, grad_rounding="stochastic").is_stochastic
+    assert Policy.parse("compute=bfloat16,bwd.elementwise=float16@stochastic").is_stochastic
+    # a gradient rounding without a gradient format would round nothing: refused
+    with pytest.raises(ValueError, match="grad_rounding=stochastic needs grad=FORMAT"):
+        Policy(numfmt.bfloat16, grad_rounding="stochastic")
 
 
 def test_policy_is_a_static_jit_argument():

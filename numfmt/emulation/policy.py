@@ -11,12 +11,14 @@ static argument). Its string form, in the spirit of jmp, is a list of
               | "accum=" format              (matmul accumulator)
               | "chunk=" N                   (terms summed exactly per accumulator rounding; needs accum)
               | "out=" format                (matmul / conv output)
-              | "grad=" format               (cotangent format under jax.grad)
-              | "grad_rounding=" rounding
+              | "grad=" format               (default format of the derivative arithmetic)
+              | "grad_rounding=" rounding    (its rounding; needs grad)
+              | "bwd." key "=" value         (matmul_in, accum, chunk, out, a group or prim.NAME of
+                                              the derivative arithmetic; numfmt.emulation.backward)
               | group "=" site               (override for a group of primitives)
               | "prim." name "=" site        (override for one primitive, e.g. prim.exp)
               | "scope(" pattern ")=" site   (the scope's equations run under "compute=" site alone)
-              | "scope(" pattern ")." key "=" value  (one key for the scope; any key but grad, grad_rounding)
+              | "scope(" pattern ")." key "=" value  (one key for the scope; not grad, grad_rounding, bwd.)
     group    := "matmul" | "elementwise" | "reductions" | "transcendental"
     site     := format ["@" rounding]
     pattern  := path ("|" path)*
@@ -26,7 +28,7 @@ Scope rules (``docs/emulate.md``, "Per-layer policies") select equations by
 the JAX name stack they were traced under (``jax.named_scope``, flax module
 paths). An equation gets the policy's keys, then each rule whose pattern
 matches it, in the order written, later rules winning: ``scope(P)=SITE``
-replaces everything but ``grad``/``grad_rounding`` by ``compute=SITE`` (its
+replaces everything but ``grad``/``grad_rounding``/``bwd.`` by ``compute=SITE`` (its
 rounding, or nearest_even), ``scope(P).KEY=VALUE`` sets that key. E.g.
 ``compute=bfloat16,scope(Dense_0|head)=float32,scope(attention).matmul_in=mxfp8_e4m3``.
 A path matches consecutive scope names anywhere (from the outermost with a
@@ -51,6 +53,7 @@ import functools
 from numfmt.core.chop import is_elementwise
 from numfmt.core.names import parse as parse_format
 from numfmt.core.rounding import Rounding
+from numfmt.emulation import backward as _backward
 from numfmt.emulation import scopes as _scopes
 from numfmt.emulation.primitives import GROUPS, TABLE
 from numfmt.float.format import FloatFormat
@@ -63,7 +66,7 @@ SITES = frozenset().union(*GROUPS.values())  # the primitives emulate rounds; pr
 _NEED_BITS = (Rounding.STOCHASTIC_A, Rounding.STOCHASTIC_B, Rounding.STOCHASTIC_C)
 _POLICY_ROUNDINGS = [r for r in Rounding if r not in _NEED_BITS]
 _KEYS = ("compute", "rounding", "matmul_in", "accum", "chunk", "out", "grad", "grad_rounding")
-_WHOLE_FUNCTION = ("grad", "grad_rounding")  # keys a scope rule cannot set (cotangent sites are global)
+_WHOLE_FUNCTION = ("grad", "grad_rounding", "bwd")  # keys a scope rule cannot set (the backward pass's)
 
 
 def _rounding(value, argname: str) -> Rounding:
@@ -174,15 +177,20 @@ class Policy:
       chunk: number of products summed exactly before each accumulator
         rounding (default 1 when ``accum`` is set). Needs ``accum``.
       out: format of matmul/conv outputs (default: the matmul group's format).
-      grad: format cotangents are rounded to at every rounding site under
-        ``jax.grad`` (default: cotangents are not rounded).
-      grad_rounding: rounding of cotangents.
+      grad: default format of the derivative arithmetic (the backward pass
+        of ``jax.grad``/``vjp``, the tangents of ``jvp``; default: the
+        forward policy's ``compute``). See :meth:`backward`.
+      grad_rounding: rounding of the derivative arithmetic (needs ``grad``;
+        without ``grad`` the derivative rounds as the forward pass).
       overrides: ``{key: site}`` with key a group name (``matmul``,
         ``elementwise``, ``reductions``, ``transcendental``) or ``prim.NAME``,
         and site a format, ``"format@rounding"`` or ``(format, rounding)``.
       scopes: per-scope rules, in order: ``(pattern, key, value)`` triples
         (key ``""``: the scope runs under ``compute=value`` alone) or a dict
         ``{pattern: site or {key: value}}``. :meth:`for_scope` resolves them.
+      bwd: items of the derivative arithmetic only (``bwd.KEY=VALUE``): a dict
+        ``{key: value}`` with key ``matmul_in``, ``accum``, ``chunk``, ``out``,
+        a group or ``prim.NAME``.
 
     Raises:
       ValueError: an unknown key, format or rounding; ``chunk`` without
@@ -208,6 +216,7 @@ class Policy:
     grad_rounding: Rounding = Rounding.NEAREST_EVEN
     overrides: tuple = ()
     scopes: tuple = ()
+    bwd: tuple = ()
 
     def __post_init__(self):
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -233,6 +242,17 @@ class Policy:
             normal[key] = _site(value, key)
         put("overrides", tuple(sorted(((k, *v) for k, v in normal.items()), key=_override_order)))
         put("scopes", _scopes.normalise(self.scopes, _WHOLE_FUNCTION, _rule_value))
+        put("bwd", _backward.normalise(self.bwd, _bwd_value, lambda k: _override_order((k,))))
+        if self.grad is None and self.grad_rounding is not Rounding.NEAREST_EVEN:
+            raise ValueError(
+                f"grad_rounding={self.grad_rounding.value} needs grad=FORMAT (the derivative arithmetic's "
+                f"format; grad={self.compute} keeps the forward pass's)"
+            )
+        if self.bwd:
+            try:
+                self.backward()
+            except (ValueError, TypeError) as err:
+                raise type(err)(f"policy bwd. items: {err}") from None
         patterns = dict.fromkeys(p for p, _, _ in self.scopes)
         for pattern in [*patterns, None] if patterns else []:
             try:  # the rules of each pattern, and all rules, must give a valid policy
@@ -248,6 +268,7 @@ class Policy:
         modes = [m for m in modes if m is not None]
         if self.grad is not None:
             modes.append(self.grad_rounding)
+        modes += [v[1] for k, v in self.bwd if k not in _backward.FIELDS and v[1] is not None]
         return any(r.is_stochastic for r in modes)
 
     def for_scope(self, names) -> Policy:
@@ -265,6 +286,27 @@ class Policy:
         """
         names = _scopes.scope_names(names) if isinstance(names, str) else tuple(names)
         return _for_scope(self, names)
+
+    def backward(self) -> Policy:
+        """The policy of the derivative arithmetic (without scope rules: apply :meth:`for_scope` first).
+
+        ``compute``/``rounding`` become ``grad``/``grad_rounding`` where
+        ``grad`` is given, then the ``bwd`` items are applied; everything
+        else is the forward policy's. Without ``grad`` and ``bwd`` it is this
+        policy.
+
+        Examples:
+          >>> import numfmt
+          >>> p = numfmt.Policy.parse("compute=bfloat16,matmul_in=float8_e4m3fn,bwd.matmul_in=float8_e5m2")
+          >>> str(p.backward())
+          'compute=bfloat16,matmul_in=float8_e5m2'
+        """
+        if self.grad is None and not self.bwd:
+            return self
+        fields = {k: getattr(self, k) for k in ("compute", "rounding", *_backward.FIELDS)}
+        over = {k: (f, r) for k, f, r in self.overrides}
+        fields, over = _backward.derivative_fields(fields, over, self.grad, self.grad_rounding, self.bwd)
+        return Policy(**fields, overrides=tuple((k, *v) for k, v in over.items()))
 
     def _resolve(self, rules) -> Policy:
         """This policy's keys with ``rules`` ((pattern, key, value) triples) applied in order, no scopes."""
@@ -296,6 +338,10 @@ class Policy:
             parts.append(f"grad_rounding={self.grad_rounding.value}")
         for key, fmt, rounding in self.overrides:
             parts.append(f"{key}={fmt}" + ("" if rounding is None else f"@{rounding.value}"))
+        for key, value in self.bwd:
+            if isinstance(value, tuple):
+                value = f"{value[0]}" + ("" if value[1] is None else f"@{value[1].value}")
+            parts.append(f"bwd.{key}={value}")
         for pattern, key, value in self.scopes:
             text = value.value if isinstance(value, Rounding) else value
             if isinstance(value, tuple):
@@ -336,15 +382,19 @@ class Policy:
         fields: dict = {}
         overrides: dict = {}
         rules: dict = {}
+        bwd: dict = {}
         for key, value in items:
             if not isinstance(key, str):
                 raise TypeError(f"in policy {spec!r}: keys are strings, got {key!r}")
             rule = _scopes.rule_key(key)
             key = key.strip().lower()
-            if key in fields or key in overrides or rule in rules:
+            back = None if rule is not None else _backward.bwd_key(key)
+            if key in fields or key in overrides or rule in rules or back in bwd:
                 raise ValueError(f"in policy {spec!r}: key {key!r} is given twice")
             if rule is not None:
                 rules[rule] = value
+            elif back is not None:
+                bwd[back] = value
             elif key == "chunk":
                 if isinstance(value, str) and not value.isdigit():
                     raise ValueError(f"in policy {spec!r}: chunk={value!r} must be a positive integer")
@@ -356,7 +406,7 @@ class Policy:
         if "compute" not in fields:
             raise ValueError(f"policy {spec!r} has no compute=FORMAT item (the default format); add one")
         scopes = tuple((*rule, value) for rule, value in rules.items())
-        return cls(**fields, overrides=overrides, scopes=scopes)  # type: ignore[arg-type]  # normalised in __post_init__
+        return cls(**fields, overrides=overrides, scopes=scopes, bwd=bwd)  # type: ignore[arg-type]  # normalised in __post_init__
 
 
 def _rule_value(key: str, value):
@@ -375,6 +425,22 @@ def _rule_value(key: str, value):
         return value
     if key in _KEYS:
         return _format(value, key)
+    return _site(value, _check_override_key(key))
+
+
+def _bwd_value(key: str, value):
+    """A ``bwd.KEY`` item's value checked: a matmul field's, or an override's site."""
+    if key in _backward.FIELDS:
+        return _rule_value(key, value)
+    if key not in GROUPS and not key.startswith("prim."):
+        close = difflib.get_close_matches(key, [*_backward.FIELDS, *GROUPS], n=2)
+        hint = f" Did you mean {', '.join('bwd.' + c for c in close)}?" if close else ""
+        raise ValueError(
+            f"unknown key {key!r}; bwd. takes {', '.join(_backward.FIELDS)}, a group ({', '.join(GROUPS)}) "
+            f"or prim.NAME.{hint}"
+        )
+    if isinstance(value, tuple) and len(value) == 2 and value[1] is None:  # a site as stored: (format, None)
+        value = value[0]
     return _site(value, _check_override_key(key))
 
 
