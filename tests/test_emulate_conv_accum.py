@@ -208,7 +208,7 @@ def test_stochastic_accumulator_reproducible_with_a_key(jit):
     assert len(set(first.ravel())) > 1  # output elements get different random bits
 
 
-def test_jit_equals_eager_and_grad_is_straight_through():
+def test_jit_equals_eager_and_the_gradient_is_emulated_in_both_orders():
     rng = np.random.default_rng(3)
     x = chop(rng.standard_normal((2, 4, 6, 6)), "e4m3fn").astype(np.float32)
     w = chop(rng.standard_normal((6, 2, 3, 3)), "e4m3fn").astype(np.float32)
@@ -217,13 +217,17 @@ def test_jit_equals_eager_and_grad_is_straight_through():
     g = numfmt.emulate(f, policy)
     np.testing.assert_array_equal(np.asarray(jax.jit(g)(x, w)), np.asarray(g(x, w)))
     cot = chop(rng.standard_normal((2, 6, 6, 6)), "e4m3fn").astype(np.float32)
-    loss = lambda f: lambda x, w: jnp.sum(f(x, w) * cot)  # noqa: E731
-    got = jax.jit(jax.grad(loss(g), argnums=(0, 1)))(x, w)
+    loss = lambda x, w: jnp.sum(f(x, w) * cot)  # noqa: E731
+    # the weight gradient of a grouped convolution is a convolution with batch_group_count=2
+    got = jax.jit(jax.grad(numfmt.emulate(loss, policy), argnums=(0, 1)))(x, w)
+    inner = jax.jit(numfmt.emulate(jax.grad(loss, argnums=(0, 1)), policy))(x, w)
+    for a, b in zip(got, inner, strict=True):
+        np.testing.assert_array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32))
     x64, w64, cot64 = (a.astype(np.float64) for a in (x, w, cot))
-    ref = lambda x, w: jnp.sum(f(x, w) * cot64)  # noqa: E731
-    want = jax.grad(ref, argnums=(0, 1))(x64, w64)  # all products exact, sums of a few small terms exact
-    for a, b in zip(got, want, strict=True):
-        np.testing.assert_array_equal(np.asarray(a, np.float64), np.asarray(b))
+    want = jax.grad(lambda x, w: jnp.sum(f(x, w) * cot64), argnums=(0, 1))(x64, w64)
+    for a, b in zip(got, want, strict=True):  # bfloat16 accumulation of e4m3 products: close, not equal
+        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b), rtol=0.05, atol=0.5)
+        assert np.any(np.asarray(a, np.float64) != np.asarray(b))
 
 
 def test_preferred_element_type_gives_the_output_dtype():
