@@ -97,8 +97,8 @@ def train(step, params, opt_state):
 # Convolution, ReLU and average pooling, then two dense layers: the shape of
 # the flax MNIST example, scaled down. The loss takes the parameters and a
 # batch; `numfmt.emulate(loss, policy)` is a function with the same
-# signature, and `jax.value_and_grad` differentiates it (every rounding is
-# straight-through). Adam's state and update stay outside `emulate`, in
+# signature, and `jax.value_and_grad` differentiates it (the backward pass is
+# emulated under the same policy). Adam's state and update stay outside `emulate`, in
 # float32; the forward pass, loss included, is what the policy rounds.
 
 

@@ -293,7 +293,9 @@ def test_backward_policy_resolution():
     assert str(p.backward()) == (
         "compute=float16,matmul_in=float8_e5m2,accum=float32,out=bfloat16,transcendental=float32@toward_zero"
     )
-    head = p.for_scope(("model", "head"))  # a scope rule keeps the whole-function grad= and bwd. items
-    assert str(head) == "compute=float32,grad=float16,bwd.matmul_in=float8_e5m2,bwd.transcendental=float32@toward_zero"
-    assert str(head.backward()) == "compute=float16,matmul_in=float8_e5m2,transcendental=float32@toward_zero"
+    head = p.for_scope(("model", "head"))  # scope(P)=SITE: the scope's forward and backward pass
+    assert str(head) == "compute=float32" and head.backward() == head
+    q = numfmt.Policy.parse("compute=bfloat16,grad=float16,bwd.matmul_in=float8_e5m2,scope(head).compute=float32")
+    assert str(q.for_scope("head")) == "compute=float32,grad=float16,bwd.matmul_in=float8_e5m2"
+    assert str(q.for_scope("head").backward()) == "compute=float16,matmul_in=float8_e5m2"
     assert p.is_stochastic and not numfmt.Policy.parse("compute=bfloat16,grad=float16").is_stochastic

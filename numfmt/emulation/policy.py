@@ -28,8 +28,9 @@ Scope rules (``docs/emulate.md``, "Per-layer policies") select equations by
 the JAX name stack they were traced under (``jax.named_scope``, flax module
 paths). An equation gets the policy's keys, then each rule whose pattern
 matches it, in the order written, later rules winning: ``scope(P)=SITE``
-replaces everything but ``grad``/``grad_rounding``/``bwd.`` by ``compute=SITE`` (its
-rounding, or nearest_even), ``scope(P).KEY=VALUE`` sets that key. E.g.
+replaces everything by ``compute=SITE`` (its rounding, or nearest_even), the
+backward pass's items included, ``scope(P).KEY=VALUE`` sets that key (and
+keeps ``grad``/``grad_rounding``/``bwd.``, which a rule cannot set). E.g.
 ``compute=bfloat16,scope(Dense_0|head)=float32,scope(attention).matmul_in=mxfp8_e4m3``.
 A path matches consecutive scope names anywhere (from the outermost with a
 leading ``/``), and the scope includes everything under it
@@ -310,7 +311,7 @@ class Policy:
 
     def _resolve(self, rules) -> Policy:
         """This policy's keys with ``rules`` ((pattern, key, value) triples) applied in order, no scopes."""
-        return _scopes.resolve(self, rules, _KEYS, _WHOLE_FUNCTION, Rounding.NEAREST_EVEN)
+        return _scopes.resolve(self, rules, _KEYS, (), Rounding.NEAREST_EVEN)  # scope(P)=SITE: forward and backward
 
     def site(self, primitive: str):
         """``(format, rounding)`` of a primitive's output: its override, its group's, or the default."""
