@@ -29,6 +29,7 @@ from jax import lax
 from numfmt.core import xp as _xp
 from numfmt.core.random import derive_words
 from numfmt.core.rounding import Rounding
+from numfmt.emulation.float32_accum import fast_dot, sums_dtype
 from numfmt.emulation.sums import add_to_odd, all_terms_plus_zero, is_plus_zero, needs_odd, toward_negative_zero
 
 __all__ = ["chunked_dot"]
@@ -43,7 +44,7 @@ def _to_bmk(x, batch, contract):
     return x.reshape(math.prod(x.shape[: len(batch)]), math.prod(free_shape), k), free_shape
 
 
-def chunked_dot(lhs, rhs, dimension_numbers, chunk: int, round_acc, key=None, rounding=None):
+def chunked_dot(lhs, rhs, dimension_numbers, chunk: int, round_acc, key=None, rounding=None, formats=None):
     """``dot_general(lhs, rhs)`` accumulated in chunks, rounding after each.
 
     Args:
@@ -58,6 +59,9 @@ def chunked_dot(lhs, rhs, dimension_numbers, chunk: int, round_acc, key=None, ro
       rounding: the rounding ``round_acc`` applies (None: round to nearest):
         each step's sum is rounded to odd for the modes that need it, and
         an exact zero gets that mode's sign.
+      formats: None, or ``(input format, accumulator format)``: with them a
+        float32 accumulator in round to nearest even takes the float32 fast
+        path where it is exact (:mod:`numfmt.emulation.float32_accum`).
 
     Returns:
       The result in ``dot_general``'s output layout (batch, lhs free, rhs free).
@@ -68,6 +72,13 @@ def chunked_dot(lhs, rhs, dimension_numbers, chunk: int, round_acc, key=None, ro
     batch_shape = [lhs.shape[d] for d in lb]
     k = a.shape[-1]
     steps = max(1, -(-k // chunk))
+    fast = None if formats is None else sums_dtype(*formats, rounding, chunk, k)
+    if fast is not None:
+        acc = fast_dot(a, b, chunk, fast)
+        # the accumulator's rounding site (as of the last step): the identity on float32 values; under a
+        # policy's grad= it rounds the cotangent, as the general path's sites do
+        acc = round_acc(acc, None if key is None else derive_words(_xp.jax_namespace(), key, steps - 1))
+        return acc.reshape(*batch_shape, *lfree, *rfree)
     pad = steps * chunk - k
     if pad:
         a = jnp.pad(a, ((0, 0), (0, 0), (0, pad)))

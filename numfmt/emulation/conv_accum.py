@@ -54,7 +54,7 @@ def _patches(x, kernel, params):
     return jnp.transpose(x, perm), out_shape
 
 
-def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=None):
+def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=None, formats=None):
     """``conv_general_dilated(lhs, rhs, **params)`` accumulated in chunks, rounding after each.
 
     Args:
@@ -68,6 +68,7 @@ def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=Non
       key: None, or four seed words for stochastic accumulator rounding.
       rounding: the accumulator's rounding, for the sum of each step (see
         :func:`numfmt.emulation.accumulate.chunked_dot`); None: round to nearest.
+      formats: None, or ``(input format, accumulator format)`` (the float32 fast path, as for chunked_dot).
 
     Returns:
       The convolution in the layout of ``params["dimension_numbers"].out_spec``,
@@ -97,7 +98,8 @@ def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=Non
     a = jnp.transpose(x, (2, 0, 1, 3)).reshape(groups, n * math.prod(out_shape), taps * (c // groups))
     w = jnp.moveaxis(w, 1, -1)  # (O, kernel..., C / groups): taps outer, channels inner
     b = w.reshape(groups, o // groups, taps * (c // groups))
-    out = chunked_dot(a, b, (((2,), (2,)), ((0,), (0,))), chunk, round_acc, key, rounding)  # (G, N * out, O / G)
+    dims = (((2,), (2,)), ((0,), (0,)))
+    out = chunked_dot(a, b, dims, chunk, round_acc, key, rounding, formats)  # (G, N * out, O / G)
     out = out.reshape(groups, n, *out_shape, o // groups)
     out = jnp.moveaxis(out, 0, -2).reshape(n, *out_shape, o)  # feature = g * (O / G) + j
     out = jnp.moveaxis(out, -1, 1)  # canonical (N, O, out...)

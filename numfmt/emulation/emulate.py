@@ -395,9 +395,10 @@ class _Interpreter(ControlFlow):
             step_key = sites.next_words()  # None for a deterministic policy
             round_acc = lambda acc, k: sites.child(k).round(acc, accum, rounding)  # noqa: E731
             if name == "dot_general":
-                out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key, rounding)
+                out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key, rounding,
+                                  formats=(fin, accum))  # fmt: skip
             else:
-                out = chunked_conv(*args, eqn.params, chunk, round_acc, step_key, rounding)
+                out = chunked_conv(*args, eqn.params, chunk, round_acc, step_key, rounding, (fin, accum))
         return [(sites.round(out, fout, rounding), fout)]
 
     def _blocked_input(self, eqn, pos, value, ident, fin, work, rounding, sites, cache):
