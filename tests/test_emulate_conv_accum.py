@@ -8,6 +8,8 @@ chunk with NumPy's float16 or ``chop``.
 
 import itertools
 import math
+import pathlib
+import sys
 from fractions import Fraction
 
 import jax
@@ -18,11 +20,20 @@ import pytest
 import numfmt
 from numfmt import chop
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # pytest runs with --import-mode=importlib
+from accum_reference import accumulate  # noqa: E402
+
 
 def round_to(value, fmt):
     if fmt == "float16":  # NumPy's float64 -> float16 conversion is correctly rounded
         return float(np.float16(value))
     return float(chop(np.float64(value), fmt))
+
+
+def exact_float(value):
+    """A Fraction as a float, checked to be exact (one rounding follows, into the accumulator)."""
+    assert float(value) == value
+    return float(value)
 
 
 def chunk_sum(acc, terms):
@@ -34,8 +45,12 @@ def chunk_sum(acc, terms):
     return sum(terms, acc)  # inf and NaN propagate as in IEEE arithmetic
 
 
-def reference_conv(x, w, params, out_shape, chunk, accum):
-    """Canonical x (N, C, *S), w (O, C/G, *k), float64 values of the input format -> (N, O, *out)."""
+def reference_conv(x, w, params, out_shape, chunk, accum, promote=None):
+    """Canonical x (N, C, *S), w (O, C/G, *k), float64 values of the input format -> (N, O, *out).
+
+    With ``promote``, each group of ``promote`` terms is accumulated from +0 and added into a float32
+    accumulator (tests/accum_reference.py).
+    """
     batch, _, *size = x.shape
     o_count, per_group, *kernel = w.shape
     per_out = o_count // params["feature_group_count"]
@@ -56,6 +71,9 @@ def reference_conv(x, w, params, out_shape, chunk, accum):
                     coords.append(p // d)
                 value = x[(b, group * per_group + c, *coords)] if len(coords) == len(size) else 0.0
                 terms.append(float(value) * float(w[(o, c, *tap)]))
+        if promote is not None:
+            out[index] = accumulate(terms, chunk, lambda v: round_to(exact_float(v), accum), promote)
+            continue
         acc = 0.0
         for start in range(0, max(len(terms), 1), chunk):
             acc = round_to(chunk_sum(acc, terms[start : start + chunk]), accum)

@@ -54,7 +54,8 @@ def _patches(x, kernel, params):
     return jnp.transpose(x, perm), out_shape
 
 
-def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=None, formats=None):
+def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=None, formats=None, promote=None,
+                 round_outer=None):  # fmt: skip
     """``conv_general_dilated(lhs, rhs, **params)`` accumulated in chunks, rounding after each.
 
     Args:
@@ -69,6 +70,8 @@ def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=Non
       rounding: the accumulator's rounding, for the sum of each step (see
         :func:`numfmt.emulation.accumulate.chunked_dot`); None: round to nearest.
       formats: None, or ``(input format, accumulator format)`` (the float32 fast path, as for chunked_dot).
+      promote, round_outer: promotion into a float32 accumulator every
+        ``promote`` terms (in the K order above), as for chunked_dot.
 
     Returns:
       The convolution in the layout of ``params["dimension_numbers"].out_spec``,
@@ -99,7 +102,7 @@ def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=Non
     w = jnp.moveaxis(w, 1, -1)  # (O, kernel..., C / groups): taps outer, channels inner
     b = w.reshape(groups, o // groups, taps * (c // groups))
     dims = (((2,), (2,)), ((0,), (0,)))
-    out = chunked_dot(a, b, dims, chunk, round_acc, key, rounding, formats)  # (G, N * out, O / G)
+    out = chunked_dot(a, b, dims, chunk, round_acc, key, rounding, formats, promote, round_outer)  # (G, N*out, O/G)
     out = out.reshape(groups, n, *out_shape, o // groups)
     out = jnp.moveaxis(out, 0, -2).reshape(n, *out_shape, o)  # feature = g * (O / G) + j
     out = jnp.moveaxis(out, -1, 1)  # canonical (N, O, out...)

@@ -53,7 +53,7 @@ from numfmt.core.names import parse
 from numfmt.core.rounding import Rounding
 from numfmt.float.format import FloatFormat
 
-__all__ = ["UNROLL", "fast_dot", "sums_dtype"]
+__all__ = ["UNROLL", "fast_dot", "promotion_groups", "sums_dtype"]
 
 UNROLL = 16  # rank-1 updates per loop iteration: fewer loop trips and acc reads (XLA fuses them into one loop)
 _FLOAT32 = parse("float32")
@@ -81,6 +81,13 @@ def sums_dtype(fin, accum, rounding, chunk: int, k: int):
     if 2 * max(k, chunk) * ratio < 2**53:
         return jnp.float64
     return None
+
+
+def promotion_groups(x, groups: int, size: int):
+    """(B, F, K) -> (G * B, F, size): the contraction cut into ``groups`` groups (zero padded), group-major."""
+    batch, free, k = x.shape
+    x = jnp.pad(x, ((0, 0), (0, 0), (0, groups * size - k))).reshape(batch, free, groups, size)
+    return jnp.moveaxis(x, 2, 0).reshape(groups * batch, free, size)
 
 
 def _blocks(x, steps, size):
@@ -134,21 +141,28 @@ def _dot_chain(a, b, chunk, dtype):
     return lax.scan(step, jnp.zeros(parts.shape[1:], jnp.float32), parts)[0]
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def fast_dot(a, b, chunk: int, dtype):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def fast_dot(a, b, chunk: int, dtype, promote=None):
     """The chunked float32 accumulation of ``a (B, M, K)`` and ``b (B, N, K)`` (float64 values of a format
-    :func:`sums_dtype` accepts), returned in their dtype."""
+    :func:`sums_dtype` accepts), returned in their dtype; with ``promote``, group by group, each group's
+    sum added into a float32 outer accumulator (float32 addition: round to nearest even)."""
     a32, b32 = a.astype(jnp.float32), b.astype(jnp.float32)  # exact: values of the input format
     chain = _elementwise_chain if chunk <= UNROLL else _dot_chain
-    acc = chain(a32, b32, chunk, dtype)
+    if promote is None:
+        acc = chain(a32, b32, chunk, dtype)
+    else:
+        groups, batch = max(1, -(-a.shape[-1] // promote)), a.shape[0]
+        a32, b32 = promotion_groups(a32, groups, promote), promotion_groups(b32, groups, promote)
+        inner = chain(a32, b32, chunk, dtype).reshape(groups, batch, a.shape[1], b.shape[1])
+        acc = lax.scan(lambda outer, part: (outer + part, None), jnp.zeros(inner.shape[1:], jnp.float32), inner)[0]
     # an exact zero is +0 (XLA may fold the first `+0 + x` to x, which would keep a -0 product's sign)
     acc = jnp.where(acc == 0, jnp.float32(0), jnp.where(jnp.isnan(acc), jnp.float32(jnp.nan), acc))
     return acc.astype(a.dtype)
 
 
 @fast_dot.defjvp
-def _fast_dot_jvp(chunk, dtype, primals, tangents):
+def _fast_dot_jvp(chunk, dtype, promote, primals, tangents):
     a, b = primals
     ta, tb = tangents
-    out = fast_dot(a, b, chunk, dtype)
+    out = fast_dot(a, b, chunk, dtype, promote)
     return out, lax.dot_general(ta, b, _DIMS) + lax.dot_general(a, tb, _DIMS)

@@ -10,6 +10,7 @@ static argument). Its string form, in the spirit of jmp, is a list of
               | "matmul_in=" format          (inputs of dot_general / conv)
               | "accum=" format              (matmul accumulator)
               | "chunk=" N                   (terms summed exactly per accumulator rounding; needs accum)
+              | "promote=" N                 (products per promotion into a float32 accumulator; needs accum)
               | "out=" format                (matmul / conv output)
               | "grad=" format               (cotangent format under jax.grad)
               | "grad_rounding=" rounding
@@ -48,72 +49,22 @@ import dataclasses
 import difflib
 import functools
 
-from numfmt.core.chop import is_elementwise
-from numfmt.core.names import parse as parse_format
 from numfmt.core.rounding import Rounding
 from numfmt.emulation import scopes as _scopes
+from numfmt.emulation.policy_items import count as _count
+from numfmt.emulation.policy_items import policy_format as _format
+from numfmt.emulation.policy_items import policy_rounding as _rounding
+from numfmt.emulation.policy_items import site as _site
 from numfmt.emulation.primitives import GROUPS, TABLE
-from numfmt.float.format import FloatFormat
 
 __all__ = ["GROUPS", "SITES", "Policy"]
 
 # Primitive groups: the rounded kinds of the classification table (numfmt.emulation.primitives).
 _GROUP_OF = {prim: group for group, prims in GROUPS.items() for prim in prims}
 SITES = frozenset().union(*GROUPS.values())  # the primitives emulate rounds; prim.NAME overrides name one
-_NEED_BITS = (Rounding.STOCHASTIC_A, Rounding.STOCHASTIC_B, Rounding.STOCHASTIC_C)
-_POLICY_ROUNDINGS = [r for r in Rounding if r not in _NEED_BITS]
-_KEYS = ("compute", "rounding", "matmul_in", "accum", "chunk", "out", "grad", "grad_rounding")
+_KEYS = ("compute", "rounding", "matmul_in", "accum", "chunk", "promote", "out", "grad", "grad_rounding")
+_COUNT_KEYS = ("chunk", "promote")
 _WHOLE_FUNCTION = ("grad", "grad_rounding")  # keys a scope rule cannot set (cotangent sites are global)
-
-
-def _rounding(value, argname: str) -> Rounding:
-    rounding = Rounding.parse(value)
-    if rounding not in _POLICY_ROUNDINGS:
-        raise ValueError(
-            f"{argname}={rounding.value!r} needs a random_bits count, which policies do not take; "
-            "use 'stochastic' (exact probabilities) or 'stochastic_equal'"
-        )
-    return rounding
-
-
-def _format(value, argname: str):
-    """``value`` parsed as a format for policy item ``argname``, refused where it cannot work.
-
-    Only ``matmul_in`` takes a block or scaled-integer format (its elements
-    are quantized along the contraction); every other item names the format
-    of elementwise results. A format without zero (float8_e8m0fnu) or without
-    a sign would turn zeros or negative values into NaN at every site.
-    """
-    try:
-        fmt = parse_format(value)
-    except (ValueError, TypeError) as err:
-        raise type(err)(f"policy {argname}: {err}") from None
-    if argname != "matmul_in" and not is_elementwise(fmt):
-        raise ValueError(
-            f"policy {argname}={fmt}: {type(fmt).__name__} {fmt} is a block/scaled format, which only "
-            "matmul_in= takes (its blocks run along the contraction); an accumulator, output, gradient or "
-            "operation result is rounded element by element: use an elementwise format such as float32, "
-            "bfloat16 or float8_e4m3fn here"
-        )
-    if isinstance(fmt, FloatFormat) and not (fmt.signed and fmt.has_zero):
-        lost = "every zero" if not fmt.has_zero else "every negative value"
-        raise ValueError(
-            f"policy {argname}={fmt}: {fmt} has no {'zero' if not fmt.has_zero else 'sign'}, so rounding "
-            f"results to it turns {lost} into NaN; use a signed format with zero (e.g. float8_e4m3fn, bfloat16)"
-        )
-    return fmt
-
-
-def _site(value, key: str):
-    """``format``, ``"format@rounding"`` or ``(format, rounding)`` -> (format, rounding | None)."""
-    if isinstance(value, tuple):
-        if len(value) != 2:
-            raise ValueError(f"override {key}={value!r}: a tuple must be (format, rounding)")
-        return _format(value[0], key), _rounding(value[1], key)
-    if isinstance(value, str) and "@" in value:
-        fmt, _, rounding = value.rpartition("@")
-        return _format(fmt, key), _rounding(rounding, key)
-    return _format(value, key), None
 
 
 def _check_override_key(key) -> str:
@@ -173,6 +124,11 @@ class Policy:
         product is XLA's dot in the work dtype, rounded once to ``out``).
       chunk: number of products summed exactly before each accumulator
         rounding (default 1 when ``accum`` is set). Needs ``accum``.
+      promote: every ``promote`` products the accumulator (``accum``, with
+        its ``chunk``) is added into a float32 accumulator (round to nearest
+        even) and restarts from +0, as FP8 GEMMs on Hopper GPUs promote the
+        tensor core's partial sums into float32 registers (default: no
+        promotion). Needs ``accum``; a multiple of ``chunk``.
       out: format of matmul/conv outputs (default: the matmul group's format).
       grad: format cotangents are rounded to at every rounding site under
         ``jax.grad`` (default: cotangents are not rounded).
@@ -185,8 +141,9 @@ class Policy:
         ``{pattern: site or {key: value}}``. :meth:`for_scope` resolves them.
 
     Raises:
-      ValueError: an unknown key, format or rounding; ``chunk`` without
-        ``accum`` or not a positive int; a rounding that needs random_bits.
+      ValueError: an unknown key, format or rounding; ``chunk`` or
+        ``promote`` without ``accum`` or not a positive int; ``promote`` not a
+        multiple of ``chunk``; a rounding that needs random_bits.
       TypeError: arguments of the wrong type.
 
     Examples:
@@ -208,6 +165,7 @@ class Policy:
     grad_rounding: Rounding = Rounding.NEAREST_EVEN
     overrides: tuple = ()
     scopes: tuple = ()
+    promote: int | None = None  # last: the positional order of the fields above predates it
 
     def __post_init__(self):
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -217,11 +175,18 @@ class Policy:
         for name in ("matmul_in", "accum", "out", "grad"):
             if getattr(self, name) is not None:
                 put(name, _format(getattr(self, name), name))
-        if self.chunk is not None:
-            if not isinstance(self.chunk, int) or isinstance(self.chunk, bool) or self.chunk < 1:
-                raise ValueError(f"chunk={self.chunk!r} must be a positive int (terms summed exactly)")
-            if self.accum is None:
-                raise ValueError(f"chunk={self.chunk} needs an accumulator format: add accum=FORMAT")
+        for name in _COUNT_KEYS:
+            if getattr(self, name) is not None:
+                put(name, _count(getattr(self, name), name))
+                if self.accum is None:
+                    raise ValueError(f"{name}={getattr(self, name)} needs an accumulator format: add accum=FORMAT")
+        if self.promote is not None and self.promote % (self.chunk or 1):
+            lower = self.promote - self.promote % self.chunk
+            near = f"{lower} or {lower + self.chunk}" if lower else f"{self.chunk}"
+            raise ValueError(
+                f"promote={self.promote} must be a multiple of chunk={self.chunk} (a promotion adds whole chunks); "
+                f"use promote={near}"
+            )
         items = self.overrides.items() if isinstance(self.overrides, dict) else self.overrides
         if not isinstance(items, (tuple, list, type({}.items()))):
             raise TypeError(f"overrides must be a dict {{key: format}}, got {self.overrides!r}")
@@ -289,7 +254,7 @@ class Policy:
         parts = [f"compute={self.compute}"]
         if self.rounding is not Rounding.NEAREST_EVEN:
             parts.append(f"rounding={self.rounding.value}")
-        for name in ("matmul_in", "accum", "chunk", "out", "grad"):
+        for name in ("matmul_in", "accum", *_COUNT_KEYS, "out", "grad"):
             if getattr(self, name) is not None:
                 parts.append(f"{name}={getattr(self, name)}")
         if self.grad_rounding is not Rounding.NEAREST_EVEN:
@@ -345,10 +310,8 @@ class Policy:
                 raise ValueError(f"in policy {spec!r}: key {key!r} is given twice")
             if rule is not None:
                 rules[rule] = value
-            elif key == "chunk":
-                if isinstance(value, str) and not value.isdigit():
-                    raise ValueError(f"in policy {spec!r}: chunk={value!r} must be a positive integer")
-                fields[key] = int(value) if isinstance(value, str) else value
+            elif key in _COUNT_KEYS:
+                fields[key] = _count(value, key)
             elif key in _KEYS:
                 fields[key] = value
             else:
@@ -367,12 +330,8 @@ def _rule_value(key: str, value):
         return fmt, None if rounding is Rounding.NEAREST_EVEN else rounding
     if key == "rounding":
         return _rounding(value, key)
-    if key == "chunk":
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"chunk={value!r} must be a positive integer")
-        return value
+    if key in _COUNT_KEYS:
+        return _count(value, key)
     if key in _KEYS:
         return _format(value, key)
     return _site(value, _check_override_key(key))
