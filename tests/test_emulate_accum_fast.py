@@ -23,7 +23,7 @@ F32 = numfmt.parse("float32")
 
 
 def general_path(monkeypatch):
-    """Make chunked_dot take the general (float64 scan) path."""
+    """Make chunked_dot (and so chunked_conv) take the general (float64 scan) path."""
     monkeypatch.setattr(accumulate_module, "sums_dtype", lambda *args: None)
 
 
@@ -188,3 +188,20 @@ def test_round_f32_reference():
     assert round_f32(Fraction(2) ** -150) == 0.0 and round_f32(Fraction(3, 2**150)) == 2.0**-148  # a tie: even
     assert round_f32(Fraction(5, 2**151)) == 2.0**-149
     assert round_f32(Fraction(2) ** 128) == np.inf and round_f32(-Fraction(2**128 - 2**104)) == -(2.0**128 - 2**104)
+
+
+def test_convolution_gradient_is_that_of_the_unrounded_convolution(monkeypatch):
+    x = chop(RNG.standard_normal((2, 4, 6, 5)), "e4m3fn").astype(np.float32)
+    w = chop(RNG.standard_normal((6, 2, 3, 3)), "e4m3fn").astype(np.float32)
+    cot = chop(RNG.standard_normal((2, 6, 3, 5)), "e4m3fn").astype(np.float32)
+    f = lambda x, w: jax.lax.conv_general_dilated(x, w, (2, 1), "SAME", feature_group_count=2)  # noqa: E731
+    g = numfmt.emulate(f, "compute=float32,matmul_in=float8_e4m3fn,accum=float32,chunk=2")
+    loss = lambda x, w: jnp.sum(g(x, w) * cot)  # noqa: E731
+    got = jax.jit(jax.grad(loss, argnums=(0, 1)))(x, w)
+    x64, w64, cot64 = (v.astype(np.float64) for v in (x, w, cot))
+    want = jax.grad(lambda x, w: jnp.sum(f(x, w) * cot64), argnums=(0, 1))(x64, w64)  # small exact sums
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(bits(a), bits(b))
+    general_path(monkeypatch)  # the general path differentiates through its scan: the same values here
+    for a, b in zip(got, jax.jit(jax.grad(loss, argnums=(0, 1)))(x, w), strict=True):
+        np.testing.assert_array_equal(bits(a), bits(b))

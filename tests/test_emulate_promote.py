@@ -73,7 +73,7 @@ def test_fast_and_general_paths_agree(monkeypatch):
     b = chop(RNG.standard_normal((2, 200, 5)) * 30, "e4m3fn").astype(np.float32)
     f = numfmt.emulate(jnp.matmul, "compute=float32,matmul_in=float8_e4m3fn,accum=float32,promote=64")
     fast = f(a, b)
-    monkeypatch.setattr(accumulate_module, "sums_dtype", lambda *args: None)
+    monkeypatch.setattr(accumulate_module, "sums_dtype", lambda *args: None)  # the general path
     np.testing.assert_array_equal(bits(fast), bits(f(a, b)))
     for n in range(2):
         want = reference_matmul(a[n].astype(np.float64), b[n].astype(np.float64), 1, promote=64)

@@ -22,7 +22,8 @@ batch is cut into G consecutive slices, as XLA defines it: output feature
 ``o`` of group ``g = o // (O / G)`` reads batch slice ``g``.
 
 The patches are built by padding (``lax.pad``: edge padding, possibly
-negative, and interior padding for ``lhs_dilation``) and gathers, pure data
+negative, and interior padding for ``lhs_dilation``) and strided slices, one
+per kernel tap (their transposes under ``jax.grad`` are pads), pure data
 movement: every value, including -0, subnormals, infinities and NaN payloads,
 is copied. ``lax.conv_general_dilated_patches`` is not used: it is a
 convolution with a 0/1 kernel, so an infinity or NaN in one tap spreads NaN
@@ -52,8 +53,11 @@ def _patches(x, kernel, params):
         axis = 2 + 2 * i  # dims already done became (out, tap) pairs
         span = (k - 1) * rate + 1
         n_out = max(0, (x.shape[axis] - span) // stride + 1) if k else 0
-        index = stride * np.arange(n_out)[:, None] + rate * np.arange(k)[None, :]
-        x = jnp.take(x, jnp.asarray(index, jnp.int32), axis=axis, mode="clip")  # in bounds by construction
+        if n_out and k:  # one strided slice per tap (its transpose is a pad: cheap under jax.grad)
+            last = stride * (n_out - 1) + 1
+            x = jnp.stack([lax.slice_in_dim(x, t * rate, t * rate + last, stride, axis) for t in range(k)], axis + 1)
+        else:
+            x = jnp.zeros((*x.shape[:axis], n_out, k, *x.shape[axis + 1 :]), x.dtype)
         out_shape.append(n_out)
     d = len(kernel)
     perm = (0, *(2 + 2 * i for i in range(d)), *(3 + 2 * i for i in range(d)), 1)
