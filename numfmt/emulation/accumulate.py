@@ -56,7 +56,7 @@ def _to_bmk(x, batch, contract):
 
 
 def chunked_dot(lhs, rhs, dimension_numbers, chunk: int, round_acc, key=None, rounding=None, formats=None,
-                promote=None, round_outer=None):  # fmt: skip
+                promote=None, round_outer=None, fast_site=True):  # fmt: skip
     """``dot_general(lhs, rhs)`` accumulated in chunks, rounding after each.
 
     Args:
@@ -77,6 +77,9 @@ def chunked_dot(lhs, rhs, dimension_numbers, chunk: int, round_acc, key=None, ro
       promote: None, or the products per promotion group (a multiple of ``chunk``).
       round_outer: with ``promote``, ``round_outer(x) -> x`` rounds the outer
         accumulator to float32 (round to nearest even).
+      fast_site: on the fast path, apply ``round_acc`` once to the result (the
+        identity forward; it rounds the cotangent under a policy's ``grad=``).
+        False skips it (no gradient format: it would do nothing).
 
     Returns:
       The result in ``dot_general``'s output layout (batch, lhs free, rhs free).
@@ -89,10 +92,10 @@ def chunked_dot(lhs, rhs, dimension_numbers, chunk: int, round_acc, key=None, ro
     fast = None if formats is None else sums_dtype(*formats, rounding, chunk, k)
     if fast is not None:
         acc = fast_dot(a, b, chunk, fast, promote)
-        # the accumulator's rounding site (as of the last step): the identity on float32 values; under a
-        # policy's grad= it rounds the cotangent, as the general path's sites do
-        steps = max(1, -(-min(k, promote or k) // chunk))
-        acc = round_acc(acc, None if key is None else derive_words(_xp.jax_namespace(), key, steps - 1))
+        if fast_site:  # the accumulator's rounding site (as of the last step): the identity on float32
+            # values; under a policy's grad= it rounds the cotangent, as the general path's sites do
+            steps = max(1, -(-min(k, promote or k) // chunk))
+            acc = round_acc(acc, None if key is None else derive_words(_xp.jax_namespace(), key, steps - 1))
         return acc.reshape(out_shape)
     if promote is None:
         return _accumulate(a, b, chunk, round_acc, key, rounding).reshape(out_shape)

@@ -65,7 +65,7 @@ def _patches(x, kernel, params):
 
 
 def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=None, formats=None, promote=None,
-                 round_outer=None):  # fmt: skip
+                 round_outer=None, fast_site=True):  # fmt: skip
     """``conv_general_dilated(lhs, rhs, **params)`` accumulated in chunks, rounding after each.
 
     Args:
@@ -82,6 +82,7 @@ def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=Non
       formats: None, or ``(input format, accumulator format)`` (the float32 fast path, as for chunked_dot).
       promote, round_outer: promotion into a float32 accumulator every
         ``promote`` terms (in the K order above), as for chunked_dot.
+      fast_site: as for chunked_dot.
 
     Returns:
       The convolution in the layout of ``params["dimension_numbers"].out_spec``,
@@ -103,7 +104,7 @@ def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=Non
     w = jnp.moveaxis(w, 1, -1)  # (O, kernel..., C / feature groups): taps outer, channels inner
     b = w.reshape(groups, o // groups, taps * c)
     dims = (((2,), (2,)), ((0,), (0,)))
-    out = chunked_dot(a, b, dims, chunk, round_acc, key, rounding, formats, promote, round_outer)  # (G, N*out, O/G)
+    out = chunked_dot(a, b, dims, chunk, round_acc, key, rounding, formats, promote, round_outer, fast_site)
     out = out.reshape(groups, n, *out_shape, o // groups)
     out = jnp.moveaxis(out, 0, -2).reshape(n, *out_shape, o)  # feature = g * (O / G) + j
     out = jnp.moveaxis(out, -1, 1)  # canonical (N, O, out...)

@@ -397,7 +397,8 @@ class _Interpreter(ControlFlow):
             step_key = sites.next_words()  # None for a deterministic policy
             round_acc = lambda acc, k: sites.child(k).round(acc, accum, rounding)  # noqa: E731
             outer = lambda x: sites.round(x, _FLOAT32, Rounding.NEAREST_EVEN)  # noqa: E731  # promote=: float32
-            more = {"formats": (fin, accum), "promote": self.policy.promote, "round_outer": outer}
+            more = {"formats": (fin, accum), "promote": self.policy.promote, "round_outer": outer,
+                    "fast_site": self.policy.grad is not None}  # fmt: skip
             if name == "dot_general":
                 out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key, rounding, **more)
             else:
