@@ -23,6 +23,8 @@ CANONICAL = [
     "compute=binary8p3se,reductions=float32,transcendental=bfloat16@stochastic_equal",
     "compute=bfloat16,matmul_in=mxfp8_e4m3,out=bfloat16,prim.add_any=float32,prim.dot_general=float16@toward_zero",
     "compute=float16,rounding=toward_negative,accum=float16,chunk=4,reductions=float32,prim.reduce_sum=float16",
+    "compute=bfloat16,matmul_in=float8_e4m3fn,accum=float(e=8,m=13),chunk=4,promote=128,out=bfloat16",
+    "compute=bfloat16,accum=float32,promote=32,scope(head).promote=64",
 ]
 
 
@@ -107,6 +109,13 @@ def test_policy_is_a_static_jit_argument():
         ("compute=bfloat16,chunk=4", "chunk=4 needs an accumulator format"),
         ("compute=bfloat16,accum=float32,chunk=0", "chunk=0 must be a positive int"),
         ("compute=bfloat16,accum=float32,chunk=x", "chunk='x' must be a positive integer"),
+        ("compute=bfloat16,promote=128", "promote=128 needs an accumulator format: add accum=FORMAT"),
+        ("compute=bfloat16,accum=float32,promote=0", "promote=0 must be a positive integer"),
+        ("compute=bfloat16,accum=float32,promote=-4", "promote='-4' must be a positive integer"),
+        ("compute=bfloat16,accum=float32,promote=1.5", "promote='1.5' must be a positive integer"),
+        ("compute=bfloat16,accum=float32,chunk=16,promote=100", "promote=100 must be a multiple of chunk=16.*96 or 1"),
+        ("compute=bfloat16,accum=float32,chunk=16,promote=8", "promote=8 must be a multiple of chunk=16.*promote=16$"),
+        ("compute=bfloat16,accum=float32,chunk=3,scope(a).promote=4", r"scope\(a\): promote=4 must be a multiple"),
         ("compute=bfloat16,compute=float16", "key 'compute' is given twice"),
         ("compute=bfloat16,float16", "'float16' is not of the form key=value"),
         ("compute=float(e=5,m=7", "unbalanced parentheses"),
@@ -148,3 +157,14 @@ def test_bad_policy_types():
         Policy("float32", grad="nvfp4")
     with pytest.raises(ValueError, match="accum=mxfp4_e2m1"):
         Policy("float32", accum=numfmt.parse("mxfp4_e2m1"))
+
+
+def test_promote_field():
+    p = Policy("bfloat16", accum="float16", chunk=4, promote=128)
+    assert p.promote == 128 and str(p) == "compute=bfloat16,accum=float16,chunk=4,promote=128"
+    assert p == Policy.parse(str(p)) and Policy.parse("compute=bfloat16,accum=float16").promote is None
+    assert Policy.parse("compute=bfloat16,accum=float16,scope(a).promote=8").for_scope("a").promote == 8
+    assert Policy.parse("compute=bfloat16,accum=float16,promote=8,scope(a)=float32").for_scope("a").promote is None
+    for bad in (0, -1, 2.0, True, "x"):
+        with pytest.raises(ValueError, match="must be a positive integer"):
+            Policy("bfloat16", accum="float16", promote=bad)

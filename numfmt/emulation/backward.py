@@ -8,7 +8,7 @@ where ``grad=`` is given, then each ``bwd.KEY=VALUE`` item applied, as
 FP8 training recipes keep E4M3 forward and E5M2 backward matmul inputs:
 ``compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,bwd.matmul_in=float8_e5m2``.
 
-A ``bwd.`` item takes the matmul keys (``matmul_in``, ``accum``, ``chunk``,
+A ``bwd.`` item takes the matmul keys (``matmul_in``, ``accum``, ``chunk``, ``promote``,
 ``out``), a group (``bwd.elementwise=float32``) or ``bwd.prim.NAME``; the
 backward pass's default format and rounding are ``grad=`` and
 ``grad_rounding=``. Only the standard library here.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 __all__ = ["FIELDS", "bwd_key", "derivative_fields", "normalise"]
 
-FIELDS = ("matmul_in", "accum", "chunk", "out")  # policy fields a bwd. item sets; other keys are overrides
+FIELDS = ("matmul_in", "accum", "chunk", "promote", "out")  # policy fields a bwd. item sets; other keys are overrides
 _ELSEWHERE = {  # keys a bwd. item cannot set, and the item that does
     "compute": "grad=FORMAT", "rounding": "grad_rounding=MODE", "grad": "grad=", "grad_rounding": "grad_rounding=",
 }  # fmt: skip

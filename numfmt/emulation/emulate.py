@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend import core as jcore
 
+from numfmt.core.names import parse
 from numfmt.core.rounding import Rounding
 from numfmt.emulation import derivatives as _derivatives
 from numfmt.emulation import primitives as _prims
@@ -44,6 +45,7 @@ from numfmt.emulation.program import Call, Program
 from numfmt.emulation.sums import add_to_odd, all_terms_plus_zero, needs_odd, sum_with_zero_sign, toward_negative_zero
 
 __all__ = ["emulate"]
+_FLOAT32 = parse("float32")  # the outer accumulator of promote=
 
 # The primitive sets, from the one classification table (numfmt.emulation.primitives).
 # Data movement: the output holds input values unchanged. Rounding commutes
@@ -337,10 +339,12 @@ class _Interpreter(ControlFlow):
         else:
             step_key = sites.next_words()  # None for a deterministic policy
             round_acc = lambda acc, k: sites.child(k).round(acc, accum, rounding)  # noqa: E731
+            outer = lambda x: sites.round(x, _FLOAT32, Rounding.NEAREST_EVEN)  # noqa: E731  # promote=: float32
+            more = {"formats": (fin, accum), "promote": self.policy.promote, "round_outer": outer}
             if name == "dot_general":
-                out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key, rounding)
+                out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key, rounding, **more)
             else:
-                out = chunked_conv(*args, eqn.params, chunk, round_acc, step_key, rounding)
+                out = chunked_conv(*args, eqn.params, chunk, round_acc, step_key, rounding, **more)
         return [(sites.round(out, fout, rounding), fout)]
 
     def _blocked_input(self, eqn, pos, value, ident, fin, work, rounding, sites, cache):
