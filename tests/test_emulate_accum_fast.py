@@ -171,13 +171,15 @@ def test_gradient_is_that_of_the_unrounded_product(monkeypatch):
         np.testing.assert_array_equal(bits(g), bits(w))
 
 
-def test_gradient_format_rounds_the_cotangent():
+def test_gradient_format_is_the_backward_matmuls_format():
+    # the backward matmul of grad(emulate(f)) is emulated: e4m3 inputs (matmul_in, inherited), the float32
+    # accumulator (exact here: three products of e4m3 values), output rounded to grad= (its compute format)
     a = jnp.asarray(chop(RNG.standard_normal((4, 9)), "e4m3fn"), jnp.float32)
     b = jnp.asarray(chop(RNG.standard_normal((9, 3)), "e4m3fn"), jnp.float32)
     cot = jnp.asarray(RNG.standard_normal((4, 3)), jnp.float32)
     f = numfmt.emulate(jnp.matmul, "compute=float32,matmul_in=float8_e4m3fn,accum=float32,grad=float8_e5m2")
     ga = jax.grad(lambda a: jnp.sum(f(a, b) * cot))(a)
-    rounded = chop(np.asarray(cot, np.float64), "e5m2")
+    rounded = chop(np.asarray(cot, np.float64), "e4m3fn")
     np.testing.assert_array_equal(bits(ga), bits(chop(rounded @ np.asarray(b, np.float64).T, "e5m2")))
 
 
