@@ -19,9 +19,9 @@
 #
 # | recipe | forward and loss | matmul inputs (weights and activations) | gradients | stored weights |
 # |---|---|---|---|---|
-# | `bfloat16` | bfloat16 | bfloat16 | bfloat16 backward | bfloat16 |
-# | `fp8` | bfloat16 | float8_e4m3fn; output bfloat16 | backward matmul inputs float8_e5m2 (`bwd.matmul_in=`), bfloat16 elsewhere | bfloat16 |
-# | `mxfp4` | bfloat16 | mxfp4_e2m1 (blocks along K); output bfloat16 | backward matmul inputs mxfp4_e2m1 (blocks along their own K), bfloat16 elsewhere | bfloat16 |
+# | `bfloat16` | bfloat16 | bfloat16 | bfloat16 | bfloat16 |
+# | `fp8` | bfloat16 | float8_e4m3fn; output bfloat16 | bfloat16; matmul inputs float8_e5m2 | bfloat16 |
+# | `mxfp4` | bfloat16 | mxfp4_e2m1 (blocks along K); output bfloat16 | bfloat16; matmul inputs mxfp4_e2m1 | bfloat16 |
 #
 # The loss and its gradient come from
 # `jax.jit(jax.value_and_grad(numfmt.emulate(loss, policy)))`: the backward

@@ -27,7 +27,7 @@
 # |---|---|---|
 # | `float32` | (none: the model run natively) | the reference |
 # | `bfloat16` | `compute=bfloat16` | every operation in bfloat16 |
-# | `fp8` | `compute=float32,matmul_in=float8_e4m3fn,bwd.matmul_in=float8_e5m2` | FP8 inputs to every convolution and dense layer: E4M3 forward, E5M2 in the backward pass |
+# | `fp8` | `compute=float32,matmul_in=float8_e4m3fn,bwd.matmul_in=float8_e5m2` | FP8 matmul inputs (E5M2 backward) |
 # | `mxfp4` | `compute=float32,matmul_in=mxfp4_e2m1` | MXFP4 inputs (blocks of 32 along the contraction) |
 # | `posit16` | `compute=posit16_1` | every operation in 16-bit posits (es = 1) |
 #

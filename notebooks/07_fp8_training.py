@@ -30,7 +30,6 @@
 # %%
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import optax
@@ -44,7 +43,8 @@ import numfmt
 # |---|---|
 # | `float32` | none: the model run natively |
 # | `bfloat16` | `compute=bfloat16` (forward and backward pass) |
-# | `fp8` | `compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,out=bfloat16,bwd.matmul_in=float8_e5m2,scope(Dense_0\|head)=bfloat16` |
+# | `fp8` | `compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,out=bfloat16,` |
+# | | `bwd.matmul_in=float8_e5m2,scope(Dense_0\|head)=bfloat16` (one string) |
 #
 # `bwd.matmul_in` sets the matmul inputs of the backward pass only: the
 # derivative of an emulated function is itself emulated, operation by
@@ -125,7 +125,8 @@ def run(spec):
 
 results = {name: run(spec) for name, spec in POLICIES.items()}
 for name, r in results.items():
-    print(f"{name:8} first loss {r['losses'][0]:.4f}  last loss {r['losses'][-1]:.4f}  test accuracy {r['accuracy']:.1%}")
+    first, last = r["losses"][0], r["losses"][-1]
+    print(f"{name:8} first loss {first:.4f}  last loss {last:.4f}  test accuracy {r['accuracy']:.1%}")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4))

@@ -48,8 +48,8 @@ MODES = st.sampled_from([r for r in Rounding if r.value not in ("stochastic_a", 
         st.tuples(FORMATS, st.none() | MODES), max_size=4,
     ),
     bwd=st.dictionaries(
-        st.sampled_from(["matmul_in", "out", "matmul", "elementwise", "prim.exp"]), st.tuples(FORMATS, st.none() | MODES),
-        max_size=3,
+        st.sampled_from(["matmul_in", "out", "matmul", "elementwise", "prim.exp"]),
+        st.tuples(FORMATS, st.none() | MODES), max_size=3,
     ),
 )  # fmt: skip
 def test_random_policies_round_trip(

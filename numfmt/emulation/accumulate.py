@@ -86,7 +86,7 @@ def chunked_dot(lhs, rhs, dimension_numbers, chunk: int, round_acc, key=None, ro
     b, rfree = _to_bmk(rhs, list(rb), list(rc))
     out_shape = [*(lhs.shape[d] for d in lb), *lfree, *rfree]
     k = a.shape[-1]
-    fast = None if formats is None else sums_dtype(*formats, rounding, chunk, k)
+    fast = None if formats is None else sums_dtype(formats[0], formats[1], rounding, chunk, k)
     if fast is not None:
         return fast_dot(a, b, chunk, fast, promote).reshape(out_shape)
     if promote is None:

@@ -16,6 +16,8 @@ backward pass's default format and rounding are ``grad=`` and
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["FIELDS", "bwd_key", "derivative_fields", "normalise"]
 
 FIELDS = ("matmul_in", "accum", "chunk", "promote", "out")  # policy fields a bwd. item sets; other keys are overrides
@@ -37,10 +39,11 @@ def normalise(items, value_of, order) -> tuple:
     ValueError/TypeError for a bad key or value); ``order(key)`` sorts the
     override keys (groups, ``prim.NAME``) after :data:`FIELDS`.
     """
-    pairs = items.items() if isinstance(items, dict) else items
+    pairs: Any = items.items() if isinstance(items, dict) else items
     if not isinstance(pairs, (tuple, list, type({}.items()))):
         raise TypeError(f"bwd must be a dict {{key: value}} of backward-pass items, got {items!r}")
     out: dict = {}
+    pair: Any
     for pair in pairs:
         if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)):
             raise TypeError(f"bwd items are (key, value) pairs with string keys, got {pair!r}")
