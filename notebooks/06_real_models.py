@@ -27,7 +27,7 @@
 # |---|---|---|
 # | `float32` | (none: the model run natively) | the reference |
 # | `bfloat16` | `compute=bfloat16` | every operation in bfloat16 |
-# | `fp8` | `compute=float32,matmul_in=float8_e4m3fn` | FP8 (E4M3) inputs to every convolution and dense layer |
+# | `fp8` | `compute=float32,matmul_in=float8_e4m3fn,bwd.matmul_in=float8_e5m2` | FP8 matmul inputs (E5M2 backward) |
 # | `mxfp4` | `compute=float32,matmul_in=mxfp4_e2m1` | MXFP4 inputs (blocks of 32 along the contraction) |
 # | `posit16` | `compute=posit16_1` | every operation in 16-bit posits (es = 1) |
 #
@@ -54,7 +54,7 @@ import numfmt.testing
 POLICIES = {
     "float32": None,
     "bfloat16": "compute=bfloat16",
-    "fp8": "compute=float32,matmul_in=float8_e4m3fn",
+    "fp8": "compute=float32,matmul_in=float8_e4m3fn,bwd.matmul_in=float8_e5m2",
     "mxfp4": "compute=float32,matmul_in=mxfp4_e2m1",
     "posit16": "compute=posit16_1",
 }
@@ -97,8 +97,8 @@ def train(step, params, opt_state):
 # Convolution, ReLU and average pooling, then two dense layers: the shape of
 # the flax MNIST example, scaled down. The loss takes the parameters and a
 # batch; `numfmt.emulate(loss, policy)` is a function with the same
-# signature, and `jax.value_and_grad` differentiates it (every rounding is
-# straight-through). Adam's state and update stay outside `emulate`, in
+# signature, and `jax.value_and_grad` differentiates it (the backward pass is
+# emulated under the same policy). Adam's state and update stay outside `emulate`, in
 # float32; the forward pass, loss included, is what the policy rounds.
 
 
@@ -265,12 +265,14 @@ display(Markdown("\n".join(lines)))
 for (framework, name), r in results.items():
     assert np.all(np.isfinite(r["losses"])), f"{framework} {name}: a loss is not finite"
     assert r["losses"][-10:].mean() < r["losses"][:10].mean() / 2, f"{framework} {name}: no learning"
-    assert r["accuracy"] > 0.8, f"{framework} {name}: held-out accuracy {r['accuracy']:.1%}"
+    floor = 0.75 if name == "mxfp4" else 0.8
+    assert r["accuracy"] > floor, f"{framework} {name}: held-out accuracy {r['accuracy']:.1%}"
 
 # %% [markdown]
 # Every run learns under every policy: its loss over the last ten steps is
 # below half that of the first ten, and its weights classify more than 80%
-# of the held-out images (asserted). At this size and learning rate the
+# of the held-out images (75% under MXFP4, whose backward products take 4-bit
+# inputs too) (asserted). At this size and learning rate the
 # curves stay close: bfloat16, FP8 and posit16 end within 10% of the
 # float32 loss, and MXFP4 (4-bit elements; in the first convolution, whose
 # input has one channel, each block holds a single value) ends with the

@@ -138,12 +138,12 @@ def test_scan_body_equals_hand_written_chop():
     got, want = numfmt.emulate(scan_only, POLICY)(x), by_hand(x)
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_array_equal(bits(g), bits(w))
-    # and the straight-through gradients agree (up to the work precision of the
-    # backward pass: emulate computes bfloat16 ops in float64, the hand-written code in float32)
-    loss = lambda f: lambda x: jnp.sum(f(x)[1] ** 2)  # noqa: E731
-    g1 = jax.grad(loss(numfmt.emulate(scan_only, POLICY)))(x)
-    g2 = jax.grad(loss(by_hand))(x)
-    np.testing.assert_allclose(g1, g2, rtol=1e-5, atol=1e-6)
+    # the gradient's backward scan is emulated too: the same bits in both orders, bfloat16 values
+    loss = lambda x: jnp.sum(scan_only(x)[1] ** 2)  # noqa: E731
+    g1 = jax.grad(numfmt.emulate(loss, POLICY))(x)
+    np.testing.assert_array_equal(bits(g1), bits(numfmt.emulate(jax.grad(loss), POLICY)(x)))
+    np.testing.assert_array_equal(bits(g1), bits(chop(g1, "bfloat16")))
+    np.testing.assert_allclose(g1, jax.grad(loss)(x), rtol=0.1, atol=0.1)
 
 
 def test_all_orders_of_composition_agree():

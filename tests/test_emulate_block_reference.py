@@ -259,16 +259,23 @@ def test_emulated_gradient_of_a_conv_blocks_along_the_transposed_convs_input_fea
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_gradient_through_the_emulated_forward_is_straight_through(fmt):
-    # jax.grad(emulate(f)): the backward products are not emulated, and the cotangent of a quantized operand
-    # passes straight through its quantization (no term from the block/tensor scales' dependence on amax):
-    # d/dx sum(c * (Q(x) @ Q(w))) = c @ Q(w).T and d/dw = Q(x).T @ c, each rounded once to float32
+def test_gradient_of_the_emulated_function_quantizes_each_backward_product_too(fmt):
+    # jax.grad(emulate(f)) emulates the backward products as emulate(jax.grad(f)) does: each quantizes its
+    # operands along its own contraction, d/dx sum(c * (x @ w)) = Q(c) @ Q(w.T) and d/dw = Q(x.T) @ Q(c)
+    # (c is the cotangent of x @ w), each summed exactly and rounded once to float32
     x, w = mlp_data(6, 8, 64, 48)
     c = np.random.default_rng(7).standard_normal((8, 48)).astype(np.float32)
-    f = numfmt.emulate(lambda a, b: jnp.sum(c * (a @ b)), POLICY.format(fmt))
-    dx, dw = jax.jit(jax.grad(f, argnums=(0, 1)))(x, w)
-    np.testing.assert_array_equal(bits(dx), bits(exact_matmul(c.astype(np.float64), quantize(w, fmt, 0).T)))
-    np.testing.assert_array_equal(bits(dw), bits(exact_matmul(quantize(x, fmt, 1).T, c.astype(np.float64))))
+    loss = lambda a, b: jnp.sum(c * (a @ b))  # noqa: E731
+    dx, dw = jax.jit(jax.grad(numfmt.emulate(loss, POLICY.format(fmt)), argnums=(0, 1)))(x, w)
+
+    def mm(a, b):
+        return exact_matmul(quantize(a, fmt, 1), quantize(b, fmt, 0))
+
+    np.testing.assert_array_equal(bits(dx), bits(mm(c, w.T)))
+    np.testing.assert_array_equal(bits(dw), bits(mm(x.T, c)))
+    inner = jax.jit(numfmt.emulate(jax.grad(loss, argnums=(0, 1)), POLICY.format(fmt)))(x, w)
+    np.testing.assert_array_equal(bits(dx), bits(inner[0]))
+    np.testing.assert_array_equal(bits(dw), bits(inner[1]))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

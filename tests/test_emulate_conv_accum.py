@@ -8,6 +8,8 @@ chunk with NumPy's float16 or ``chop``.
 
 import itertools
 import math
+import pathlib
+import sys
 from fractions import Fraction
 
 import jax
@@ -18,11 +20,20 @@ import pytest
 import numfmt
 from numfmt import chop
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # pytest runs with --import-mode=importlib
+from accum_reference import accumulate  # noqa: E402
+
 
 def round_to(value, fmt):
     if fmt == "float16":  # NumPy's float64 -> float16 conversion is correctly rounded
         return float(np.float16(value))
     return float(chop(np.float64(value), fmt))
+
+
+def exact_float(value):
+    """A Fraction as a float, checked to be exact (one rounding follows, into the accumulator)."""
+    assert float(value) == value
+    return float(value)
 
 
 def chunk_sum(acc, terms):
@@ -34,15 +45,21 @@ def chunk_sum(acc, terms):
     return sum(terms, acc)  # inf and NaN propagate as in IEEE arithmetic
 
 
-def reference_conv(x, w, params, out_shape, chunk, accum):
-    """Canonical x (N, C, *S), w (O, C/G, *k), float64 values of the input format -> (N, O, *out)."""
+def reference_conv(x, w, params, out_shape, chunk, accum, promote=None):
+    """Canonical x (N, C, *S), w (O, C/G, *k), float64 values of the input format -> (N, O, *out).
+
+    With ``promote``, each group of ``promote`` terms is accumulated from +0 and added into a float32
+    accumulator (tests/accum_reference.py).
+    """
     batch, _, *size = x.shape
     o_count, per_group, *kernel = w.shape
     per_out = o_count // params["feature_group_count"]
-    out = np.empty((batch, o_count, *out_shape))
-    for index in np.ndindex(batch, o_count, *out_shape):
+    bgroups = params["batch_group_count"]  # batch group g: the g-th consecutive slice of the batch
+    out = np.empty((batch // bgroups, o_count, *out_shape))
+    for index in np.ndindex(batch // bgroups, o_count, *out_shape):
         b, o, pos = index[0], index[1], index[2:]
         group = o // per_out
+        b += (o // (o_count // bgroups)) * (batch // bgroups)
         terms = []
         for tap in itertools.product(*map(range, kernel)):  # taps outer, row-major
             for c in range(per_group):  # input channels inner
@@ -56,6 +73,9 @@ def reference_conv(x, w, params, out_shape, chunk, accum):
                     coords.append(p // d)
                 value = x[(b, group * per_group + c, *coords)] if len(coords) == len(size) else 0.0
                 terms.append(float(value) * float(w[(o, c, *tap)]))
+        if promote is not None:
+            out[index] = accumulate(terms, chunk, lambda v: round_to(exact_float(v), accum), promote)
+            continue
         acc = 0.0
         for start in range(0, max(len(terms), 1), chunk):
             acc = round_to(chunk_sum(acc, terms[start : start + chunk]), accum)
@@ -208,7 +228,7 @@ def test_stochastic_accumulator_reproducible_with_a_key(jit):
     assert len(set(first.ravel())) > 1  # output elements get different random bits
 
 
-def test_jit_equals_eager_and_grad_is_straight_through():
+def test_jit_equals_eager_and_the_gradient_is_emulated_in_both_orders():
     rng = np.random.default_rng(3)
     x = chop(rng.standard_normal((2, 4, 6, 6)), "e4m3fn").astype(np.float32)
     w = chop(rng.standard_normal((6, 2, 3, 3)), "e4m3fn").astype(np.float32)
@@ -217,13 +237,17 @@ def test_jit_equals_eager_and_grad_is_straight_through():
     g = numfmt.emulate(f, policy)
     np.testing.assert_array_equal(np.asarray(jax.jit(g)(x, w)), np.asarray(g(x, w)))
     cot = chop(rng.standard_normal((2, 6, 6, 6)), "e4m3fn").astype(np.float32)
-    loss = lambda f: lambda x, w: jnp.sum(f(x, w) * cot)  # noqa: E731
-    got = jax.jit(jax.grad(loss(g), argnums=(0, 1)))(x, w)
+    loss = lambda x, w: jnp.sum(f(x, w) * cot)  # noqa: E731
+    # the weight gradient of a grouped convolution is a convolution with batch_group_count=2
+    got = jax.jit(jax.grad(numfmt.emulate(loss, policy), argnums=(0, 1)))(x, w)
+    inner = jax.jit(numfmt.emulate(jax.grad(loss, argnums=(0, 1)), policy))(x, w)
+    for a, b in zip(got, inner, strict=True):
+        np.testing.assert_array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32))
     x64, w64, cot64 = (a.astype(np.float64) for a in (x, w, cot))
-    ref = lambda x, w: jnp.sum(f(x, w) * cot64)  # noqa: E731
-    want = jax.grad(ref, argnums=(0, 1))(x64, w64)  # all products exact, sums of a few small terms exact
-    for a, b in zip(got, want, strict=True):
-        np.testing.assert_array_equal(np.asarray(a, np.float64), np.asarray(b))
+    want = jax.grad(lambda x, w: jnp.sum(f(x, w) * cot64), argnums=(0, 1))(x64, w64)
+    for a, b in zip(got, want, strict=True):  # bfloat16 accumulation of e4m3 products: close, not equal
+        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b), rtol=0.05, atol=0.5)
+        assert np.any(np.asarray(a, np.float64) != np.asarray(b))
 
 
 def test_preferred_element_type_gives_the_output_dtype():
@@ -245,13 +269,27 @@ def test_without_accum_the_conv_is_one_rounding_of_xla_conv():
     np.testing.assert_array_equal(numfmt.emulate(conv, "compute=bfloat16")(x, w), conv(x, w))
 
 
-def test_batch_group_count_is_refused():
-    x = jnp.ones((2, 2, 8), jnp.float32)
-    w = jnp.ones((2, 2, 3), jnp.float32)
-    conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1,), "VALID", batch_group_count=2)  # noqa: E731
-    assert conv(x, w).shape == (1, 2, 6)
-    with pytest.raises(NotImplementedError, match="batch_group_count=2 is not implemented.*drop accum="):
-        numfmt.emulate(conv, "compute=float32,accum=float16")(x, w)
+@pytest.mark.parametrize("chunk", [1, 4])
+@pytest.mark.parametrize(("bgroups", "specs"), [(2, NCH), (3, NCH), (2, NHWC), (3, NCHW)])
+def test_batch_group_count(bgroups, specs, chunk):
+    # the weight gradient of a grouped convolution has batch_group_count > 1: batch group g is the g-th
+    # consecutive slice of the batch; checked against XLA's float64 convolution (small integers: every sum
+    # exact) and bit for bit against the reference loop with roundings
+    rng = np.random.default_rng(bgroups)
+    spatial = (7,) if specs == NCH else (5, 4)
+    x_canon = rng.integers(-4, 5, (2 * bgroups, 3, *spatial)).astype(np.float32)
+    w_canon = rng.integers(-4, 5, (2 * bgroups, 3, *(3,) * len(spatial))).astype(np.float32)
+    x = np.transpose(x_canon, _inverse(specs[0], "NC"))
+    w = np.transpose(w_canon, _inverse(specs[1], "OI"))
+    f = lambda x, w: jax.lax.conv_general_dilated(x, w, (1,) * len(spatial), "SAME", dimension_numbers=specs,  # noqa: E731
+                                                  batch_group_count=bgroups)  # fmt: skip
+    got = numfmt.emulate(f, f"compute=float32,accum=float32,chunk={chunk}")(x, w)
+    with jax.enable_x64(True):
+        want = np.asarray(f(x.astype(np.float64), w.astype(np.float64)))
+    np.testing.assert_array_equal(np.asarray(got, np.float64), want)
+    run = run_case(x.shape, w.shape, specs, chunk, "bfloat16", out="float32", seed=bgroups,
+                   window_strides=(1,) * len(spatial), padding="SAME", batch_group_count=bgroups)  # fmt: skip
+    assert np.any(run[0] != run[1])  # bfloat16 accumulation rounds
 
 
 def test_backward_convolutions_under_emulate_of_grad():
@@ -265,11 +303,12 @@ def test_backward_convolutions_under_emulate_of_grad():
     got = numfmt.emulate(grad, "compute=float32,accum=float32,chunk=3")(x, w)
     for a, b in zip(got, grad(x, w), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    # the weight gradient of a grouped convolution has batch_group_count=2: refused, not wrong
+    # the weight gradient of a grouped convolution has batch_group_count=2
     grouped = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=2)  # noqa: E731
     ggrad = jax.grad(lambda x, w: jnp.sum(grouped(x, w) ** 2), argnums=1)
-    with pytest.raises(NotImplementedError, match="batch_group_count=2"):
-        numfmt.emulate(ggrad, "compute=float32,accum=float32")(x, w[:, :2])
+    assert "batch_group_count=2" in str(jax.make_jaxpr(ggrad)(x, w[:, :2]))
+    got = numfmt.emulate(ggrad, "compute=float32,accum=float32")(x, w[:, :2])
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(ggrad(x, w[:, :2])))
 
 
 @pytest.mark.parametrize(

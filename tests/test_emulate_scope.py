@@ -103,9 +103,10 @@ def test_rules_apply_in_order_and_a_site_rule_replaces_the_scope_policy():
     assert str(p.for_scope("Model/Block_1/attention")) == "compute=float32"  # scope(P)=SITE: compute= alone
     assert str(p.for_scope(NAMES)) == "compute=float32,matmul_in=float8_e5m2"  # later rules win
     assert str(p.for_scope("Model")) == str(p).split(",scope")[0]
-    # grad= applies everywhere
-    g = Policy.parse("compute=bfloat16,grad=float8_e5m2,scope(a)=float32")
-    assert str(g.for_scope("a")) == "compute=float32,grad=float8_e5m2"
+    # scope(P)=SITE is the whole policy of the scope, its backward pass included; scope(P).KEY keeps grad=
+    g = Policy.parse("compute=bfloat16,grad=float8_e5m2,bwd.out=float16,scope(a)=float32,scope(b).compute=float16")
+    assert str(g.for_scope("a")) == "compute=float32"
+    assert str(g.for_scope("b")) == "compute=float16,grad=float8_e5m2,bwd.out=float16"
 
 
 def test_a_stochastic_rule_makes_the_policy_stochastic():

@@ -16,9 +16,12 @@ import numfmt
 POLICIES = {
     "bf16_rne": ("compute=bfloat16", "bfloat16", None),
     "bf16_sr": ("compute=bfloat16,rounding=stochastic", "bfloat16", None),
-    "fp8_rne": ("compute=bfloat16,matmul_in=float8_e4m3fn,out=bfloat16,grad=float8_e5m2", "bfloat16", "float8_e5m2"),
-    "fp8_sr": ("compute=bfloat16,rounding=stochastic,matmul_in=float8_e4m3fn,out=bfloat16,grad=float8_e5m2,"
-               "grad_rounding=stochastic", "bfloat16", "float8_e5m2"),
+    # the FP8 recipe: E4M3 forward and E5M2 backward matmul inputs, bfloat16 outputs (so bfloat16 gradients)
+    "fp8_rne": ("compute=bfloat16,matmul_in=float8_e4m3fn,out=bfloat16,bwd.matmul_in=float8_e5m2", "bfloat16",
+                "bfloat16"),
+    "fp8_sr": ("compute=bfloat16,rounding=stochastic,matmul_in=float8_e4m3fn,out=bfloat16,grad=bfloat16,"
+               "grad_rounding=stochastic,bwd.matmul_in=float8_e5m2", "bfloat16", "bfloat16"),
+    "e5m2_grads": ("compute=bfloat16,grad=float8_e5m2", "bfloat16", "float8_e5m2"),
 }  # fmt: skip
 
 

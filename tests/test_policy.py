@@ -17,10 +17,14 @@ CANONICAL = [
     "compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,out=bfloat16",
     "compute=float16,rounding=stochastic,matmul_in=float8_e5m2,accum=float16,chunk=32,out=float16",
     "compute=bfloat16,grad=float8_e5m2,grad_rounding=stochastic",
+    "compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,out=bfloat16,bwd.matmul_in=float8_e5m2",
+    "compute=bfloat16,grad=float16,bwd.accum=float32,bwd.chunk=8,bwd.elementwise=float32@toward_zero,bwd.prim.exp=float16",
     "compute=float(e=6,m=5),matmul=float8_e4m3fn,elementwise=float16@toward_zero,prim.exp=float32",
     "compute=binary8p3se,reductions=float32,transcendental=bfloat16@stochastic_equal",
     "compute=bfloat16,matmul_in=mxfp8_e4m3,out=bfloat16,prim.add_any=float32,prim.dot_general=float16@toward_zero",
     "compute=float16,rounding=toward_negative,accum=float16,chunk=4,reductions=float32,prim.reduce_sum=float16",
+    "compute=bfloat16,matmul_in=float8_e4m3fn,accum=float(e=8,m=13),chunk=4,promote=128,out=bfloat16",
+    "compute=bfloat16,accum=float32,promote=32,scope(head).promote=64",
 ]
 
 
@@ -43,14 +47,25 @@ MODES = st.sampled_from([r for r in Rounding if r.value not in ("stochastic_a", 
         st.sampled_from(["matmul", "elementwise", "reductions", "transcendental", "prim.exp", "prim.tanh"]),
         st.tuples(FORMATS, st.none() | MODES), max_size=4,
     ),
+    bwd=st.dictionaries(
+        st.sampled_from(["matmul_in", "out", "matmul", "elementwise", "prim.exp"]),
+        st.tuples(FORMATS, st.none() | MODES), max_size=3,
+    ),
 )  # fmt: skip
-def test_random_policies_round_trip(compute, rounding, matmul_in, accum, chunk, out, grad, grad_rounding, overrides):
+def test_random_policies_round_trip(
+    compute, rounding, matmul_in, accum, chunk, out, grad, grad_rounding, overrides, bwd
+):  # fmt: skip
     p = Policy(
-        compute, rounding, matmul_in, accum, chunk if accum else None, out, grad, grad_rounding,
+        compute, rounding, matmul_in, accum, chunk if accum else None, out, grad,
+        grad_rounding if grad is not None else Rounding.NEAREST_EVEN,
         {k: f if r is None else (f, r) for k, (f, r) in overrides.items()},
+        bwd={k: f if r is None or k in ("matmul_in", "out") else (f, r) for k, (f, r) in bwd.items()},
     )  # fmt: skip
     assert Policy.parse(str(p)) == p
     assert str(Policy.parse(str(p))) == str(p)
+    back = p.backward()
+    assert back.grad is None and not back.bwd and back.backward() == back
+    assert back.compute == (p.compute if grad is None else p.grad)
 
 
 def test_site_resolution_order():
@@ -69,8 +84,10 @@ def test_is_stochastic():
     assert Policy.parse("compute=bfloat16,rounding=sr").is_stochastic
     assert Policy.parse("compute=bfloat16,exp=float16@stochastic".replace("exp", "prim.exp")).is_stochastic
     assert Policy.parse("compute=bfloat16,grad=float8_e5m2,grad_rounding=stochastic").is_stochastic
-    # a stochastic gradient rounding without a gradient format rounds nothing
-    assert not Policy(numfmt.bfloat16, grad_rounding="stochastic").is_stochastic
+    assert Policy.parse("compute=bfloat16,bwd.elementwise=float16@stochastic").is_stochastic
+    # a gradient rounding without a gradient format would round nothing: refused
+    with pytest.raises(ValueError, match="grad_rounding=stochastic needs grad=FORMAT"):
+        Policy(numfmt.bfloat16, grad_rounding="stochastic")
 
 
 def test_policy_is_a_static_jit_argument():
@@ -92,6 +109,13 @@ def test_policy_is_a_static_jit_argument():
         ("compute=bfloat16,chunk=4", "chunk=4 needs an accumulator format"),
         ("compute=bfloat16,accum=float32,chunk=0", "chunk=0 must be a positive int"),
         ("compute=bfloat16,accum=float32,chunk=x", "chunk='x' must be a positive integer"),
+        ("compute=bfloat16,promote=128", "promote=128 needs an accumulator format: add accum=FORMAT"),
+        ("compute=bfloat16,accum=float32,promote=0", "promote=0 must be a positive integer"),
+        ("compute=bfloat16,accum=float32,promote=-4", "promote='-4' must be a positive integer"),
+        ("compute=bfloat16,accum=float32,promote=1.5", "promote='1.5' must be a positive integer"),
+        ("compute=bfloat16,accum=float32,chunk=16,promote=100", "promote=100 must be a multiple of chunk=16.*96 or 1"),
+        ("compute=bfloat16,accum=float32,chunk=16,promote=8", "promote=8 must be a multiple of chunk=16.*promote=16$"),
+        ("compute=bfloat16,accum=float32,chunk=3,scope(a).promote=4", r"scope\(a\): promote=4 must be a multiple"),
         ("compute=bfloat16,compute=float16", "key 'compute' is given twice"),
         ("compute=bfloat16,float16", "'float16' is not of the form key=value"),
         ("compute=float(e=5,m=7", "unbalanced parentheses"),
@@ -133,3 +157,14 @@ def test_bad_policy_types():
         Policy("float32", grad="nvfp4")
     with pytest.raises(ValueError, match="accum=mxfp4_e2m1"):
         Policy("float32", accum=numfmt.parse("mxfp4_e2m1"))
+
+
+def test_promote_field():
+    p = Policy("bfloat16", accum="float16", chunk=4, promote=128)
+    assert p.promote == 128 and str(p) == "compute=bfloat16,accum=float16,chunk=4,promote=128"
+    assert p == Policy.parse(str(p)) and Policy.parse("compute=bfloat16,accum=float16").promote is None
+    assert Policy.parse("compute=bfloat16,accum=float16,scope(a).promote=8").for_scope("a").promote == 8
+    assert Policy.parse("compute=bfloat16,accum=float16,promote=8,scope(a)=float32").for_scope("a").promote is None
+    for bad in (0, -1, 2.0, True, "x"):
+        with pytest.raises(ValueError, match="must be a positive integer"):
+            Policy("bfloat16", accum="float16", promote=bad)

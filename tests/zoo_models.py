@@ -45,7 +45,7 @@ def config():
 
 POLICIES = {
     "bf16": "compute=bfloat16",
-    "fp8": "compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,grad=float8_e5m2",
+    "fp8": "compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,out=bfloat16,bwd.matmul_in=float8_e5m2",
     "bf16_sr": "compute=bfloat16,rounding=stochastic",
     "mxfp8": "compute=float32,matmul_in=mxfp8_e4m3",
     "nvfp4": "compute=float32,matmul_in=nvfp4",

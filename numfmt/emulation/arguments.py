@@ -1,4 +1,4 @@
-"""Arguments and results of emulated functions, and the check that ``grad=`` can apply.
+"""Arguments and results of emulated functions: traced arrays and closed-over static leaves.
 
 A pytree argument (an equinox module, a flax variable collection) may hold
 leaves that are not arrays: functions, strings, Python numbers, other Python
@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from jax.extend import core as jcore
-
-from numfmt.emulation.policy import Policy
 
 
 def _is_array(leaf) -> bool:
@@ -70,33 +67,3 @@ def merge(static_leaves, arrays):
     it = iter(arrays)
     out = [next(it) if leaf is None else leaf for leaf in static_leaves]
     return out
-
-
-def _all_eqns(jaxpr):
-    """The equations of ``jaxpr`` and of the jaxprs nested in them (jit, scan, cond bodies...)."""
-    for eqn in jaxpr.eqns:
-        yield eqn
-        for param in eqn.params.values():
-            for sub in param if isinstance(param, (tuple, list)) else (param,):
-                if isinstance(sub, (jcore.Jaxpr, jcore.ClosedJaxpr)):
-                    yield from _all_eqns(getattr(sub, "jaxpr", sub))
-
-
-def refuse_grad_of_backward(policy: Policy, jaxpr) -> None:
-    """Refuse ``grad=`` when ``fn`` is itself a backward pass (``emulate(jax.grad(f))``).
-
-    Cotangents are rounded to ``grad=`` only at the rounding sites that
-    ``jax.grad(emulate(f))`` differentiates through; in an already
-    differentiated ``fn`` the format would be silently ignored. JAX names
-    the equations of a transposed (backward) computation ``transpose(...)``.
-    """
-    if policy.grad is None:
-        return
-    for eqn in _all_eqns(jaxpr):
-        if "transpose(" in str(eqn.source_info.name_stack):
-            raise ValueError(
-                f"grad={policy.grad} cannot apply to a function that is itself differentiated "
-                f"(primitive {eqn.primitive.name!r} is part of a backward pass, e.g. emulate(jax.grad(f))): "
-                "grad= rounds cotangents at the rounding sites of jax.grad(emulate(f, policy)), so write "
-                "that order, or drop grad= to emulate the backward pass's arithmetic with emulate(jax.grad(f))"
-            )

@@ -2,8 +2,11 @@
 
 Each higher-order primitive is rebuilt with the public ``jax``/``lax`` API
 around interpreted bodies (``self.run``). Loop bodies get per-iteration seed words
-(the loop's draw hashed with the iteration number, ``_sites.fold``); float inputs of loops and
-branches carry a cotangent-rounding site when the policy has a gradient format.
+(the loop's draw hashed with the iteration number, ``_sites.fold``). The
+rebuilt program is never differentiated by JAX itself (an emulated
+function's derivative is emulated: numfmt.emulation.derivatives), so the
+custom_jvp/custom_vjp rules kept here only serve functions that trace
+through them.
 """
 
 from __future__ import annotations
@@ -66,7 +69,6 @@ class ControlFlow:
     def _scan(self, eqn, ins, sites):
         p = eqn.params
         closed, nc, ncarry = p["jaxpr"], p["num_consts"], p["num_carry"]
-        ins = [(sites.cotangent(v), f) for v, f in ins]
         consts, init, xs = ins[:nc], ins[nc : nc + ncarry], ins[nc + ncarry :]
         carry_avals = closed.in_avals[nc : nc + ncarry]
         key = sites.next_words()
@@ -111,7 +113,7 @@ class ControlFlow:
 
     def _cond(self, eqn, ins, sites):
         branches = eqn.params["branches"]
-        (index, _), ops = ins[0], [(sites.cotangent(v), f) for v, f in ins[1:]]
+        (index, _), ops = ins[0], ins[1:]
         key = sites.next_words()
         known = [f for _, f in ops]
 
@@ -185,6 +187,7 @@ def _recast(values, likes, linear=False):
     Primal values exactly (``_sites.convert``); tangents and cotangents
     (``linear``) by a plain conversion, which JAX can transpose.
     """
+
     def cast(v, like):
         dtype = getattr(like, "dtype", None)
         if dtype is None or v.dtype == dtype or not (_sites.is_float(v.dtype) and _sites.is_float(dtype)):

@@ -15,8 +15,15 @@ of the dilated, padded input (no kernel flip: a cross-correlation, as XLA's).
 So with ``chunk <= C_in`` per group a chunk holds consecutive input channels
 of one tap.
 
+Groups: with ``feature_group_count = G`` the input channels and output
+features are cut into G consecutive groups, one GEMM each; with
+``batch_group_count = G`` (the weight gradient of a grouped convolution) the
+batch is cut into G consecutive slices, as XLA defines it: output feature
+``o`` of group ``g = o // (O / G)`` reads batch slice ``g``.
+
 The patches are built by padding (``lax.pad``: edge padding, possibly
-negative, and interior padding for ``lhs_dilation``) and gathers, pure data
+negative, and interior padding for ``lhs_dilation``) and strided slices, one
+per kernel tap (their transposes under ``jax.grad`` are pads), pure data
 movement: every value, including -0, subnormals, infinities and NaN payloads,
 is copied. ``lax.conv_general_dilated_patches`` is not used: it is a
 convolution with a 0/1 kernel, so an infinity or NaN in one tap spreads NaN
@@ -46,15 +53,19 @@ def _patches(x, kernel, params):
         axis = 2 + 2 * i  # dims already done became (out, tap) pairs
         span = (k - 1) * rate + 1
         n_out = max(0, (x.shape[axis] - span) // stride + 1) if k else 0
-        index = stride * np.arange(n_out)[:, None] + rate * np.arange(k)[None, :]
-        x = jnp.take(x, jnp.asarray(index, jnp.int32), axis=axis, mode="clip")  # in bounds by construction
+        if n_out and k:  # one strided slice per tap (its transpose is a pad: cheap under jax.grad)
+            last = stride * (n_out - 1) + 1
+            x = jnp.stack([lax.slice_in_dim(x, t * rate, t * rate + last, stride, axis) for t in range(k)], axis + 1)
+        else:
+            x = jnp.zeros((*x.shape[:axis], n_out, k, *x.shape[axis + 1 :]), x.dtype)
         out_shape.append(n_out)
     d = len(kernel)
     perm = (0, *(2 + 2 * i for i in range(d)), *(3 + 2 * i for i in range(d)), 1)
     return jnp.transpose(x, perm), out_shape
 
 
-def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=None):
+def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=None, formats=None, promote=None,
+                 round_outer=None):  # fmt: skip
     """``conv_general_dilated(lhs, rhs, **params)`` accumulated in chunks, rounding after each.
 
     Args:
@@ -68,36 +79,31 @@ def chunked_conv(lhs, rhs, params, chunk: int, round_acc, key=None, rounding=Non
       key: None, or four seed words for stochastic accumulator rounding.
       rounding: the accumulator's rounding, for the sum of each step (see
         :func:`numfmt.emulation.accumulate.chunked_dot`); None: round to nearest.
+      formats: None, or ``(input format, accumulator format)`` (the float32 fast path, as for chunked_dot).
+      promote, round_outer: promotion into a float32 accumulator every
+        ``promote`` terms (in the K order above), as for chunked_dot.
 
     Returns:
       The convolution in the layout of ``params["dimension_numbers"].out_spec``,
       each element accumulated over its K terms in the order given in the
       module docstring (taps outer, input channels inner).
-
-    Raises:
-      NotImplementedError: ``batch_group_count > 1`` (it appears in the weight
-        gradient of a grouped convolution traced by ``emulate(jax.grad(f))``).
     """
-    if params["batch_group_count"] != 1:
-        raise NotImplementedError(
-            f"accumulator rounding (accum=) on conv_general_dilated with batch_group_count="
-            f"{params['batch_group_count']} is not implemented (only batch_group_count=1; it is > 1 in the "
-            "weight gradient of a grouped convolution traced by emulate(jax.grad(f))); drop accum=, or take "
-            "the gradient outside: jax.grad(emulate(f)) rounds the forward pass only"
-        )
     lhs_spec, rhs_spec, out_spec = params["dimension_numbers"]
-    groups = params["feature_group_count"]
+    fgroups, bgroups = params["feature_group_count"], params["batch_group_count"]  # XLA: one of them is 1
+    groups = fgroups * bgroups
     x = jnp.transpose(lhs, lhs_spec)  # (N, C, spatial...)
-    w = jnp.transpose(rhs, rhs_spec)  # (O, C / groups, kernel spatial...)
+    w = jnp.transpose(rhs, rhs_spec)  # (O, C / feature groups, kernel spatial...)
     kernel = w.shape[2:]
     x, out_shape = _patches(x, kernel, params)  # (N, out..., taps..., C)
-    n, c, o = x.shape[0], x.shape[-1], w.shape[0]
-    taps = math.prod(kernel)
-    x = x.reshape(n * math.prod(out_shape), taps, groups, c // groups)
-    a = jnp.transpose(x, (2, 0, 1, 3)).reshape(groups, n * math.prod(out_shape), taps * (c // groups))
-    w = jnp.moveaxis(w, 1, -1)  # (O, kernel..., C / groups): taps outer, channels inner
-    b = w.reshape(groups, o // groups, taps * (c // groups))
-    out = chunked_dot(a, b, (((2,), (2,)), ((0,), (0,))), chunk, round_acc, key, rounding)  # (G, N * out, O / G)
+    n, c, o = x.shape[0] // bgroups, x.shape[-1] // fgroups, w.shape[0]  # per group: batch, channels
+    taps, positions = math.prod(kernel), n * math.prod(out_shape)
+    # batch group g: the g-th consecutive slice of the batch (XLA's); feature group g: of the channels
+    x = x.reshape(bgroups, positions, taps, fgroups, c)
+    a = jnp.transpose(x, (0, 3, 1, 2, 4)).reshape(groups, positions, taps * c)
+    w = jnp.moveaxis(w, 1, -1)  # (O, kernel..., C / feature groups): taps outer, channels inner
+    b = w.reshape(groups, o // groups, taps * c)
+    dims = (((2,), (2,)), ((0,), (0,)))
+    out = chunked_dot(a, b, dims, chunk, round_acc, key, rounding, formats, promote, round_outer)
     out = out.reshape(groups, n, *out_shape, o // groups)
     out = jnp.moveaxis(out, 0, -2).reshape(n, *out_shape, o)  # feature = g * (O / G) + j
     out = jnp.moveaxis(out, -1, 1)  # canonical (N, O, out...)

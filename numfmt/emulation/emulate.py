@@ -28,20 +28,24 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend import core as jcore
 
+from numfmt.core.names import parse
 from numfmt.core.rounding import Rounding
+from numfmt.emulation import derivatives as _derivatives
 from numfmt.emulation import primitives as _prims
 from numfmt.emulation import scopes as _scopes
 from numfmt.emulation import sites as _sites
 from numfmt.emulation import windows as _windows
 from numfmt.emulation.accumulate import chunked_dot
-from numfmt.emulation.arguments import merge, refuse_grad_of_backward, split
+from numfmt.emulation.arguments import split
 from numfmt.emulation.contraction import operand_layout, round_blocked
 from numfmt.emulation.control import ControlFlow, _as_aval, _bind, _common, _listify
 from numfmt.emulation.conv_accum import chunked_conv
 from numfmt.emulation.policy import GROUPS, Policy
+from numfmt.emulation.program import Call, Program
 from numfmt.emulation.sums import add_to_odd, all_terms_plus_zero, needs_odd, sum_with_zero_sign, toward_negative_zero
 
 __all__ = ["emulate"]
+_FLOAT32 = parse("float32")  # the outer accumulator of promote=
 
 # The primitive sets, from the one classification table (numfmt.emulation.primitives).
 # Data movement: the output holds input values unchanged. Rounding commutes
@@ -102,89 +106,21 @@ def emulate(fn, policy):
       Array(6., dtype=float32)
     """
     policy = Policy.parse(policy)
-
-    out_trees: dict = {}
-
-    # The interpreted function is jitted (inlined under an outer jit): eager
-    # calls then run compiled code instead of dispatching every kernel op.
-    @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-    def run(in_tree, static, user_x64, key, *flat):
-        def flat_fn(*leaves):
-            a, k = jax.tree.unflatten(in_tree, merge(static.leaves, leaves))
-            out_leaves, out_tree = jax.tree.flatten(fn(*a, **k))
-            out_static, out_arrays = split(out_leaves)
-            out_trees[in_tree, static] = out_tree, out_static
-            return out_arrays
-
-        with jax.enable_x64(user_x64):  # fn sees the user's setting (default dtypes), not ours
-            closed = jax.make_jaxpr(flat_fn)(*flat)
-        refuse_grad_of_backward(policy, closed.jaxpr)
-        _scopes.check_matched(policy, closed.jaxpr)
-        # float64 work where a format needs it (see numfmt.emulation.sites); every
-        # result is converted back to the dtype fn gave it.
-        with jax.enable_x64(True):
-            outs = _Interpreter(policy, user_x64).run(closed, flat, _sites.Sites(policy, key))
-            return [_as_aval(v, a, f) for (v, f), a in zip(outs, closed.out_avals, strict=True)]
+    program = Program(fn, policy, _Interpreter)
 
     @functools.wraps(fn)
     def emulated(*args, key=None, **kwargs):
         key = _check_key(policy, key)
         leaves, in_tree = jax.tree.flatten((args, kwargs))
         static, flat = split(leaves)
-        if jax.config.read("jax_enable_x64"):
-            outs = run(in_tree, static, True, key, *flat)
-        else:
+        user_x64 = bool(jax.config.read("jax_enable_x64"))
+        if not user_x64:
             flat = [jnp.asarray(v) for v in flat]  # NumPy arrays take the user's default dtypes (as jit would)
-            outs = _in_x64(functools.partial(run, in_tree, static, False), key, *flat)
-        out_tree, out_static = out_trees[in_tree, static]
-        return jax.tree.unflatten(out_tree, merge(out_static.leaves, outs))
+        sig = Call(in_tree, static, user_x64)
+        return program.outputs(sig, _derivatives.call(program, sig, key, flat))
 
     emulated.explain = functools.partial(_scopes.explain, emulate, fn, policy)
     return emulated
-
-
-def _in_x64(fn, *args):
-    """``fn(*args)`` with x64 on, for a user whose x64 is off; differentiable once, in reverse mode.
-
-    emulate needs float64 work for many formats (XLA:CPU flushes float32
-    subnormals, and float32 cannot hold every exact result); the user's
-    global flag stays off. JAX differentiates lazily, after the call
-    returns: its JVP and transpose rules would then meet float64 values
-    outside the x64 context (and truncate them to float32). A custom VJP
-    keeps all of it inside: the forward pass, ``jax.vjp`` and the backward
-    pass run in the context. Forward mode (``jax.jvp``, ``jacfwd``,
-    ``hessian``) and derivatives of the backward pass are refused: they need
-    x64 on globally.
-    """
-
-    @jax.custom_vjp
-    def call(*args):
-        with jax.enable_x64(True):
-            return fn(*args)
-
-    def fwd(*args):
-        _refuse_differentiated(args, "a derivative of the gradient of an emulated function")
-        with jax.enable_x64(True):
-            return jax.vjp(fn, *args)
-
-    def bwd(vjp, cts):
-        _refuse_differentiated((vjp, cts), "a derivative of the gradient of an emulated function")
-        with jax.enable_x64(True):
-            return vjp(cts)
-
-    call.defvjp(fwd, bwd)
-    return call(*args)
-
-
-def _refuse_differentiated(tree, what):
-    """Raise if a leaf of ``tree`` is being differentiated (a JVP or linearize tracer)."""
-    for leaf in jax.tree.leaves(tree):
-        if isinstance(leaf, jax.core.Tracer) and ("JVP" in type(leaf).__name__ or "Lineariz" in type(leaf).__name__):
-            raise ValueError(
-                f"{what} with jax_enable_x64 off: emulate runs float64 work in a local x64 context, and JAX "
-                "applies higher-order and forward-mode derivatives outside it. Turn x64 on globally for this "
-                '(jax.config.update("jax_enable_x64", True) at startup); first-order jax.grad/vjp work either way'
-            )
 
 
 def _check_key(policy: Policy, key):
@@ -229,23 +165,32 @@ def _refuse_complex(eqn):
 class _Interpreter(ControlFlow):
     """Evaluates jaxprs; one instance per scope (``names``), with the policy resolved for it."""
 
-    def __init__(self, policy: Policy, user_x64: bool = True, names: tuple = (), family: dict | None = None):
+    def __init__(self, policy: Policy, user_x64=True, names=(), family=None, backward=False):
         self.root = policy  # with its scope rules
         self.names = names  # the scope names of the equations evaluated here (bodies: their holder's in front)
-        self.policy = policy.for_scope(names) if policy.scopes else policy
+        self.backward = backward  # derivative arithmetic: the policy's backward() (grad=, bwd. items)
+        scoped = policy.for_scope(names) if policy.scopes else policy
+        self.policy = scoped.backward() if backward else scoped
         self.user_x64 = user_x64  # the user's global flag (the interpreter itself runs with x64 on)
-        self._family = {} if family is None else family  # names -> interpreter, shared by all scopes
+        self._family = {} if family is None else family  # (names, backward) -> interpreter, shared by all scopes
+        self._split = policy.grad is not None or bool(policy.bwd)  # do backward equations get another policy?
 
     def at(self, eqn):
-        """The interpreter for ``eqn``: its policy is the one for its scope names (enclosing bodies' first)."""
-        if not self.root.scopes and _scopes.RECORD.get() is None:
+        """The interpreter for ``eqn``: the policy of its scope names (enclosing bodies' first), forward or backward.
+
+        An equation is backward in a derivative program, or where JAX's name
+        stack says it is part of a transposed computation (the backward pass
+        of ``emulate(jax.grad(f))``).
+        """
+        backward = self.backward or (self._split and _scopes.is_transposed(eqn.source_info.name_stack))
+        if not self.root.scopes and _scopes.RECORD.get() is None and backward == self.backward:
             return self
         names = self.names + _scopes.scope_names(eqn.source_info.name_stack)
-        if names == self.names:
+        if names == self.names and backward == self.backward:
             return self
-        if names not in self._family:
-            self._family[names] = _Interpreter(self.root, self.user_x64, names, self._family)
-        return self._family[names]
+        if (names, backward) not in self._family:
+            self._family[names, backward] = _Interpreter(self.root, self.user_x64, names, self._family, backward)
+        return self._family[names, backward]
 
     # -- values -----------------------------------------------------------
     def run(self, closed, args, sites, known=None):
@@ -394,10 +339,12 @@ class _Interpreter(ControlFlow):
         else:
             step_key = sites.next_words()  # None for a deterministic policy
             round_acc = lambda acc, k: sites.child(k).round(acc, accum, rounding)  # noqa: E731
+            outer = lambda x: sites.round(x, _FLOAT32, Rounding.NEAREST_EVEN)  # noqa: E731  # promote=: float32
+            more = {"formats": (fin, accum), "promote": self.policy.promote, "round_outer": outer}
             if name == "dot_general":
-                out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key, rounding)
+                out = chunked_dot(*args, eqn.params["dimension_numbers"], chunk, round_acc, step_key, rounding, **more)
             else:
-                out = chunked_conv(*args, eqn.params, chunk, round_acc, step_key, rounding)
+                out = chunked_conv(*args, eqn.params, chunk, round_acc, step_key, rounding, **more)
         return [(sites.round(out, fout, rounding), fout)]
 
     def _blocked_input(self, eqn, pos, value, ident, fin, work, rounding, sites, cache):

@@ -10,13 +10,16 @@ static argument). Its string form, in the spirit of jmp, is a list of
               | "matmul_in=" format          (inputs of dot_general / conv)
               | "accum=" format              (matmul accumulator)
               | "chunk=" N                   (terms summed exactly per accumulator rounding; needs accum)
+              | "promote=" N                 (products per promotion into a float32 accumulator; needs accum)
               | "out=" format                (matmul / conv output)
-              | "grad=" format               (cotangent format under jax.grad)
-              | "grad_rounding=" rounding
+              | "grad=" format               (default format of the derivative arithmetic)
+              | "grad_rounding=" rounding    (its rounding; needs grad)
+              | "bwd." key "=" value         (matmul_in, accum, chunk, promote, out, a group, prim.NAME of
+                                              the derivative arithmetic; numfmt.emulation.backward)
               | group "=" site               (override for a group of primitives)
               | "prim." name "=" site        (override for one primitive, e.g. prim.exp)
               | "scope(" pattern ")=" site   (the scope's equations run under "compute=" site alone)
-              | "scope(" pattern ")." key "=" value  (one key for the scope; any key but grad, grad_rounding)
+              | "scope(" pattern ")." key "=" value  (one key for the scope; not grad, grad_rounding, bwd.)
     group    := "matmul" | "elementwise" | "reductions" | "transcendental"
     site     := format ["@" rounding]
     pattern  := path ("|" path)*
@@ -26,8 +29,9 @@ Scope rules (``docs/emulate.md``, "Per-layer policies") select equations by
 the JAX name stack they were traced under (``jax.named_scope``, flax module
 paths). An equation gets the policy's keys, then each rule whose pattern
 matches it, in the order written, later rules winning: ``scope(P)=SITE``
-replaces everything but ``grad``/``grad_rounding`` by ``compute=SITE`` (its
-rounding, or nearest_even), ``scope(P).KEY=VALUE`` sets that key. E.g.
+replaces everything by ``compute=SITE`` (its rounding, or nearest_even), the
+backward pass's items included, ``scope(P).KEY=VALUE`` sets that key (and
+keeps ``grad``/``grad_rounding``/``bwd.``, which a rule cannot set). E.g.
 ``compute=bfloat16,scope(Dense_0|head)=float32,scope(attention).matmul_in=mxfp8_e4m3``.
 A path matches consecutive scope names anywhere (from the outermost with a
 leading ``/``), and the scope includes everything under it
@@ -48,110 +52,23 @@ import dataclasses
 import difflib
 import functools
 
-from numfmt.core.chop import is_elementwise
-from numfmt.core.names import parse as parse_format
 from numfmt.core.rounding import Rounding
+from numfmt.emulation import backward as _backward
 from numfmt.emulation import scopes as _scopes
-from numfmt.emulation.primitives import GROUPS, TABLE
-from numfmt.float.format import FloatFormat
+from numfmt.emulation.policy_items import SITES, override_key
+from numfmt.emulation.policy_items import count as _count
+from numfmt.emulation.policy_items import policy_format as _format
+from numfmt.emulation.policy_items import policy_rounding as _rounding
+from numfmt.emulation.policy_items import site as _site
+from numfmt.emulation.primitives import GROUPS
 
 __all__ = ["GROUPS", "SITES", "Policy"]
 
 # Primitive groups: the rounded kinds of the classification table (numfmt.emulation.primitives).
 _GROUP_OF = {prim: group for group, prims in GROUPS.items() for prim in prims}
-SITES = frozenset().union(*GROUPS.values())  # the primitives emulate rounds; prim.NAME overrides name one
-_NEED_BITS = (Rounding.STOCHASTIC_A, Rounding.STOCHASTIC_B, Rounding.STOCHASTIC_C)
-_POLICY_ROUNDINGS = [r for r in Rounding if r not in _NEED_BITS]
-_KEYS = ("compute", "rounding", "matmul_in", "accum", "chunk", "out", "grad", "grad_rounding")
-_WHOLE_FUNCTION = ("grad", "grad_rounding")  # keys a scope rule cannot set (cotangent sites are global)
-
-
-def _rounding(value, argname: str) -> Rounding:
-    rounding = Rounding.parse(value)
-    if rounding not in _POLICY_ROUNDINGS:
-        raise ValueError(
-            f"{argname}={rounding.value!r} needs a random_bits count, which policies do not take; "
-            "use 'stochastic' (exact probabilities) or 'stochastic_equal'"
-        )
-    return rounding
-
-
-def _format(value, argname: str):
-    """``value`` parsed as a format for policy item ``argname``, refused where it cannot work.
-
-    Only ``matmul_in`` takes a block or scaled-integer format (its elements
-    are quantized along the contraction); every other item names the format
-    of elementwise results. A format without zero (float8_e8m0fnu) or without
-    a sign would turn zeros or negative values into NaN at every site.
-    """
-    try:
-        fmt = parse_format(value)
-    except (ValueError, TypeError) as err:
-        raise type(err)(f"policy {argname}: {err}") from None
-    if argname != "matmul_in" and not is_elementwise(fmt):
-        raise ValueError(
-            f"policy {argname}={fmt}: {type(fmt).__name__} {fmt} is a block/scaled format, which only "
-            "matmul_in= takes (its blocks run along the contraction); an accumulator, output, gradient or "
-            "operation result is rounded element by element: use an elementwise format such as float32, "
-            "bfloat16 or float8_e4m3fn here"
-        )
-    if isinstance(fmt, FloatFormat) and not (fmt.signed and fmt.has_zero):
-        lost = "every zero" if not fmt.has_zero else "every negative value"
-        raise ValueError(
-            f"policy {argname}={fmt}: {fmt} has no {'zero' if not fmt.has_zero else 'sign'}, so rounding "
-            f"results to it turns {lost} into NaN; use a signed format with zero (e.g. float8_e4m3fn, bfloat16)"
-        )
-    return fmt
-
-
-def _site(value, key: str):
-    """``format``, ``"format@rounding"`` or ``(format, rounding)`` -> (format, rounding | None)."""
-    if isinstance(value, tuple):
-        if len(value) != 2:
-            raise ValueError(f"override {key}={value!r}: a tuple must be (format, rounding)")
-        return _format(value[0], key), _rounding(value[1], key)
-    if isinstance(value, str) and "@" in value:
-        fmt, _, rounding = value.rpartition("@")
-        return _format(fmt, key), _rounding(rounding, key)
-    return _format(value, key), None
-
-
-def _check_override_key(key) -> str:
-    if not isinstance(key, str):
-        raise TypeError(f"override keys are strings, got {key!r}")
-    key = key.strip().lower()
-    if key in GROUPS:
-        return key
-    if key.startswith("prim.") and len(key) > 5:
-        _check_primitive(key[5:], key)
-        return key
-    close = difflib.get_close_matches(key, [*GROUPS, *_KEYS], n=2)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise ValueError(
-        f"unknown policy key {key!r}; valid keys are {', '.join(_KEYS)}, the groups "
-        f"{', '.join(GROUPS)}, or 'prim.NAME' for one primitive (e.g. prim.exp).{hint}"
-    )
-
-
-def _check_primitive(name: str, key: str) -> None:
-    """Refuse ``prim.NAME`` unless NAME is a primitive emulate rounds (a misspelt key would do nothing)."""
-    if name in SITES:
-        return
-    import jax.extend.core as jcore  # noqa: PLC0415  # jax only when a prim. key is checked
-    import jax.extend.core.primitives as jprims  # noqa: PLC0415
-
-    known = set(TABLE) | {p.name for p in vars(jprims).values() if isinstance(p, jcore.Primitive)}
-    sites = ", ".join(sorted(SITES))
-    if name in known:
-        raise ValueError(
-            f"policy key {key!r}: {name!r} is not a rounding site of numfmt.emulate (its kind is "
-            f"{TABLE.get(name, 'unclassified')!r}: it computes exactly on rounded inputs, moves data, is "
-            "integer/bit-level or control flow, or is not supported), so an override would do nothing; "
-            f"prim.NAME takes one of: {sites}"
-        )
-    close = difflib.get_close_matches(name, sorted(SITES | known), n=3)
-    hint = f" Did you mean {', '.join(repr('prim.' + c) for c in close)}?" if close else ""
-    raise ValueError(f"policy key {key!r}: {name!r} is not a JAX primitive name.{hint} prim.NAME takes one of: {sites}")
+_KEYS = ("compute", "rounding", "matmul_in", "accum", "chunk", "promote", "out", "grad", "grad_rounding")
+_COUNT_KEYS = ("chunk", "promote")
+_WHOLE_FUNCTION = ("grad", "grad_rounding", "bwd")  # keys a scope rule cannot set (the backward pass's)
 
 
 def _override_order(item) -> tuple:
@@ -173,20 +90,31 @@ class Policy:
         product is XLA's dot in the work dtype, rounded once to ``out``).
       chunk: number of products summed exactly before each accumulator
         rounding (default 1 when ``accum`` is set). Needs ``accum``.
+      promote: every ``promote`` products the accumulator (``accum``, with
+        its ``chunk``) is added into a float32 accumulator (round to nearest
+        even) and restarts from +0, as FP8 GEMMs on Hopper GPUs promote the
+        tensor core's partial sums into float32 registers (default: no
+        promotion). Needs ``accum``; a multiple of ``chunk``.
       out: format of matmul/conv outputs (default: the matmul group's format).
-      grad: format cotangents are rounded to at every rounding site under
-        ``jax.grad`` (default: cotangents are not rounded).
-      grad_rounding: rounding of cotangents.
+      grad: default format of the derivative arithmetic (the backward pass
+        of ``jax.grad``/``vjp``, the tangents of ``jvp``; default: the
+        forward policy's ``compute``). See :meth:`backward`.
+      grad_rounding: rounding of the derivative arithmetic (needs ``grad``;
+        without ``grad`` the derivative rounds as the forward pass).
       overrides: ``{key: site}`` with key a group name (``matmul``,
         ``elementwise``, ``reductions``, ``transcendental``) or ``prim.NAME``,
         and site a format, ``"format@rounding"`` or ``(format, rounding)``.
       scopes: per-scope rules, in order: ``(pattern, key, value)`` triples
         (key ``""``: the scope runs under ``compute=value`` alone) or a dict
         ``{pattern: site or {key: value}}``. :meth:`for_scope` resolves them.
+      bwd: items of the derivative arithmetic only (``bwd.KEY=VALUE``): a dict
+        ``{key: value}`` with key ``matmul_in``, ``accum``, ``chunk``, ``out``,
+        a group or ``prim.NAME``.
 
     Raises:
-      ValueError: an unknown key, format or rounding; ``chunk`` without
-        ``accum`` or not a positive int; a rounding that needs random_bits.
+      ValueError: an unknown key, format or rounding; ``chunk`` or
+        ``promote`` without ``accum`` or not a positive int; ``promote`` not a
+        multiple of ``chunk``; a rounding that needs random_bits.
       TypeError: arguments of the wrong type.
 
     Examples:
@@ -208,6 +136,8 @@ class Policy:
     grad_rounding: Rounding = Rounding.NEAREST_EVEN
     overrides: tuple = ()
     scopes: tuple = ()
+    promote: int | None = None  # after scopes: the positional order of the fields above predates it
+    bwd: tuple = ()
 
     def __post_init__(self):
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -217,11 +147,18 @@ class Policy:
         for name in ("matmul_in", "accum", "out", "grad"):
             if getattr(self, name) is not None:
                 put(name, _format(getattr(self, name), name))
-        if self.chunk is not None:
-            if not isinstance(self.chunk, int) or isinstance(self.chunk, bool) or self.chunk < 1:
-                raise ValueError(f"chunk={self.chunk!r} must be a positive int (terms summed exactly)")
-            if self.accum is None:
-                raise ValueError(f"chunk={self.chunk} needs an accumulator format: add accum=FORMAT")
+        for name in _COUNT_KEYS:
+            if getattr(self, name) is not None:
+                put(name, _count(getattr(self, name), name))
+                if self.accum is None:
+                    raise ValueError(f"{name}={getattr(self, name)} needs an accumulator format: add accum=FORMAT")
+        if self.promote is not None and self.promote % (self.chunk or 1):
+            lower = self.promote - self.promote % self.chunk
+            near = f"{lower} or {lower + self.chunk}" if lower else f"{self.chunk}"
+            raise ValueError(
+                f"promote={self.promote} must be a multiple of chunk={self.chunk} (a promotion adds whole chunks); "
+                f"use promote={near}"
+            )
         items = self.overrides.items() if isinstance(self.overrides, dict) else self.overrides
         if not isinstance(items, (tuple, list, type({}.items()))):
             raise TypeError(f"overrides must be a dict {{key: format}}, got {self.overrides!r}")
@@ -229,10 +166,21 @@ class Policy:
         for item in items:
             # (key, value), or (key, format, rounding | None) as stored by a Policy
             key, value = (item[0], item[1] if item[2] is None else item[1:]) if len(item) == 3 else item
-            key = _check_override_key(key)
+            key = override_key(key, _KEYS)
             normal[key] = _site(value, key)
         put("overrides", tuple(sorted(((k, *v) for k, v in normal.items()), key=_override_order)))
         put("scopes", _scopes.normalise(self.scopes, _WHOLE_FUNCTION, _rule_value))
+        put("bwd", _backward.normalise(self.bwd, _bwd_value, lambda k: _override_order((k,))))
+        if self.grad is None and self.grad_rounding is not Rounding.NEAREST_EVEN:
+            raise ValueError(
+                f"grad_rounding={self.grad_rounding.value} needs grad=FORMAT (the derivative arithmetic's "
+                f"format; grad={self.compute} keeps the forward pass's)"
+            )
+        if self.bwd:
+            try:
+                self.backward()
+            except (ValueError, TypeError) as err:
+                raise type(err)(f"policy bwd. items: {err}") from None
         patterns = dict.fromkeys(p for p, _, _ in self.scopes)
         for pattern in [*patterns, None] if patterns else []:
             try:  # the rules of each pattern, and all rules, must give a valid policy
@@ -248,6 +196,7 @@ class Policy:
         modes = [m for m in modes if m is not None]
         if self.grad is not None:
             modes.append(self.grad_rounding)
+        modes += [v[1] for k, v in self.bwd if k not in _backward.FIELDS and v[1] is not None]
         return any(r.is_stochastic for r in modes)
 
     def for_scope(self, names) -> Policy:
@@ -266,9 +215,30 @@ class Policy:
         names = _scopes.scope_names(names) if isinstance(names, str) else tuple(names)
         return _for_scope(self, names)
 
+    def backward(self) -> Policy:
+        """The policy of the derivative arithmetic (without scope rules: apply :meth:`for_scope` first).
+
+        ``compute``/``rounding`` become ``grad``/``grad_rounding`` where
+        ``grad`` is given, then the ``bwd`` items are applied; everything
+        else is the forward policy's. Without ``grad`` and ``bwd`` it is this
+        policy.
+
+        Examples:
+          >>> import numfmt
+          >>> p = numfmt.Policy.parse("compute=bfloat16,matmul_in=float8_e4m3fn,bwd.matmul_in=float8_e5m2")
+          >>> str(p.backward())
+          'compute=bfloat16,matmul_in=float8_e5m2'
+        """
+        if self.grad is None and not self.bwd:
+            return self
+        fields = {k: getattr(self, k) for k in ("compute", "rounding", *_backward.FIELDS)}
+        over = {k: (f, r) for k, f, r in self.overrides}
+        fields, over = _backward.derivative_fields(fields, over, self.grad, self.grad_rounding, self.bwd)
+        return Policy(**fields, overrides=tuple((k, *v) for k, v in over.items()))
+
     def _resolve(self, rules) -> Policy:
         """This policy's keys with ``rules`` ((pattern, key, value) triples) applied in order, no scopes."""
-        return _scopes.resolve(self, rules, _KEYS, _WHOLE_FUNCTION, Rounding.NEAREST_EVEN)
+        return _scopes.resolve(self, rules, _KEYS, (), Rounding.NEAREST_EVEN)  # scope(P)=SITE: forward and backward
 
     def site(self, primitive: str):
         """``(format, rounding)`` of a primitive's output: its override, its group's, or the default."""
@@ -289,13 +259,17 @@ class Policy:
         parts = [f"compute={self.compute}"]
         if self.rounding is not Rounding.NEAREST_EVEN:
             parts.append(f"rounding={self.rounding.value}")
-        for name in ("matmul_in", "accum", "chunk", "out", "grad"):
+        for name in ("matmul_in", "accum", *_COUNT_KEYS, "out", "grad"):
             if getattr(self, name) is not None:
                 parts.append(f"{name}={getattr(self, name)}")
         if self.grad_rounding is not Rounding.NEAREST_EVEN:
             parts.append(f"grad_rounding={self.grad_rounding.value}")
         for key, fmt, rounding in self.overrides:
             parts.append(f"{key}={fmt}" + ("" if rounding is None else f"@{rounding.value}"))
+        for key, value in self.bwd:
+            if isinstance(value, tuple):
+                value = f"{value[0]}" + ("" if value[1] is None else f"@{value[1].value}")
+            parts.append(f"bwd.{key}={value}")
         for pattern, key, value in self.scopes:
             text = value.value if isinstance(value, Rounding) else value
             if isinstance(value, tuple):
@@ -336,27 +310,29 @@ class Policy:
         fields: dict = {}
         overrides: dict = {}
         rules: dict = {}
+        bwd: dict = {}
         for key, value in items:
             if not isinstance(key, str):
                 raise TypeError(f"in policy {spec!r}: keys are strings, got {key!r}")
             rule = _scopes.rule_key(key)
             key = key.strip().lower()
-            if key in fields or key in overrides or rule in rules:
+            back = None if rule is not None else _backward.bwd_key(key)
+            if key in fields or key in overrides or rule in rules or back in bwd:
                 raise ValueError(f"in policy {spec!r}: key {key!r} is given twice")
             if rule is not None:
                 rules[rule] = value
-            elif key == "chunk":
-                if isinstance(value, str) and not value.isdigit():
-                    raise ValueError(f"in policy {spec!r}: chunk={value!r} must be a positive integer")
-                fields[key] = int(value) if isinstance(value, str) else value
+            elif back is not None:
+                bwd[back] = value
+            elif key in _COUNT_KEYS:
+                fields[key] = _count(value, key)
             elif key in _KEYS:
                 fields[key] = value
             else:
-                overrides[_check_override_key(key)] = value
+                overrides[override_key(key, _KEYS)] = value
         if "compute" not in fields:
             raise ValueError(f"policy {spec!r} has no compute=FORMAT item (the default format); add one")
         scopes = tuple((*rule, value) for rule, value in rules.items())
-        return cls(**fields, overrides=overrides, scopes=scopes)  # type: ignore[arg-type]  # normalised in __post_init__
+        return cls(**fields, overrides=overrides, scopes=scopes, bwd=bwd)  # type: ignore[arg-type]  # normalised in __post_init__
 
 
 def _rule_value(key: str, value):
@@ -367,15 +343,27 @@ def _rule_value(key: str, value):
         return fmt, None if rounding is Rounding.NEAREST_EVEN else rounding
     if key == "rounding":
         return _rounding(value, key)
-    if key == "chunk":
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"chunk={value!r} must be a positive integer")
-        return value
+    if key in _COUNT_KEYS:
+        return _count(value, key)
     if key in _KEYS:
         return _format(value, key)
-    return _site(value, _check_override_key(key))
+    return _site(value, override_key(key, _KEYS))
+
+
+def _bwd_value(key: str, value):
+    """A ``bwd.KEY`` item's value checked: a matmul field's, or an override's site."""
+    if key in _backward.FIELDS:
+        return _rule_value(key, value)
+    if key not in GROUPS and not key.startswith("prim."):
+        close = difflib.get_close_matches(key, [*_backward.FIELDS, *GROUPS], n=2)
+        hint = f" Did you mean {', '.join('bwd.' + c for c in close)}?" if close else ""
+        raise ValueError(
+            f"unknown key {key!r}; bwd. takes {', '.join(_backward.FIELDS)}, a group ({', '.join(GROUPS)}) "
+            f"or prim.NAME.{hint}"
+        )
+    if isinstance(value, tuple) and len(value) == 2 and value[1] is None:  # a site as stored: (format, None)
+        value = value[0]
+    return _site(value, override_key(key, _KEYS))
 
 
 @functools.lru_cache(maxsize=1024)

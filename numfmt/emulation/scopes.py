@@ -42,6 +42,7 @@ __all__ = [
     "canonical_pattern",
     "check_matched",
     "explain",
+    "is_transposed",
     "matches",
     "normalise",
     "resolve",
@@ -201,6 +202,14 @@ def scope_names(name_stack) -> tuple[str, ...]:
                 part = m.group(1)
             names.append(part)
     return tuple(n for name in names for n in name.split("/") if n)
+
+
+def is_transposed(name_stack) -> bool:
+    """Is an equation part of a transposed (backward-pass) computation (a ``transpose(...)`` in its name stack)?"""
+    elems = getattr(name_stack, "stack", None)
+    if elems is not None:
+        return any(type(e).__name__ == "Transform" and e.name == "transpose" for e in elems)
+    return "transpose(" in str(name_stack)
 
 
 def _prefix_match(comps: tuple, names: tuple) -> bool:

@@ -1,10 +1,9 @@
-"""Rounding sites of :func:`numfmt.emulate`: work dtypes, key streams, cotangents.
+"""Rounding sites of :func:`numfmt.emulate`: work dtypes and key streams.
 
 Every rounding the emulator performs goes through :func:`numfmt.chop` (one
-correct rounding of its input, straight-through under ``jax.grad``). This
-module decides the dtype an operation is computed in, checks that rounded
-values fit the dtype the traced function stores them in, hands each site its
-own random stream, and rounds cotangents to the policy's gradient format.
+correct rounding of its input). This module decides the dtype an operation
+is computed in, checks that rounded values fit the dtype the traced function
+stores them in, and hands each site its own random stream.
 """
 
 from __future__ import annotations
@@ -242,8 +241,7 @@ class Sites:
     key, get a threefry key made of the first two words of their draw.
     """
 
-    def __init__(self, policy, key=None, words=None):
-        self.policy = policy
+    def __init__(self, key=None, words=None):
         self.key = key
         self.count = 0
         self._words = words
@@ -266,35 +264,15 @@ class Sites:
 
     def child(self, words) -> Sites:
         """The sites of a nested body (or loop iteration) seeded by ``words`` (None: deterministic)."""
-        return Sites(self.policy, words=words)
+        return Sites(words=words)
 
     def round(self, x, fmt, rounding):
-        """Round ``x`` (any float dtype) into ``fmt``; under grad, round its cotangent too.
+        """Round ``x`` (any float dtype) into ``fmt``.
 
         In a format without infinities, infinities are kept (see :func:`keep_infinities`).
         """
         seed = self.next_seed(fmt) if rounding.is_stochastic else None
-        policy = self.policy
-        if policy.grad is None:
-            out = _jitted_chop(fmt, rounding)(x, seed)
-        else:
-            gseed = self.next_seed(policy.grad) if policy.grad_rounding.is_stochastic else None
-            out = _rounding_site(fmt, rounding, policy.grad, policy.grad_rounding)(x, seed, gseed)
-        return keep_infinities(x, out, fmt)
-
-    def cotangent(self, x):
-        """Identity whose backward pass rounds the cotangent to the gradient format.
-
-        Put on the float inputs of loops and branches, so that cotangents the
-        loop transpose sums over iterations (e.g. of a weight shared by all
-        steps of a scan) leave it rounded.
-        """
-        x = jnp.asarray(x)
-        policy = self.policy
-        if policy.grad is None or not is_float(x.dtype):
-            return x
-        gseed = self.next_seed(policy.grad) if policy.grad_rounding.is_stochastic else None
-        return _cotangent_site(policy.grad, policy.grad_rounding)(x, gseed)
+        return keep_infinities(x, _jitted_chop(fmt, rounding)(x, seed), fmt)
 
 
 def _chop(x, fmt, rounding, seed):
@@ -309,31 +287,3 @@ def _jitted_chop(fmt, rounding):
     # One jitted function per (format, rounding): JAX lowers it once per input
     # signature and reuses it at every site, which keeps compile time down.
     return jax.jit(lambda x, seed: _chop(x, fmt, rounding, seed))
-
-
-@functools.cache
-def _cotangent_site(grad_fmt, grad_rounding):
-    @jax.custom_vjp
-    def site(x, gkey):
-        return x
-
-    site.defvjp(lambda x, gkey: (x, gkey), lambda gkey, g: (_chop(g, grad_fmt, grad_rounding, gkey), None))
-    return site
-
-
-@functools.cache
-def _rounding_site(fmt, rounding, grad_fmt, grad_rounding):
-    """``chop`` whose backward pass rounds the cotangent to ``grad_fmt``."""
-
-    @jax.custom_vjp
-    def site(x, key, gkey):
-        return _chop(x, fmt, rounding, key)
-
-    def fwd(x, key, gkey):
-        return site(x, key, gkey), gkey
-
-    def bwd(gkey, g):
-        return _chop(g, grad_fmt, grad_rounding, gkey), None, None
-
-    site.defvjp(fwd, bwd)
-    return site
