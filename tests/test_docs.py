@@ -40,7 +40,8 @@ def executed(tmp_path_factory):
 
 def test_there_are_notebooks():
     assert [nb.stem for nb in NOTEBOOKS] == [
-        "01_formats_tour", "02_rounding_error", "03_lorenz", "04_training", "05_block_formats", "06_real_models"
+        "01_formats_tour", "02_rounding_error", "03_lorenz", "04_training", "05_block_formats", "06_real_models",
+        "07_fp8_training",
     ]
 
 
