@@ -94,8 +94,8 @@ def emulate(fn, policy):
     Raises:
       ValueError: a bad policy; a missing or unexpected key; a format wider than the
         dtype ``fn`` stores a value in; a ``scope(...)`` rule that selects no
-        equation of ``fn``; ``grad=`` with an ``fn`` that is itself
-        differentiated (``emulate(jax.grad(f))``: write ``jax.grad(emulate(f))``).
+        equation of ``fn``; a derivative of a derivative of the emulated
+        function (``jax.hessian``: write ``emulate(jax.hessian(f))``).
       NotImplementedError: ``fn`` uses a primitive emulate does not handle,
         or complex numbers (the message names the primitive).
 

@@ -134,8 +134,8 @@ def normalise(scopes, whole_function, value_of) -> tuple:
             raise ValueError(f"policy rule {where} is given twice")
         if key in whole_function:
             raise ValueError(
-                f"policy rule {where}: {key} applies to the whole function (cotangents are rounded at every "
-                f"site of jax.grad(emulate(f))); give it as a plain {key}= item"
+                f"policy rule {where}: {key} applies to the whole function (it sets the backward pass's "
+                f"policy); give it as a plain {key}= item"
             )
         try:
             out[pattern, key] = value_of(key, value)
