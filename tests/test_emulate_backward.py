@@ -213,6 +213,66 @@ def test_vjp_vmap_and_partial_arguments():
     assert gx.shape == data[0].shape and np.all(np.isfinite(gx))
 
 
+LINEARIZE_POLICIES = [
+    "compute=bfloat16",
+    "compute=bfloat16,grad=float16",
+    "compute=bfloat16,matmul_in=float8_e4m3fn,accum=float32,out=bfloat16,bwd.matmul_in=float8_e5m2",
+]
+
+
+def _tangent_reference(loss, policy, params, data, tangent):
+    """The jvp of the emulated loss: emulate(jvp) where no derivative policy is given (the orders coincide).
+
+    With ``grad=``/``bwd.`` the orders differ by design: ``emulate(jax.jvp(f))`` has no transposed equations,
+    so its tangents take the forward policy; ``jax.jvp(emulate(f))`` computes them in the derivative policy.
+    """
+    if numfmt.Policy.parse(policy).backward() == numfmt.Policy.parse(policy):
+        return numfmt.emulate(lambda p, t: jax.jvp(lambda q: loss(q, data), (p,), (t,)), policy)(params, tangent)
+    return jax.jvp(lambda p: numfmt.emulate(loss, policy)(p, data), (params,), (tangent,))
+
+
+@pytest.mark.parametrize("policy", LINEARIZE_POLICIES)
+def test_linearize_pushes_and_pulls_through_the_emulated_linear_map(policy):
+    loss, params, data = attention()
+    tangent = jax.tree.map(lambda p: jnp.asarray(RNG.normal(size=p.shape), jnp.float32), params)
+    f = numfmt.emulate(loss, policy)
+    primal, f_jvp = jax.linearize(lambda p: f(p, data), params)
+    reference = _tangent_reference(loss, policy, params, data, tangent)
+    assert_same_bits((primal, f_jvp(tangent)), reference)
+    assert_same_bits(jax.jit(f_jvp)(tangent), reference[1])
+    # its transpose is the emulated pullback: the gradient of either order
+    (pulled,) = jax.linear_transpose(f_jvp, params)(jnp.float32(1.0))
+    assert_same_bits(pulled, numfmt.emulate(jax.grad(loss), policy)(params, data))
+
+
+@pytest.mark.parametrize("policy", LINEARIZE_POLICIES)
+def test_derivatives_taken_outside_a_jit_of_the_emulated_function(policy):
+    loss, params, data = attention()
+    tangent = jax.tree.map(lambda p: jnp.asarray(RNG.normal(size=p.shape), jnp.float32), params)
+    f = jax.jit(numfmt.emulate(loss, policy))  # the call is traced with no differentiation in sight
+    reference = _tangent_reference(loss, policy, params, data, tangent)
+    assert_same_bits(jax.jvp(lambda p: f(p, data), (params,), (tangent,)), reference)
+    inner_grad = numfmt.emulate(jax.value_and_grad(loss), policy)(params, data)
+    assert_same_bits(jax.value_and_grad(f)(params, data), inner_grad)
+    out, pull = jax.vjp(lambda p: f(p, data), params)
+    assert_same_bits((out, pull(jnp.float32(1.0))[0]), inner_grad)
+    x = _normal(6)
+    g = jax.jit(numfmt.emulate(lambda x: jnp.sin(x) * x, policy))
+    assert_same_bits(jax.jacfwd(g)(x), jax.jacfwd(numfmt.emulate(lambda x: jnp.sin(x) * x, policy))(x))
+    assert_same_bits(jax.jacrev(g)(x), numfmt.emulate(jax.jacrev(lambda x: jnp.sin(x) * x), policy)(x))
+
+
+def test_per_example_stochastic_gradients_under_vmap_match_a_loop():
+    loss, params, data = mlp()
+    f = numfmt.emulate(loss, "compute=bfloat16,rounding=stochastic,grad=bfloat16")
+    keys = jax.random.split(jax.random.key(3), 3)
+    xs, labels = data[0][:3, None], data[1][:3, None]
+    batched = jax.jit(jax.vmap(lambda x, y, k: jax.grad(f)(params, (x, y), key=k)))(xs, labels, keys)
+    for i in range(3):
+        single = jax.grad(f)(params, (xs[i], labels[i]), key=keys[i])
+        assert_same_bits(jax.tree.map(lambda v, i=i: v[i], batched), single)
+
+
 def test_integer_arguments_and_outputs():
     def fn(w, n):
         return jnp.sum(w * n.astype(jnp.float32)), n + 1
@@ -252,8 +312,10 @@ def test_stochastic_backward_is_reproducible_and_unbiased_in_its_own_stream():
     [jax.hessian, lambda f: jax.grad(jax.grad(f)), lambda f: jax.jacfwd(jax.jacrev(f))],
     ids=["hessian", "grad-of-grad", "jacfwd-of-jacrev"],
 )
-def test_derivatives_of_derivatives_are_refused(derive):
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit-inside"])
+def test_derivatives_of_derivatives_are_refused(derive, jit):
     f = numfmt.emulate(lambda x: jnp.sum(jnp.sin(x)), "compute=bfloat16")
+    f = jax.jit(f) if jit else f  # inside jit the call sees no derivative: the linear part refuses it
     x = jnp.float32(0.5)
     with pytest.raises(ValueError, match=r"emulate\(jax.hessian\(f\), policy\)"):
         derive(f)(x)

@@ -5,15 +5,15 @@ leaves, the user's x64 flag) a :class:`Program` traces the user's function
 to a jaxpr and evaluates it with the interpreter, jitted:
 
 - ``primal(call, key, *flat)``: the function itself.
-- ``forward(call, kind, wrt, key, *flat)``: the known part of
-  ``jax.vjp`` (``kind="vjp"``) or ``jax.linearize`` (``kind="jvp"``) of the
-  function with respect to the arguments flagged in ``wrt``: its outputs and
-  the residuals its derivative needs, computed under the forward policy.
-- ``derivative(call, kind, wrt, avals, key, *residuals, *seeds)``: the
-  rest, the pullback of output cotangents (vjp) or the pushforward of input
-  tangents (jvp), computed under the policy's derivative arithmetic
-  (:meth:`Policy.backward <numfmt.Policy.backward>`), with a random stream of
-  its own.
+- ``forward(call, wrt, key, *flat)``: the known part of ``jax.linearize``
+  of the function with respect to the arguments flagged in ``wrt``: its
+  outputs and the residuals its derivative needs, computed under the forward
+  policy.
+- ``derivative(call, direction, wrt, avals, key, residuals, seeds)``: the
+  linear rest, the pushforward of input tangents (``direction="jvp"``) or its
+  transpose, the pullback of output cotangents (``"vjp"``), computed under
+  the policy's derivative arithmetic (:meth:`Policy.backward
+  <numfmt.Policy.backward>`), with a random stream of its own.
 
 JAX derives both parts from the same jaxpr as ``jax.grad(f)`` would, so the
 equations evaluated are those of ``emulate(jax.grad(f))`` (there, the
@@ -28,7 +28,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from numfmt.core import xp as _xp
 from numfmt.core.random import derive_words, seed_words
@@ -71,9 +70,9 @@ class Program:
         self.policy = policy
         self.interpreter = interpreter  # interpreter(policy, user_x64, backward=...) has .run(closed, args, sites)
         self.out_trees: dict = {}  # Call -> (output treedef, its non-array leaves)
-        self.lin_trees: dict = {}  # (Call, kind, wrt, avals) -> (residual treedef, output avals)
+        self.lin_trees: dict = {}  # (Call, wrt, avals) -> (residual treedef, output avals)
         self.primal = jax.jit(self._primal, static_argnums=(0,))
-        self.forward = jax.jit(self._forward, static_argnums=(0, 1, 2))
+        self.forward = jax.jit(self._forward, static_argnums=(0, 1))
         self.derivative = jax.jit(self._derivative, static_argnums=(0, 1, 2, 3))
 
     def outputs(self, call: Call, arrays):
@@ -106,9 +105,9 @@ class Program:
         _scopes.check_matched(self.policy, closed.jaxpr)
         return self._interpret(call, closed, flat, _sites.Sites(key))
 
-    def _forward(self, call: Call, kind: str, wrt: tuple, key, *flat):
+    def _forward(self, call: Call, wrt: tuple, key, *flat):
         fn = self._flat_fn(call)
-        lin_key = (call, kind, wrt, aval_key(flat))
+        lin_key = (call, wrt, aval_key(flat))
 
         def known_part(*leaves):
             def of_wrt(*diff):
@@ -116,7 +115,7 @@ class Program:
                 return fn(*[next(it) if w else leaf for leaf, w in zip(leaves, wrt, strict=True)])
 
             diff = [leaf for leaf, w in zip(leaves, wrt, strict=True) if w]
-            out, rest = (jax.vjp if kind == "vjp" else jax.linearize)(of_wrt, *diff)
+            out, rest = jax.linearize(of_wrt, *diff)
             residuals, tree = jax.tree.flatten(rest)
             self.lin_trees[lin_key] = tree, [jax.typeof(v) for v in out]
             return [*out, *residuals]
@@ -127,28 +126,29 @@ class Program:
         n_out = len(self.lin_trees[lin_key][1])
         return outs[:n_out], outs[n_out:]
 
-    def _derivative(self, call: Call, kind: str, wrt: tuple, avals: tuple, key, residuals, seeds):
-        """Pull back output cotangents (vjp: ``seeds`` per float output) or push forward tangents (jvp: per wrt input).
+    def _derivative(self, call: Call, direction: str, wrt: tuple, avals: tuple, key, residuals, seeds):
+        """Push forward tangents (jvp: ``seeds`` per wrt input) or pull back cotangents (vjp: per float output).
 
-        Returns the cotangents of the ``wrt`` inputs (vjp) or the tangents of the float outputs (jvp).
+        Returns the tangents of the float outputs (jvp) or the cotangents of the ``wrt`` inputs (vjp).
         """
-        tree, out_avals = self.lin_trees[call, kind, wrt, avals]
+        tree, out_avals = self.lin_trees[call, wrt, avals]
         floats = [_sites.is_float(a.dtype) for a in out_avals]
+        diff = [
+            jax.ShapeDtypeStruct(shape, dtype, weak_type=weak)
+            for (shape, dtype, weak), w in zip(avals, wrt, strict=True)
+            if w
+        ]
 
         def rest(residuals, seeds):
             lin = jax.tree.unflatten(tree, residuals)
-            if kind == "jvp":
-                tangents = lin(*seeds)
-                return [t for t, fl in zip(tangents, floats, strict=True) if fl]
-            it = iter(seeds)
-            cts = [next(it) if fl else _float0_zeros(a) for a, fl in zip(out_avals, floats, strict=True)]
-            return list(lin(cts))
+
+            def float_tangents(*tangents):  # of the float outputs (the others' are float0 zeros)
+                return [t for t, fl in zip(lin(*tangents), floats, strict=True) if fl]
+
+            if direction == "jvp":
+                return float_tangents(*seeds)
+            return list(jax.linear_transpose(float_tangents, *diff)(list(seeds)))
 
         closed = self._trace(call, rest, list(residuals), list(seeds))
         words = None if key is None else derive_words(_xp.jax_namespace(), seed_words(key), BACKWARD_STREAM)
         return self._interpret(call, closed, [*residuals, *seeds], _sites.Sites(words=words), backward=True)
-
-
-def _float0_zeros(aval):
-    """The zero cotangent of an integer or boolean output (JAX's float0)."""
-    return np.zeros(aval.shape, jax.dtypes.float0)
