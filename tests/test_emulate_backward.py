@@ -243,6 +243,11 @@ def test_linearize_pushes_and_pulls_through_the_emulated_linear_map(policy):
     # its transpose is the emulated pullback: the gradient of either order
     (pulled,) = jax.linear_transpose(f_jvp, params)(jnp.float32(1.0))
     assert_same_bits(pulled, numfmt.emulate(jax.grad(loss), policy)(params, data))
+    # mapped over a batch of tangents (the residuals unbatched): the Jacobian, column by column
+    g = numfmt.emulate(lambda x: jnp.sin(x) * x, policy)
+    x = _normal(5)
+    _, g_jvp = jax.linearize(g, x)
+    assert_same_bits(jax.vmap(g_jvp, out_axes=1)(jnp.eye(5, dtype=jnp.float32)), jax.jacfwd(g)(x))
 
 
 @pytest.mark.parametrize("policy", LINEARIZE_POLICIES)
