@@ -326,6 +326,20 @@ def test_derivatives_of_derivatives_are_refused(derive, jit):
         derive(f)(x)
 
 
+def test_forward_mode_through_a_custom_vjp_function_is_refused_clearly():
+    @jax.custom_vjp
+    def scaled(x):
+        return x * 1.1
+
+    scaled.defvjp(lambda x: (x * 1.1, None), lambda _, g: (jnp.clip(g, -0.5, 0.5),))
+    f = numfmt.emulate(lambda x: jnp.sum(scaled(x) ** 2), "compute=float16,grad=bfloat16")
+    x = jnp.asarray([0.1, 3.0], jnp.float32)
+    g = jax.jit(jax.grad(f))(x)  # reverse mode: the function's own pullback, emulated
+    assert float(g[1]) == 0.5
+    with pytest.raises(NotImplementedError, match="custom_lin.*no pushforward.*reverse mode"):
+        jax.jvp(f, (x,), (x,))
+
+
 def test_the_whole_derivative_can_be_emulated_instead():
     h = numfmt.emulate(jax.hessian(lambda x: jnp.sum(jnp.sin(x) * x)), "compute=bfloat16")(_normal(3))
     assert h.shape == (3, 3) and np.all(np.isfinite(h))

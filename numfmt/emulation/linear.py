@@ -81,6 +81,21 @@ class LinearMap:
             fn = jax.vmap(fn, in_axes=axes, out_axes=0)
         return list(fn(*operands))
 
+    def result_shapes(self, linear_shapes) -> list:
+        """The results' shapes and dtypes, from the linear operands' shapes (``vmap`` levels in front).
+
+        Known without tracing: the unused direction may not be evaluable (a
+        ``jax.custom_vjp`` function inside has a pullback but no pushforward).
+        """
+        program = self.program
+        if self.transposed:  # cotangents of the differentiated inputs
+            plain = [(shape, dtype) for (shape, dtype, _), w in zip(self.avals, self.wrt, strict=True) if w]
+        else:  # tangents of the float outputs
+            _, out_avals = program.lin_trees[self.call, self.wrt, self.avals]
+            plain = [(tuple(a.shape), a.dtype) for a in out_avals if jnp.issubdtype(a.dtype, jnp.floating)]
+        lead = tuple(linear_shapes[0][: len(self.batch)])
+        return [jax.ShapeDtypeStruct((*lead, *shape), dtype) for shape, dtype in plain]
+
     def transpose(self) -> LinearMap:
         """The map in the other direction (same residuals and ``vmap`` levels)."""
         return replace(self, transposed=not self.transposed)
@@ -104,7 +119,7 @@ def _impl(*operands, lin):
 
 
 def _abstract(*avals, lin):
-    shapes = jax.eval_shape(lin.evaluate, *[jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals])
+    shapes = lin.result_shapes([a.shape for a in avals[lin.n_fixed :]])
     return [jax.core.ShapedArray(s.shape, s.dtype) for s in shapes]
 
 
@@ -112,15 +127,14 @@ def _transpose(cts, *operands, lin):
     fixed = operands[: lin.n_fixed]
     if any(ad.is_undefined_primal(x) for x in fixed):
         raise ValueError(NESTED)
-    outs = jax.eval_shape(lin.evaluate, *[_struct(x) for x in operands])
+    outs = lin.result_shapes([_shape(x) for x in operands[lin.n_fixed :]])
     cts = [jnp.zeros(o.shape, o.dtype) if isinstance(ct, ad.Zero) else ct for ct, o in zip(cts, outs, strict=True)]
     back = apply(lin.transpose(), fixed, cts)
     return [None] * lin.n_fixed + list(back)
 
 
-def _struct(x):
-    aval = x.aval if ad.is_undefined_primal(x) else jax.typeof(x)
-    return jax.ShapeDtypeStruct(aval.shape, aval.dtype)
+def _shape(x):
+    return tuple((x.aval if ad.is_undefined_primal(x) else jax.typeof(x)).shape)
 
 
 def _jvp(primals, tangents, *, lin):

@@ -151,6 +151,11 @@ REFUSED.update(
             "write the transform as real matrix products of the real and imaginary parts (a DFT: x @ cos and "
             "x @ sin matrices, which emulate rounds as matmuls), or " + _OUTSIDE,
         ),
+        "custom_lin": (
+            "it is the tangent of a jax.custom_vjp function, which has a pullback but no pushforward: JAX itself "
+            "cannot apply forward mode (jvp, linearize, jacfwd) to it",
+            "differentiate in reverse mode (jax.grad, jax.vjp, jacrev), or give the function a jax.custom_jvp rule",
+        ),
         "nextafter": (
             "it steps to the neighbouring value of the array's dtype, not of the emulated format",
             "step by the format's spacing instead (e.g. x + ulp with ulp from the format's precision), or " + _OUTSIDE,
