@@ -68,7 +68,6 @@ def plan_for(fmt, dtype, rounding: Rounding, overflow, random_bits: int):
     return planner(fmt, np.dtype(dtype), rounding, overflow, random_bits)
 
 
-
 # ``chop``'s per-call shortcut for NumPy arrays: the compiled kernel's ``lane(plan)``
 # (``f(x, out) -> result, or None to take the general path``) per argument tuple, the
 # format by identity (a format object's hash costs about a microsecond).

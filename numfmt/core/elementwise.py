@@ -87,14 +87,11 @@ def chop_numpy(x: np.ndarray, plan, rng, out=None):
     # on the block size.
     seed = np.asarray(seed_words(rng)) if _xp.is_jax_array(rng) else None
     direct = _direct(out, flat, plan)
-    result = None
-    for native in _NATIVE:
-        dest = direct if direct is not None else np.empty_like(flat)
-        if native(flat, dest, plan, rng, seed):
-            result = dest
-            break
-    if result is None:
-        result = _chop_flat(flat, plan, rng, seed, direct if direct is not None and direct is not flat else None)
+    dest = direct if direct is not None else np.empty_like(flat)
+    if not any(native(flat, dest, plan, rng, seed) for native in _NATIVE):
+        # the NumPy path reads rare elements back from ``flat`` after writing blocks: not in place
+        dest = _chop_flat(flat, plan, rng, seed, None if dest is flat else dest)
+    result = dest
     if out is None:
         return result.reshape(x.shape)
     if result is not direct:
