@@ -91,6 +91,12 @@ def check(x, fmt, mode, overflow=None, key=KEY):
         )
 
 
+def kernel():
+    """The extension module (loaded on first use)."""
+    assert native.available(), "numfmt.float._ckernel is not importable: build it (pip install -e .)"
+    return native._ext
+
+
 def test_the_extension_is_built_and_used():
     assert native.available(), "numfmt.float._ckernel is not importable: build it (pip install -e .)"
     plan = make_plan(numfmt.parse("bfloat16"), np.dtype(np.float32), numfmt.Rounding.NEAREST_EVEN,
@@ -177,7 +183,7 @@ def test_counter_hash_past_two_to_the_32(fmt, dtype):
             rbits = hash_bits(NUMPY, np.asarray(seed, np.uint32), start, x.size, plan.container)
             want, _ = round_bits(NUMPY, x.view(U).astype(rbits.dtype), plan, rbits)
             got = np.empty_like(x)
-            assert native._ext.round_into(native._packed(plan), x.view(U), got.view(U), 1, start, seed, None) == -1
+            assert kernel().round_into(native._packed(plan), x.view(U), got.view(U), 1, start, seed, None) == -1
             np.testing.assert_array_equal(got.view(U), want.astype(U))
 
 
@@ -241,3 +247,37 @@ def test_fallback_in_a_fresh_process(how):
     x = np.linspace(-3, 3, 11)
     assert a == numfmt.chop(x, "bfloat16").view(np.uint64).tolist()
     assert b == numfmt.chop(x.astype(np.float32), "float8_e4m3fn", "stochastic", key=3).view(np.uint32).tolist()
+
+
+def _round_numpy(u, plan, words):
+    out, _ = round_bits(NUMPY, u, plan, words)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("fmt", ["bfloat16", "float8_e4m3fn", "float8_e5m2", "float4_e2m1fn", "float(e=9,m=3)"])
+@pytest.mark.parametrize("mode", ["stochastic", "stochastic_a", "stochastic_c"])
+def test_stochastic_at_the_random_word_that_flips_the_decision(mode, fmt, dtype):
+    """Per element, the smallest random word that rounds up (found on the NumPy kernel), and its neighbours:
+    ties in the comparison, in the normal range, below it and deep below the smallest subnormal."""
+    U = UINT[dtype]
+    f = numfmt.parse(fmt)
+    w = np.dtype(dtype).itemsize * 8
+    bits = w - 1 if mode == "stochastic" else 6
+    plan = make_plan(f, np.dtype(dtype), numfmt.Rounding(mode), f.overflow, bits)
+    top_e = min(f.emax, np.finfo(dtype).maxexp - 1)
+    mags = np.float64(2.0) ** np.linspace(float(f.emin - f.man_bits - 3), float(top_e), 300)
+    x = np.concatenate([mags, -mags * 1.37]).astype(dtype)
+    u = x.view(U)
+    down = _round_numpy(u, plan, np.zeros_like(u))
+    lo, hi = np.zeros(u.size, np.uint64), np.full(u.size, 2**w - 1, np.uint64)  # smallest r that rounds up
+    for _ in range(w):
+        mid = lo + (hi - lo) // np.uint64(2)
+        up = _round_numpy(u, plan, mid.astype(U)) != down
+        hi, lo = np.where(up, mid, hi), np.where(up, lo, mid + np.uint64(1))
+    top = np.uint64(2**w - 1)
+    for words in (np.where(hi > 0, hi - np.uint64(1), hi), hi, np.where(hi < top, hi + np.uint64(1), hi)):
+        words = words.astype(U)
+        got = np.empty_like(u)
+        assert kernel().round_into(native._packed(plan), u, got, 2, 0, (0, 0, 0, 0), words) == -1
+        np.testing.assert_array_equal(got, _round_numpy(u, plan, words))

@@ -246,6 +246,13 @@ static inline uint64_t round_one(const plan_t *p, uint64_t u, uint64_t r, int *u
     return out;
 }
 
+/* round_one out of line, for the few elements the short sequences leave: inlined, it
+ * would crowd the registers of the vector loops around it. */
+static __attribute__((noinline)) uint64_t round_rare(const plan_t *p, uint64_t u, uint64_t r) {
+    int unrep;
+    return round_one(p, u, r, &unrep);
+}
+
 /* The random word of element i (relative to src's start). */
 #define WORD(i) (rmode == 1 ? (p->container == 64 ? hash64(seed, start + (uint64_t)(i)) \
                                                    : (uint64_t)hash32(seed, start + (uint64_t)(i))) \
@@ -270,74 +277,155 @@ GENERAL_LOOP(uint16_t)
 GENERAL_LOOP(uint32_t)
 GENERAL_LOOP(uint64_t)
 
-/* numfmt.float.fast's short sequence (width == container), a chunk at a time into a
- * local buffer (so dst may be src); elements outside its range go through round_one. */
+/* The short sequence widened to the format's subnormal range (and zeros): below the
+ * format's normal range the number of dropped bits grows by one per binade,
+ * d = max(d_n, D0 - E) (E the input's exponent field, at least 1; D0 = qe_sub +
+ * in_bias + in_man), computed per element with variable shifts, which AVX2 has. Beyond
+ * in_man dropped bits the result is 0 or the smallest subnormal q (round_bits' "deep"
+ * case; for SR v = floor(s * 2**(N - d)) as in numfmt.float.fast_sr). Only magnitudes
+ * above the short sequence's range (overflow, inf, NaN) go through round_one. */
+/* (Selects written as ternaries on T throughout: gcc vectorizes those, not mixed int/T logic.) */
+#define WIDE_PRE(T, ST)                                                                       \
+        T u = s[i], a = u & absm, sign = u ^ a;                                               \
+        T v = a < mx ? a : mx; /* mx: the max for a saturating plan, else all ones */         \
+        nout += a > hi ? one : 0;                                                             \
+        nlow += a < lo ? one : 0;                                                             \
+        T ex = v >> in_man;                                                                   \
+        T exe = ex > 1 ? ex : one;                                                            \
+        T sig = (v & mmask) | (ex != 0 ? hidden : 0);                                         \
+        ST dd = d0 - (ST)exe;                                                                 \
+        ST dt = dd > dn ? dd : dn;                                                            \
+        T deep = dt > (ST)in_man ? one : 0;
+#define WIDE_RNE(T, ST)                                                                       \
+    {                                                                                         \
+        WIDE_PRE(T, ST)                                                                       \
+        T d = (T)(dt > (ST)in_man + 2 ? (ST)in_man + 2 : dt);                                 \
+        T rem = sig & ((one << d) - 1);                                                       \
+        T half = (one << d) >> 1;                                                             \
+        T gt = rem > half ? one : 0, eq = rem == half ? one : 0;                              \
+        T inc = gt | (eq & ((sig >> d) & 1));                                                 \
+        T near = v - rem + (inc << d);                                                        \
+        T tiny = inc ? qbits : 0;                                                             \
+        buf[i] = (deep ? tiny : near) | sign;                                                 \
+    }
+#define WIDE_SR(T, ST, RWORD)                                                                 \
+    {                                                                                         \
+        WIDE_PRE(T, ST)                                                                       \
+        T r = RWORD;                                                                          \
+        T dk = deep ? one : (T)dt; /* keeps the shift counts in range */                      \
+        T near = (v + (r >> (w - dk))) & ~((one << dk) - 1);                                  \
+        ST ls = nb - dt, rs = dt - nb;                                                        \
+        T lsc = ls > 0 ? (T)ls : 0, rsc = rs < 0 ? 0 : (rs > (ST)w - 1 ? w - 1 : (T)rs);      \
+        T vn = ls >= 0 ? (sig << lsc) : (sig >> rsc);                                         \
+        T up = vn + (r >> 1) >= top ? qbits : 0;                                              \
+        buf[i] = (deep ? up : near) | sign;                                                   \
+    }
+
+#define HASH32 (mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)))
+#define HASH64                                                                                \
+    ((((uint64_t)mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)) << 32) |               \
+         (uint64_t)mix32(mix32((i0 + (uint32_t)i) ^ k2) ^ (k3 ^ fold))))
+/* numfmt.float.fast's plans (width == container), a chunk at a time into a local buffer
+ * (so dst may be src). A chunk first takes the short sequence (SHORT_*: a few
+ * operations, right within [lo, hi]); where more than DENSE of its elements lie
+ * outside, it takes the widened sequence instead (WIDE_*: right up to hi), and so
+ * do the following chunks while they have that many below lo. What is left (above
+ * hi: overflow, inf, NaN; or a few elements outside [lo, hi]) goes through round_one. */
 #define CHUNK 512
-#define FAST_LOOP(T, HASH)                                                                    \
+#define DENSE 8
+#define SHORT_RNE(T, ST)                                                                        \
+    {                                                                                         \
+        T u = s[i], a = u & absm;                                                             \
+        T v = (a < mx ? a : mx) | (u ^ a);                                                    \
+        nout += (T)(a - lo) > span ? one : 0;                                                 \
+        buf[i] = (v + bias + ((v >> shift) & 1)) & keep;                                      \
+    }
+#define SHORT_SR(T, ST, RWORD)                                                                \
+    {                                                                                         \
+        T u = s[i], a = u & absm;                                                             \
+        T v = (a < mx ? a : mx) | (u ^ a);                                                    \
+        T r = RWORD;                                                                          \
+        nout += (T)(a - lo) > span ? one : 0;                                                 \
+        buf[i] = (v + (r >> shift)) & keep;                                                   \
+    }
+#define RUN(T, ST, HASH, BODY_RNE, BODY_SR)                                                   \
+    do {                                                                                      \
+        if (!sr) {                                                                            \
+            for (Py_ssize_t i = 0; i < m; i++) BODY_RNE(T, ST)                                \
+        } else if (rmode == 1) {                                                              \
+            uint32_t fold = (uint32_t)((idx0 >> 32) * 0x9E3779B9U), i0 = (uint32_t)idx0;      \
+            for (Py_ssize_t i = 0; i < m; i++) BODY_SR(T, ST, (T)(HASH))                      \
+        } else {                                                                              \
+            const T *rb = (const T *)rbits + base;                                            \
+            for (Py_ssize_t i = 0; i < m; i++) BODY_SR(T, ST, rb[i])                          \
+        }                                                                                     \
+    } while (0)
+
+#define FAST_LOOP(T, ST, HASH)                                                                \
     static NF_CLONES Py_ssize_t fast_##T(const plan_t *p, const T *src, T *dst, Py_ssize_t n, \
                                          int rmode, uint64_t start, const uint32_t *seed,     \
                                          const void *rbits) {                                 \
-        const T absm = (T)p->f_abs, mx = (T)p->f_max, lo = (T)p->f_lo, span = (T)p->f_span;  \
+        /* one is not a compile-time constant: gcc 12 does not vectorize 1 << (vector) */    \
+        const T one = (T)(p->width > 0), in_man = (T)p->in_man, mmask = (one << in_man) - 1;  \
+        const T absm = (T)p->f_abs, mx = p->f_saturate ? (T)p->f_max : (T)~(T)0;             \
+        const T lo = (T)p->f_lo, span = (T)p->f_span, hi = (T)(p->f_lo + p->f_span);          \
         const T shift = (T)p->f_shift, bias = (T)p->f_bias, keep = (T)p->f_keep;              \
-        const int sat = p->f_saturate, sr = p->fast == 2;                                     \
+        const T hidden = one << in_man, qbits = (T)p->q_sub_bits, w = (T)p->width;            \
+        const ST d0 = (ST)(p->qe_sub + p->in_bias + p->in_man), dn = (ST)(p->in_man - p->man); \
+        const ST nb = (ST)p->nbits;                                                           \
+        const T top = one << (p->nbits > 0 ? p->nbits : 1);                                   \
+        const int sr = p->fast == 2;                                                          \
         uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
         T buf[CHUNK];                                                                         \
+        uint8_t flg[CHUNK + 8];                                                               \
+        int dense = 0;                                                                        \
         (void)k2; (void)k3;                                                                   \
         for (Py_ssize_t base = 0; base < n; base += CHUNK) {                                  \
             Py_ssize_t m = n - base < CHUNK ? n - base : CHUNK;                               \
             const T *s = src + base;                                                          \
-            T rare = 0;                                                                       \
-            int all = 0;                                                                      \
-            if (!sr) {                                                                        \
+            uint64_t idx0 = start + (uint64_t)base;                                           \
+            if (sr && rmode == 1 && ((idx0 + (uint64_t)m - 1) >> 32) != (idx0 >> 32)) {       \
+                /* the chunk straddles a multiple of 2**32: round_one hashes */               \
                 for (Py_ssize_t i = 0; i < m; i++) {                                          \
-                    T u = s[i], a = u & absm;                                                 \
-                    T v = sat ? ((a < mx ? a : mx) | (u ^ a)) : u;                            \
-                    rare |= (T)((T)(a - lo) > span);                                          \
-                    buf[i] = (T)((v + bias + ((v >> shift) & 1)) & keep);                     \
+                    int unrep;                                                                \
+                    buf[i] = (T)round_one(p, s[i], WORD(base + i), &unrep);                   \
                 }                                                                             \
-            } else if (rmode == 1) {                                                          \
-                uint64_t idx0 = start + (uint64_t)base;                                       \
-                if (((idx0 + (uint64_t)m - 1) >> 32) == (idx0 >> 32)) {                       \
-                    uint32_t fold = (uint32_t)((idx0 >> 32) * 0x9E3779B9U), i0 = (uint32_t)idx0; \
-                    for (Py_ssize_t i = 0; i < m; i++) {                                      \
-                        T u = s[i], a = u & absm;                                             \
-                        T v = sat ? ((a < mx ? a : mx) | (u ^ a)) : u;                        \
-                        T r = (T)(HASH);                                                           \
-                        rare |= (T)((T)(a - lo) > span);                                      \
-                        buf[i] = (T)((v + (T)(r >> shift)) & keep);                           \
-                    }                                                                         \
-                } else {                                                                      \
-                    rare = 1; /* the chunk straddles a multiple of 2**32: round_one hashes */ \
-                    all = 1;                                                                  \
-                }                                                                             \
-            } else {                                                                          \
-                const T *rb = (const T *)rbits + base;                                        \
-                for (Py_ssize_t i = 0; i < m; i++) {                                          \
-                    T u = s[i], a = u & absm;                                                 \
-                    T v = sat ? ((a < mx ? a : mx) | (u ^ a)) : u;                            \
-                    rare |= (T)((T)(a - lo) > span);                                          \
-                    buf[i] = (T)((v + (T)(rb[i] >> shift)) & keep);                           \
-                }                                                                             \
+                memcpy(dst + base, buf, (size_t)m * sizeof(T));                               \
+                continue;                                                                     \
             }                                                                                 \
-            if (rare) {                                                                       \
-                for (Py_ssize_t i = 0; i < m; i++) {                                          \
-                    T u = s[i], a = u & absm;                                                 \
-                    if (all || (T)(a - lo) > span) {                                          \
-                        int unrep;                                                            \
-                        buf[i] = (T)round_one(p, u, sr ? WORD(base + i) : 0, &unrep);         \
+            T nlow = 0, nout = 0;                                                             \
+            int wide = dense;                                                                 \
+            if (!wide) {                                                                      \
+                RUN(T, ST, HASH, SHORT_RNE, SHORT_SR);                                        \
+                wide = nout > DENSE;                                                          \
+                if (nout && !wide)                                                            \
+                    for (Py_ssize_t i = 0; i < m; i++)                                        \
+                        flg[i] = (T)((s[i] & absm) - lo) > span ? 1 : 0;                      \
+            }                                                                                 \
+            if (wide) {                                                                       \
+                nout = 0;                                                                     \
+                RUN(T, ST, HASH, WIDE_RNE, WIDE_SR);                                          \
+                dense = nlow > DENSE;                                                         \
+                if (nout)                                                                     \
+                    for (Py_ssize_t i = 0; i < m; i++) flg[i] = (s[i] & absm) > hi ? 1 : 0;   \
+            }                                                                                 \
+            memset(flg + m, 0, 8);                                                            \
+            for (Py_ssize_t j = 0; nout && j < m; j += 8) {                                   \
+                uint64_t word;                                                                \
+                memcpy(&word, flg + j, 8);                                                    \
+                if (!word) continue;                                                          \
+                for (Py_ssize_t i = j; i < j + 8 && i < m; i++)                               \
+                    if (flg[i]) {                                                             \
+                        buf[i] = (T)round_rare(p, s[i], sr ? WORD(base + i) : 0);             \
+                        nout--;                                                               \
                     }                                                                         \
-                }                                                                             \
             }                                                                                 \
             memcpy(dst + base, buf, (size_t)m * sizeof(T));                                   \
         }                                                                                     \
         return -1;                                                                            \
     }
-#define HASH32 (mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)))
-#define HASH64                                                                                \
-    ((((uint64_t)mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)) << 32) |               \
-         (uint64_t)mix32(mix32((i0 + (uint32_t)i) ^ k2) ^ (k3 ^ fold))))
-FAST_LOOP(uint32_t, HASH32)
-FAST_LOOP(uint64_t, HASH64)
+FAST_LOOP(uint32_t, int32_t, HASH32)
+FAST_LOOP(uint64_t, int64_t, HASH64)
 
 static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *name) {
     int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
