@@ -11,7 +11,8 @@
  * from numfmt.core.random's counter hash of the flat index (rmode 1: four seed
  * words and the index of src's first element) or from a buffer (rmode 2: the
  * words a NumPy Generator drew). It returns -1, or the index of the first
- * element whose result the input dtype cannot hold (the caller raises).
+ * element whose result the input dtype cannot hold (the caller raises), or -2
+ * where src or dst is not a C-contiguous (writable) buffer.
  *
  * Integer operations only: no floating-point arithmetic, so no exceptions and no
  * dependence on the CPU's subnormal mode. NaN is returned unchanged.
@@ -454,10 +455,15 @@ static PyObject *round_into(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_buffer src, dst, rb;
-    if (get_buffer(src_obj, &src, 0, "src") < 0) return NULL;
-    if (get_buffer(dst_obj, &dst, 1, "dst") < 0) {
+    /* src or dst not a C-contiguous (writable) buffer: -2, and the caller takes another path */
+    if (PyObject_GetBuffer(src_obj, &src, PyBUF_C_CONTIGUOUS) < 0) {
+        PyErr_Clear();
+        return PyLong_FromLong(-2);
+    }
+    if (PyObject_GetBuffer(dst_obj, &dst, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyErr_Clear();
         PyBuffer_Release(&src);
-        return NULL;
+        return PyLong_FromLong(-2);
     }
     Py_ssize_t item = p.width / 8, n = src.len / item;
     int have_rb = 0;

@@ -178,15 +178,16 @@ def run(flat: np.ndarray, dest: np.ndarray, plan, rng, seed) -> bool:
     src, dst = _raw(flat, plan.width), _raw(dest, plan.width)
     if seed is not None:
         words = tuple(int(w) for w in np.asarray(seed).reshape(-1))
-        return round_into(packed, src, dst, 1, 0, words, None) < 0
+        return round_into(packed, src, dst, 1, 0, words, None) == -1
     if rng is None:
-        return round_into(packed, src, dst, 0, 0, _NO_SEED, None) < 0
+        return round_into(packed, src, dst, 0, 0, _NO_SEED, None) == -1
     if plan.can_be_unrepresentable:  # a failure would leave the stream advanced: the NumPy path draws instead
         return False
     for start in range(0, flat.size, _DRAW):
         stop = min(start + _DRAW, flat.size)
         words = generator_bits(rng, stop - start, plan.container)
-        round_into(packed, src[start:stop], dst[start:stop], 2, 0, _NO_SEED, words)
+        if round_into(packed, src[start:stop], dst[start:stop], 2, 0, _NO_SEED, words) != -1:
+            raise RuntimeError("numfmt's compiled kernel refused contiguous arrays (a bug: please report it)")
     return True
 
 
@@ -198,19 +199,21 @@ def lane(plan):
     """A function ``f(x, out) -> result or None`` for deterministic plans the kernel takes.
 
     It handles a C-contiguous ``x`` with ``out`` None (a fresh result) or a
-    C-contiguous array of ``x``'s shape and dtype that is ``x`` or does not
-    overlap it; anything else (and a result the dtype cannot hold) gives None:
-    the caller takes the general path, which checks and raises.
+    writable C-contiguous array of ``x``'s shape and dtype that is ``x`` or does
+    not overlap it; anything else (and a result the dtype cannot hold) gives
+    None: the caller takes the general path, which checks and raises.
     """
     packed = _packed(plan) if available() and not plan.is_stochastic else None
     if packed is None:
         return None
     round_into = _ext.round_into
+    # float16/32/64 arrays export their buffers; bfloat16 (ml_dtypes) is viewed as uint16
+    raw = plan.width == 16 and plan.in_exp == 8
     U = np.dtype(f"uint{plan.width}")
     alias_ok = not plan.can_be_unrepresentable
 
     def run_lane(x, out):
-        if not x.flags.c_contiguous or not _state["enabled"]:
+        if not _state["enabled"]:
             return None
         if out is None:
             dest = np.empty_like(x)
@@ -218,15 +221,17 @@ def lane(plan):
             type(out) is np.ndarray
             and out.dtype == x.dtype
             and out.shape == x.shape
-            and out.flags.c_contiguous
-            and out.flags.writeable
             and ((out is x and alias_ok) or not np.may_share_memory(out, x))
         ):
             dest = out
         else:
             return None
-        if round_into(packed, x.view(U), dest.view(U), 0, 0, _NO_SEED, None) >= 0:
-            return None
-        return dest
+        # -1: done; -2: x or dest is not C-contiguous (or dest is read-only); >= 0: a result
+        # x's dtype cannot hold: the general path checks and raises
+        if raw:
+            done = round_into(packed, x.view(U), dest.view(U), 0, 0, _NO_SEED, None)
+        else:
+            done = round_into(packed, x, dest, 0, 0, _NO_SEED, None)
+        return dest if done == -1 else None
 
     return run_lane
