@@ -303,8 +303,11 @@ GENERAL_LOOP(uint64_t)
         T d = (T)(dt > (ST)in_man + 2 ? (ST)in_man + 2 : dt);                                 \
         T rem = sig & ((one << d) - 1);                                                       \
         T half = (one << d) >> 1;                                                             \
-        T gt = rem > half ? one : 0, eq = rem == half ? one : 0;                              \
-        T inc = gt | (eq & ((sig >> d) & 1));                                                 \
+        T gt = rem > half ? one : 0, eq = rem == half ? one : 0, nz = rem != 0 ? one : 0;    \
+        T par = (sig >> d) & 1, neg = u >> (w - 1);                                           \
+        /* the deterministic modes by loop-invariant masks (fast == 3: directed modes) */     \
+        T inc = (m_ne & (gt | (eq & par))) | (m_na & (gt | eq)) | (m_tp & nz & (neg ^ one)) | \
+                (m_tn & nz & neg) | (m_odd & nz & (par ^ one));                               \
         T near = v - rem + (inc << d);                                                        \
         T tiny = inc ? qbits : 0;                                                             \
         buf[i] = (deep ? tiny : near) | sign;                                                 \
@@ -376,10 +379,14 @@ GENERAL_LOOP(uint64_t)
         const ST nb = (ST)p->nbits;                                                           \
         const T top = one << (p->nbits > 0 ? p->nbits : 1);                                   \
         const int sr = p->fast == 2;                                                          \
+        const T all = (T)~(T)0, rd = (T)p->rounding;                                           \
+        const T m_ne = rd == R_NE ? all : 0, m_na = rd == R_NA ? all : 0;                     \
+        const T m_tp = rd == R_TP ? all : 0, m_tn = rd == R_TN ? all : 0;                     \
+        const T m_odd = rd == R_ODD ? all : 0; /* toward zero: no mask, inc = 0 */            \
         uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
         T buf[CHUNK];                                                                         \
         uint8_t flg[CHUNK + 8];                                                               \
-        int dense = 0;                                                                        \
+        int dense = p->fast == 3; /* directed modes have the widened sequence only */        \
         (void)k2; (void)k3;                                                                   \
         for (Py_ssize_t base = 0; base < n; base += CHUNK) {                                  \
             Py_ssize_t m = n - base < CHUNK ? n - base : CHUNK;                               \
@@ -406,7 +413,7 @@ GENERAL_LOOP(uint64_t)
             if (wide) {                                                                       \
                 nout = 0;                                                                     \
                 RUN(T, ST, HASH, WIDE_RNE, WIDE_SR);                                          \
-                dense = nlow > DENSE;                                                         \
+                dense = nlow > DENSE || p->fast == 3;                                         \
                 if (nout)                                                                     \
                     for (Py_ssize_t i = 0; i < m; i++) flg[i] = (s[i] & absm) > hi ? 1 : 0;   \
             }                                                                                 \

@@ -27,7 +27,7 @@ from numfmt.core.random import generator_bits
 from numfmt.core.rounding import Overflow, Rounding
 from numfmt.float.fast import fast_plan
 from numfmt.float.format import Subnormals
-from numfmt.float.kernel import Plan
+from numfmt.float.kernel import Plan, make_plan
 
 __all__ = ["ExtensionWarning", "available", "run", "lane", "set_enabled"]
 
@@ -44,6 +44,13 @@ _ROUNDINGS = (
     Rounding.STOCHASTIC_B,
     Rounding.STOCHASTIC_C,
     Rounding.STOCHASTIC_EQUAL,
+)
+_DIRECTED = (
+    Rounding.NEAREST_AWAY,
+    Rounding.TOWARD_ZERO,
+    Rounding.TOWARD_POSITIVE,
+    Rounding.TOWARD_NEGATIVE,
+    Rounding.TO_ODD,
 )
 _OVERFLOWS = (Overflow.SAT_NONE, Overflow.SAT_FINITE, Overflow.SAT_PROPAGATE)
 _SUBNORMALS = (Subnormals.ON, Subnormals.FLUSH, Subnormals.ROUND_TO_NORMAL, Subnormals.NO_ZERO)
@@ -108,6 +115,18 @@ def _packed(plan) -> bytes | None:
     fmt = plan.fmt
     fp = fast_plan(plan)
     fast = 0 if fp is None else (1 if plan.rounding is Rounding.NEAREST_EVEN else 2)
+    span, saturate = (None, None) if fp is None else (fp.span, fp.saturate)
+    if fp is None and plan.rounding in _DIRECTED and plan.width == plan.container:
+        # The directed modes take the widened sequence with the constants of nearest
+        # even's; below the max (or with the clamp to it) no mode overflows. Toward
+        # zero and to odd overflow to the max whatever the policy: they clamp too.
+        dtype = np.dtype(f"float{plan.width}")
+        fp = fast_plan(make_plan(fmt, dtype, Rounding.NEAREST_EVEN, plan.overflow, 0))
+        if fp is not None:
+            fast = 3
+            saturate = fp.saturate or plan.rounding in (Rounding.TOWARD_ZERO, Rounding.TO_ODD)
+            top = plan.inf_bits if plan.inf_input_bits is None else plan.inf_bits - 1  # inf: rare unless max
+            span = (top if saturate else plan.max_bits) - plan.min_bits
 
     def opt(v):
         return (0, 0) if v is None else (1, int(v))
@@ -151,7 +170,7 @@ def _packed(plan) -> bytes | None:
     if fp is None:
         f += [0] * 8
     else:
-        f += [fp.saturate, fp.max_bits, fp.lo, fp.span, fp.shift, fp.bias, fp.keep, fp.abs_mask]
+        f += [saturate, fp.max_bits, fp.lo, span, fp.shift, fp.bias, fp.keep, fp.abs_mask]
     if len(f) != _FIELDS:
         raise AssertionError(f"the C kernel reads {_FIELDS} plan fields, got {len(f)}")
     return struct.pack(f"={_FIELDS}Q", *(int(v) & 0xFFFFFFFFFFFFFFFF for v in f))
