@@ -6,8 +6,11 @@
  * dst (same size and width, may be src itself) element by element, with the GIL
  * released. The plan is the packed constants of numfmt.float.kernel.Plan (and,
  * where numfmt.float.fast applies, of its FastPlan); the arithmetic is a line by
- * line transcription of numfmt.float.kernel.round_bits on one element, so the
- * result is that kernel's bit for bit. Stochastic modes take their random words
+ * line transcription of numfmt.float.kernel.round_bits on one element (round_one),
+ * so the result is that kernel's bit for bit; float32/float64 inputs of the plans
+ * numfmt.float.fast covers (and of the directed modes on the same formats) take
+ * vector loops first (fast_*), which leave what they cannot do to round_one.
+ * Stochastic modes take their random words
  * from numfmt.core.random's counter hash of the flat index (rmode 1: four seed
  * words and the index of src's first element) or from a buffer (rmode 2: the
  * words a NumPy Generator drew). It returns -1, or the index of the first
