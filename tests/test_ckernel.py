@@ -160,8 +160,8 @@ def test_landmarks_of_16_bit_formats(fmt, dtype):
 def test_stochastic_same_key_same_bits_across_chunks(key, dtype):
     """Longer than the kernel's chunks and the NumPy path's blocks, of odd length: the same stream."""
     x = (np.random.default_rng(2).standard_normal(200_003) * 10).astype(dtype)
-    x[::97] = 0.0
-    x[5::101] = 1e-6
+    x[::97] = 0.0  # a few per chunk: the kernel rounds them one by one
+    x[100_005::101] = 1e-6  # more in the second half: whole chunks take the widened sequence
     k = KEY if key == "jax" else 123
     for fmt in ["bfloat16", "float8_e4m3fn", "float4_e2m1fn", "float8_e4m3fnuz"]:
         for mode in ["stochastic", "stochastic_a", "stochastic_equal"]:

@@ -427,7 +427,12 @@ GENERAL_LOOP(uint64_t)
                 if (!word) continue;                                                          \
                 for (Py_ssize_t i = j; i < j + 8 && i < m; i++)                               \
                     if (flg[i]) {                                                             \
-                        buf[i] = (T)round_rare(p, s[i], sr ? WORD(base + i) : 0);             \
+                        if ((s[i] & absm) > hi) /* overflow, inf, NaN */                          \
+                            buf[i] = (T)round_rare(p, s[i], sr ? WORD(base + i) : 0);         \
+                        else if (sr) /* below lo: the widened sequence, one element */        \
+                            WIDE_SR(T, ST, (T)WORD(base + i))                                 \
+                        else                                                                  \
+                            WIDE_RNE(T, ST)                                                   \
                         nout--;                                                               \
                     }                                                                         \
             }                                                                                 \
