@@ -20,6 +20,7 @@ import functools
 import os
 import struct
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class ExtensionWarning(RuntimeWarning):
     """numfmt's compiled kernel could not be imported; the NumPy path is used instead."""
 
 
-_ext = None
+_ext: Any = None  # the extension module, once loaded
 _state = {"loaded": False, "warned": False, "enabled": True}
 
 
@@ -115,7 +116,8 @@ def _packed(plan) -> bytes | None:
     fmt = plan.fmt
     fp = fast_plan(plan)
     fast = 0 if fp is None else (1 if plan.rounding is Rounding.NEAREST_EVEN else 2)
-    span, saturate = (None, None) if fp is None else (fp.span, fp.saturate)
+    span: int = 0 if fp is None else int(fp.span)
+    saturate: bool = fp is not None and fp.saturate
     if fp is None and plan.rounding in _DIRECTED and plan.width == plan.container:
         # The directed modes take the widened sequence with the constants of nearest
         # even's; below the max (or with the clamp to it) no mode overflows. Toward
@@ -126,7 +128,7 @@ def _packed(plan) -> bytes | None:
             fast = 3
             saturate = fp.saturate or plan.rounding in (Rounding.TOWARD_ZERO, Rounding.TO_ODD)
             top = plan.inf_bits if plan.inf_input_bits is None else plan.inf_bits - 1  # inf: rare unless max
-            span = (top if saturate else plan.max_bits) - plan.min_bits
+            span = (top if saturate else int(plan.max_bits or 0)) - plan.min_bits  # max_bits: fp implies it
 
     def opt(v):
         return (0, 0) if v is None else (1, int(v))
@@ -196,8 +198,8 @@ def run(flat: np.ndarray, dest: np.ndarray, plan, rng, seed) -> bool:
     round_into = _ext.round_into
     src, dst = _raw(flat, plan.width), _raw(dest, plan.width)
     if seed is not None:
-        words = tuple(int(w) for w in np.asarray(seed).reshape(-1))
-        return round_into(packed, src, dst, 1, 0, words, None) == -1
+        key_words = tuple(int(w) for w in np.asarray(seed).reshape(-1))
+        return round_into(packed, src, dst, 1, 0, key_words, None) == -1
     if rng is None:
         return round_into(packed, src, dst, 0, 0, _NO_SEED, None) == -1
     if plan.can_be_unrepresentable:  # a failure would leave the stream advanced: the NumPy path draws instead
