@@ -14,6 +14,7 @@ import numfmt
 from numfmt.core import elementwise as _elementwise
 from numfmt.core.random import generator_bits, hash_bits
 from numfmt.core.xp import NUMPY
+from numfmt.float import native
 from numfmt.float.fast import fast_plan, fast_round_bits
 from numfmt.float.kernel import make_plan, round_bits
 from numfmt.testing import assert_bits_equal
@@ -111,8 +112,9 @@ def general_chop(x, name, mode, rbits):
 @pytest.mark.parametrize("dtype", list(DTYPES), ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("mode", MODES)
 def test_driver_blocks_sparse_and_dense_rare_elements(mode, dtype, monkeypatch):
-    """Whole arrays: blocks with few rare elements, blocks of them, zeros, NaN."""
+    """Whole arrays: blocks with few rare elements, blocks of them, zeros, NaN (the NumPy driver)."""
     monkeypatch.setattr(_elementwise, "_BLOCK", 256)
+    monkeypatch.setitem(native._state, "enabled", False)  # the compiled kernel has tests/test_ckernel.py
     rng = np.random.default_rng(3)
     parts = [rng.standard_normal(2000), rng.standard_normal(700) * 1e4, np.zeros(600), rng.standard_normal(900) * 1e-3,
              rng.standard_normal(1500), np.array([np.nan, np.inf, -np.inf, -0.0] * 10)]  # fmt: skip

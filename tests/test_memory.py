@@ -19,6 +19,7 @@ import pytest
 import numfmt
 import numfmt.block.chunks
 import numfmt.core.elementwise
+from numfmt.float import native
 
 ROWS, COLS = 256, 4096  # 2**20 elements
 BOUND = 1.1  # extra bytes / input bytes
@@ -72,11 +73,20 @@ def _extra(fn, x):
     return (peak - out.nbytes) / x.nbytes
 
 
+# float formats run on the compiled kernel and on the NumPy path; the other families on NumPy only
+PATHS = [
+    (*case, compiled)
+    for case in CASES
+    for compiled in ((True, False) if isinstance(numfmt.parse(case[0]), numfmt.FloatFormat) else (False,))
+]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(("fmt", "rounding", "key", "random_bits", "kind"), CASES)
-def test_chop_peak_memory(fmt, rounding, key, random_bits, kind, dtype, monkeypatch):
+@pytest.mark.parametrize(("fmt", "rounding", "key", "random_bits", "kind", "compiled"), PATHS)
+def test_chop_peak_memory(fmt, rounding, key, random_bits, kind, compiled, dtype, monkeypatch):
     monkeypatch.setattr(numfmt.block.chunks, "_CHUNK", 1 << 13)
     monkeypatch.setattr(numfmt.core.elementwise, "_RARE", 1 << 13)
+    monkeypatch.setitem(native._state, "enabled", compiled)
     x = _input(kind, dtype)
     numfmt.chop(x[:2], fmt, rounding, key=_key(key), random_bits=random_bits)  # caches and lazy imports
     k = _key(key)

@@ -48,6 +48,18 @@ def test_import_numfmt_imports_neither_hypothesis_nor_jax():
     assert r.stdout.split() == ["False", "False"]
 
 
+def test_import_numfmt_loads_ml_dtypes_on_first_need():
+    code = (
+        "import sys, numpy as np, numfmt\n"
+        "print('ml_dtypes' in sys.modules)\n"
+        "numfmt.chop(np.float32([0.1]), 'bfloat16'); print('ml_dtypes' in sys.modules)\n"
+        "print(numfmt.parse('bfloat16').dtype, 'ml_dtypes' in sys.modules)"
+    )
+    r = run_python(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "False", "bfloat16", "True"]
+
+
 def test_numfmt_testing_without_hypothesis_says_what_to_install():
     r = run_python("import sys; sys.modules['hypothesis'] = None; import numfmt; import numfmt.testing")
     assert r.returncode != 0
@@ -150,7 +162,7 @@ def test_values_errors_and_shrinking():
     with pytest.raises(ValueError, match="cannot hold exactly"):
         values("float32", dtype=np.float16)
     assert find(values("float8_e4m3fn"), lambda v: True, settings=FIND) == 0.0
-    assert find(values("float8_e4m3fnuz"), lambda v: v < 0, settings=FIND) == -2.0**-10  # smallest subnormal, negated
+    assert find(values("float8_e4m3fnuz"), lambda v: v < 0, settings=FIND) == -(2.0**-10)  # smallest subnormal, negated
     assert math.isnan(find(values("float8_e5m2"), np.isnan, settings=FIND))
     assert find(values("float8_e5m2"), np.isinf, settings=FIND) == np.inf
 

@@ -26,6 +26,7 @@ __all__ = [
     "register_chop",
     "register_elementwise",
     "register_fast_path",
+    "register_lane",
     "require_jax_x64",
     "resolve_key",
 ]
@@ -67,8 +68,20 @@ def plan_for(fmt, dtype, rounding: Rounding, overflow, random_bits: int):
     return planner(fmt, np.dtype(dtype), rounding, overflow, random_bits)
 
 
+# ``chop``'s per-call shortcut for NumPy arrays: the compiled kernel's ``lane(plan)``
+# (``f(x, out) -> result, or None to take the general path``) per argument tuple, the
+# format by identity (a format object's hash costs about a microsecond).
+_LANE_MAKERS: list = []
+_LANES: dict = {}
+_LANES_MAX = 256
 
-def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bits=None):
+
+def register_lane(maker) -> None:
+    """Register ``maker(plan) -> f(x, out) or None``: a shortcut for deterministic NumPy calls."""
+    _LANE_MAKERS.append(maker)
+
+
+def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bits=None, out=None):
     """Round ``x`` into ``fmt`` and return it in ``x``'s own float dtype.
 
     Each element gets one correct rounding of its exact value (a float64 input
@@ -94,10 +107,13 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
       random_bits: N, the number of random bits of ``stochastic_a``, ``_b``
         and ``_c`` (1..31 for float16/bfloat16/float32 input, 1..63 for
         float64); other modes take none.
+      out: None, or a NumPy array of ``x``'s shape and dtype to hold the
+        result, as with NumPy ufuncs; it may be ``x`` itself (rounding in
+        place). Not for JAX arrays (they are immutable).
 
     Returns:
       The rounded values, same shape and dtype as ``x`` (a NumPy scalar for a
-      scalar input).
+      scalar input); ``out`` itself where given.
 
     Special values: NaN stays NaN (also for formats without NaN, where it is
     not a value of the format; :func:`numfmt.encode` refuses it). +-inf and
@@ -108,14 +124,16 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
     Raises:
       TypeError: ``x`` is not a float array of a supported dtype, is an
         ndarray subclass such as a masked array or ``np.matrix`` (whose mask
-        or type the result would drop), or ``key`` is of the wrong kind.
+        or type the result would drop), or ``key`` is of the wrong kind;
+        ``out`` is not a NumPy array of ``x``'s dtype, or ``x`` is a JAX array.
       ValueError: an unknown format, rounding or overflow name; a missing or
         unexpected ``key``/``random_bits``, a negative seed, a batch of JAX
         keys; a format of more than 32 bits on JAX with ``jax_enable_x64``
         off; or a result the dtype of ``x``
         cannot hold (e.g. 65504 in float16 rounded to 3 fraction bits is 65536:
         pass float32 input). Under ``jax.jit`` that last check is static: the
-        call is refused at trace time when such a result is possible.
+        call is refused at trace time when such a result is possible. ``out``
+        of another shape than ``x``, or read-only.
 
     Examples:
       >>> import numpy as np, numfmt
@@ -123,12 +141,35 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
       array([1.       , 0.1015625,       nan], dtype=float32)
       >>> float(numfmt.chop(1 + 2.0**-8 + 2.0**-40, "bfloat16"))
       1.0078125
+      >>> y = np.array([1.0, 0.1])
+      >>> _ = numfmt.chop(y, "bfloat16", out=y)  # in place
+      >>> y
+      array([1.        , 0.10009766])
     """
+    if type(x) is np.ndarray and key is None:  # the shortcut for repeated calls (see _LANES)
+        try:
+            hit = _LANES.get((fmt if type(fmt) is str else id(fmt), rounding, overflow, random_bits, x.dtype))
+        except TypeError:  # an unhashable argument: the general path explains
+            hit = None
+        if hit is not None and (hit[0] is fmt or type(fmt) is str):
+            result = hit[1](x, out)
+            if result is not None:
+                return result
     _xp.refuse_subclass(x, "x", "chop")
-    fmt = parse(fmt)
+    if out is not None and _xp.is_jax_array(x):
+        raise TypeError(
+            f"out= is not supported for JAX arrays (they are immutable), got out of type {type(out).__name__}; "
+            "use the returned array (or pass NumPy arrays)"
+        )
+    fmt_arg, fmt = fmt, parse(fmt)
     if type(fmt) in _CHOPPERS:
-        return _CHOPPERS[type(fmt)](x, fmt, rounding, overflow=overflow, key=key, random_bits=random_bits)
-    rounding = Rounding.parse(rounding)
+        result = _CHOPPERS[type(fmt)](x, fmt, rounding, overflow=overflow, key=key, random_bits=random_bits)
+        if out is None:
+            return result
+        _check_out(out, np.shape(result), np.asarray(result).dtype)
+        np.copyto(out, result)
+        return out
+    rounding_arg, rounding = rounding, Rounding.parse(rounding)
     if _xp.is_jax_array(x):
         dtype = _check_dtype(x.dtype)
         plan = plan_for(fmt, dtype, rounding, overflow, _check_random_bits(rounding, random_bits, dtype))
@@ -139,8 +180,43 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
     dtype = _check_dtype(arr.dtype)
     plan = plan_for(fmt, dtype, rounding, overflow, _check_random_bits(rounding, random_bits, dtype))
     rng = resolve_key(key, plan)
-    out = chop_numpy(arr, plan, rng)
-    return out[()] if np.ndim(x) == 0 and not isinstance(x, np.ndarray) else out
+    if out is not None:
+        _check_out(out, arr.shape, dtype)
+    result = chop_numpy(arr, plan, rng, out)
+    if type(x) is np.ndarray and key is None:
+        _remember_lane(fmt_arg, rounding_arg, overflow, random_bits, dtype, plan)
+    if out is not None:
+        return out
+    return result[()] if np.ndim(x) == 0 and not isinstance(x, np.ndarray) else result
+
+
+def _remember_lane(fmt, rounding, overflow, random_bits, dtype, plan) -> None:
+    try:
+        key = (fmt if type(fmt) is str else id(fmt), rounding, overflow, random_bits, dtype)
+        if key in _LANES:
+            return
+    except TypeError:
+        return
+    for maker in _LANE_MAKERS:
+        f = maker(plan)
+        if f is not None:
+            if len(_LANES) >= _LANES_MAX:
+                _LANES.clear()
+            _LANES[key] = (fmt, f)  # holds fmt, so its id is not reused while cached
+            return
+
+
+def _check_out(out, shape, dtype) -> None:
+    """Refuse an ``out=`` array that cannot hold chop's result."""
+    want = f"a writable NumPy array of shape {tuple(shape)} and dtype {np.dtype(dtype).name}"
+    if not isinstance(out, np.ndarray) or (type(out) is not np.ndarray and not isinstance(out, np.memmap)):
+        raise TypeError(f"out must be {want} (or None), got {type(out).__module__}.{type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"out has dtype {out.dtype}; it must be {want} (chop returns x's dtype)")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}; it must be {want} (x's shape)")
+    if not out.flags.writeable:
+        raise ValueError(f"out is read-only; it must be {want}")
 
 
 def _check_dtype(dtype) -> np.dtype:

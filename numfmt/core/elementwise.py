@@ -14,7 +14,7 @@ import numpy as np
 from numfmt.core import xp as _xp
 from numfmt.core.random import generator_bits, hash_bits, seed_words
 
-__all__ = ["chop_numpy", "register_fast_path"]
+__all__ = ["chop_numpy", "register_fast_path", "register_native"]
 
 # NumPy inputs are processed in blocks small enough for the temporaries of the
 # elementwise passes to stay in cache: each pass then costs a cache read, and
@@ -64,26 +64,69 @@ def _draw(xp, rng, seed, start, n, plan):
     return generator_bits(rng, n, plan.container) if rng is not None else None
 
 
-def chop_numpy(x: np.ndarray, plan, rng):
-    """Round the NumPy array ``x`` by ``plan``; ``rng``: None, a ``Generator`` or a JAX key."""
-    xp = _xp.NUMPY
+# Compiled kernels (numfmt.float.native): ``run(flat, dest, plan, rng, seed) -> bool``
+# rounds ``flat`` into ``dest`` and returns True, or returns False where it does not
+# take the plan (or a result is one the dtype cannot hold: the NumPy path raises).
+_NATIVE: list = []
+
+
+def register_native(run) -> None:
+    """Add a compiled kernel, tried before the NumPy path (see ``_NATIVE``)."""
+    _NATIVE.append(run)
+
+
+def chop_numpy(x: np.ndarray, plan, rng, out=None):
+    """Round the NumPy array ``x`` by ``plan``; ``rng``: None, a ``Generator`` or a JAX key.
+
+    ``out``: None, or a writable array of ``x``'s shape and dtype (checked by the
+    caller; it may be ``x``), which receives the result and is returned.
+    """
     flat = np.ascontiguousarray(x).reshape(-1)
-    out = np.empty_like(flat)
     # A Generator is a stream, drawn block by block; a JAX key seeds a hash of
     # the element index (numfmt.core.random): either way the bits do not depend
     # on the block size.
     seed = np.asarray(seed_words(rng)) if _xp.is_jax_array(rng) else None
+    direct = _direct(out, flat, plan)
+    dest = direct if direct is not None else np.empty_like(flat)
+    if not any(native(flat, dest, plan, rng, seed) for native in _NATIVE):
+        # the NumPy path reads rare elements back from ``flat`` after writing blocks: not in place
+        dest = _chop_flat(flat, plan, rng, seed, None if dest is flat else dest)
+    result = dest
+    if out is None:
+        return result.reshape(x.shape)
+    if result is not direct:
+        np.copyto(out, result.reshape(out.shape))
+    return out
+
+
+def _direct(out, flat, plan):
+    """``out`` as a flat array the kernels may write into directly, or None."""
+    if out is None or not out.flags.c_contiguous:
+        return None
+    dest = out.reshape(-1)
+    if not np.may_share_memory(dest, flat):
+        return dest
+    same = dest.__array_interface__["data"][0] == flat.__array_interface__["data"][0] and dest.size == flat.size
+    # in place: element i is read before it is written; a plan that can fail
+    # (a result the dtype cannot hold) must leave the input intact for the error
+    return flat if same and not plan.can_be_unrepresentable else None
+
+
+def _chop_flat(flat, plan, rng, seed, out):
+    """The NumPy path on the 1-d contiguous ``flat``, into ``out`` (or a new array)."""
+    xp = _xp.NUMPY
+    out = np.empty_like(flat) if out is None else out
     for planner, rounder in _FAST_PATHS:
         fast = planner(plan)
         if fast is not None:
             with np.errstate(all="ignore"):  # float sequences compute garbage in the rare lanes
-                return _chop_numpy_fast(flat, plan, fast, rounder, rng, seed, out).reshape(x.shape)
+                return _chop_numpy_fast(flat, plan, fast, rounder, rng, seed, out)
     for start in range(0, flat.size, _BLOCK):
         block = flat[start : start + _BLOCK]
         out[start : start + _BLOCK], unrep = _chop_block(xp, block, plan, _draw(xp, rng, seed, start, block.size, plan))
         if unrep is not None and unrep.any():
             _raise_unrepresentable(block, unrep, plan)
-    return out.reshape(x.shape)
+    return out
 
 
 # Short sequences for the common case (numfmt.float.fast, _fixed_fast, _posit_fast):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import re
 
-import ml_dtypes
 import numpy as np
 
 __all__ = ["dtype_for", "named_dtype", "parse", "presets", "register_family", "register_hint"]
@@ -72,6 +71,8 @@ def register_hint(hint) -> None:
 
 def named_dtype(name: str):
     """The NumPy or ml_dtypes dtype called ``name``, or None where the installed versions lack it."""
+    import ml_dtypes  # here, not at import: it costs most of ``import numfmt``
+
     found = getattr(ml_dtypes, name, None) or getattr(np, name, None)
     return None if found is None else np.dtype(found)
 

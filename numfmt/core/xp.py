@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Mapping
 
-import ml_dtypes
 import numpy as np
 
 __all__ = ["NUMPY", "jax_namespace", "is_jax_array", "namespace_of"]
@@ -193,13 +193,50 @@ def namespace_of(x):
     return jax_namespace() if is_jax_array(x) else NUMPY
 
 
+class _FloatLayouts(Mapping):
+    """Float dtypes chop accepts -> (exp_bits, man_bits): float16, bfloat16, float32, float64.
+
+    bfloat16 is ml_dtypes' dtype, whose import costs most of ``import numfmt``:
+    it is imported when a bfloat16 dtype is looked up (its owner has imported
+    ml_dtypes already) or the mapping is iterated, not before.
+    """
+
+    def __init__(self):
+        self._known = {np.dtype(np.float16): (5, 10), np.dtype(np.float32): (8, 23), np.dtype(np.float64): (11, 52)}
+
+    def _with_bfloat16(self) -> dict:
+        if len(self._known) == 3:
+            import ml_dtypes
+
+            known = dict(self._known)
+            known[np.dtype(ml_dtypes.bfloat16)] = (8, 7)
+            self._known = {d: known[d] for d in sorted(known, key=lambda d: (d.itemsize, d.name != "float16"))}
+        return self._known
+
+    def __getitem__(self, dtype):
+        found = self._known.get(dtype)
+        if found is None and getattr(dtype, "name", None) == "bfloat16":
+            found = self._with_bfloat16().get(dtype)
+        if found is None:
+            raise KeyError(dtype)
+        return found
+
+    def __contains__(self, dtype) -> bool:
+        try:
+            self[dtype]
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def __iter__(self):
+        return iter(self._with_bfloat16())
+
+    def __len__(self) -> int:
+        return 4
+
+
 # Float dtypes chop accepts, with their (exp_bits, man_bits).
-FLOAT_LAYOUTS = {
-    np.dtype(np.float16): (5, 10),
-    np.dtype(ml_dtypes.bfloat16): (8, 7),
-    np.dtype(np.float32): (8, 23),
-    np.dtype(np.float64): (11, 52),
-}
+FLOAT_LAYOUTS = _FloatLayouts()
 
 
 def refuse_subclass(x, arg: str, fn: str) -> None:
@@ -219,6 +256,8 @@ def refuse_subclass(x, arg: str, fn: str) -> None:
                 f"{arg} is a {type(a).__module__}.{type(a).__name__}, an ndarray subclass; numfmt works on "
                 f"plain arrays and would drop what the subclass adds: {hint}"
             )
+
+
 def require_jax_x64(what) -> None:
     """Refuse 64-bit integer work on JAX arrays while ``jax_enable_x64`` is off."""
     import jax

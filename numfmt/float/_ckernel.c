@@ -1,0 +1,543 @@
+/* The compiled rounding kernel of the float family (numfmt.float.native loads it).
+ *
+ * Plain C99 on the Python C API and the buffer protocol (no NumPy headers). One
+ * entry point, round_into(plan, src, dst, rmode, start, seed, rbits): it rounds the
+ * bit patterns of src (float16/bfloat16, float32 or float64, C-contiguous) into
+ * dst (same size and width, may be src itself) element by element, with the GIL
+ * released. The plan is the packed constants of numfmt.float.kernel.Plan (and,
+ * where numfmt.float.fast applies, of its FastPlan); the arithmetic is a line by
+ * line transcription of numfmt.float.kernel.round_bits on one element (round_one),
+ * so the result is that kernel's bit for bit; float32/float64 inputs of the plans
+ * numfmt.float.fast covers (and of the directed modes on the same formats) take
+ * vector loops first (fast_*), which leave what they cannot do to round_one.
+ * Stochastic modes take their random words
+ * from numfmt.core.random's counter hash of the flat index (rmode 1: four seed
+ * words and the index of src's first element) or from a buffer (rmode 2: the
+ * words a NumPy Generator drew). It returns -1, or the index of the first
+ * element whose result the input dtype cannot hold (the caller raises), or -2
+ * where src or dst is not a C-contiguous (writable) buffer.
+ *
+ * Integer operations only: no floating-point arithmetic, so no exceptions and no
+ * dependence on the CPU's subnormal mode. NaN is returned unchanged.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define NF_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define NF_CLONES
+#endif
+
+/* The plan: uint64 fields in this order (numfmt.float.native._FIELDS). */
+enum {
+    F_WIDTH, F_CONTAINER, F_IN_MAN, F_IN_BIAS, F_MAN, F_EMIN, F_SIGNED, F_NEGZERO, F_HASZERO,
+    F_SUBN, F_NEED_CLZ, F_QE_SUB, F_Q_SUB_BITS, F_MIN_BITS, F_THRESHOLD, F_HAS_MAX, F_MAX_BITS,
+    F_INF_BITS, F_NAN_BITS, F_HAS_INF_LIKE, F_INF_LIKE, F_HAS_INF_INPUT, F_INF_INPUT,
+    F_CARRY_OVER, F_MAX_BEYOND, F_TINY_BEYOND, F_CAN_UNREP, F_ROUNDING, F_OVERFLOW, F_RBITS,
+    F_FAST, F_F_SATURATE, F_F_MAX, F_F_LO, F_F_SPAN, F_F_SHIFT, F_F_BIAS, F_F_KEEP, F_F_ABS,
+    F_COUNT
+};
+
+/* Rounding (numfmt.core.rounding.Rounding, in numfmt.float.native._ROUNDINGS order). */
+enum { R_NE, R_NA, R_TZ, R_TP, R_TN, R_ODD, R_SR, R_SRA, R_SRB, R_SRC, R_SREQ };
+enum { O_NONE, O_FINITE, O_PROPAGATE };
+enum { S_ON, S_FLUSH, S_RTN, S_NOZERO };
+
+typedef struct {
+    int64_t width, container, in_man, in_bias, man, emin, qe_sub, nbits;
+    int signed_, negzero, haszero, subn, need_clz, has_max, has_inf_like, has_inf_input;
+    int carry_over, max_beyond, tiny_beyond, can_unrep, rounding, overflow;
+    int fast, f_saturate;
+    uint64_t q_sub_bits, min_bits, threshold, max_bits, inf_bits, nan_bits, inf_like, inf_input;
+    uint64_t f_max, f_lo, f_span, f_shift, f_bias, f_keep, f_abs;
+} plan_t;
+
+static int read_plan(PyObject *obj, plan_t *p) {
+    uint64_t f[F_COUNT];
+    if (!PyBytes_Check(obj) || PyBytes_GET_SIZE(obj) != (Py_ssize_t)sizeof(f)) {
+        PyErr_SetString(PyExc_TypeError, "plan must be the packed bytes of numfmt.float.native");
+        return -1;
+    }
+    memcpy(f, PyBytes_AS_STRING(obj), sizeof(f));
+    p->width = (int64_t)f[F_WIDTH];
+    p->container = (int64_t)f[F_CONTAINER];
+    p->in_man = (int64_t)f[F_IN_MAN];
+    p->in_bias = (int64_t)f[F_IN_BIAS];
+    p->man = (int64_t)f[F_MAN];
+    p->emin = (int64_t)f[F_EMIN];
+    p->qe_sub = (int64_t)f[F_QE_SUB];
+    p->nbits = (int64_t)f[F_RBITS];
+    p->signed_ = (int)f[F_SIGNED];
+    p->negzero = (int)f[F_NEGZERO];
+    p->haszero = (int)f[F_HASZERO];
+    p->subn = (int)f[F_SUBN];
+    p->need_clz = (int)f[F_NEED_CLZ];
+    p->has_max = (int)f[F_HAS_MAX];
+    p->has_inf_like = (int)f[F_HAS_INF_LIKE];
+    p->has_inf_input = (int)f[F_HAS_INF_INPUT];
+    p->carry_over = (int)f[F_CARRY_OVER];
+    p->max_beyond = (int)f[F_MAX_BEYOND];
+    p->tiny_beyond = (int)f[F_TINY_BEYOND];
+    p->can_unrep = (int)f[F_CAN_UNREP];
+    p->rounding = (int)f[F_ROUNDING];
+    p->overflow = (int)f[F_OVERFLOW];
+    p->fast = (int)f[F_FAST];
+    p->f_saturate = (int)f[F_F_SATURATE];
+    p->q_sub_bits = f[F_Q_SUB_BITS];
+    p->min_bits = f[F_MIN_BITS];
+    p->threshold = f[F_THRESHOLD];
+    p->max_bits = f[F_MAX_BITS];
+    p->inf_bits = f[F_INF_BITS];
+    p->nan_bits = f[F_NAN_BITS];
+    p->inf_like = f[F_INF_LIKE];
+    p->inf_input = f[F_INF_INPUT];
+    p->f_max = f[F_F_MAX];
+    p->f_lo = f[F_F_LO];
+    p->f_span = f[F_F_SPAN];
+    p->f_shift = f[F_F_SHIFT];
+    p->f_bias = f[F_F_BIAS];
+    p->f_keep = f[F_F_KEEP];
+    p->f_abs = f[F_F_ABS];
+    if (!(p->width == 16 || p->width == 32 || p->width == 64) || p->container != (p->width == 64 ? 64 : 32) ||
+        p->in_man < 1 || p->in_man > 52 || p->nbits < 0 || p->nbits >= p->container) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent plan");
+        return -1;
+    }
+    return 0;
+}
+
+/* numfmt.core.random: Chris Wellons' lowbias32 and the keyed hash of an index. */
+static inline uint32_t mix32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7FEB352DU;
+    x ^= x >> 15;
+    x *= 0x846CA68BU;
+    x ^= x >> 16;
+    return x;
+}
+
+static inline uint32_t hash32(const uint32_t *k, uint64_t idx) {
+    uint32_t fold = (uint32_t)((idx >> 32) * 0x9E3779B9U);
+    return mix32(mix32((uint32_t)idx ^ k[0]) ^ (k[1] ^ fold));
+}
+
+static inline uint64_t hash64(const uint32_t *k, uint64_t idx) {
+    uint32_t fold = (uint32_t)((idx >> 32) * 0x9E3779B9U);
+    uint32_t i = (uint32_t)idx;
+    uint64_t hi = mix32(mix32(i ^ k[0]) ^ (k[1] ^ fold));
+    uint64_t lo = mix32(mix32(i ^ k[2]) ^ (k[3] ^ fold));
+    return (hi << 32) | lo;
+}
+
+static inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+static inline int bit_length64(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
+
+static inline int half_even_up(uint64_t rem, uint64_t half, uint64_t parity) {
+    return (rem > half) | ((rem == half) & (rem != 0) & (parity == 1));
+}
+
+/* numfmt.float.kernel._sr_up on one element (all values fit the container). */
+static inline int sr_up(const plan_t *p, uint64_t rem, int64_t d, uint64_t r) {
+    int64_t n = p->nbits;
+    uint64_t left = rem << clamp64(n - d, 0, n);
+    int64_t rs = clamp64(d - n, 0, p->container - 1);
+    uint64_t h = rem >> rs, e = rem & ((((uint64_t)1) << rs) - 1), half = (((uint64_t)1) << rs) >> 1;
+    if (p->rounding == R_SRB)
+        h += (uint64_t)((e != 0) & (e >= half));
+    else if (p->rounding == R_SRC)
+        h += (uint64_t)half_even_up(e, half, h & 1);
+    uint64_t v_n = d <= n ? left : h;
+    uint64_t r_n = r >> (p->container - n);
+    uint64_t sum = v_n + r_n;
+    if (p->container == 32) sum &= 0xFFFFFFFFu;
+    return sum >= (((uint64_t)1) << n);
+}
+
+/* numfmt.float.kernel.round_bits on one pattern u (the input's width, widened). */
+static inline uint64_t round_one(const plan_t *p, uint64_t u, uint64_t r, int *unrep_out) {
+    const uint64_t one = 1, sign_bit = one << (p->width - 1);
+    const uint64_t cmask = p->container == 64 ? ~(uint64_t)0 : 0xFFFFFFFFu;
+    /* decompose */
+    uint64_t a = u & (sign_bit - 1);
+    int neg = (u & sign_bit) != 0;
+    uint64_t ex = a >> p->in_man;
+    uint64_t mant = a & ((one << p->in_man) - 1);
+    uint64_t s = ex == 0 ? mant : (mant | (one << p->in_man));
+    int64_t exi = (int64_t)ex;
+    int64_t e_q = (exi > 1 ? exi : 1) - (p->in_bias + p->in_man);
+    int64_t e_x;
+    if (p->need_clz)
+        e_x = ex == 0 ? e_q + (int64_t)bit_length64(mant) - 1 : e_q + p->in_man;
+    else
+        e_x = exi - p->in_bias;
+    int below = e_x < p->emin;
+    int64_t qe = below ? p->qe_sub : e_x - p->man;
+    int64_t d = qe - e_q;
+    int64_t dc = clamp64(d, 0, p->in_man + 2);
+    uint64_t kept = s >> dc, rem = s & ((one << dc) - 1), half = (one << dc) >> 1;
+    int inexact = rem != 0;
+    uint64_t parity;
+    if (p->man == 0) {
+        int64_t offset = p->subn == S_NOZERO ? 1 : 0;
+        parity = (kept + (uint64_t)(qe - (p->emin + offset))) & 1;
+    } else {
+        parity = kept & 1;
+    }
+    int inc;
+    switch (p->rounding) {
+    case R_NE:
+        if (p->subn == S_RTN && p->man > 0 && below) parity = 1;
+        inc = half_even_up(rem, half, parity);
+        break;
+    case R_NA: inc = inexact & (rem >= half); break;
+    case R_TZ: inc = 0; break;
+    case R_TP: inc = inexact & !neg; break;
+    case R_TN: inc = inexact & neg; break;
+    case R_ODD: inc = inexact & (parity == 0); break;
+    case R_SREQ: inc = inexact & (int)((r >> (p->container - 1)) == 1); break;
+    default: inc = sr_up(p, rem, d, r); break;
+    }
+    uint64_t res = (a - rem + ((uint64_t)inc << dc)) & cmask;
+    int deep = d > p->in_man;
+    if (deep) res = inc ? p->q_sub_bits : 0;
+    if (p->subn == S_FLUSH && below) res = 0;
+    else if (p->subn == S_NOZERO && below) res = p->min_bits;
+    int tiny = 0;
+    if (p->tiny_beyond) {
+        tiny = p->subn == S_NOZERO ? below : (deep & inc);
+        tiny = tiny & (a != 0) & (a < p->inf_bits);
+    }
+    /* overflow */
+    int unrep = 0;
+    int over = (res > p->threshold) & (a < p->inf_bits);
+    if (!p->carry_over && p->max_beyond) {
+        unrep = over;
+    } else {
+        int to_max;
+        if (p->overflow != O_NONE || p->rounding == R_TZ || p->rounding == R_ODD) to_max = 1;
+        else if (!p->has_inf_like) to_max = 1;
+        else if (p->rounding == R_TP) to_max = neg;
+        else if (p->rounding == R_TN) to_max = !neg;
+        else to_max = 0;
+        uint64_t big = to_max ? (p->has_max ? p->max_bits : 0) : (p->has_inf_like ? p->inf_like : 0);
+        if (over) res = big;
+        if (!p->has_max) unrep = over & to_max;
+    }
+    /* special inputs */
+    int is_inf = a == p->inf_bits;
+    if (!p->has_inf_input) {
+        if (is_inf) res = p->has_max ? p->max_bits : 0;
+        if (!p->has_max) unrep |= is_inf;
+    } else if (is_inf) {
+        res = p->inf_input;
+    }
+    if (!p->haszero && a == 0) res = p->nan_bits;
+    uint64_t out;
+    if (!p->signed_)
+        out = (neg && a != 0) ? p->nan_bits : res;
+    else if (p->negzero)
+        out = res | (u & sign_bit);
+    else
+        out = (neg && res != 0) ? (res | sign_bit) : res;
+    if (a > p->inf_bits) out = u;
+    unrep |= tiny;
+    if (!p->signed_) unrep &= !neg;
+    *unrep_out = p->can_unrep ? unrep : 0;
+    return out;
+}
+
+/* round_one out of line, for the few elements the short sequences leave: inlined, it
+ * would crowd the registers of the vector loops around it. */
+static __attribute__((noinline)) uint64_t round_rare(const plan_t *p, uint64_t u, uint64_t r) {
+    int unrep;
+    return round_one(p, u, r, &unrep);
+}
+
+/* The random word of element i (relative to src's start). */
+#define WORD(i) (rmode == 1 ? (p->container == 64 ? hash64(seed, start + (uint64_t)(i)) \
+                                                   : (uint64_t)hash32(seed, start + (uint64_t)(i))) \
+                 : rmode == 2 ? (p->container == 64 ? ((const uint64_t *)rbits)[i] \
+                                                    : (uint64_t)((const uint32_t *)rbits)[i]) \
+                 : 0)
+
+/* Every element through round_one (plans without a short sequence, 16-bit inputs). */
+#define GENERAL_LOOP(T)                                                                       \
+    static NF_CLONES Py_ssize_t general_##T(const plan_t *p, const T *src, T *dst, Py_ssize_t n, \
+                                            int rmode, uint64_t start, const uint32_t *seed,  \
+                                            const void *rbits) {                              \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                  \
+            int unrep;                                                                        \
+            T v = (T)round_one(p, (uint64_t)src[i], WORD(i), &unrep);                         \
+            if (unrep) return i;                                                              \
+            dst[i] = v;                                                                       \
+        }                                                                                     \
+        return -1;                                                                            \
+    }
+GENERAL_LOOP(uint16_t)
+GENERAL_LOOP(uint32_t)
+GENERAL_LOOP(uint64_t)
+
+/* The short sequence widened to the format's subnormal range (and zeros): below the
+ * format's normal range the number of dropped bits grows by one per binade,
+ * d = max(d_n, D0 - E) (E the input's exponent field, at least 1; D0 = qe_sub +
+ * in_bias + in_man), computed per element with variable shifts, which AVX2 has. Beyond
+ * in_man dropped bits the result is 0 or the smallest subnormal q (round_bits' "deep"
+ * case; for SR v = floor(s * 2**(N - d)) as in numfmt.float.fast_sr). Only magnitudes
+ * above the short sequence's range (overflow, inf, NaN) go through round_one. */
+/* (Selects written as ternaries on T throughout: gcc vectorizes those, not mixed int/T logic.) */
+#define WIDE_PRE(T, ST)                                                                       \
+        T u = s[i], a = u & absm, sign = u ^ a;                                               \
+        T v = a < mx ? a : mx; /* mx: the max for a saturating plan, else all ones */         \
+        nout += a > hi ? one : 0;                                                             \
+        nlow += a < lo ? one : 0;                                                             \
+        T ex = v >> in_man;                                                                   \
+        T exe = ex > 1 ? ex : one;                                                            \
+        T sig = (v & mmask) | (ex != 0 ? hidden : 0);                                         \
+        ST dd = d0 - (ST)exe;                                                                 \
+        ST dt = dd > dn ? dd : dn;                                                            \
+        T deep = dt > (ST)in_man ? one : 0;
+#define WIDE_RNE(T, ST)                                                                       \
+    {                                                                                         \
+        WIDE_PRE(T, ST)                                                                       \
+        T d = (T)(dt > (ST)in_man + 2 ? (ST)in_man + 2 : dt);                                 \
+        T rem = sig & ((one << d) - 1);                                                       \
+        T half = (one << d) >> 1;                                                             \
+        T gt = rem > half ? one : 0, eq = rem == half ? one : 0, nz = rem != 0 ? one : 0;    \
+        T par = (sig >> d) & 1, neg = u >> (w - 1);                                           \
+        /* the deterministic modes by loop-invariant masks (fast == 3: directed modes) */     \
+        T inc = (m_ne & (gt | (eq & par))) | (m_na & (gt | eq)) | (m_tp & nz & (neg ^ one)) | \
+                (m_tn & nz & neg) | (m_odd & nz & (par ^ one));                               \
+        T near = v - rem + (inc << d);                                                        \
+        T tiny = inc ? qbits : 0;                                                             \
+        buf[i] = (deep ? tiny : near) | sign;                                                 \
+    }
+#define WIDE_SR(T, ST, RWORD)                                                                 \
+    {                                                                                         \
+        WIDE_PRE(T, ST)                                                                       \
+        T r = RWORD;                                                                          \
+        T dk = deep ? one : (T)dt; /* keeps the shift counts in range */                      \
+        T near = (v + (r >> (w - dk))) & ~((one << dk) - 1);                                  \
+        ST ls = nb - dt, rs = dt - nb;                                                        \
+        T lsc = ls > 0 ? (T)ls : 0, rsc = rs < 0 ? 0 : (rs > (ST)w - 1 ? w - 1 : (T)rs);      \
+        T vn = ls >= 0 ? (sig << lsc) : (sig >> rsc);                                         \
+        T up = vn + (r >> 1) >= top ? qbits : 0;                                              \
+        buf[i] = (deep ? up : near) | sign;                                                   \
+    }
+
+#define HASH32 (mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)))
+#define HASH64                                                                                \
+    ((((uint64_t)mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)) << 32) |               \
+         (uint64_t)mix32(mix32((i0 + (uint32_t)i) ^ k2) ^ (k3 ^ fold))))
+/* numfmt.float.fast's plans (width == container), a chunk at a time into a local buffer
+ * (so dst may be src). A chunk first takes the short sequence (SHORT_*: a few
+ * operations, right within [lo, hi]); where more than DENSE of its elements lie
+ * outside, it takes the widened sequence instead (WIDE_*: right up to hi), and so
+ * do the following chunks while they have that many below lo. What is left (above
+ * hi: overflow, inf, NaN; or a few elements outside [lo, hi]) goes through round_one. */
+#define CHUNK 512
+#define DENSE 8
+#define SHORT_RNE(T, ST)                                                                        \
+    {                                                                                         \
+        T u = s[i], a = u & absm;                                                             \
+        T v = (a < mx ? a : mx) | (u ^ a);                                                    \
+        nout += (T)(a - lo) > span ? one : 0;                                                 \
+        buf[i] = (v + bias + ((v >> shift) & 1)) & keep;                                      \
+    }
+#define SHORT_SR(T, ST, RWORD)                                                                \
+    {                                                                                         \
+        T u = s[i], a = u & absm;                                                             \
+        T v = (a < mx ? a : mx) | (u ^ a);                                                    \
+        T r = RWORD;                                                                          \
+        nout += (T)(a - lo) > span ? one : 0;                                                 \
+        buf[i] = (v + (r >> shift)) & keep;                                                   \
+    }
+#define RUN(T, ST, HASH, BODY_RNE, BODY_SR)                                                   \
+    do {                                                                                      \
+        if (!sr) {                                                                            \
+            for (Py_ssize_t i = 0; i < m; i++) BODY_RNE(T, ST)                                \
+        } else if (rmode == 1) {                                                              \
+            uint32_t fold = (uint32_t)((idx0 >> 32) * 0x9E3779B9U), i0 = (uint32_t)idx0;      \
+            for (Py_ssize_t i = 0; i < m; i++) BODY_SR(T, ST, (T)(HASH))                      \
+        } else {                                                                              \
+            const T *rb = (const T *)rbits + base;                                            \
+            for (Py_ssize_t i = 0; i < m; i++) BODY_SR(T, ST, rb[i])                          \
+        }                                                                                     \
+    } while (0)
+
+#define FAST_LOOP(T, ST, HASH)                                                                \
+    static NF_CLONES Py_ssize_t fast_##T(const plan_t *p, const T *src, T *dst, Py_ssize_t n, \
+                                         int rmode, uint64_t start, const uint32_t *seed,     \
+                                         const void *rbits) {                                 \
+        /* one is not a compile-time constant: gcc 12 does not vectorize 1 << (vector) */    \
+        const T one = (T)(p->width > 0), in_man = (T)p->in_man, mmask = (one << in_man) - 1;  \
+        const T absm = (T)p->f_abs, mx = p->f_saturate ? (T)p->f_max : (T)~(T)0;             \
+        const T lo = (T)p->f_lo, span = (T)p->f_span, hi = (T)(p->f_lo + p->f_span);          \
+        const T shift = (T)p->f_shift, bias = (T)p->f_bias, keep = (T)p->f_keep;              \
+        const T hidden = one << in_man, qbits = (T)p->q_sub_bits, w = (T)p->width;            \
+        const ST d0 = (ST)(p->qe_sub + p->in_bias + p->in_man), dn = (ST)(p->in_man - p->man); \
+        const ST nb = (ST)p->nbits;                                                           \
+        const T top = one << (p->nbits > 0 ? p->nbits : 1);                                   \
+        const int sr = p->fast == 2;                                                          \
+        const T all = (T)~(T)0, rd = (T)p->rounding;                                           \
+        const T m_ne = rd == R_NE ? all : 0, m_na = rd == R_NA ? all : 0;                     \
+        const T m_tp = rd == R_TP ? all : 0, m_tn = rd == R_TN ? all : 0;                     \
+        const T m_odd = rd == R_ODD ? all : 0; /* toward zero: no mask, inc = 0 */            \
+        uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
+        T buf[CHUNK];                                                                         \
+        uint8_t flg[CHUNK + 8];                                                               \
+        int dense = p->fast == 3; /* directed modes have the widened sequence only */        \
+        (void)k2; (void)k3;                                                                   \
+        for (Py_ssize_t base = 0; base < n; base += CHUNK) {                                  \
+            Py_ssize_t m = n - base < CHUNK ? n - base : CHUNK;                               \
+            const T *s = src + base;                                                          \
+            uint64_t idx0 = start + (uint64_t)base;                                           \
+            if (sr && rmode == 1 && ((idx0 + (uint64_t)m - 1) >> 32) != (idx0 >> 32)) {       \
+                /* the chunk straddles a multiple of 2**32: round_one hashes */               \
+                for (Py_ssize_t i = 0; i < m; i++) {                                          \
+                    int unrep;                                                                \
+                    buf[i] = (T)round_one(p, s[i], WORD(base + i), &unrep);                   \
+                }                                                                             \
+                memcpy(dst + base, buf, (size_t)m * sizeof(T));                               \
+                continue;                                                                     \
+            }                                                                                 \
+            T nlow = 0, nout = 0;                                                             \
+            int wide = dense;                                                                 \
+            if (!wide) {                                                                      \
+                RUN(T, ST, HASH, SHORT_RNE, SHORT_SR);                                        \
+                wide = nout > DENSE;                                                          \
+                if (nout && !wide)                                                            \
+                    for (Py_ssize_t i = 0; i < m; i++)                                        \
+                        flg[i] = (T)((s[i] & absm) - lo) > span ? 1 : 0;                      \
+            }                                                                                 \
+            if (wide) {                                                                       \
+                nout = 0;                                                                     \
+                RUN(T, ST, HASH, WIDE_RNE, WIDE_SR);                                          \
+                dense = nlow > DENSE || p->fast == 3;                                         \
+                if (nout)                                                                     \
+                    for (Py_ssize_t i = 0; i < m; i++) flg[i] = (s[i] & absm) > hi ? 1 : 0;   \
+            }                                                                                 \
+            memset(flg + m, 0, 8);                                                            \
+            for (Py_ssize_t j = 0; nout && j < m; j += 8) {                                   \
+                uint64_t word;                                                                \
+                memcpy(&word, flg + j, 8);                                                    \
+                if (!word) continue;                                                          \
+                for (Py_ssize_t i = j; i < j + 8 && i < m; i++)                               \
+                    if (flg[i]) {                                                             \
+                        if ((s[i] & absm) > hi) /* overflow, inf, NaN */                          \
+                            buf[i] = (T)round_rare(p, s[i], sr ? WORD(base + i) : 0);         \
+                        else if (sr) /* below lo: the widened sequence, one element */        \
+                            WIDE_SR(T, ST, (T)WORD(base + i))                                 \
+                        else                                                                  \
+                            WIDE_RNE(T, ST)                                                   \
+                        nout--;                                                               \
+                    }                                                                         \
+            }                                                                                 \
+            memcpy(dst + base, buf, (size_t)m * sizeof(T));                                   \
+        }                                                                                     \
+        return -1;                                                                            \
+    }
+FAST_LOOP(uint32_t, int32_t, HASH32)
+FAST_LOOP(uint64_t, int64_t, HASH64)
+
+static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *name) {
+    int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s must be a %sC-contiguous buffer", name, writable ? "writable " : "");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *round_into(PyObject *self, PyObject *args) {
+    PyObject *plan_obj, *src_obj, *dst_obj, *rbits_obj;
+    int rmode;
+    unsigned long long start;
+    unsigned int k0, k1, k2, k3;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOiK(IIII)O", &plan_obj, &src_obj, &dst_obj, &rmode, &start, &k0, &k1, &k2,
+                          &k3, &rbits_obj))
+        return NULL;
+    plan_t p;
+    if (read_plan(plan_obj, &p) < 0) return NULL;
+    int is_sr = p.rounding >= R_SR;
+    if (is_sr != (rmode != 0) || rmode < 0 || rmode > 2) {
+        PyErr_SetString(PyExc_ValueError, "rmode must be 1 or 2 exactly for the stochastic modes");
+        return NULL;
+    }
+    Py_buffer src, dst, rb;
+    /* src or dst not a C-contiguous (writable) buffer: -2, and the caller takes another path */
+    if (PyObject_GetBuffer(src_obj, &src, PyBUF_C_CONTIGUOUS) < 0) {
+        PyErr_Clear();
+        return PyLong_FromLong(-2);
+    }
+    if (PyObject_GetBuffer(dst_obj, &dst, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyErr_Clear();
+        PyBuffer_Release(&src);
+        return PyLong_FromLong(-2);
+    }
+    Py_ssize_t item = p.width / 8, n = src.len / item;
+    int have_rb = 0;
+    if (src.len != dst.len || src.len % item) {
+        PyErr_SetString(PyExc_ValueError, "src and dst must hold the same number of elements of the plan's width");
+        goto fail;
+    }
+    if (rmode == 2) {
+        if (get_buffer(rbits_obj, &rb, 0, "rbits") < 0) goto fail;
+        have_rb = 1;
+        if (rb.len != n * (p.container / 8)) {
+            PyErr_SetString(PyExc_ValueError, "rbits must hold one word of the container's width per element");
+            goto fail;
+        }
+    }
+    uint32_t seed[4] = {k0, k1, k2, k3};
+    const void *rbits = have_rb ? rb.buf : NULL;
+    Py_ssize_t bad;
+    Py_BEGIN_ALLOW_THREADS
+    if (p.fast && p.width == 32)
+        bad = fast_uint32_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
+    else if (p.fast && p.width == 64)
+        bad = fast_uint64_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
+    else if (p.width == 16)
+        bad = general_uint16_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
+    else if (p.width == 32)
+        bad = general_uint32_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
+    else
+        bad = general_uint64_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    if (have_rb) PyBuffer_Release(&rb);
+    return PyLong_FromSsize_t(bad);
+fail:
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    if (have_rb) PyBuffer_Release(&rb);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"round_into", round_into, METH_VARARGS,
+     "round_into(plan, src, dst, rmode, start, seed, rbits) -> -1 or the index of the first unrepresentable "
+     "result"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_ckernel", "The float family's compiled rounding kernel.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__ckernel(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddIntConstant(m, "FIELDS", F_COUNT) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

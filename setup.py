@@ -1,0 +1,24 @@
+"""The compiled kernel (numfmt.float._ckernel); everything else is in pyproject.toml.
+
+The extension is optional: where it cannot be built, the package still installs
+and numfmt uses its NumPy path (with one warning on first use).
+"""
+
+import sysconfig
+
+from setuptools import Extension, setup
+
+# -O3 where the compiler takes GCC-style flags (gcc, clang); MSVC keeps its defaults.
+_GCC_LIKE = sysconfig.get_config_var("CC") is not None and "cl.exe" not in str(sysconfig.get_config_var("CC"))
+_ARGS = ["-O3", "-std=c99"] if _GCC_LIKE else []
+
+setup(
+    ext_modules=[
+        Extension(
+            "numfmt.float._ckernel",
+            sources=["numfmt/float/_ckernel.c"],
+            extra_compile_args=_ARGS,
+            optional=True,
+        )
+    ]
+)

@@ -1,0 +1,107 @@
+"""``chop(x, fmt, out=...)``: the result written into a given array, as NumPy ufuncs do.
+
+Every family, on the compiled kernel and on the NumPy path: ``out`` receives
+the bits ``chop`` returns without it and is returned; ``out`` may be ``x``
+(in place), non-contiguous, or overlap ``x``; a wrong type, dtype, shape or a
+read-only array is refused with the argument named; JAX arrays refuse ``out``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import numfmt
+from numfmt.float import native
+
+FORMATS = ["bfloat16", "float8_e4m3fn", "float(e=9,m=3)", "posit16_1", "q3.12", "mxfp4_e2m1", "nvfp4",
+           "int8_per_channel"]  # fmt: skip
+KEYS = {"nearest_even": None, "stochastic": 5}
+
+
+def _x(dtype=np.float32, shape=(8, 64)):
+    return (np.random.default_rng(0).standard_normal(shape) * 3).astype(dtype)
+
+
+@pytest.fixture(params=[True, False], ids=["kernel", "numpy"])
+def path(request):
+    previous = native.set_enabled(request.param)
+    yield request.param
+    native.set_enabled(previous)
+
+
+def _bits(a):
+    return a.view(np.dtype(f"uint{a.dtype.itemsize * 8}"))
+
+
+@pytest.mark.parametrize("mode", list(KEYS))
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_out_gets_the_result_and_is_returned(fmt, mode, path):
+    x = _x()
+    want = numfmt.chop(x, fmt, mode, key=KEYS[mode])
+    out = np.full_like(x, np.nan)
+    assert numfmt.chop(x, fmt, mode, key=KEYS[mode], out=out) is out
+    np.testing.assert_array_equal(_bits(out), _bits(want))
+    y = x.copy()
+    assert numfmt.chop(y, fmt, mode, key=KEYS[mode], out=y) is y  # in place
+    np.testing.assert_array_equal(_bits(y), _bits(want))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_non_contiguous_and_overlapping_out(dtype, path):
+    x = _x(dtype, (16, 32))
+    want = numfmt.chop(x, "float8_e5m2")
+    big = np.zeros((16, 64), dtype)
+    out = big[:, ::2]  # strided
+    numfmt.chop(x, "float8_e5m2", out=out)
+    np.testing.assert_array_equal(_bits(np.ascontiguousarray(out)), _bits(want))
+    assert not big[:, 1::2].any()  # nothing written between
+    flat = x.reshape(-1).copy()
+    y = flat[1:]  # out overlaps the input shifted by one element
+    want = numfmt.chop(flat[:-1], "float8_e5m2")
+    numfmt.chop(flat[:-1], "float8_e5m2", out=y)
+    np.testing.assert_array_equal(_bits(y), _bits(want))
+
+
+def test_scalar_input_with_a_zero_dimensional_out(path):
+    out = np.empty((), np.float64)
+    assert numfmt.chop(0.1, "bfloat16", out=out) is out
+    assert float(out) == float(numfmt.chop(0.1, "bfloat16"))
+
+
+def test_a_failing_in_place_chop_leaves_the_input_intact(path):
+    x = np.array([1.1, 65504.0], np.float16)  # float16 cannot hold 65536, the rounding of 65504 to e6m3
+    with pytest.raises(ValueError, match="cannot hold"):
+        numfmt.chop(x, "float(e=6,m=3)", out=x)
+    np.testing.assert_array_equal(x, np.array([1.1, 65504.0], np.float16))
+
+
+@pytest.mark.parametrize(
+    ("out", "error", "match"),
+    [
+        ([0.0] * 4, TypeError, "out must be a writable NumPy array of shape \\(4,\\) and dtype float32.*got .*list"),
+        (np.zeros(4, np.float64), TypeError, "out has dtype float64; it must be .* dtype float32"),
+        (np.zeros(5, np.float32), ValueError, "out has shape \\(5,\\); it must be .* shape \\(4,\\)"),
+        (np.ma.zeros(4, np.float32), TypeError, "got numpy.ma.*MaskedArray"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["bfloat16", "posit8_1", "mxfp8_e4m3"])
+def test_a_wrong_out_is_refused(out, error, match, fmt):
+    with pytest.raises(error, match=match):
+        numfmt.chop(np.zeros(4, np.float32), fmt, out=out)
+
+
+def test_a_read_only_out_is_refused():
+    x = np.zeros(4, np.float32)
+    x.setflags(write=False)
+    with pytest.raises(ValueError, match="out is read-only"):
+        numfmt.chop(x, "bfloat16", out=x)
+
+
+def test_jax_arrays_refuse_out():
+    with pytest.raises(TypeError, match="out= is not supported for JAX arrays"):
+        numfmt.chop(jnp.zeros(4), "bfloat16", out=np.zeros(4))
+    with pytest.raises(TypeError, match="out= is not supported for JAX arrays"):
+        numfmt.chop(jnp.zeros(4), "mxfp4_e2m1", out=np.zeros(4), key=jax.random.key(0))
