@@ -22,6 +22,7 @@ derivative) is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -54,8 +55,8 @@ class LinearMap:
             batched at axis 0 at every level, as are the results.
     """
 
-    program: object
-    call: object
+    program: Any  # a numfmt.emulation.program.Program
+    call: Any
     wrt: tuple
     avals: tuple
     keyed: bool
