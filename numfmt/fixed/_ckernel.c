@@ -1,0 +1,259 @@
+/* The compiled rounding kernel of the fixed-point family (numfmt.fixed.native loads it).
+ *
+ * Plain C99 on the Python C API and the buffer protocol (no NumPy headers), as
+ * numfmt/float/_ckernel.c, with the same entry point round_into(plan, src, dst,
+ * rmode, start, seed, rbits): it rounds the bit patterns of src (float16/bfloat16,
+ * float32 or float64, C-contiguous) into dst (same size and width, may be src) one
+ * element at a time, with the GIL released. The plan is the packed constants of
+ * numfmt.fixed.kernel.FixedPlan; fixed_one is a line by line transcription of
+ * fixed_codes and FixedPlan.round_bits on one element, so the result is that
+ * kernel's bit for bit, stochastic modes included (the random words are the counter
+ * hash of numfmt.core.random, shared with the float kernel in ../core/_rounding.h,
+ * or a buffer of a NumPy Generator's words). It returns -1, or the index of the first
+ * element whose result the input dtype cannot hold (the caller raises), or -2 where
+ * src or dst is not a C-contiguous (writable) buffer.
+ *
+ * Integer operations only: no floating-point arithmetic, so no exceptions and no
+ * dependence on the CPU's subnormal mode. NaN is returned unchanged.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../core/_rounding.h" /* Rounding order, counter hash, SR decision */
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define NF_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define NF_CLONES
+#endif
+
+/* The plan: uint64 fields in this order (numfmt.fixed.native._FIELDS). */
+enum {
+    F_WIDTH, F_CONTAINER, F_IN_MAN, F_IN_BIAS, F_FRAC, F_MAG, F_BITS, F_SIGNED, F_WRAP, F_NEED_CLZ,
+    F_CAN_UNREP, F_ROUNDING, F_RBITS, F_COUNT
+};
+
+typedef struct {
+    int64_t width, container, in_man, in_bias, frac, mag, bits, nbits;
+    int signed_, wrap, need_clz, can_unrep, rounding;
+} plan_t;
+
+static int read_plan(PyObject *obj, plan_t *p) {
+    uint64_t f[F_COUNT];
+    if (!PyBytes_Check(obj) || PyBytes_GET_SIZE(obj) != (Py_ssize_t)sizeof(f)) {
+        PyErr_SetString(PyExc_TypeError, "plan must be the packed bytes of numfmt.fixed.native");
+        return -1;
+    }
+    memcpy(f, PyBytes_AS_STRING(obj), sizeof(f));
+    p->width = (int64_t)f[F_WIDTH];
+    p->container = (int64_t)f[F_CONTAINER];
+    p->in_man = (int64_t)f[F_IN_MAN];
+    p->in_bias = (int64_t)f[F_IN_BIAS];
+    p->frac = (int64_t)f[F_FRAC];
+    p->mag = (int64_t)f[F_MAG];
+    p->bits = (int64_t)f[F_BITS];
+    p->nbits = (int64_t)f[F_RBITS];
+    p->signed_ = (int)f[F_SIGNED];
+    p->wrap = (int)f[F_WRAP];
+    p->need_clz = (int)f[F_NEED_CLZ];
+    p->can_unrep = (int)f[F_CAN_UNREP];
+    p->rounding = (int)f[F_ROUNDING];
+    if (!(p->width == 16 || p->width == 32 || p->width == 64) || !(p->container == 32 || p->container == 64) ||
+        p->container < p->width || p->in_man < 1 || p->in_man > 52 || p->nbits < 0 ||
+        p->nbits >= p->container || p->bits < 1 || p->bits > 64 || p->mag < 0 || p->mag > p->bits ||
+        p->rounding < R_NE || p->rounding > R_SREQ) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent plan");
+        return -1;
+    }
+    return 0;
+}
+
+static inline uint64_t low_mask(int64_t n) { return n >= 64 ? ~(uint64_t)0 : (((uint64_t)1) << n) - 1; }
+
+/* numfmt.float.intbits.float_bits: the pattern of mag * 2**q (exact where representable). */
+static inline uint64_t float_bits(const plan_t *p, uint64_t m, int64_t q) {
+    if (m == 0) return 0;
+    const int64_t man = p->in_man, emin = 1 - p->in_bias;
+    int64_t t = bit_length64(m) - 1, e = q + t;
+    if (e >= emin) {
+        uint64_t sig = t <= man ? m << clamp64(man - t, 0, 63) : m >> clamp64(t - man, 0, 63);
+        return ((uint64_t)(e + p->in_bias) << man) + sig - (((uint64_t)1) << man);
+    }
+    int64_t sh = q - (emin - man);
+    return sh >= 0 ? m << clamp64(sh, 0, 63) : m >> clamp64(-sh, 0, 63);
+}
+
+/* numfmt.fixed.kernel.fixed_codes and FixedPlan.round_bits on one pattern u. */
+static inline uint64_t fixed_one(const plan_t *p, uint64_t u, uint64_t r, int *unrep_out) {
+    const uint64_t one = 1, sign_bit = one << (p->width - 1);
+    const uint64_t cmask = low_mask(p->container), mask = low_mask(p->bits);
+    const int64_t man = p->in_man, F = p->frac, C = p->container;
+    const uint64_t inf_bits = sign_bit - (one << man);
+    /* decompose */
+    uint64_t a = u & (sign_bit - 1);
+    int neg = (u & sign_bit) != 0;
+    uint64_t ex = a >> man, mant = a & ((one << man) - 1);
+    uint64_t s = ex == 0 ? mant : (mant | (one << man));
+    int64_t exi = (int64_t)ex;
+    int64_t e_q = (exi > 1 ? exi : 1) - (p->in_bias + man);
+    int64_t e_x;
+    if (p->need_clz)
+        e_x = ex == 0 ? e_q + (int64_t)bit_length64(mant) - 1 : e_q + man;
+    else
+        e_x = exi - p->in_bias;
+    int is_inf = a == inf_bits, nan = a > inf_bits;
+    /* round the magnitude to a multiple of the quantum */
+    int64_t d = -F - e_q;
+    int64_t dc = clamp64(d, 0, man + 2);
+    uint64_t kept = s >> dc, rem = s & ((one << dc) - 1), half = (one << dc) >> 1;
+    int inexact = rem != 0, inc;
+    switch (p->rounding) {
+    case R_NE: inc = half_even_up(rem, half, kept & 1); break;
+    case R_NA: inc = inexact & (rem >= half); break;
+    case R_TZ: inc = 0; break;
+    case R_TP: inc = inexact & !neg; break;
+    case R_TN: inc = inexact & neg; break;
+    case R_ODD: inc = inexact & ((kept & 1) == 0); break;
+    case R_SREQ: inc = inexact & (int)((r >> (C - 1)) == 1); break;
+    default: inc = inexact & sr_decide(p->rounding, p->nbits, C, rem, d, r); break;
+    }
+    uint64_t left = (uint64_t)clamp64(-d, 0, C - 1);
+    uint64_t shifted = -d >= C ? 0 : (s << left) & cmask; /* exact below overflow, else mod 2**C */
+    uint64_t k = d >= 0 ? (kept + (uint64_t)inc) & cmask : shifted;
+    if (a == 0) k = 0;
+    /* overflow */
+    uint64_t code;
+    if (p->wrap) {
+        code = neg ? (~k + 1) & mask : k & mask;
+        nan |= is_inf;
+    } else {
+        int big = (e_x + F >= p->mag) | is_inf;
+        uint64_t top = low_mask(p->mag);
+        uint64_t pos = (big | (k > top)) ? top : k;
+        if (p->signed_) {
+            uint64_t negmag = (big | (k > top + 1)) ? top + 1 : k;
+            code = neg ? (~negmag + 1) & mask : pos;
+        } else {
+            code = neg ? 0 : pos;
+        }
+    }
+    if (nan) code = 0;
+    /* the code's value in the input's layout */
+    int cneg = p->signed_ && ((code >> (p->bits - 1)) & 1);
+    uint64_t m = cneg ? (~code + 1) & mask : code;
+    uint64_t out = float_bits(p, m, -F) | (cneg ? sign_bit : 0);
+    int unrep = 0;
+    if (p->can_unrep && m != 0 && !nan) {
+        int64_t t = bit_length64(m) - 1, low = __builtin_ctzll(m);
+        int tiny = low - F < 1 - p->in_bias - man;
+        unrep = (t - low > man) | tiny | (t - F > p->in_bias);
+    }
+    *unrep_out = unrep;
+    if (nan) out = a > inf_bits ? u : (inf_bits | (one << (man - 1)));
+    return out & low_mask(p->width);
+}
+
+#define LOOP(T)                                                                               \
+    static NF_CLONES Py_ssize_t loop_##T(const plan_t *p, const T *src, T *dst, Py_ssize_t n,   \
+                                         int rmode, uint64_t start, const uint32_t *seed,     \
+                                         const void *rbits) {                                 \
+        const int C = (int)p->container;                                                      \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                  \
+            int unrep;                                                                        \
+            uint64_t r = random_word(rmode, C, seed, start + (uint64_t)i, rbits, i);          \
+            T v = (T)fixed_one(p, (uint64_t)src[i], r, &unrep);                               \
+            if (unrep) return i;                                                              \
+            dst[i] = v;                                                                       \
+        }                                                                                     \
+        return -1;                                                                            \
+    }
+LOOP(uint16_t)
+LOOP(uint32_t)
+LOOP(uint64_t)
+
+static PyObject *round_into(PyObject *self, PyObject *args) {
+    PyObject *plan_obj, *src_obj, *dst_obj, *rbits_obj;
+    int rmode;
+    unsigned long long start;
+    unsigned int k0, k1, k2, k3;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOiK(IIII)O", &plan_obj, &src_obj, &dst_obj, &rmode, &start, &k0, &k1, &k2,
+                          &k3, &rbits_obj))
+        return NULL;
+    plan_t p;
+    if (read_plan(plan_obj, &p) < 0) return NULL;
+    int is_sr = p.rounding >= R_SR;
+    if (is_sr != (rmode != 0) || rmode < 0 || rmode > 2) {
+        PyErr_SetString(PyExc_ValueError, "rmode must be 1 or 2 exactly for the stochastic modes");
+        return NULL;
+    }
+    Py_buffer src, dst, rb;
+    /* src or dst not a C-contiguous (writable) buffer: -2, and the caller takes another path */
+    if (PyObject_GetBuffer(src_obj, &src, PyBUF_C_CONTIGUOUS) < 0) {
+        PyErr_Clear();
+        return PyLong_FromLong(-2);
+    }
+    if (PyObject_GetBuffer(dst_obj, &dst, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyErr_Clear();
+        PyBuffer_Release(&src);
+        return PyLong_FromLong(-2);
+    }
+    Py_ssize_t item = p.width / 8, n = src.len / item;
+    int have_rb = 0;
+    if (src.len != dst.len || src.len % item) {
+        PyErr_SetString(PyExc_ValueError, "src and dst must hold the same number of elements of the plan's width");
+        goto fail;
+    }
+    if (rmode == 2) {
+        if (PyObject_GetBuffer(rbits_obj, &rb, PyBUF_C_CONTIGUOUS) < 0) goto fail;
+        have_rb = 1;
+        if (rb.len != n * (p.container / 8)) {
+            PyErr_SetString(PyExc_ValueError, "rbits must hold one word of the container's width per element");
+            goto fail;
+        }
+    }
+    uint32_t seed[4] = {k0, k1, k2, k3};
+    const void *rbits = have_rb ? rb.buf : NULL;
+    Py_ssize_t bad;
+    Py_BEGIN_ALLOW_THREADS
+    if (p.width == 16)
+        bad = loop_uint16_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
+    else if (p.width == 32)
+        bad = loop_uint32_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
+    else
+        bad = loop_uint64_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    if (have_rb) PyBuffer_Release(&rb);
+    return PyLong_FromSsize_t(bad);
+fail:
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    if (have_rb) PyBuffer_Release(&rb);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"round_into", round_into, METH_VARARGS,
+     "round_into(plan, src, dst, rmode, start, seed, rbits) -> -1 or the index of the first unrepresentable "
+     "result"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_ckernel", "The fixed-point family's compiled rounding kernel.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__ckernel(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddIntConstant(m, "FIELDS", F_COUNT) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
