@@ -13,8 +13,9 @@
  * element whose result the input dtype cannot hold (the caller raises), or -2 where
  * src or dst is not a C-contiguous (writable) buffer.
  *
- * Integer operations only: no floating-point arithmetic, so no exceptions and no
- * dependence on the CPU's subnormal mode. NaN is returned unchanged.
+ * Integer operations only, but for the short sequence of nearest even (FX_SHORT: two
+ * exact float additions, whose results do not depend on the CPU's subnormal mode
+ * either). NaN is returned unchanged.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -32,12 +33,13 @@
 /* The plan: uint64 fields in this order (numfmt.fixed.native._FIELDS). */
 enum {
     F_WIDTH, F_CONTAINER, F_IN_MAN, F_IN_BIAS, F_FRAC, F_MAG, F_BITS, F_SIGNED, F_WRAP, F_NEED_CLZ,
-    F_CAN_UNREP, F_ROUNDING, F_RBITS, F_COUNT
+    F_CAN_UNREP, F_ROUNDING, F_RBITS, F_FAST, F_POS, F_NEG, F_QBITS, F_MAGIC, F_COUNT
 };
 
 typedef struct {
     int64_t width, container, in_man, in_bias, frac, mag, bits, nbits;
-    int signed_, wrap, need_clz, can_unrep, rounding;
+    int signed_, wrap, need_clz, can_unrep, rounding, fast;
+    uint64_t pos, neg, qbits, magic; /* patterns of max_value, -min_value, the quantum, M (fast plans) */
 } plan_t;
 
 static int read_plan(PyObject *obj, plan_t *p) {
@@ -60,10 +62,16 @@ static int read_plan(PyObject *obj, plan_t *p) {
     p->need_clz = (int)f[F_NEED_CLZ];
     p->can_unrep = (int)f[F_CAN_UNREP];
     p->rounding = (int)f[F_ROUNDING];
+    p->fast = (int)f[F_FAST];
+    p->pos = f[F_POS];
+    p->neg = f[F_NEG];
+    p->qbits = f[F_QBITS];
+    p->magic = f[F_MAGIC];
     if (!(p->width == 16 || p->width == 32 || p->width == 64) || !(p->container == 32 || p->container == 64) ||
         p->container < p->width || p->in_man < 1 || p->in_man > 52 || p->nbits < 0 ||
         p->nbits >= p->container || p->bits < 1 || p->bits > 64 || p->mag < 0 || p->mag > p->bits ||
-        p->rounding < R_NE || p->rounding > R_SREQ) {
+        p->rounding < R_NE || p->rounding > R_SREQ || (p->fast && p->container != p->width) ||
+        (p->fast == 2 && p->rounding != R_NE)) {
         PyErr_SetString(PyExc_ValueError, "inconsistent plan");
         return -1;
     }
@@ -173,6 +181,134 @@ LOOP(uint16_t)
 LOOP(uint32_t)
 LOOP(uint64_t)
 
+/* Plans whose values the input dtype all holds (width == container, float32/float64): a
+ * branch-free sequence on the patterns, which vectorizes. The magnitude pattern is first
+ * clamped to the bound of its sign (saturate; the bounds are multiples of the quantum, so
+ * clamping commutes with the monotone rounding, and +-inf goes to the bound) or, beyond it,
+ * flagged (wrap: a code outside the range); then rounding drops d = D - max(E, 1) low bits
+ * of the significand (E the exponent field, D = in_bias + in_man - frac_bits): within the
+ * pattern where d <= in_man (a carry moves into the exponent field, as it should), else the
+ * result is 0 or the quantum (fixed_codes' decision on the whole significand). No -0. The
+ * flagged elements (NaN; beyond the bound under wrap) go through fixed_one. */
+#define CHUNK 512
+#define FX_PRE(T, ST)                                                                         \
+        T u = s[i], a = u & absm, sign = u ^ a, neg = u >> (w - 1);                            \
+        T bound = neg ? nbound : pbound;                                                      \
+        nrare += a > ((bound & m_wrap) | (infb & ~m_wrap)) ? one : 0;                         \
+        T v = a < bound ? a : bound;                                                          \
+        T ex = v >> in_man, exe = ex > 1 ? ex : one;                                          \
+        T sig = (v & mmask) | (ex != 0 ? hidden : 0);                                         \
+        ST d = dd - (ST)exe;                                                                  \
+        ST dp = d < 0 ? 0 : d;                                                                \
+        T dc = (T)(dp > dmax ? dmax : dp);                                                    \
+        T msk = (one << dc) - 1, rem = sig & msk, half = (one << dc) >> 1;                    \
+        T deep = d > (ST)in_man ? one : 0;
+#define FX_POST(T)                                                                            \
+        T res = deep ? (inc ? qb : 0) : (v & ~msk) + (inc << dc);                              \
+        buf[i] = res | (res != 0 ? sign : 0);
+#define FX_DET(T, ST)                                                                         \
+    {                                                                                         \
+        FX_PRE(T, ST)                                                                         \
+        T gt = rem > half ? one : 0, eq = rem == half ? one : 0, nz = rem != 0 ? one : 0;    \
+        T par = (sig >> dc) & 1;                                                              \
+        T inc = (m_ne & gt) | (m_ne & eq & nz & par) | (m_na & nz & (gt | eq)) |               \
+                (m_tp & nz & (neg ^ one)) | (m_tn & nz & neg) | (m_odd & nz & (par ^ one));    \
+        inc &= one;                                                                           \
+        FX_POST(T)                                                                            \
+    }
+/* sr_decide on T (sum modulo 2**w, as the container's arithmetic). */
+#define FX_SR(T, ST, RWORD)                                                                   \
+    {                                                                                         \
+        FX_PRE(T, ST)                                                                         \
+        T r = RWORD;                                                                          \
+        (void)half;                                                                           \
+        ST ls = nb - d, rs = d - nb;                                                          \
+        T lsc = ls < 0 ? 0 : (T)ls, rsc = rs < 0 ? 0 : (rs > (ST)w - 1 ? w - 1 : (T)rs);      \
+        T h = rem >> rsc, e = rem & ((one << rsc) - 1), hf = (one << rsc) >> 1;                \
+        h += m_b & (e != 0 ? one : 0) & (e >= hf ? one : 0);                                  \
+        h += m_c & ((e > hf ? one : 0) | ((e == hf ? one : 0) & (e != 0 ? one : 0) & (h & 1))); \
+        T vn = ls >= 0 ? (rem << lsc) : h;                                                    \
+        T re = r >> (w - (T)nb);                                                              \
+        T inc = (m_eq & (rem != 0 ? one : 0) & (r >> (w - 1))) | (~m_eq & (vn + re >= top ? one : 0)); \
+        FX_POST(T)                                                                            \
+    }
+/* fast == 2 (nearest even, every clamped |x| <= 2**(in_man-1) * q, q >= 2**(emin+1)):
+ * (x + M) - M with M = 3 * 2**(in_man-1) * q, two exact float additions as in
+ * numfmt.fixed.fast (ties to even; +0 for negatives rounding to 0). Subnormal inputs
+ * are below q/2 and round to +0 whether or not the CPU flushes them; every result is
+ * 0 or normal. */
+#define FX_SHORT(T, FT)                                                                       \
+    {                                                                                         \
+        T u = s[i], a = u & absm, sign = u ^ a, neg = u >> (w - 1);                            \
+        T bound = neg ? nbound : pbound;                                                      \
+        nrare += a > ((bound & m_wrap) | (infb & ~m_wrap)) ? one : 0;                         \
+        T v = (a < bound ? a : bound) | sign;                                                 \
+        FT x, y;                                                                              \
+        memcpy(&x, &v, sizeof(T));                                                            \
+        y = (x + magic) - magic;                                                              \
+        memcpy(&v, &y, sizeof(T));                                                            \
+        buf[i] = v;                                                                           \
+    }
+#define FX_HASH32 (mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)))
+#define FX_HASH64                                                                             \
+    ((((uint64_t)mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)) << 32) |               \
+      (uint64_t)mix32(mix32((i0 + (uint32_t)i) ^ k2) ^ (k3 ^ fold))))
+
+#define FAST_LOOP(T, ST, FT, HASH)                                                            \
+    static NF_CLONES Py_ssize_t fast_##T(const plan_t *p, const T *src, T *dst, Py_ssize_t n, \
+                                         int rmode, uint64_t start, const uint32_t *seed,     \
+                                         const void *rbits) {                                 \
+        const T one = (T)(p->width > 0), in_man = (T)p->in_man, mmask = (one << in_man) - 1;  \
+        const T hidden = one << in_man, w = (T)p->width, absm = (((T)1) << (w - 1)) - 1;       \
+        const T infb = absm - mmask, pbound = (T)p->pos, nbound = (T)p->neg, qb = (T)p->qbits; \
+        const int wrap = p->wrap, sr = p->rounding >= R_SR, C = (int)p->container;            \
+        const ST dd = (ST)(p->in_bias + p->in_man - p->frac), nb = (ST)p->nbits;              \
+        const T top = ((T)1) << (p->nbits > 0 ? p->nbits : 1), all = (T)~(T)0;               \
+        const int rd = p->rounding;                                                           \
+        const T m_ne = rd == R_NE ? all : 0, m_na = rd == R_NA ? all : 0;                     \
+        const T m_tp = rd == R_TP ? all : 0, m_tn = rd == R_TN ? all : 0;                     \
+        const T m_odd = rd == R_ODD ? all : 0, m_b = rd == R_SRB ? all : 0;                   \
+        const T m_c = rd == R_SRC ? all : 0;                                                  \
+        const T m_eq = rd == R_SREQ ? all : 0, m_wrap = p->wrap ? all : 0;                    \
+        const ST dmax = (ST)p->in_man + 2;                                                    \
+        uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
+        T buf[CHUNK];                                                                         \
+        FT magic;                                                                             \
+        T magic_bits = (T)p->magic;                                                           \
+        memcpy(&magic, &magic_bits, sizeof(T));                                               \
+        (void)k2; (void)k3; (void)m_eq; (void)top; (void)nb; (void)m_b; (void)m_c;            \
+        for (Py_ssize_t base = 0; base < n; base += CHUNK) {                                  \
+            Py_ssize_t m = n - base < CHUNK ? n - base : CHUNK;                               \
+            const T *s = src + base;                                                          \
+            uint64_t idx0 = start + (uint64_t)base;                                           \
+            T nrare = 0;                                                                      \
+            if (p->fast == 2) {                                                               \
+                for (Py_ssize_t i = 0; i < m; i++) FX_SHORT(T, FT)                            \
+            } else if (!sr) {                                                                 \
+                for (Py_ssize_t i = 0; i < m; i++) FX_DET(T, ST)                              \
+            } else if (rmode == 1 && ((idx0 + (uint64_t)m - 1) >> 32) == (idx0 >> 32)) {     \
+                uint32_t fold = (uint32_t)((idx0 >> 32) * 0x9E3779B9U), i0 = (uint32_t)idx0;  \
+                for (Py_ssize_t i = 0; i < m; i++) FX_SR(T, ST, (T)(HASH))                    \
+            } else {                                                                          \
+                for (Py_ssize_t i = 0; i < m; i++)                                            \
+                    FX_SR(T, ST, (T)random_word(rmode, C, seed, idx0 + (uint64_t)i, rbits, base + i)) \
+            }                                                                                 \
+            for (Py_ssize_t i = 0; nrare && i < m; i++) {                                     \
+                T a = s[i] & absm, bound = (s[i] >> (w - 1)) ? nbound : pbound;               \
+                if (a > (wrap ? bound : infb)) {                                              \
+                    int unrep;                                                                \
+                    uint64_t r = random_word(rmode, C, seed, idx0 + (uint64_t)i, rbits, base + i); \
+                    buf[i] = (T)fixed_one(p, s[i], r, &unrep);                                \
+                    nrare--;                                                                  \
+                }                                                                             \
+            }                                                                                 \
+            memcpy(dst + base, buf, (size_t)m * sizeof(T));                                   \
+        }                                                                                     \
+        return -1;                                                                            \
+    }
+FAST_LOOP(uint32_t, int32_t, float, FX_HASH32)
+FAST_LOOP(uint64_t, int64_t, double, FX_HASH64)
+
 static PyObject *round_into(PyObject *self, PyObject *args) {
     PyObject *plan_obj, *src_obj, *dst_obj, *rbits_obj;
     int rmode;
@@ -218,7 +354,11 @@ static PyObject *round_into(PyObject *self, PyObject *args) {
     const void *rbits = have_rb ? rb.buf : NULL;
     Py_ssize_t bad;
     Py_BEGIN_ALLOW_THREADS
-    if (p.width == 16)
+    if (p.fast && p.width == 32)
+        bad = fast_uint32_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
+    else if (p.fast && p.width == 64)
+        bad = fast_uint64_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
+    else if (p.width == 16)
         bad = loop_uint16_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
     else if (p.width == 32)
         bad = loop_uint32_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);

@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import functools
 import struct
+from fractions import Fraction
+
+import numpy as np
 
 from numfmt.core.native import Loader
+from numfmt.core.rounding import Rounding
 from numfmt.fixed.format import FixedOverflow
-from numfmt.fixed.kernel import FixedPlan
+from numfmt.fixed.kernel import FixedPlan, all_values_fit
 from numfmt.float.native import _ROUNDINGS
 
 __all__ = ["available", "lane", "run"]
 
-_FIELDS = 13
+_FIELDS = 18
 
 
 @functools.lru_cache(maxsize=512)
@@ -48,10 +52,42 @@ def _packed(plan) -> bytes | None:
         plan.can_be_unrepresentable,
         _ROUNDINGS.index(plan.rounding),
         plan.random_bits,
+        *_fast_constants(plan),
     ]
     if len(f) != _FIELDS:
         raise AssertionError(f"the C kernel reads {_FIELDS} plan fields, got {len(f)}")
     return struct.pack(f"={_FIELDS}Q", *(int(v) & 0xFFFFFFFFFFFFFFFF for v in f))
+
+
+def _fast_constants(plan: FixedPlan) -> tuple:
+    """(fast, max_value, -min_value, quantum, M) as input patterns, where the input dtype holds them all.
+
+    fast: 0 (one element at a time), 1 (the integer sequence on patterns) or 2
+    (nearest even by two float additions of ``M = 3 * 2**(p-1) * q``, as in
+    :mod:`numfmt.fixed.fast`: every clamped ``|x| <= 2**(p-1) * q``, and ``q``
+    at least twice the smallest normal, so that subnormal inputs round to 0).
+    """
+    if plan.width != plan.container or plan.width not in (32, 64):
+        return (0,) * 5
+    dtype = np.dtype(f"float{plan.width}")
+    fmt, p = plan.fmt, plan.in_man
+    if not all_values_fit(fmt, dtype):
+        return (0,) * 5
+    q = Fraction(2) ** -fmt.frac_bits
+    values = (fmt.max_value, -fmt.min_value, q, 3 * Fraction(2) ** (p - 1) * q)
+    with np.errstate(over="ignore"):
+        floats = [dtype.type(float(v)) if v < 2**1023 else dtype.type(np.inf) for v in values]
+    exact = [np.isfinite(f) and Fraction(float(f)) == v for f, v in zip(floats, values)]
+    if not all(exact[:3]):
+        return (0,) * 5
+    short = (
+        plan.rounding is Rounding.NEAREST_EVEN
+        and exact[3]
+        and fmt.magnitude_bits <= p - 1
+        and q >= Fraction(2) ** (2 - plan.in_bias)
+    )
+    U = np.dtype(f"uint{plan.width}")
+    return (2 if short else 1, *(int(np.asarray(f).view(U)) if e else 0 for f, e in zip(floats, exact)))
 
 
 _KERNEL = Loader("numfmt.fixed._ckernel", _FIELDS, _packed)
