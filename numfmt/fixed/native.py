@@ -77,7 +77,7 @@ def _fast_constants(plan: FixedPlan) -> tuple:
     values = (fmt.max_value, -fmt.min_value, q, 3 * Fraction(2) ** (p - 1) * q)
     with np.errstate(over="ignore"):
         floats = [dtype.type(float(v)) if v < 2**1023 else dtype.type(np.inf) for v in values]
-    exact = [np.isfinite(f) and Fraction(float(f)) == v for f, v in zip(floats, values)]
+    exact = [np.isfinite(f) and Fraction(float(f)) == v for f, v in zip(floats, values, strict=True)]
     if not all(exact[:3]):
         return (0,) * 5
     short = (
@@ -87,7 +87,7 @@ def _fast_constants(plan: FixedPlan) -> tuple:
         and q >= Fraction(2) ** (2 - plan.in_bias)
     )
     U = np.dtype(f"uint{plan.width}")
-    return (2 if short else 1, *(int(np.asarray(f).view(U)) if e else 0 for f, e in zip(floats, exact)))
+    return (2 if short else 1, *(int(np.asarray(f).view(U)) if e else 0 for f, e in zip(floats, exact, strict=True)))
 
 
 _KERNEL = Loader("numfmt.fixed._ckernel", _FIELDS, _packed)
