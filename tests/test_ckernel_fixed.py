@@ -44,6 +44,7 @@ FORMATS = [
     "fixed(i=7,f=8,overflow=wrap)",
     "fixed(i=3,f=4,signed=false,overflow=wrap)",
     "fixed(i=-3,f=9,overflow=wrap)",
+    "fixed(i=10,f=11,overflow=wrap)",
     "q20.20",
     "q-120.130",
     "q-1020.1030",
@@ -99,7 +100,8 @@ def plan_of(fmt, dtype, mode="nearest_even", overflow=None, bits=0):
 
 
 def fast_kind(fmt, dtype, mode="nearest_even"):
-    """Which loop the kernel runs: 0 one element at a time, 1 the integer sequence, 2 the float sequence."""
+    """Which loop the kernel runs: 0 one element at a time, 1 the integer sequence, 2 the float sequence,
+    3 the float sequence of wrap."""
     return native._fast_constants(plan_of(fmt, dtype, mode))[0]
 
 
@@ -107,7 +109,8 @@ def test_the_extension_is_built_and_used():
     assert native.available(), "numfmt.fixed._ckernel is not importable: build it (pip install -e .)"
     assert native.lane(plan_of("q3.12", np.float32)) is not None
     # each loop has formats in the checks below
-    assert fast_kind("q3.12", np.float32) == 2 and fast_kind("fixed(i=7,f=8,overflow=wrap)", np.float64) == 2
+    assert fast_kind("q3.12", np.float32) == 2 and fast_kind("fixed(i=7,f=8,overflow=wrap)", np.float64) == 3
+    assert fast_kind("fixed(i=10,f=11,overflow=wrap)", np.float32) == 2  # too wide for the wrap sequence
     assert fast_kind("q3.12", np.float32, "toward_positive") == 1 and fast_kind("int8", np.float64, "stochastic") == 1
     assert fast_kind("int32", np.float32) == 0 and fast_kind("q3.12", np.float16) == 0
     assert fast_kind("q-1020.1030", np.float64) == 1  # a quantum below twice the smallest normal: no float sequence
@@ -166,7 +169,9 @@ def test_landmarks_every_mode_and_policy(fmt, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("fmt", ["q3.12", "uq8.8", "fixed(i=7,f=8,overflow=wrap)", "int16"])
+@pytest.mark.parametrize(
+    "fmt", ["q3.12", "uq8.8", "fixed(i=7,f=8,overflow=wrap)", "fixed(i=7,f=8,signed=false,overflow=wrap)", "int16"]
+)
 def test_landmarks_of_16_bit_formats(fmt, dtype):
     x = landmarks(fmt, dtype)
     for mode in ["nearest_even", "nearest_away", "toward_negative", "to_odd", "stochastic", "stochastic_c"]:

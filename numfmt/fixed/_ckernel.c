@@ -33,13 +33,14 @@
 /* The plan: uint64 fields in this order (numfmt.fixed.native._FIELDS). */
 enum {
     F_WIDTH, F_CONTAINER, F_IN_MAN, F_IN_BIAS, F_FRAC, F_MAG, F_BITS, F_SIGNED, F_WRAP, F_NEED_CLZ,
-    F_CAN_UNREP, F_ROUNDING, F_RBITS, F_FAST, F_POS, F_NEG, F_QBITS, F_MAGIC, F_COUNT
+    F_CAN_UNREP, F_ROUNDING, F_RBITS, F_FAST, F_POS, F_NEG, F_QBITS, F_MAGIC, F_WRAP_C, F_MAGIC_W, F_LIMIT, F_COUNT
 };
 
 typedef struct {
     int64_t width, container, in_man, in_bias, frac, mag, bits, nbits;
     int signed_, wrap, need_clz, can_unrep, rounding, fast;
     uint64_t pos, neg, qbits, magic; /* patterns of max_value, -min_value, the quantum, M (fast plans) */
+    uint64_t wrap_c, magic_w, limit; /* numfmt.fixed.fast's lo, magic_w and limit (fast == 3) */
 } plan_t;
 
 static int read_plan(PyObject *obj, plan_t *p) {
@@ -67,11 +68,14 @@ static int read_plan(PyObject *obj, plan_t *p) {
     p->neg = f[F_NEG];
     p->qbits = f[F_QBITS];
     p->magic = f[F_MAGIC];
+    p->wrap_c = f[F_WRAP_C];
+    p->magic_w = f[F_MAGIC_W];
+    p->limit = f[F_LIMIT];
     if (!(p->width == 16 || p->width == 32 || p->width == 64) || !(p->container == 32 || p->container == 64) ||
         p->container < p->width || p->in_man < 1 || p->in_man > 52 || p->nbits < 0 ||
         p->nbits >= p->container || p->bits < 1 || p->bits > 64 || p->mag < 0 || p->mag > p->bits ||
         p->rounding < R_NE || p->rounding > R_SREQ || (p->fast && p->container != p->width) ||
-        (p->fast == 2 && p->rounding != R_NE)) {
+        (p->fast >= 2 && p->rounding != R_NE) || (p->fast == 3 && !p->wrap)) {
         PyErr_SetString(PyExc_ValueError, "inconsistent plan");
         return -1;
     }
@@ -194,7 +198,7 @@ LOOP(uint64_t)
 #define FX_PRE(T, ST)                                                                         \
         T u = s[i], a = u & absm, sign = u ^ a, neg = u >> (w - 1);                            \
         T bound = neg ? nbound : pbound;                                                      \
-        nrare += a > ((bound & m_wrap) | (infb & ~m_wrap)) ? one : 0;                         \
+        nrare += a > (neg ? nlim : plim) ? one : 0;                                           \
         T v = a < bound ? a : bound;                                                          \
         T ex = v >> in_man, exe = ex > 1 ? ex : one;                                          \
         T sig = (v & mmask) | (ex != 0 ? hidden : 0);                                         \
@@ -241,13 +245,28 @@ LOOP(uint64_t)
     {                                                                                         \
         T u = s[i], a = u & absm, sign = u ^ a, neg = u >> (w - 1);                            \
         T bound = neg ? nbound : pbound;                                                      \
-        nrare += a > ((bound & m_wrap) | (infb & ~m_wrap)) ? one : 0;                         \
+        nrare += a > (neg ? nlim : plim) ? one : 0;                                           \
         T v = (a < bound ? a : bound) | sign;                                                 \
         FT x, y;                                                                              \
         memcpy(&x, &v, sizeof(T));                                                            \
         y = (x + magic) - magic;                                                              \
         memcpy(&v, &y, sizeof(T));                                                            \
         buf[i] = v;                                                                           \
+    }
+/* fast == 3 (nearest even under wrap, numfmt.fixed.fast's wrap sequence): y = (x + M) - M,
+ * then y minus the multiple of W = 2**bits * q nearest y - c, by the same magic-number
+ * rounding; exact for |x| <= limit = 2**(in_man-2) * q (the rest: fixed_one). */
+#define FX_WRAP(T, FT)                                                                        \
+    {                                                                                         \
+        T u = s[i], a = u & absm;                                                             \
+        nrare += a > plim ? one : 0;                                                          \
+        FT x, y, z;                                                                           \
+        memcpy(&x, &u, sizeof(T));                                                            \
+        y = (x + magic) - magic;                                                              \
+        z = ((y - wrap_c) + magic_w) - magic_w;                                               \
+        y = y - z;                                                                            \
+        memcpy(&u, &y, sizeof(T));                                                            \
+        buf[i] = u;                                                                           \
     }
 #define FX_HASH32 (mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)))
 #define FX_HASH64                                                                             \
@@ -269,20 +288,27 @@ LOOP(uint64_t)
         const T m_tp = rd == R_TP ? all : 0, m_tn = rd == R_TN ? all : 0;                     \
         const T m_odd = rd == R_ODD ? all : 0, m_b = rd == R_SRB ? all : 0;                   \
         const T m_c = rd == R_SRC ? all : 0;                                                  \
-        const T m_eq = rd == R_SREQ ? all : 0, m_wrap = p->wrap ? all : 0;                    \
+        const T m_eq = rd == R_SREQ ? all : 0;                                                \
         const ST dmax = (ST)p->in_man + 2;                                                    \
         uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
         T buf[CHUNK];                                                                         \
-        FT magic;                                                                             \
-        T magic_bits = (T)p->magic;                                                           \
+        FT magic, magic_w, wrap_c;                                                            \
+        T magic_bits = (T)p->magic, magic_w_bits = (T)p->magic_w, wrap_c_bits = (T)p->wrap_c; \
         memcpy(&magic, &magic_bits, sizeof(T));                                               \
+        memcpy(&magic_w, &magic_w_bits, sizeof(T));                                           \
+        memcpy(&wrap_c, &wrap_c_bits, sizeof(T));                                             \
+        /* rare: beyond these (by sign) the element goes through fixed_one */                \
+        const T plim = p->fast == 3 ? (T)p->limit : (wrap ? pbound : infb);                   \
+        const T nlim = p->fast == 3 ? (T)p->limit : (wrap ? nbound : infb);                   \
         (void)k2; (void)k3; (void)m_eq; (void)top; (void)nb; (void)m_b; (void)m_c;            \
         for (Py_ssize_t base = 0; base < n; base += CHUNK) {                                  \
             Py_ssize_t m = n - base < CHUNK ? n - base : CHUNK;                               \
             const T *s = src + base;                                                          \
             uint64_t idx0 = start + (uint64_t)base;                                           \
             T nrare = 0;                                                                      \
-            if (p->fast == 2) {                                                               \
+            if (p->fast == 3) {                                                               \
+                for (Py_ssize_t i = 0; i < m; i++) FX_WRAP(T, FT)                             \
+            } else if (p->fast == 2) {                                                        \
                 for (Py_ssize_t i = 0; i < m; i++) FX_SHORT(T, FT)                            \
             } else if (!sr) {                                                                 \
                 for (Py_ssize_t i = 0; i < m; i++) FX_DET(T, ST)                              \
@@ -294,8 +320,8 @@ LOOP(uint64_t)
                     FX_SR(T, ST, (T)random_word(rmode, C, seed, idx0 + (uint64_t)i, rbits, base + i)) \
             }                                                                                 \
             for (Py_ssize_t i = 0; nrare && i < m; i++) {                                     \
-                T a = s[i] & absm, bound = (s[i] >> (w - 1)) ? nbound : pbound;               \
-                if (a > (wrap ? bound : infb)) {                                              \
+                T a = s[i] & absm;                                                            \
+                if (a > ((s[i] >> (w - 1)) ? nlim : plim)) {                                  \
                     int unrep;                                                                \
                     uint64_t r = random_word(rmode, C, seed, idx0 + (uint64_t)i, rbits, base + i); \
                     buf[i] = (T)fixed_one(p, s[i], r, &unrep);                                \

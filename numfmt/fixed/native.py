@@ -23,13 +23,14 @@ import numpy as np
 
 from numfmt.core.native import Loader
 from numfmt.core.rounding import Rounding
+from numfmt.fixed.fast import fixed_fast_plan
 from numfmt.fixed.format import FixedOverflow
 from numfmt.fixed.kernel import FixedPlan, all_values_fit
 from numfmt.float.native import _ROUNDINGS
 
 __all__ = ["available", "lane", "run"]
 
-_FIELDS = 18
+_FIELDS = 21
 
 
 @functools.lru_cache(maxsize=512)
@@ -62,24 +63,26 @@ def _packed(plan) -> bytes | None:
 def _fast_constants(plan: FixedPlan) -> tuple:
     """(fast, max_value, -min_value, quantum, M) as input patterns, where the input dtype holds them all.
 
-    fast: 0 (one element at a time), 1 (the integer sequence on patterns) or 2
+    fast: 0 (one element at a time), 1 (the integer sequence on patterns), 2
     (nearest even by two float additions of ``M = 3 * 2**(p-1) * q``, as in
     :mod:`numfmt.fixed.fast`: every clamped ``|x| <= 2**(p-1) * q``, and ``q``
-    at least twice the smallest normal, so that subnormal inputs round to 0).
+    at least twice the smallest normal, so that subnormal inputs round to 0) or
+    3 (nearest even under wrap: :mod:`numfmt.fixed.fast`'s wrap sequence, whose
+    constants follow, with the same condition on ``q``).
     """
     if plan.width != plan.container or plan.width not in (32, 64):
-        return (0,) * 5
+        return (0,) * 8
     dtype = np.dtype(f"float{plan.width}")
     fmt, p = plan.fmt, plan.in_man
     if not all_values_fit(fmt, dtype):
-        return (0,) * 5
+        return (0,) * 8
     q = Fraction(2) ** -fmt.frac_bits
     values = (fmt.max_value, -fmt.min_value, q, 3 * Fraction(2) ** (p - 1) * q)
     with np.errstate(over="ignore"):
         floats = [dtype.type(float(v)) if v < 2**1023 else dtype.type(np.inf) for v in values]
     exact = [np.isfinite(f) and Fraction(float(f)) == v for f, v in zip(floats, values, strict=True)]
     if not all(exact[:3]):
-        return (0,) * 5
+        return (0,) * 8
     short = (
         plan.rounding is Rounding.NEAREST_EVEN
         and exact[3]
@@ -87,7 +90,12 @@ def _fast_constants(plan: FixedPlan) -> tuple:
         and q >= Fraction(2) ** (2 - plan.in_bias)
     )
     U = np.dtype(f"uint{plan.width}")
-    return (2 if short else 1, *(int(np.asarray(f).view(U)) if e else 0 for f, e in zip(floats, exact, strict=True)))
+    kind, wrap = 2 if short else 1, (0, 0, 0)
+    fp = fixed_fast_plan(plan)
+    if short and fp is not None and fp.wrap:
+        kind, wrap = 3, (int(fp.lo.view(U)), int(fp.magic_w.view(U)), int(fp.limit))
+    pats = (int(np.asarray(f).view(U)) if e else 0 for f, e in zip(floats, exact, strict=True))
+    return (kind, *pats, *wrap)
 
 
 _KERNEL = Loader("numfmt.fixed._ckernel", _FIELDS, _packed)
