@@ -268,6 +268,22 @@ LOOP(uint64_t)
         memcpy(&u, &y, sizeof(T));                                                            \
         buf[i] = u;                                                                           \
     }
+/* Plain stochastic (n = w - 1 random bits, so d <= n outside the deep case): the random
+ * word's top d bits added below the kept bits, then truncated (the decision of sr_decide:
+ * rem + floor(r_n / 2**(n-d)) >= 2**d). */
+#define FX_SR_PLAIN(T, ST, RWORD)                                                             \
+    {                                                                                         \
+        FX_PRE(T, ST)                                                                         \
+        T r = RWORD;                                                                          \
+        (void)half; (void)rem;                                                                \
+        T near = (v + ((r >> 1) >> ((T)nb - dc))) & ~msk;                                      \
+        ST rs = d - nb;                                                                       \
+        T lsc = deep ? (T)(nb - d < 0 ? 0 : nb - d) : 0;                                      \
+        T rsc = rs < 0 ? 0 : (rs > (ST)w - 1 ? w - 1 : (T)rs);                               \
+        T vn = rs <= 0 ? (sig << lsc) : (sig >> rsc);                                         \
+        T res = deep ? (vn + (r >> 1) >= top ? qb : 0) : near;                                \
+        buf[i] = res | (res != 0 ? sign : 0);                                                 \
+    }
 #define FX_HASH32 (mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)))
 #define FX_HASH64                                                                             \
     ((((uint64_t)mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)) << 32) |               \
@@ -289,6 +305,7 @@ LOOP(uint64_t)
         const T m_odd = rd == R_ODD ? all : 0, m_b = rd == R_SRB ? all : 0;                   \
         const T m_c = rd == R_SRC ? all : 0;                                                  \
         const T m_eq = rd == R_SREQ ? all : 0;                                                \
+        const int plain = rd == R_SR && p->nbits == p->width - 1;                             \
         const ST dmax = (ST)p->in_man + 2;                                                    \
         uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
         T buf[CHUNK];                                                                         \
@@ -314,7 +331,10 @@ LOOP(uint64_t)
                 for (Py_ssize_t i = 0; i < m; i++) FX_DET(T, ST)                              \
             } else if (rmode == 1 && ((idx0 + (uint64_t)m - 1) >> 32) == (idx0 >> 32)) {     \
                 uint32_t fold = (uint32_t)((idx0 >> 32) * 0x9E3779B9U), i0 = (uint32_t)idx0;  \
-                for (Py_ssize_t i = 0; i < m; i++) FX_SR(T, ST, (T)(HASH))                    \
+                if (plain)                                                                    \
+                    for (Py_ssize_t i = 0; i < m; i++) FX_SR_PLAIN(T, ST, (T)(HASH))          \
+                else                                                                          \
+                    for (Py_ssize_t i = 0; i < m; i++) FX_SR(T, ST, (T)(HASH))                \
             } else {                                                                          \
                 for (Py_ssize_t i = 0; i < m; i++)                                            \
                     FX_SR(T, ST, (T)random_word(rmode, C, seed, idx0 + (uint64_t)i, rbits, base + i)) \
