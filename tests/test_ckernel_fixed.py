@@ -85,12 +85,11 @@ def check(x, fmt, mode, overflow=None, key=KEY):
         assert got == want, where
         return
     U = UINT[x.dtype.type]
-    bad = np.flatnonzero(got.view(U) != want.view(U))
+    u, g, w = (np.ravel(a.view(U)) for a in (np.asarray(x), got, want))
+    bad = np.flatnonzero(g != w)
     if bad.size:
         i = bad[0]
-        raise AssertionError(
-            f"{where}: {bad.size} differ, first input {x.view(U)[i]:#x}: {got.view(U)[i]:#x} != {want.view(U)[i]:#x}"
-        )
+        raise AssertionError(f"{where}: {bad.size} differ, first input {u[i]:#x}: {g[i]:#x} != {w[i]:#x}")
 
 
 def plan_of(fmt, dtype, mode="nearest_even", overflow=None, bits=0):

@@ -335,6 +335,9 @@ LOOP(uint64_t)
                     for (Py_ssize_t i = 0; i < m; i++) FX_SR_PLAIN(T, ST, (T)(HASH))          \
                 else                                                                          \
                     for (Py_ssize_t i = 0; i < m; i++) FX_SR(T, ST, (T)(HASH))                \
+            } else if (plain) {                                                               \
+                for (Py_ssize_t i = 0; i < m; i++)                                            \
+                    FX_SR_PLAIN(T, ST, (T)random_word(rmode, C, seed, idx0 + (uint64_t)i, rbits, base + i)) \
             } else {                                                                          \
                 for (Py_ssize_t i = 0; i < m; i++)                                            \
                     FX_SR(T, ST, (T)random_word(rmode, C, seed, idx0 + (uint64_t)i, rbits, base + i)) \
