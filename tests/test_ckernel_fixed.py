@@ -110,6 +110,8 @@ def test_the_extension_is_built_and_used():
     # each loop has formats in the checks below
     assert fast_kind("q3.12", np.float32) == 2 and fast_kind("fixed(i=7,f=8,overflow=wrap)", np.float64) == 3
     assert fast_kind("fixed(i=10,f=11,overflow=wrap)", np.float32) == 2  # too wide for the wrap sequence
+    # the integer sequences reduce wrapping codes themselves (the last constant)
+    assert native._fast_constants(plan_of("fixed(i=7,f=8,overflow=wrap)", np.float32, "stochastic", bits=31))[-1]
     assert fast_kind("q3.12", np.float32, "toward_positive") == 1 and fast_kind("int8", np.float64, "stochastic") == 1
     assert fast_kind("int32", np.float32) == 0 and fast_kind("q3.12", np.float16) == 0
     assert fast_kind("q-1020.1030", np.float64) == 1  # a quantum below twice the smallest normal: no float sequence

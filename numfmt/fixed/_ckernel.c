@@ -33,12 +33,12 @@
 /* The plan: uint64 fields in this order (numfmt.fixed.native._FIELDS). */
 enum {
     F_WIDTH, F_CONTAINER, F_IN_MAN, F_IN_BIAS, F_FRAC, F_MAG, F_BITS, F_SIGNED, F_WRAP, F_NEED_CLZ,
-    F_CAN_UNREP, F_ROUNDING, F_RBITS, F_FAST, F_POS, F_NEG, F_QBITS, F_MAGIC, F_WRAP_C, F_MAGIC_W, F_LIMIT, F_COUNT
+    F_CAN_UNREP, F_ROUNDING, F_RBITS, F_FAST, F_POS, F_NEG, F_QBITS, F_MAGIC, F_WRAP_C, F_MAGIC_W, F_LIMIT, F_WRAPV, F_COUNT
 };
 
 typedef struct {
     int64_t width, container, in_man, in_bias, frac, mag, bits, nbits;
-    int signed_, wrap, need_clz, can_unrep, rounding, fast;
+    int signed_, wrap, need_clz, can_unrep, rounding, fast, wrapv;
     uint64_t pos, neg, qbits, magic; /* patterns of max_value, -min_value, the quantum, M (fast plans) */
     uint64_t wrap_c, magic_w, limit; /* numfmt.fixed.fast's lo, magic_w and limit (fast == 3) */
 } plan_t;
@@ -71,11 +71,13 @@ static int read_plan(PyObject *obj, plan_t *p) {
     p->wrap_c = f[F_WRAP_C];
     p->magic_w = f[F_MAGIC_W];
     p->limit = f[F_LIMIT];
+    p->wrapv = (int)f[F_WRAPV];
     if (!(p->width == 16 || p->width == 32 || p->width == 64) || !(p->container == 32 || p->container == 64) ||
         p->container < p->width || p->in_man < 1 || p->in_man > 52 || p->nbits < 0 ||
         p->nbits >= p->container || p->bits < 1 || p->bits > 64 || p->mag < 0 || p->mag > p->bits ||
         p->rounding < R_NE || p->rounding > R_SREQ || (p->fast && p->container != p->width) ||
-        (p->fast >= 2 && p->rounding != R_NE) || (p->fast == 3 && !p->wrap)) {
+        (p->fast >= 2 && p->rounding != R_NE) || (p->fast == 3 && !p->wrap) ||
+        (p->wrapv && (p->fast != 1 || !p->wrap || p->bits > p->in_man + 1))) {
         PyErr_SetString(PyExc_ValueError, "inconsistent plan");
         return -1;
     }
@@ -284,6 +286,23 @@ LOOP(uint64_t)
         T res = deep ? (vn + (r >> 1) >= top ? qb : 0) : near;                                \
         buf[i] = res | (res != 0 ? sign : 0);                                                 \
     }
+/* wrapv (the integer sequences under wrap, q >= 2**(emin+1), bits <= in_man + 1): the
+ * sequence ran unclamped; each rounded value k * q becomes its code k modulo 2**bits
+ * (two's complement if signed), whose value sext(code) * q two exact float operations
+ * give (an integer of at most in_man + 1 bits, then a normal or zero product). */
+#define FX_WRAP_CODES(T, ST, FT)                                                              \
+    for (Py_ssize_t i = 0; i < m; i++) {                                                      \
+        T o = buf[i], a = o & absm, ex = a >> in_man;                                         \
+        T sig = (a & mmask) | (ex != 0 ? hidden : 0);                                         \
+        ST sh = (ST)(ex > 1 ? ex : one) - dd;                                                 \
+        T up = sh < 0 ? 0 : (sh >= cbits ? 0 : (T)sh), down = sh >= 0 ? 0 : (-sh > (ST)w - 1 ? w - 1 : (T)-sh); \
+        T k = sh >= cbits ? 0 : ((sig << up) >> down);                                        \
+        T code = ((o >> (w - 1)) != 0 ? (T)0 - k : k) & cmask;                               \
+        ST sc = p->signed_ ? ((ST)(code << (w - (T)cbits))) >> (w - (T)cbits) : (ST)code;     \
+        FT val = (FT)sc * qf;                                                                 \
+        memcpy(&o, &val, sizeof(T));                                                          \
+        buf[i] = o;                                                                           \
+    }
 #define FX_HASH32 (mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)))
 #define FX_HASH64                                                                             \
     ((((uint64_t)mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)) << 32) |               \
@@ -295,7 +314,8 @@ LOOP(uint64_t)
                                          const void *rbits) {                                 \
         const T one = (T)(p->width > 0), in_man = (T)p->in_man, mmask = (one << in_man) - 1;  \
         const T hidden = one << in_man, w = (T)p->width, absm = (((T)1) << (w - 1)) - 1;       \
-        const T infb = absm - mmask, pbound = (T)p->pos, nbound = (T)p->neg, qb = (T)p->qbits; \
+        const T infb = absm - mmask, qb = (T)p->qbits;                                        \
+        const T pbound = p->wrapv ? absm : (T)p->pos, nbound = p->wrapv ? absm : (T)p->neg;   \
         const int wrap = p->wrap, sr = p->rounding >= R_SR, C = (int)p->container;            \
         const ST dd = (ST)(p->in_bias + p->in_man - p->frac), nb = (ST)p->nbits;              \
         const T top = ((T)1) << (p->nbits > 0 ? p->nbits : 1), all = (T)~(T)0;               \
@@ -315,8 +335,13 @@ LOOP(uint64_t)
         memcpy(&magic_w, &magic_w_bits, sizeof(T));                                           \
         memcpy(&wrap_c, &wrap_c_bits, sizeof(T));                                             \
         /* rare: beyond these (by sign) the element goes through fixed_one */                \
-        const T plim = p->fast == 3 ? (T)p->limit : (wrap ? pbound : infb);                   \
-        const T nlim = p->fast == 3 ? (T)p->limit : (wrap ? nbound : infb);                   \
+        const T plim = p->fast == 3 ? (T)p->limit : (wrap && !p->wrapv ? pbound : infb - 1);  \
+        const T nlim = p->fast == 3 ? (T)p->limit : (wrap && !p->wrapv ? nbound : infb - 1);  \
+        const T cmask = (((T)1) << (p->bits < p->width ? p->bits : 1)) - 1;                  \
+        const ST cbits = (ST)p->bits;                                                         \
+        FT qf;                                                                                \
+        T qbits_t = (T)p->qbits;                                                              \
+        memcpy(&qf, &qbits_t, sizeof(T));                                                     \
         (void)k2; (void)k3; (void)m_eq; (void)top; (void)nb; (void)m_b; (void)m_c;            \
         for (Py_ssize_t base = 0; base < n; base += CHUNK) {                                  \
             Py_ssize_t m = n - base < CHUNK ? n - base : CHUNK;                               \
@@ -342,6 +367,7 @@ LOOP(uint64_t)
                 for (Py_ssize_t i = 0; i < m; i++)                                            \
                     FX_SR(T, ST, (T)random_word(rmode, C, seed, idx0 + (uint64_t)i, rbits, base + i)) \
             }                                                                                 \
+            if (p->wrapv) FX_WRAP_CODES(T, ST, FT)                                            \
             for (Py_ssize_t i = 0; nrare && i < m; i++) {                                     \
                 T a = s[i] & absm;                                                            \
                 if (a > ((s[i] >> (w - 1)) ? nlim : plim)) {                                  \

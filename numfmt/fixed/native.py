@@ -30,7 +30,7 @@ from numfmt.float.native import _ROUNDINGS
 
 __all__ = ["available", "lane", "run"]
 
-_FIELDS = 21
+_FIELDS = 22
 
 
 @functools.lru_cache(maxsize=512)
@@ -68,34 +68,33 @@ def _fast_constants(plan: FixedPlan) -> tuple:
     :mod:`numfmt.fixed.fast`: every clamped ``|x| <= 2**(p-1) * q``, and ``q``
     at least twice the smallest normal, so that subnormal inputs round to 0) or
     3 (nearest even under wrap: :mod:`numfmt.fixed.fast`'s wrap sequence, whose
-    constants follow, with the same condition on ``q``).
+    constants follow, with the same condition on ``q``); last, whether the
+    integer sequence reduces wrapping codes itself (else they go one at a time).
     """
     if plan.width != plan.container or plan.width not in (32, 64):
-        return (0,) * 8
+        return (0,) * 9
     dtype = np.dtype(f"float{plan.width}")
     fmt, p = plan.fmt, plan.in_man
     if not all_values_fit(fmt, dtype):
-        return (0,) * 8
+        return (0,) * 9
     q = Fraction(2) ** -fmt.frac_bits
     values = (fmt.max_value, -fmt.min_value, q, 3 * Fraction(2) ** (p - 1) * q)
     with np.errstate(over="ignore"):
         floats = [dtype.type(float(v)) if v < 2**1023 else dtype.type(np.inf) for v in values]
     exact = [np.isfinite(f) and Fraction(float(f)) == v for f, v in zip(floats, values, strict=True)]
     if not all(exact[:3]):
-        return (0,) * 8
-    short = (
-        plan.rounding is Rounding.NEAREST_EVEN
-        and exact[3]
-        and fmt.magnitude_bits <= p - 1
-        and q >= Fraction(2) ** (2 - plan.in_bias)
-    )
+        return (0,) * 9
+    normal_q = q >= Fraction(2) ** (2 - plan.in_bias)
+    short = plan.rounding is Rounding.NEAREST_EVEN and exact[3] and fmt.magnitude_bits <= p - 1 and normal_q
     U = np.dtype(f"uint{plan.width}")
     kind, wrap = 2 if short else 1, (0, 0, 0)
     fp = fixed_fast_plan(plan)
     if short and fp is not None and fp.wrap:
         kind, wrap = 3, (int(fp.lo.view(U)), int(fp.magic_w.view(U)), int(fp.limit))
     pats = (int(np.asarray(f).view(U)) if e else 0 for f, e in zip(floats, exact, strict=True))
-    return (kind, *pats, *wrap)
+    # wrapv: the integer sequences run unclamped and reduce the codes modulo 2**bits themselves
+    wrapv = kind == 1 and plan.overflow is FixedOverflow.WRAP and normal_q and fmt.bits <= p + 1
+    return (kind, *pats, *wrap, wrapv)
 
 
 _KERNEL = Loader("numfmt.fixed._ckernel", _FIELDS, _packed)
