@@ -197,6 +197,7 @@ LOOP(uint64_t)
  * result is 0 or the quantum (fixed_codes' decision on the whole significand). No -0. The
  * flagged elements (NaN; beyond the bound under wrap) go through fixed_one. */
 #define CHUNK 512
+#define DENSE 8
 #define FX_PRE(T, ST)                                                                         \
         T u = s[i], a = u & absm, sign = u ^ a, neg = u >> (w - 1);                            \
         T bound = neg ? nbound : pbound;                                                      \
@@ -284,6 +285,7 @@ LOOP(uint64_t)
         T rsc = rs < 0 ? 0 : (rs > (ST)w - 1 ? w - 1 : (T)rs);                               \
         T vn = rs <= 0 ? (sig << lsc) : (sig >> rsc);                                         \
         T res = deep ? (vn + (r >> 1) >= top ? qb : 0) : near;                                \
+        ndeep += d > (ST)in_man ? one : 0;                                                    \
         buf[i] = res | (res != 0 ? sign : 0);                                                 \
     }
 /* wrapv (the integer sequences under wrap, q >= 2**(emin+1), bits <= in_man + 1): the
@@ -302,6 +304,22 @@ LOOP(uint64_t)
         FT val = (FT)sc * qf;                                                                 \
         memcpy(&o, &val, sizeof(T));                                                          \
         buf[i] = o;                                                                           \
+    }
+/* Plain stochastic, the common case only: elements of at most in_man dropped bits (the
+ * deep ones are counted, and the chunk's are redone by FX_SR_PLAIN). */
+#define FX_SR_SHORT(T, ST, RWORD)                                                             \
+    {                                                                                         \
+        T u = s[i], a = u & absm, sign = u ^ a, neg = u >> (w - 1);                            \
+        T bound = neg ? nbound : pbound;                                                      \
+        nrare += a > (neg ? nlim : plim) ? one : 0;                                           \
+        T v = a < bound ? a : bound;                                                          \
+        T ex = v >> in_man, exe = ex > 1 ? ex : one;                                          \
+        ST d = dd - (ST)exe;                                                                  \
+        ndeep += d > (ST)in_man ? one : 0;                                                    \
+        T dc = (T)(d < 0 ? 0 : d);                                                            \
+        T r = RWORD;                                                                          \
+        T res = (v + ((r >> 1) >> ((T)nb - dc))) & ~((one << dc) - 1);                         \
+        buf[i] = res | (res != 0 ? sign : 0);                                                 \
     }
 #define FX_HASH32 (mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)))
 #define FX_HASH64                                                                             \
@@ -329,6 +347,7 @@ LOOP(uint64_t)
         const ST dmax = (ST)p->in_man + 2;                                                    \
         uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
         T buf[CHUNK];                                                                         \
+        int dense = 0;                                                                        \
         FT magic, magic_w, wrap_c;                                                            \
         T magic_bits = (T)p->magic, magic_w_bits = (T)p->magic_w, wrap_c_bits = (T)p->wrap_c; \
         memcpy(&magic, &magic_bits, sizeof(T));                                               \
@@ -356,11 +375,36 @@ LOOP(uint64_t)
                 for (Py_ssize_t i = 0; i < m; i++) FX_DET(T, ST)                              \
             } else if (rmode == 1 && ((idx0 + (uint64_t)m - 1) >> 32) == (idx0 >> 32)) {     \
                 uint32_t fold = (uint32_t)((idx0 >> 32) * 0x9E3779B9U), i0 = (uint32_t)idx0;  \
-                if (plain)                                                                    \
-                    for (Py_ssize_t i = 0; i < m; i++) FX_SR_PLAIN(T, ST, (T)(HASH))          \
-                else                                                                          \
+                if (plain) {                                                                  \
+                    /* a chunk with many deep elements takes FX_SR_PLAIN whole, and so do the \
+                     * next ones while they have that many; a few are redone one by one */    \
+                    T ndeep = 0, keep_rare = 0;                                               \
+                    if (!dense) {                                                             \
+                        for (Py_ssize_t i = 0; i < m; i++) FX_SR_SHORT(T, ST, (T)(HASH))      \
+                        keep_rare = nrare;                                                    \
+                        dense = ndeep > DENSE;                                                \
+                        if (dense) ndeep = 0;                                                 \
+                    }                                                                         \
+                    if (dense) {                                                              \
+                        nrare = 0;                                                            \
+                        for (Py_ssize_t i = 0; i < m; i++) FX_SR_PLAIN(T, ST, (T)(HASH))      \
+                        dense = ndeep > DENSE;                                                \
+                    } else {                                                                  \
+                        for (Py_ssize_t i = 0; ndeep && i < m; i++) {                         \
+                            T a0 = s[i] & absm, b0 = (s[i] >> (w - 1)) ? nbound : pbound;     \
+                            T e0 = (a0 < b0 ? a0 : b0) >> in_man;                             \
+                            if (dd - (ST)(e0 > 1 ? e0 : one) > (ST)in_man) {                  \
+                                FX_SR_PLAIN(T, ST, (T)(HASH))                                 \
+                                ndeep--;                                                      \
+                            }                                                                 \
+                        }                                                                     \
+                        nrare = keep_rare;                                                    \
+                    }                                                                         \
+                } else                                                                        \
                     for (Py_ssize_t i = 0; i < m; i++) FX_SR(T, ST, (T)(HASH))                \
             } else if (plain) {                                                               \
+                T ndeep = 0;                                                                  \
+                (void)ndeep;                                                                  \
                 for (Py_ssize_t i = 0; i < m; i++)                                            \
                     FX_SR_PLAIN(T, ST, (T)random_word(rmode, C, seed, idx0 + (uint64_t)i, rbits, base + i)) \
             } else {                                                                          \
