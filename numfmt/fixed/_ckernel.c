@@ -3,11 +3,12 @@
  * Plain C99 on the Python C API and the buffer protocol (no NumPy headers), as
  * numfmt/float/_ckernel.c, with the same entry point round_into(plan, src, dst,
  * rmode, start, seed, rbits): it rounds the bit patterns of src (float16/bfloat16,
- * float32 or float64, C-contiguous) into dst (same size and width, may be src) one
- * element at a time, with the GIL released. The plan is the packed constants of
- * numfmt.fixed.kernel.FixedPlan; fixed_one is a line by line transcription of
- * fixed_codes and FixedPlan.round_bits on one element, so the result is that
- * kernel's bit for bit, stochastic modes included (the random words are the counter
+ * float32 or float64, C-contiguous) into dst (same size and width, may be src), with
+ * the GIL released. The plan is the packed constants of numfmt.fixed.kernel.FixedPlan;
+ * fixed_one is a line by line transcription of fixed_codes and FixedPlan.round_bits on
+ * one element, which every plan can take (loop_*); float32/float64 plans whose values
+ * the input dtype holds take vector loops first (fast_*), which leave what they cannot
+ * do to fixed_one. The result is the NumPy kernel's bit for bit, stochastic modes included (the random words are the counter
  * hash of numfmt.core.random, shared with the float kernel in ../core/_rounding.h,
  * or a buffer of a NumPy Generator's words). It returns -1, or the index of the first
  * element whose result the input dtype cannot hold (the caller raises), or -2 where
@@ -195,7 +196,8 @@ LOOP(uint64_t)
  * of the significand (E the exponent field, D = in_bias + in_man - frac_bits): within the
  * pattern where d <= in_man (a carry moves into the exponent field, as it should), else the
  * result is 0 or the quantum (fixed_codes' decision on the whole significand). No -0. The
- * flagged elements (NaN; beyond the bound under wrap) go through fixed_one. */
+ * flagged elements (NaN; beyond the bound under wrap, or +-inf where wrapv reduces the
+ * codes itself: see FX_WRAP_CODES) go through fixed_one. */
 #define CHUNK 512
 #define DENSE 8
 #define FX_PRE(T, ST)                                                                         \
