@@ -317,7 +317,7 @@ LOOP(uint64_t)
         T v = a < bound ? a : bound;                                                          \
         T ex = v >> in_man, exe = ex > 1 ? ex : one;                                          \
         ST d = dd - (ST)exe;                                                                  \
-        ndeep += d > (ST)in_man ? one : 0;                                                    \
+        ndeep += v < deep_bits ? one : 0;                                                     \
         T dc = (T)(d < 0 ? 0 : d);                                                            \
         T r = RWORD;                                                                          \
         T res = (v + ((r >> 1) >> ((T)nb - dc))) & ~((one << dc) - 1);                         \
@@ -349,7 +349,12 @@ LOOP(uint64_t)
         const ST dmax = (ST)p->in_man + 2;                                                    \
         uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
         T buf[CHUNK];                                                                         \
+        uint8_t flg[CHUNK + 8];                                                               \
         int dense = 0;                                                                        \
+        /* v below this pattern: more than in_man dropped bits (a superset where the bound    \
+         * exceeds the exponent field: then every finite element) */                         \
+        const ST thr = dd - (ST)in_man;                                                       \
+        const T deep_bits = thr <= 1 ? 0 : (thr >= (ST)(infb >> in_man) ? absm : ((T)thr) << in_man); \
         FT magic, magic_w, wrap_c;                                                            \
         T magic_bits = (T)p->magic, magic_w_bits = (T)p->magic_w, wrap_c_bits = (T)p->wrap_c; \
         memcpy(&magic, &magic_bits, sizeof(T));                                               \
@@ -392,13 +397,19 @@ LOOP(uint64_t)
                         for (Py_ssize_t i = 0; i < m; i++) FX_SR_PLAIN(T, ST, (T)(HASH))      \
                         dense = ndeep > DENSE;                                                \
                     } else {                                                                  \
-                        for (Py_ssize_t i = 0; ndeep && i < m; i++) {                         \
-                            T a0 = s[i] & absm, b0 = (s[i] >> (w - 1)) ? nbound : pbound;     \
-                            T e0 = (a0 < b0 ? a0 : b0) >> in_man;                             \
-                            if (dd - (ST)(e0 > 1 ? e0 : one) > (ST)in_man) {                  \
-                                FX_SR_PLAIN(T, ST, (T)(HASH))                                 \
-                                ndeep--;                                                      \
+                        if (ndeep) {                                                          \
+                            for (Py_ssize_t i = 0; i < m; i++) {                              \
+                                T a0 = s[i] & absm, b0 = (s[i] >> (w - 1)) ? nbound : pbound; \
+                                flg[i] = (a0 < b0 ? a0 : b0) < deep_bits ? 1 : 0;             \
                             }                                                                 \
+                            memset(flg + m, 0, 8);                                            \
+                        }                                                                     \
+                        for (Py_ssize_t j = 0; ndeep && j < m; j += 8) {                      \
+                            uint64_t word;                                                    \
+                            memcpy(&word, flg + j, 8);                                        \
+                            if (!word) continue;                                              \
+                            for (Py_ssize_t i = j; i < j + 8 && i < m; i++)                   \
+                                if (flg[i]) FX_SR_PLAIN(T, ST, (T)(HASH))                     \
                         }                                                                     \
                         nrare = keep_rare;                                                    \
                     }                                                                         \
