@@ -1,6 +1,6 @@
-"""The compiled kernel (numfmt.float._ckernel); everything else is in pyproject.toml.
+"""The compiled kernels (numfmt.float._ckernel, numfmt.fixed._ckernel); everything else is in pyproject.toml.
 
-The extension is optional: where it cannot be built, the package still installs
+The extensions are optional: where one cannot be built, the package still installs
 and numfmt uses its NumPy path (with one warning on first use).
 """
 
@@ -15,10 +15,12 @@ _ARGS = ["-O3", "-std=c99"] if _GCC_LIKE else []
 setup(
     ext_modules=[
         Extension(
-            "numfmt.float._ckernel",
-            sources=["numfmt/float/_ckernel.c"],
+            f"numfmt.{family}._ckernel",
+            sources=[f"numfmt/{family}/_ckernel.c"],
+            depends=["numfmt/core/_rounding.h"],
             extra_compile_args=_ARGS,
             optional=True,
         )
+        for family in ("float", "fixed")
     ]
 )

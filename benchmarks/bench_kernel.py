@@ -1,16 +1,17 @@
-"""The compiled kernel of ``numfmt.chop`` against the memory-copy floor, the NumPy path and ml_dtypes.
+"""The compiled kernels of ``numfmt.chop`` against the memory-copy floor, the NumPy path and ml_dtypes.
 
 Run: ``python benchmarks/bench_kernel.py [--n 10000000] [--repeat 5]``
 
 For float32 and float64 input and each format, round to nearest even (RNE) and
 stochastic rounding (SR, a JAX key: the counter hash computed in the kernel),
-it times side by side in one process, each as a ratio to ``np.copyto`` into a
+and the fixed-point rows (q3.12; int8; q7.8 with overflow='wrap', the kernel of
+``numfmt.fixed``), it times side by side in one process, each as a ratio to ``np.copyto`` into a
 preallocated array (the floor: one read, one write):
 
   out=      numfmt.chop(x, fmt, out=dst), the compiled kernel into a preallocated array,
   alloc     numfmt.chop(x, fmt), the compiled kernel into a fresh array,
   numpy     numfmt.chop(x, fmt) on the NumPy path (the extension switched off),
-  astype    x.astype(T).astype(x.dtype) with the ml_dtypes/NumPy type T (RNE only),
+  astype    x.astype(T).astype(x.dtype) with the ml_dtypes/NumPy type T (RNE, float formats only),
 
 each with two clocks: process CPU time and wall time (best of ``--repeat``). It
 also times one call on a 100-element float64 array (the per-call overhead).
@@ -25,7 +26,9 @@ import ml_dtypes
 import numpy as np
 
 import numfmt
-from numfmt.float import native
+from numfmt.core import native
+from numfmt.fixed import native as fixed_native
+from numfmt.float import native as float_native
 
 FORMATS = {
     "bfloat16": ml_dtypes.bfloat16,
@@ -33,7 +36,11 @@ FORMATS = {
     "float8_e4m3fn": ml_dtypes.float8_e4m3fn,
     "float8_e5m2": ml_dtypes.float8_e5m2,
     "float4_e2m1fn": ml_dtypes.float4_e2m1fn,
+    "q3.12": None,
+    "int8": None,
+    "fixed(i=7,f=8,overflow=wrap)": None,
 }
+SHORT = {"fixed(i=7,f=8,overflow=wrap)": "q7.8 wrap"}
 
 
 def both_clocks(fn, repeat: int) -> tuple[float, float]:
@@ -78,7 +85,7 @@ def latency(repeat: int) -> None:
 def main(argv=None):
     ap = _common.parser(__doc__, 10_000_000)
     args = ap.parse_args(argv)
-    if not native.available():
+    if not (float_native.available() and fixed_native.available()):
         raise SystemExit("numfmt's compiled kernel is not built: pip install -e . (or setup.py build_ext --inplace)")
     import jax
 
@@ -87,6 +94,7 @@ def main(argv=None):
     print(f"n = {args.n:,}; best of {args.repeat}; ratio to np.copyto into a preallocated array, cpu / wall")
     heads = "".join(f" {h:>11}" for h in ("out=", "alloc", "numpy", "astype"))
     print(f"{'dtype':8} {'format':14} {'mode':4} {'copy ms':>13}{heads}")
+    print("(x: standard normal * 100: q3.12 saturates most elements, q7.8 wraps about one in four)")
     for dtype in (np.float32, np.float64):
         x = (rng.standard_normal(args.n) * 100).astype(dtype)
         dst = np.empty_like(x)
@@ -100,9 +108,9 @@ def main(argv=None):
                     "alloc": lambda: numfmt.chop(x, fmt, **kw),
                     "numpy": numpy_path(lambda: numfmt.chop(x, fmt, **kw)),
                 }
-                if mode == "RNE":
+                if mode == "RNE" and T is not None:
                     cols["astype"] = lambda: x.astype(T).astype(dtype)
-                row = f"{name:8} {fmt:14} {mode:4} {copy[0] * 1e3:6.1f}/{copy[1] * 1e3:6.1f}"
+                row = f"{name:8} {SHORT.get(fmt, fmt):14} {mode:4} {copy[0] * 1e3:6.1f}/{copy[1] * 1e3:6.1f}"
                 for label in ("out=", "alloc", "numpy", "astype"):
                     if label not in cols:
                         row += f" {'-':>11}"

@@ -210,8 +210,10 @@ def test_the_shortcut_follows_the_format_object_and_the_switch():
 def test_missing_extension_warns_once_and_falls_back(monkeypatch):
     x = np.linspace(-3, 3, 101, dtype=np.float32)
     want = numfmt.chop(x, "float8_e5m2")
-    monkeypatch.setattr(native, "_ext", None)
-    monkeypatch.setattr(native, "_state", {"loaded": True, "warned": False, "enabled": True, "error": "test"})
+    monkeypatch.setattr(native._KERNEL, "ext", None)
+    monkeypatch.setattr(native._KERNEL, "error", "test")
+    monkeypatch.setattr(native._KERNEL, "loaded", True)
+    monkeypatch.setitem(native._state, "warned", False)
     monkeypatch.setattr(chop_module, "_LANES", {})
     with pytest.warns(native.ExtensionWarning, match="compiled kernel is not available"):
         got = numfmt.chop(x, "float8_e5m2")

@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../core/_rounding.h" /* Rounding order, counter hash, SR decision */
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define NF_CLONES __attribute__((target_clones("avx2", "default")))
 #else
@@ -41,8 +43,6 @@ enum {
     F_COUNT
 };
 
-/* Rounding (numfmt.core.rounding.Rounding, in numfmt.float.native._ROUNDINGS order). */
-enum { R_NE, R_NA, R_TZ, R_TP, R_TN, R_ODD, R_SR, R_SRA, R_SRB, R_SRC, R_SREQ };
 enum { O_NONE, O_FINITE, O_PROPAGATE };
 enum { S_ON, S_FLUSH, S_RTN, S_NOZERO };
 
@@ -109,52 +109,9 @@ static int read_plan(PyObject *obj, plan_t *p) {
     return 0;
 }
 
-/* numfmt.core.random: Chris Wellons' lowbias32 and the keyed hash of an index. */
-static inline uint32_t mix32(uint32_t x) {
-    x ^= x >> 16;
-    x *= 0x7FEB352DU;
-    x ^= x >> 15;
-    x *= 0x846CA68BU;
-    x ^= x >> 16;
-    return x;
-}
-
-static inline uint32_t hash32(const uint32_t *k, uint64_t idx) {
-    uint32_t fold = (uint32_t)((idx >> 32) * 0x9E3779B9U);
-    return mix32(mix32((uint32_t)idx ^ k[0]) ^ (k[1] ^ fold));
-}
-
-static inline uint64_t hash64(const uint32_t *k, uint64_t idx) {
-    uint32_t fold = (uint32_t)((idx >> 32) * 0x9E3779B9U);
-    uint32_t i = (uint32_t)idx;
-    uint64_t hi = mix32(mix32(i ^ k[0]) ^ (k[1] ^ fold));
-    uint64_t lo = mix32(mix32(i ^ k[2]) ^ (k[3] ^ fold));
-    return (hi << 32) | lo;
-}
-
-static inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
-
-static inline int bit_length64(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
-
-static inline int half_even_up(uint64_t rem, uint64_t half, uint64_t parity) {
-    return (rem > half) | ((rem == half) & (rem != 0) & (parity == 1));
-}
-
 /* numfmt.float.kernel._sr_up on one element (all values fit the container). */
 static inline int sr_up(const plan_t *p, uint64_t rem, int64_t d, uint64_t r) {
-    int64_t n = p->nbits;
-    uint64_t left = rem << clamp64(n - d, 0, n);
-    int64_t rs = clamp64(d - n, 0, p->container - 1);
-    uint64_t h = rem >> rs, e = rem & ((((uint64_t)1) << rs) - 1), half = (((uint64_t)1) << rs) >> 1;
-    if (p->rounding == R_SRB)
-        h += (uint64_t)((e != 0) & (e >= half));
-    else if (p->rounding == R_SRC)
-        h += (uint64_t)half_even_up(e, half, h & 1);
-    uint64_t v_n = d <= n ? left : h;
-    uint64_t r_n = r >> (p->container - n);
-    uint64_t sum = v_n + r_n;
-    if (p->container == 32) sum &= 0xFFFFFFFFu;
-    return sum >= (((uint64_t)1) << n);
+    return sr_decide(p->rounding, p->nbits, p->container, rem, d, r);
 }
 
 /* numfmt.float.kernel.round_bits on one pattern u (the input's width, widened). */

@@ -17,14 +17,12 @@ switch :func:`set_enabled` does the same in-process (tests compare both paths).
 from __future__ import annotations
 
 import functools
-import os
 import struct
-import warnings
 from typing import Any
 
 import numpy as np
 
-from numfmt.core.random import generator_bits
+from numfmt.core.native import STATE, ExtensionWarning, Loader, set_enabled
 from numfmt.core.rounding import Overflow, Rounding
 from numfmt.float.fast import fast_plan
 from numfmt.float.format import Subnormals
@@ -56,56 +54,18 @@ _DIRECTED = (
 _OVERFLOWS = (Overflow.SAT_NONE, Overflow.SAT_FINITE, Overflow.SAT_PROPAGATE)
 _SUBNORMALS = (Subnormals.ON, Subnormals.FLUSH, Subnormals.ROUND_TO_NORMAL, Subnormals.NO_ZERO)
 _FIELDS = 39
-# A NumPy Generator's words are drawn this many at a time (even: the NumPy path
-# draws 32-bit words in pairs, so the stream does not depend on the chunking).
-_DRAW = 1 << 16
-
-
-class ExtensionWarning(RuntimeWarning):
-    """numfmt's compiled kernel could not be imported; the NumPy path is used instead."""
 
 
 _ext: Any = None  # the extension module, once loaded
-_state = {"loaded": False, "warned": False, "enabled": True}
-
-
-def _load():
-    global _ext
-    _state["loaded"] = True
-    if os.environ.get("NUMFMT_DISABLE_EXTENSION", "") not in ("", "0"):
-        return
-    try:
-        from numfmt.float import _ckernel
-    except ImportError as err:
-        _state["error"] = str(err)
-        return
-    if _ckernel.FIELDS == _FIELDS:
-        _ext = _ckernel
-    else:
-        _state["error"] = f"it was built from another version of numfmt ({_ckernel.FIELDS} plan fields)"
+_state = STATE  # the switch shared with the other families' kernels (numfmt.core.native)
 
 
 def available() -> bool:
     """True when chop uses the compiled kernel (built, importable, and not disabled)."""
-    if not _state["loaded"]:
-        _load()
-    if _ext is None and not _state["warned"] and "error" in _state:
-        _state["warned"] = True
-        warnings.warn(
-            f"numfmt's compiled kernel is not available ({_state['error']}); chop uses the slower NumPy path. "
-            "Build it with `pip install -e .` (or `python setup.py build_ext --inplace`), or set "
-            "NUMFMT_DISABLE_EXTENSION=1 to use the NumPy path without this warning.",
-            ExtensionWarning,
-            stacklevel=4,
-        )
-    return _ext is not None and _state["enabled"]
-
-
-def set_enabled(flag: bool) -> bool:
-    """Use (True) or bypass (False) the compiled kernel in this process; returns the previous setting."""
-    previous = _state["enabled"]
-    _state["enabled"] = bool(flag)
-    return previous
+    global _ext
+    ok = _KERNEL.available()
+    _ext = _KERNEL.ext
+    return ok
 
 
 @functools.lru_cache(maxsize=512)
@@ -178,81 +138,6 @@ def _packed(plan) -> bytes | None:
     return struct.pack(f"={_FIELDS}Q", *(int(v) & 0xFFFFFFFFFFFFFFFF for v in f))
 
 
-_NO_SEED = (0, 0, 0, 0)
-
-
-def run(flat: np.ndarray, dest: np.ndarray, plan, rng, seed) -> bool:
-    """Round the 1-d contiguous ``flat`` into ``dest`` (same shape and dtype; may be ``flat``).
-
-    ``rng``: None or a NumPy ``Generator``; ``seed``: the four words of a JAX key,
-    or None. Returns False, having written nothing, where the compiled kernel
-    does not take the plan; and False where a result is one the input dtype
-    cannot hold (the caller's NumPy path raises; ``dest`` may then be partly
-    written, so it must not be the input).
-    """
-    if not available():
-        return False
-    packed = _packed(plan)
-    if packed is None:
-        return False
-    round_into = _ext.round_into
-    src, dst = _raw(flat, plan.width), _raw(dest, plan.width)
-    if seed is not None:
-        key_words = tuple(int(w) for w in np.asarray(seed).reshape(-1))
-        return round_into(packed, src, dst, 1, 0, key_words, None) == -1
-    if rng is None:
-        return round_into(packed, src, dst, 0, 0, _NO_SEED, None) == -1
-    if plan.can_be_unrepresentable:  # a failure would leave the stream advanced: the NumPy path draws instead
-        return False
-    for start in range(0, flat.size, _DRAW):
-        stop = min(start + _DRAW, flat.size)
-        words = generator_bits(rng, stop - start, plan.container)
-        if round_into(packed, src[start:stop], dst[start:stop], 2, 0, _NO_SEED, words) != -1:
-            raise RuntimeError("numfmt's compiled kernel refused contiguous arrays (a bug: please report it)")
-    return True
-
-
-def _raw(a: np.ndarray, width: int) -> np.ndarray:
-    return a.view(np.dtype(f"uint{width}"))
-
-
-def lane(plan):
-    """A function ``f(x, out) -> result or None`` for deterministic plans the kernel takes.
-
-    It handles a C-contiguous ``x`` with ``out`` None (a fresh result) or a
-    writable C-contiguous array of ``x``'s shape and dtype that is ``x`` or does
-    not overlap it; anything else (and a result the dtype cannot hold) gives
-    None: the caller takes the general path, which checks and raises.
-    """
-    packed = _packed(plan) if available() and not plan.is_stochastic else None
-    if packed is None:
-        return None
-    round_into = _ext.round_into
-    # float16/32/64 arrays export their buffers; bfloat16 (ml_dtypes) is viewed as uint16
-    raw = plan.width == 16 and plan.in_exp == 8
-    U = np.dtype(f"uint{plan.width}")
-    alias_ok = not plan.can_be_unrepresentable
-
-    def run_lane(x, out):
-        if not _state["enabled"]:
-            return None
-        if out is None:
-            dest = np.empty_like(x)
-        elif (
-            type(out) is np.ndarray
-            and out.dtype == x.dtype
-            and out.shape == x.shape
-            and ((out is x and alias_ok) or not np.may_share_memory(out, x))
-        ):
-            dest = out
-        else:
-            return None
-        # -1: done; -2: x or dest is not C-contiguous (or dest is read-only); >= 0: a result
-        # x's dtype cannot hold: the general path checks and raises
-        if raw:
-            done = round_into(packed, x.view(U), dest.view(U), 0, 0, _NO_SEED, None)
-        else:
-            done = round_into(packed, x, dest, 0, 0, _NO_SEED, None)
-        return dest if done == -1 else None
-
-    return run_lane
+_KERNEL = Loader("numfmt.float._ckernel", _FIELDS, _packed)
+run = _KERNEL.run
+lane = _KERNEL.lane
