@@ -31,6 +31,9 @@ from numfmt.float import native
 from numfmt.float.format import FloatFormat
 from numfmt.float.kernel import make_plan, round_bits
 
+sys.path.insert(0, os.path.dirname(__file__))
+from ckernel_support import kernel_and_numpy  # noqa: E402
+
 UINT = {np.float16: np.uint16, ml_dtypes.bfloat16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}
 DTYPES = list(UINT)
 ODD = [
@@ -52,28 +55,9 @@ OVERFLOWS = [None, "sat_none", "sat_finite", "sat_propagate"]
 KEY = jax.random.key(7)
 
 
-def _chop(x, fmt, mode, overflow, key):
-    kw = {}
-    if mode.startswith("stochastic"):
-        kw["key"] = key
-        if mode[-2:] in ("_a", "_b", "_c"):
-            kw["random_bits"] = 7
-    try:
-        return numfmt.chop(x, fmt, mode, overflow=overflow, **kw)
-    except ValueError as err:
-        return str(err)
-
-
 def both(x, fmt, mode, overflow=None, key=KEY):
     """``chop`` with the compiled kernel and with the NumPy path (a fresh key of the same value each)."""
-    fresh = (lambda: np.random.default_rng(key)) if isinstance(key, int) else (lambda: key)
-    got = _chop(x, fmt, mode, overflow, fresh())
-    previous = native.set_enabled(False)
-    try:
-        want = _chop(x, fmt, mode, overflow, fresh())
-    finally:
-        native.set_enabled(previous)
-    return got, want
+    return kernel_and_numpy(x, fmt, mode, overflow, key, random_bits=7)
 
 
 def check(x, fmt, mode, overflow=None, key=KEY):

@@ -13,6 +13,9 @@ sequence, nearest even's float sequence) all take part.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import jax
 import ml_dtypes
 import numpy as np
@@ -28,6 +31,9 @@ from numfmt.core.xp import NUMPY
 from numfmt.fixed import native
 from numfmt.fixed.format import FixedOverflow
 from numfmt.fixed.kernel import make_fixed_plan
+
+sys.path.insert(0, os.path.dirname(__file__))
+from ckernel_support import chop_or_message, kernel_and_numpy  # noqa: E402
 
 UINT = {np.float16: np.uint16, ml_dtypes.bfloat16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}
 DTYPES = list(UINT)
@@ -59,27 +65,9 @@ OVERFLOWS = [None, "saturate", "wrap"]
 KEY = jax.random.key(11)
 
 
-def _chop(x, fmt, mode, overflow, key):
-    kw = {}
-    if mode.startswith("stochastic"):
-        kw["key"] = key
-        if mode[-2:] in ("_a", "_b", "_c"):
-            kw["random_bits"] = 5
-    try:
-        return numfmt.chop(x, fmt, mode, overflow=overflow, **kw)
-    except ValueError as err:
-        return str(err)
-
-
 def check(x, fmt, mode, overflow=None, key=KEY):
     """``chop`` with the compiled kernels and with the NumPy path (a fresh key of the same value each)."""
-    fresh = (lambda: np.random.default_rng(key)) if isinstance(key, int) else (lambda: key)
-    got = _chop(x, fmt, mode, overflow, fresh())
-    previous = core_native.set_enabled(False)
-    try:
-        want = _chop(x, fmt, mode, overflow, fresh())
-    finally:
-        core_native.set_enabled(previous)
+    got, want = kernel_and_numpy(x, fmt, mode, overflow, key, random_bits=5)
     where = f"{fmt}, {mode}, overflow={overflow}, {np.dtype(x.dtype).name}"
     if isinstance(want, str) or isinstance(got, str):
         assert got == want, where
@@ -250,7 +238,7 @@ def test_in_place_out_and_strided_inputs():
     for fmt in ["q3.12", "fixed(i=3,f=4,overflow=wrap)", "q20.20"]:
         previous = core_native.set_enabled(False)
         try:
-            want = _chop(x, fmt, "nearest_even", None, None)
+            want = chop_or_message(x, fmt, "nearest_even", None, None, 5)
         finally:
             core_native.set_enabled(previous)
         y = x.copy()

@@ -1,0 +1,33 @@
+"""What the compiled-kernel tests share: ``chop`` with the kernels on and off, each on a fresh key of one value."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import numfmt
+from numfmt.core import native as core_native
+
+
+def chop_or_message(x, fmt, mode, overflow, key, random_bits):
+    """``numfmt.chop``'s result, or its ValueError's message (both paths must refuse alike)."""
+    kw = {}
+    if mode.startswith("stochastic"):
+        kw["key"] = key
+        if mode[-2:] in ("_a", "_b", "_c"):
+            kw["random_bits"] = random_bits
+    try:
+        return numfmt.chop(x, fmt, mode, overflow=overflow, **kw)
+    except ValueError as err:
+        return str(err)
+
+
+def kernel_and_numpy(x, fmt, mode, overflow, key, random_bits):
+    """``(compiled kernels' result, NumPy path's result)``; an int ``key`` seeds a fresh Generator for each."""
+    fresh = (lambda: np.random.default_rng(key)) if isinstance(key, int) else (lambda: key)
+    got = chop_or_message(x, fmt, mode, overflow, fresh(), random_bits)
+    previous = core_native.set_enabled(False)
+    try:
+        want = chop_or_message(x, fmt, mode, overflow, fresh(), random_bits)
+    finally:
+        core_native.set_enabled(previous)
+    return got, want
