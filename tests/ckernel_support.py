@@ -31,3 +31,22 @@ def kernel_and_numpy(x, fmt, mode, overflow, key, random_bits):
     finally:
         core_native.set_enabled(previous)
     return got, want
+
+
+def assert_fallback_warns_once(monkeypatch, family_native, x, fmt):
+    """With ``family_native``'s extension made unimportable, ``chop(x, fmt)`` warns once and gives the NumPy bits."""
+    import pytest
+
+    from numfmt.core import chop as chop_module
+
+    want = numfmt.chop(x, fmt)
+    monkeypatch.setattr(family_native._KERNEL, "ext", None)
+    monkeypatch.setattr(family_native._KERNEL, "error", "test")
+    monkeypatch.setattr(family_native._KERNEL, "loaded", True)
+    monkeypatch.setitem(core_native.STATE, "warned", False)
+    monkeypatch.setattr(chop_module, "_LANES", {})
+    with pytest.warns(core_native.ExtensionWarning, match="compiled kernel is not available"):
+        got = numfmt.chop(x, fmt)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    got = numfmt.chop(x, fmt, "stochastic", key=1)  # no second warning (warnings are errors here)
+    assert got.dtype == np.float32

@@ -24,7 +24,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt.core import chop as chop_module
 from numfmt.core.random import hash_bits
 from numfmt.core.xp import NUMPY
 from numfmt.float import native
@@ -32,7 +31,7 @@ from numfmt.float.format import FloatFormat
 from numfmt.float.kernel import make_plan, round_bits
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ckernel_support import kernel_and_numpy  # noqa: E402
+from ckernel_support import assert_fallback_warns_once, kernel_and_numpy  # noqa: E402
 
 UINT = {np.float16: np.uint16, ml_dtypes.bfloat16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}
 DTYPES = list(UINT)
@@ -192,18 +191,7 @@ def test_the_shortcut_follows_the_format_object_and_the_switch():
 
 
 def test_missing_extension_warns_once_and_falls_back(monkeypatch):
-    x = np.linspace(-3, 3, 101, dtype=np.float32)
-    want = numfmt.chop(x, "float8_e5m2")
-    monkeypatch.setattr(native._KERNEL, "ext", None)
-    monkeypatch.setattr(native._KERNEL, "error", "test")
-    monkeypatch.setattr(native._KERNEL, "loaded", True)
-    monkeypatch.setitem(native._state, "warned", False)
-    monkeypatch.setattr(chop_module, "_LANES", {})
-    with pytest.warns(native.ExtensionWarning, match="compiled kernel is not available"):
-        got = numfmt.chop(x, "float8_e5m2")
-    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
-    got = numfmt.chop(x, "float8_e5m2", "stochastic", key=1)  # no second warning (warnings are errors here)
-    assert got.dtype == np.float32
+    assert_fallback_warns_once(monkeypatch, native, np.linspace(-3, 3, 101, dtype=np.float32), "float8_e5m2")
 
 
 _SCRIPT = """

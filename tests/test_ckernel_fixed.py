@@ -24,7 +24,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numfmt
-from numfmt.core import chop as chop_module
 from numfmt.core import native as core_native
 from numfmt.core.random import hash_bits
 from numfmt.core.xp import NUMPY
@@ -33,7 +32,7 @@ from numfmt.fixed.format import FixedOverflow
 from numfmt.fixed.kernel import make_fixed_plan
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ckernel_support import chop_or_message, kernel_and_numpy  # noqa: E402
+from ckernel_support import assert_fallback_warns_once, chop_or_message, kernel_and_numpy  # noqa: E402
 
 UINT = {np.float16: np.uint16, ml_dtypes.bfloat16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}
 DTYPES = list(UINT)
@@ -262,15 +261,4 @@ def test_wrap_refused_where_the_dtype_cannot_hold_the_codes():
 
 
 def test_missing_extension_warns_once_and_falls_back(monkeypatch):
-    x = np.linspace(-9, 9, 101, dtype=np.float32)
-    want = numfmt.chop(x, "q3.4")
-    monkeypatch.setattr(native._KERNEL, "ext", None)
-    monkeypatch.setattr(native._KERNEL, "error", "test")
-    monkeypatch.setattr(native._KERNEL, "loaded", True)
-    monkeypatch.setitem(core_native.STATE, "warned", False)
-    monkeypatch.setattr(chop_module, "_LANES", {})
-    with pytest.warns(core_native.ExtensionWarning, match="compiled kernel is not available"):
-        got = numfmt.chop(x, "q3.4")
-    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
-    got = numfmt.chop(x, "q3.4", "stochastic", key=1)  # no second warning (warnings are errors here)
-    assert got.dtype == np.float32
+    assert_fallback_warns_once(monkeypatch, native, np.linspace(-9, 9, 101, dtype=np.float32), "q3.4")
