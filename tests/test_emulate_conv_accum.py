@@ -125,6 +125,10 @@ CASES = {
                                                          feature_group_count=2)),
     "2d_depthwise_nhwc": ((1, 5, 5, 3), (3, 3, 1, 6), NHWC, dict(window_strides=(1, 1), padding="VALID",
                                                                 feature_group_count=3)),
+    # more than 16 taps along a dimension: the patches are gathered, not sliced per tap
+    "1d_long_dilated": ((1, 2, 40), (2, 2, 19), NCH, dict(window_strides=(2,), padding=((3, -2),), lhs_dilation=(2,),
+                                                         rhs_dilation=(3,))),
+    "2d_long_and_short": ((1, 2, 21, 5), (2, 2, 17, 2), NCHW, dict(window_strides=(1, 2), padding=((0, 1), (1, 0)))),
 }  # fmt: skip
 
 
@@ -212,6 +216,24 @@ def test_specials_are_copied_not_multiplied():
     assert np.isposinf(got[1:3]).all() and np.isnan(got[7:9]).all()  # only the windows holding them
     np.testing.assert_array_equal(got[[0, 3, 9, 10]], [1.0, 2.0, 9.0, 5.0])
     np.testing.assert_array_equal(got[4:7].view(np.uint32), np.array([tiny, -2 * tiny, -3 * tiny]).view(np.uint32))
+
+
+def test_a_long_kernel_copies_specials_too():
+    # 24 taps: the gathered patches must copy -0, subnormals, infinities and NaN as the slices do
+    tiny = np.float32(2.0**-140)
+    x = np.zeros((1, 1, 120), np.float32)
+    x[0, 0, [3, 8, 40, 70, 75]] = [np.inf, -0.0, np.nan, tiny, -tiny * 5]
+    x[0, 0, 100:] = np.arange(1, 21)
+    w = np.ones((1, 1, 24), np.float32)
+    f = lambda x, w: jax.lax.conv_general_dilated(x, w, (1,), ((2, 2),))  # noqa: E731
+    got = np.asarray(numfmt.emulate(f, "compute=float32,accum=float32,chunk=1")(x, w))[0, 0]
+    params, (_, _, n) = conv_params(f, x, w)
+    want = reference_conv(x.astype(np.float64), w.astype(np.float64), params, [n], 1, "float32")[0, 0]
+    bits, want_bits = got.view(np.uint32), want.astype(np.float32).view(np.uint32)
+    np.testing.assert_array_equal(bits[~np.isnan(got)], want_bits[~np.isnan(want)])
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got).any() and np.isposinf(got).any()
+    assert {tiny.view(np.uint32), (-4 * tiny).view(np.uint32)} <= set(got.view(np.uint32))  # subnormal sums kept
 
 
 @pytest.mark.parametrize("jit", [False, True])

@@ -23,9 +23,10 @@ batch is cut into G consecutive slices, as XLA defines it: output feature
 
 The patches are built by padding (``lax.pad``: edge padding, possibly
 negative, and interior padding for ``lhs_dilation``) and strided slices, one
-per kernel tap (their transposes under ``jax.grad`` are pads), pure data
-movement: every value, including -0, subnormals, infinities and NaN payloads,
-is copied. ``lax.conv_general_dilated_patches`` is not used: it is a
+per kernel tap (a gather where a kernel dimension has more than 16 taps, so
+the program's size does not grow with the kernel), pure data movement:
+every value, including -0, subnormals, infinities and NaN payloads, is
+copied. ``lax.conv_general_dilated_patches`` is not used: it is a
 convolution with a 0/1 kernel, so an infinity or NaN in one tap spreads NaN
 (``0 * inf``) into the other taps of its patch, -0 becomes +0, and XLA:CPU
 flushes float32 subnormals to zero.
@@ -43,6 +44,9 @@ from numfmt.emulation.accumulate import chunked_dot
 
 __all__ = ["chunked_conv"]
 
+# Kernels with more taps along one dimension gather their patches (one op) instead of slicing per tap.
+_MAX_SLICED_TAPS = 16
+
 
 def _patches(x, kernel, params):
     """Canonical (N, C, spatial...) input -> (N, out spatial..., taps..., C), values copied."""
@@ -53,9 +57,12 @@ def _patches(x, kernel, params):
         axis = 2 + 2 * i  # dims already done became (out, tap) pairs
         span = (k - 1) * rate + 1
         n_out = max(0, (x.shape[axis] - span) // stride + 1) if k else 0
-        if n_out and k:  # one strided slice per tap (its transpose is a pad: cheap under jax.grad)
+        if n_out and k <= _MAX_SLICED_TAPS:  # one strided slice per tap
             last = stride * (n_out - 1) + 1
             x = jnp.stack([lax.slice_in_dim(x, t * rate, t * rate + last, stride, axis) for t in range(k)], axis + 1)
+        elif n_out:  # long kernels: one gather, so the program does not grow with the taps
+            where = np.arange(n_out)[:, None] * stride + np.arange(k)[None, :] * rate
+            x = jnp.take(x, jnp.asarray(where, np.int32), axis=axis, mode="clip")  # in range by construction
         else:
             x = jnp.zeros((*x.shape[:axis], n_out, k, *x.shape[axis + 1 :]), x.dtype)
         out_shape.append(n_out)
