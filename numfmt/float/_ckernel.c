@@ -304,6 +304,19 @@ GENERAL_LOOP(uint64_t)
         nout += (T)(a - lo) > span ? one : 0;                                                 \
         buf[i] = (v + bias + ((v >> shift) & 1)) & keep;                                      \
     }
+/* The directed modes, nearest-away and to-odd within [lo, hi] (fast == 3): the increment
+ * by the loop-invariant masks of WIDE_RNE (toward zero: none), then the dropped bits
+ * cleared; to odd sets the lowest kept bit of an inexact result instead. */
+#define SHORT_DIR(T, ST)                                                                        \
+    {                                                                                         \
+        T u = s[i], a = u & absm;                                                             \
+        T v = (a < mx ? a : mx) | (u ^ a);                                                    \
+        T neg = u >> (w - 1), low = ~keep;                                                    \
+        nout += (T)(a - lo) > span ? one : 0;                                                 \
+        T add = (m_na & (bias + one)) | (m_tp & (neg ? 0 : low)) | (m_tn & (neg ? low : 0));  \
+        T odd = (v & low) != 0 ? (m_odd & (one << shift)) : 0;                                \
+        buf[i] = ((v + add) & keep) | odd;                                                    \
+    }
 #define SHORT_SR(T, ST, RWORD)                                                                \
     {                                                                                         \
         T u = s[i], a = u & absm;                                                             \
@@ -346,7 +359,7 @@ GENERAL_LOOP(uint64_t)
         uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
         T buf[CHUNK];                                                                         \
         uint8_t flg[CHUNK + 8];                                                               \
-        int dense = p->fast == 3; /* directed modes have the widened sequence only */        \
+        int dense = 0;                                                                        \
         (void)k2; (void)k3;                                                                   \
         for (Py_ssize_t base = 0; base < n; base += CHUNK) {                                  \
             Py_ssize_t m = n - base < CHUNK ? n - base : CHUNK;                               \
@@ -364,7 +377,10 @@ GENERAL_LOOP(uint64_t)
             T nlow = 0, nout = 0;                                                             \
             int wide = dense;                                                                 \
             if (!wide) {                                                                      \
-                RUN(T, ST, HASH, SHORT_RNE, SHORT_SR);                                        \
+                if (p->fast == 3)                                                             \
+                    RUN(T, ST, HASH, SHORT_DIR, SHORT_SR);                                    \
+                else                                                                          \
+                    RUN(T, ST, HASH, SHORT_RNE, SHORT_SR);                                    \
                 wide = nout > DENSE;                                                          \
                 if (nout && !wide)                                                            \
                     for (Py_ssize_t i = 0; i < m; i++)                                        \
@@ -373,7 +389,7 @@ GENERAL_LOOP(uint64_t)
             if (wide) {                                                                       \
                 nout = 0;                                                                     \
                 RUN(T, ST, HASH, WIDE_RNE, WIDE_SR);                                          \
-                dense = nlow > DENSE || p->fast == 3;                                         \
+                dense = nlow > DENSE;                                                         \
                 if (nout)                                                                     \
                     for (Py_ssize_t i = 0; i < m; i++) flg[i] = (s[i] & absm) > hi ? 1 : 0;   \
             }                                                                                 \
