@@ -79,8 +79,8 @@ def _packed(plan) -> bytes | None:
     span: int = 0 if fp is None else int(fp.span)
     saturate: bool = fp is not None and fp.saturate
     if fp is None and plan.rounding in _DIRECTED and plan.width == plan.container:
-        # The directed modes take the widened sequence with the constants of nearest
-        # even's; below the max (or with the clamp to it) no mode overflows. Toward
+        # The directed modes take the short and widened sequences with the constants of
+        # nearest even's; below the max (or with the clamp to it) no mode overflows. Toward
         # zero and to odd overflow to the max whatever the policy: they clamp too.
         dtype = np.dtype(f"float{plan.width}")
         fp = fast_plan(make_plan(fmt, dtype, Rounding.NEAREST_EVEN, plan.overflow, 0))
