@@ -159,8 +159,8 @@ def test_counter_hash_past_two_to_the_32(fmt, dtype):
     x = (np.random.default_rng(4).standard_normal(3000) * 100).astype(dtype)
     x[::7] = dtype(3e-5)
     seed = (0x01234567, 0x89ABCDEF, 0x0F1E2D3C, 0x4B5A6978)
-    for mode in ["stochastic", "stochastic_b"]:
-        bits = x.itemsize * 8 - 1 if mode == "stochastic" else 9
+    for mode in ["stochastic", "stochastic_b", "stochastic_equal"]:
+        bits = 9 if mode == "stochastic_b" else x.itemsize * 8 - 1
         plan = make_plan(numfmt.parse(fmt), np.dtype(dtype), numfmt.Rounding(mode), numfmt.Overflow.SAT_NONE, bits)
         for start in [2**32 - 1000, 2**33 + 5]:
             rbits = hash_bits(NUMPY, np.asarray(seed, np.uint32), start, x.size, plan.container)

@@ -50,7 +50,7 @@ typedef struct {
     int64_t width, container, in_man, in_bias, man, emin, qe_sub, nbits;
     int signed_, negzero, haszero, subn, need_clz, has_max, has_inf_like, has_inf_input;
     int carry_over, max_beyond, tiny_beyond, can_unrep, rounding, overflow;
-    int fast, f_saturate;
+    int fast, f_saturate; /* fast: 0 none, 1 nearest even, 2 stochastic (fast.py), 3 directed, 4 stochastic_equal */
     uint64_t q_sub_bits, min_bits, threshold, max_bits, inf_bits, nan_bits, inf_like, inf_input;
     uint64_t f_max, f_lo, f_span, f_shift, f_bias, f_keep, f_abs;
 } plan_t;
@@ -257,7 +257,8 @@ GENERAL_LOOP(uint64_t)
         ST dd = d0 - (ST)exe;                                                                 \
         ST dt = dd > dn ? dd : dn;                                                            \
         T deep = dt > (ST)in_man ? one : 0;
-#define WIDE_RNE(T, ST)                                                                       \
+#define WIDE_RNE(T, ST) WIDE_DET(T, ST, 0)
+#define WIDE_DET(T, ST, RWORD)                                                                \
     {                                                                                         \
         WIDE_PRE(T, ST)                                                                       \
         T d = (T)(dt > (ST)in_man + 2 ? (ST)in_man + 2 : dt);                                 \
@@ -267,7 +268,7 @@ GENERAL_LOOP(uint64_t)
         T par = (sig >> d) & 1, neg = u >> (w - 1);                                           \
         /* the deterministic modes by loop-invariant masks (fast == 3: directed modes) */     \
         T inc = (m_ne & (gt | (eq & par))) | (m_na & (gt | eq)) | (m_tp & nz & (neg ^ one)) | \
-                (m_tn & nz & neg) | (m_odd & nz & (par ^ one));                               \
+                (m_tn & nz & neg) | (m_odd & nz & (par ^ one)) | (m_eq & nz & ((RWORD) >> (w - 1))); \
         T near = v - rem + (inc << d);                                                        \
         T tiny = inc ? qbits : 0;                                                             \
         buf[i] = (deep ? tiny : near) | sign;                                                 \
@@ -317,6 +318,15 @@ GENERAL_LOOP(uint64_t)
         T odd = (v & low) != 0 ? (m_odd & (one << shift)) : 0;                                \
         buf[i] = ((v + add) & keep) | odd;                                                    \
     }
+/* Stochastic with equal probabilities (fast == 4): up by the top bit of the word. */
+#define SHORT_EQ(T, ST, RWORD)                                                                \
+    {                                                                                         \
+        T u = s[i], a = u & absm;                                                             \
+        T v = (a < mx ? a : mx) | (u ^ a);                                                    \
+        T r = RWORD;                                                                          \
+        nout += (T)(a - lo) > span ? one : 0;                                                 \
+        buf[i] = (v + ((r >> (w - 1)) ? ~keep : 0)) & keep;                                   \
+    }
 #define SHORT_SR(T, ST, RWORD)                                                                \
     {                                                                                         \
         T u = s[i], a = u & absm;                                                             \
@@ -351,11 +361,12 @@ GENERAL_LOOP(uint64_t)
         const ST d0 = (ST)(p->qe_sub + p->in_bias + p->in_man), dn = (ST)(p->in_man - p->man); \
         const ST nb = (ST)p->nbits;                                                           \
         const T top = one << (p->nbits > 0 ? p->nbits : 1);                                   \
-        const int sr = p->fast == 2;                                                          \
+        const int sr = p->fast == 2 || p->fast == 4, eq = p->fast == 4;                       \
         const T all = (T)~(T)0, rd = (T)p->rounding;                                           \
         const T m_ne = rd == R_NE ? all : 0, m_na = rd == R_NA ? all : 0;                     \
         const T m_tp = rd == R_TP ? all : 0, m_tn = rd == R_TN ? all : 0;                     \
         const T m_odd = rd == R_ODD ? all : 0; /* toward zero: no mask, inc = 0 */            \
+        const T m_eq = rd == R_SREQ ? all : 0;                                                \
         uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
         T buf[CHUNK];                                                                         \
         uint8_t flg[CHUNK + 8];                                                               \
@@ -377,7 +388,9 @@ GENERAL_LOOP(uint64_t)
             T nlow = 0, nout = 0;                                                             \
             int wide = dense;                                                                 \
             if (!wide) {                                                                      \
-                if (p->fast == 3)                                                             \
+                if (eq)                                                                       \
+                    RUN(T, ST, HASH, SHORT_DIR, SHORT_EQ);                                    \
+                else if (p->fast == 3)                                                        \
                     RUN(T, ST, HASH, SHORT_DIR, SHORT_SR);                                    \
                 else                                                                          \
                     RUN(T, ST, HASH, SHORT_RNE, SHORT_SR);                                    \
@@ -388,7 +401,10 @@ GENERAL_LOOP(uint64_t)
             }                                                                                 \
             if (wide) {                                                                       \
                 nout = 0;                                                                     \
-                RUN(T, ST, HASH, WIDE_RNE, WIDE_SR);                                          \
+                if (eq)                                                                       \
+                    RUN(T, ST, HASH, WIDE_RNE, WIDE_DET);                                     \
+                else                                                                          \
+                    RUN(T, ST, HASH, WIDE_RNE, WIDE_SR);                                      \
                 dense = nlow > DENSE;                                                         \
                 if (nout)                                                                     \
                     for (Py_ssize_t i = 0; i < m; i++) flg[i] = (s[i] & absm) > hi ? 1 : 0;   \
@@ -402,7 +418,9 @@ GENERAL_LOOP(uint64_t)
                     if (flg[i]) {                                                             \
                         if ((s[i] & absm) > hi) /* overflow, inf, NaN */                          \
                             buf[i] = (T)round_rare(p, s[i], sr ? WORD(base + i) : 0);         \
-                        else if (sr) /* below lo: the widened sequence, one element */        \
+                        else if (eq) /* below lo: the widened sequence, one element */        \
+                            WIDE_DET(T, ST, (T)WORD(base + i))                                \
+                        else if (sr)                                                          \
                             WIDE_SR(T, ST, (T)WORD(base + i))                                 \
                         else                                                                  \
                             WIDE_RNE(T, ST)                                                   \

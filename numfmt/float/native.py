@@ -78,14 +78,14 @@ def _packed(plan) -> bytes | None:
     fast = 0 if fp is None else (1 if plan.rounding is Rounding.NEAREST_EVEN else 2)
     span: int = 0 if fp is None else int(fp.span)
     saturate: bool = fp is not None and fp.saturate
-    if fp is None and plan.rounding in _DIRECTED and plan.width == plan.container:
+    if fp is None and plan.rounding in (*_DIRECTED, Rounding.STOCHASTIC_EQUAL) and plan.width == plan.container:
         # The directed modes take the short and widened sequences with the constants of
         # nearest even's; below the max (or with the clamp to it) no mode overflows. Toward
         # zero and to odd overflow to the max whatever the policy: they clamp too.
         dtype = np.dtype(f"float{plan.width}")
         fp = fast_plan(make_plan(fmt, dtype, Rounding.NEAREST_EVEN, plan.overflow, 0))
         if fp is not None:
-            fast = 3
+            fast = 4 if plan.rounding is Rounding.STOCHASTIC_EQUAL else 3
             saturate = fp.saturate or plan.rounding in (Rounding.TOWARD_ZERO, Rounding.TO_ODD)
             top = plan.inf_bits if plan.inf_input_bits is None else plan.inf_bits - 1  # inf: rare unless max
             span = (top if saturate else int(plan.max_bits or 0)) - plan.min_bits  # max_bits: fp implies it
