@@ -290,8 +290,9 @@ GENERAL_LOOP(uint64_t)
 #define HASH64                                                                                \
     ((((uint64_t)mix32(mix32((i0 + (uint32_t)i) ^ k0) ^ (k1 ^ fold)) << 32) |               \
          (uint64_t)mix32(mix32((i0 + (uint32_t)i) ^ k2) ^ (k3 ^ fold))))
-/* numfmt.float.fast's plans (width == container), a chunk at a time into a local buffer
- * (so dst may be src). A chunk first takes the short sequence (SHORT_*: a few
+/* numfmt.float.fast's plans (width == container), a chunk at a time, written straight
+ * into dst, or into a local buffer where dst is src (the chunk's elements are read
+ * again below: the widened pass and the rare ones). A chunk first takes the short sequence (SHORT_*: a few
  * operations, right within [lo, hi]); where more than DENSE of its elements lie
  * outside, it takes the widened sequence instead (WIDE_*: right up to hi), and so
  * do the following chunks while they have that many below lo. What is left (above
@@ -368,13 +369,15 @@ GENERAL_LOOP(uint64_t)
         const T m_odd = rd == R_ODD ? all : 0; /* toward zero: no mask, inc = 0 */            \
         const T m_eq = rd == R_SREQ ? all : 0;                                                \
         uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
-        T buf[CHUNK];                                                                         \
+        T lbuf[CHUNK];                                                                        \
+        const int direct = dst + n <= src || src + n <= dst; /* no overlap: write dst itself */ \
         uint8_t flg[CHUNK + 8];                                                               \
         int dense = 0;                                                                        \
         (void)k2; (void)k3;                                                                   \
         for (Py_ssize_t base = 0; base < n; base += CHUNK) {                                  \
             Py_ssize_t m = n - base < CHUNK ? n - base : CHUNK;                               \
             const T *s = src + base;                                                          \
+            T *buf = direct ? dst + base : lbuf;                                              \
             uint64_t idx0 = start + (uint64_t)base;                                           \
             if (sr && rmode == 1 && ((idx0 + (uint64_t)m - 1) >> 32) != (idx0 >> 32)) {       \
                 /* the chunk straddles a multiple of 2**32: round_one hashes */               \
@@ -382,7 +385,7 @@ GENERAL_LOOP(uint64_t)
                     int unrep;                                                                \
                     buf[i] = (T)round_one(p, s[i], WORD(base + i), &unrep);                   \
                 }                                                                             \
-                memcpy(dst + base, buf, (size_t)m * sizeof(T));                               \
+                if (!direct) memcpy(dst + base, buf, (size_t)m * sizeof(T));                   \
                 continue;                                                                     \
             }                                                                                 \
             T nlow = 0, nout = 0;                                                             \
@@ -427,7 +430,7 @@ GENERAL_LOOP(uint64_t)
                         nout--;                                                               \
                     }                                                                         \
             }                                                                                 \
-            memcpy(dst + base, buf, (size_t)m * sizeof(T));                                   \
+            if (!direct) memcpy(dst + base, buf, (size_t)m * sizeof(T));                       \
         }                                                                                     \
         return -1;                                                                            \
     }
