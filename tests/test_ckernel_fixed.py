@@ -254,6 +254,24 @@ def test_in_place_out_and_strided_inputs():
     assert isinstance(want, str)  # the last format's failure was checked
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_in_place_equals_a_separate_out_with_rare_and_deep_elements(dtype):
+    """out=x: the kernel reads each chunk's inputs again after its pass (rare elements, deep SR ones)."""
+    x = (np.random.default_rng(8).standard_normal(5000) * 20).astype(dtype)
+    x[::37], x[18::37] = np.nan, 1e-7
+    x[5::41], x[7::43], x[9::45] = np.inf, -1e9, 3e-6
+    x[1000:1600] = 2e-6  # whole chunks of deep elements (SR's widened pass)
+    for fmt, mode in [("q3.12", "nearest_even"), ("fixed(i=3,f=4,overflow=wrap)", "nearest_even"),
+                      ("q7.8", "stochastic"), ("fixed(i=4,f=6,signed=false)", "stochastic"),
+                      ("int8", "stochastic_a"), ("fixed(i=2,f=9,overflow=wrap)", "stochastic")]:  # fmt: skip
+        kw = {"key": KEY} if mode.startswith("stochastic") else {}
+        kw.update({"random_bits": 6} if mode == "stochastic_a" else {})
+        want = numfmt.chop(x, fmt, mode, out=np.empty_like(x), **kw)
+        y = x.copy()
+        assert numfmt.chop(y, fmt, mode, out=y, **kw) is y
+        np.testing.assert_array_equal(y.view(f"u{x.itemsize}"), want.view(f"u{x.itemsize}"), err_msg=f"{fmt} {mode}")
+
+
 def test_wrap_refused_where_the_dtype_cannot_hold_the_codes():
     with pytest.raises(ValueError, match="overflow='wrap'"):
         numfmt.chop(np.ones(3, np.float32), "fixed(i=10,f=40,overflow=wrap)")

@@ -348,7 +348,8 @@ LOOP(uint64_t)
         const int plain = rd == R_SR && p->nbits == p->width - 1;                             \
         const ST dmax = (ST)p->in_man + 2;                                                    \
         uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
-        T buf[CHUNK];                                                                         \
+        T lbuf[CHUNK]; /* dst is src: a chunk's elements are read again after the pass */ \
+        const int direct = dst + n <= src || src + n <= dst; /* else write dst itself */      \
         uint8_t flg[CHUNK + 8];                                                               \
         int dense = 0;                                                                        \
         /* v below this pattern: more than in_man dropped bits (a superset where the bound    \
@@ -372,6 +373,7 @@ LOOP(uint64_t)
         for (Py_ssize_t base = 0; base < n; base += CHUNK) {                                  \
             Py_ssize_t m = n - base < CHUNK ? n - base : CHUNK;                               \
             const T *s = src + base;                                                          \
+            T *buf = direct ? dst + base : lbuf;                                              \
             uint64_t idx0 = start + (uint64_t)base;                                           \
             T nrare = 0;                                                                      \
             if (p->fast == 3) {                                                               \
@@ -434,7 +436,7 @@ LOOP(uint64_t)
                     nrare--;                                                                  \
                 }                                                                             \
             }                                                                                 \
-            memcpy(dst + base, buf, (size_t)m * sizeof(T));                                   \
+            if (!direct) memcpy(dst + base, buf, (size_t)m * sizeof(T));                       \
         }                                                                                     \
         return -1;                                                                            \
     }
