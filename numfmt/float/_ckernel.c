@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "../core/_rounding.h" /* Rounding order, counter hash, SR decision */
+#include "../core/_threads.h"  /* the element range split across threads */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define NF_CLONES __attribute__((target_clones("avx2", "default")))
@@ -410,6 +411,36 @@ static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *
     return 0;
 }
 
+/* One call's arguments; run_range rounds its elements lo .. hi - 1 (nf_split's ranges). */
+typedef struct {
+    const plan_t *p;
+    const void *src;
+    void *dst;
+    int rmode;
+    uint64_t start;
+    uint32_t seed[4];
+    const void *rbits;
+} call_t;
+
+static Py_ssize_t run_range(void *ctx, Py_ssize_t lo, Py_ssize_t hi) {
+    const call_t *c = (const call_t *)ctx;
+    const plan_t *p = c->p;
+    Py_ssize_t n = hi - lo, item = p->width / 8, word = p->container / 8;
+    const char *src = (const char *)c->src + lo * item;
+    char *dst = (char *)c->dst + lo * item;
+    const void *rbits = c->rbits ? (const void *)((const char *)c->rbits + lo * word) : NULL;
+    uint64_t start = c->start + (uint64_t)lo;
+    if (p->fast && p->width == 32)
+        return fast_uint32_t(p, (const uint32_t *)src, (uint32_t *)dst, n, c->rmode, start, c->seed, rbits);
+    if (p->fast && p->width == 64)
+        return fast_uint64_t(p, (const uint64_t *)src, (uint64_t *)dst, n, c->rmode, start, c->seed, rbits);
+    if (p->width == 16)
+        return general_uint16_t(p, (const uint16_t *)src, (uint16_t *)dst, n, c->rmode, start, c->seed, rbits);
+    if (p->width == 32)
+        return general_uint32_t(p, (const uint32_t *)src, (uint32_t *)dst, n, c->rmode, start, c->seed, rbits);
+    return general_uint64_t(p, (const uint64_t *)src, (uint64_t *)dst, n, c->rmode, start, c->seed, rbits);
+}
+
 static PyObject *round_into(PyObject *self, PyObject *args) {
     PyObject *plan_obj, *src_obj, *dst_obj, *rbits_obj;
     int rmode;
@@ -451,20 +482,10 @@ static PyObject *round_into(PyObject *self, PyObject *args) {
             goto fail;
         }
     }
-    uint32_t seed[4] = {k0, k1, k2, k3};
-    const void *rbits = have_rb ? rb.buf : NULL;
+    call_t c = {&p, src.buf, dst.buf, rmode, start, {k0, k1, k2, k3}, have_rb ? rb.buf : NULL};
     Py_ssize_t bad;
     Py_BEGIN_ALLOW_THREADS
-    if (p.fast && p.width == 32)
-        bad = fast_uint32_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
-    else if (p.fast && p.width == 64)
-        bad = fast_uint64_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
-    else if (p.width == 16)
-        bad = general_uint16_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
-    else if (p.width == 32)
-        bad = general_uint32_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
-    else
-        bad = general_uint64_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
+    bad = nf_split(run_range, &c, n, p.fast ? NF_GRAIN_VECTOR : NF_GRAIN_SCALAR);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&src);
     PyBuffer_Release(&dst);
@@ -481,6 +502,7 @@ static PyMethodDef methods[] = {
     {"round_into", round_into, METH_VARARGS,
      "round_into(plan, src, dst, rmode, start, seed, rbits) -> -1 or the index of the first unrepresentable "
      "result"},
+    {"set_threads", nf_set_threads, METH_O, "set_threads(n) -> the number of threads of later calls (1 without pthreads)"},
     {NULL, NULL, 0, NULL},
 };
 
