@@ -17,13 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from numfmt.core import threads
 from numfmt.core.random import generator_bits
 
 __all__ = ["ExtensionWarning", "Loader", "STATE", "set_enabled"]
 
 _NO_SEED = (0, 0, 0, 0)
 # A NumPy Generator's words are drawn this many at a time (even: the NumPy path
-# draws 32-bit words in pairs, so the stream does not depend on the chunking).
+# draws 32-bit words in pairs, so the stream does not depend on the chunking);
+# with several threads, 4 * _DRAW a thread (the vector loops split 2**18 or more).
 _DRAW = 1 << 16
 
 
@@ -75,6 +77,8 @@ class Loader:
             return
         if getattr(ext, "FIELDS", None) == self.fields:
             self.ext = ext
+            if hasattr(ext, "set_threads"):  # numfmt.set_num_threads
+                threads.subscribe(ext.set_threads)
         else:
             self.error = f"it was built from another version of numfmt ({getattr(ext, 'FIELDS', None)} plan fields)"
 
@@ -116,8 +120,10 @@ class Loader:
             return round_into(packed, src, dst, 0, 0, _NO_SEED, None) == -1
         if plan.can_be_unrepresentable:  # a failure would leave the stream advanced: the NumPy path draws instead
             return False
-        for start in range(0, flat.size, _DRAW):
-            stop = min(start + _DRAW, flat.size)
+        t = threads.get_num_threads()
+        step = _DRAW if t == 1 else _DRAW * 4 * t
+        for start in range(0, flat.size, step):
+            stop = min(start + step, flat.size)
             words = generator_bits(rng, stop - start, plan.container)
             if round_into(packed, src[start:stop], dst[start:stop], 2, 0, _NO_SEED, words) != -1:
                 raise RuntimeError("numfmt's compiled kernel refused contiguous arrays (a bug: please report it)")
