@@ -20,7 +20,7 @@ setup(
         Extension(
             f"numfmt.{family}._ckernel",
             sources=[f"numfmt/{family}/_ckernel.c"],
-            depends=["numfmt/core/_rounding.h", "numfmt/core/_threads.h"],
+            depends=["numfmt/core/_rounding.h", "numfmt/core/_threads.h", "numfmt/core/_call.h"],
             extra_compile_args=_ARGS + _THREADS,
             extra_link_args=_THREADS,
             optional=True,

@@ -133,9 +133,10 @@ class Loader:
         """A function ``f(x, out) -> result or None`` for deterministic plans the kernel takes.
 
         It handles a C-contiguous ``x`` with ``out`` None (a fresh result) or a
-        writable C-contiguous array of ``x``'s shape and dtype that is ``x`` or does
-        not overlap it; anything else (and a result the dtype cannot hold) gives
-        None: the caller takes the general path, which checks and raises.
+        writable C-contiguous array of ``x``'s shape and dtype that is ``x``'s memory
+        or does not overlap it (the kernel checks both); anything else (and a result
+        the dtype cannot hold) gives None: the caller takes the general path, which
+        checks and raises.
         """
         packed = self.packed(plan) if self.available() and not plan.is_stochastic else None
         if packed is None:
@@ -144,24 +145,20 @@ class Loader:
         # float16/32/64 arrays export their buffers; bfloat16 (ml_dtypes) is viewed as uint16
         raw = plan.width == 16 and plan.in_exp == 8
         U = np.dtype(f"uint{plan.width}")
-        alias_ok = not plan.can_be_unrepresentable
+        empty = np.empty
 
         def run_lane(x, out):
             if not STATE["enabled"]:
                 return None
             if out is None:
-                dest = np.empty_like(x)
-            elif (
-                type(out) is np.ndarray
-                and out.dtype == x.dtype
-                and out.shape == x.shape
-                and ((out is x and alias_ok) or not np.may_share_memory(out, x))
-            ):
+                dest = empty(x.shape, x.dtype)  # C order (empty_like keeps x's order, and costs more)
+            elif type(out) is np.ndarray and out.dtype == x.dtype and out.shape == x.shape:
                 dest = out
             else:
                 return None
-            # -1: done; -2: x or dest is not C-contiguous (or dest is read-only); >= 0: a result
-            # x's dtype cannot hold: the general path checks and raises
+            # -1: done; -2: x or dest is not C-contiguous, dest is read-only, or they overlap (but as the
+            # same memory, for a plan that cannot fail: in place); >= 0: a result x's dtype cannot hold:
+            # the general path checks and raises
             if raw:
                 done = round_into(packed, x.view(U), dest.view(U), 0, 0, _NO_SEED, None)
             else:

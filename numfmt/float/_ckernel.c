@@ -4,8 +4,9 @@
  * entry point, round_into(plan, src, dst, rmode, start, seed, rbits): it rounds the
  * bit patterns of src (float16/bfloat16, float32 or float64, C-contiguous) into
  * dst (same size and width, may be src itself) element by element, with the GIL
- * released. The plan is the packed constants of numfmt.float.kernel.Plan (and,
- * where numfmt.float.fast applies, of its FastPlan); the arithmetic is a line by
+ * released (from 2**12 elements). The plan is the packed constants of
+ * numfmt.float.kernel.Plan (and, where numfmt.float.fast applies, of its
+ * FastPlan); the arithmetic is a line by
  * line transcription of numfmt.float.kernel.round_bits on one element (round_one),
  * so the result is that kernel's bit for bit; float32/float64 inputs of the plans
  * numfmt.float.fast covers (and of the directed modes on the same formats) take
@@ -15,7 +16,9 @@
  * words and the index of src's first element) or from a buffer (rmode 2: the
  * words a NumPy Generator drew). It returns -1, or the index of the first
  * element whose result the input dtype cannot hold (the caller raises), or -2
- * where src or dst is not a C-contiguous (writable) buffer.
+ * where src or dst is not a C-contiguous (writable) buffer or they overlap
+ * (../core/_call.h). Arrays of 2**18 elements or more (2**14 where every element
+ * goes through round_one) are split across numfmt.set_num_threads threads.
  *
  * Integer operations only: no floating-point arithmetic, so no exceptions and no
  * dependence on the CPU's subnormal mode. NaN is returned unchanged.
@@ -26,7 +29,7 @@
 #include <string.h>
 
 #include "../core/_rounding.h" /* Rounding order, counter hash, SR decision */
-#include "../core/_threads.h"  /* the element range split across threads */
+#include "../core/_call.h"     /* round_into's arguments and buffers, the split across threads */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define NF_CLONES __attribute__((target_clones("avx2", "default")))
@@ -401,107 +404,37 @@ GENERAL_LOOP(uint64_t)
 FAST_LOOP(uint32_t, int32_t, HASH32)
 FAST_LOOP(uint64_t, int64_t, HASH64)
 
-static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *name) {
-    int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, view, flags) < 0) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "%s must be a %sC-contiguous buffer", name, writable ? "writable " : "");
-        return -1;
-    }
-    return 0;
-}
-
-/* One call's arguments; run_range rounds its elements lo .. hi - 1 (nf_split's ranges). */
-typedef struct {
-    const plan_t *p;
-    const void *src;
-    void *dst;
-    int rmode;
-    uint64_t start;
-    uint32_t seed[4];
-    const void *rbits;
-} call_t;
-
+/* nf_split's ranges: elements lo .. hi - 1 of the call (numfmt/core/_call.h). */
 static Py_ssize_t run_range(void *ctx, Py_ssize_t lo, Py_ssize_t hi) {
-    const call_t *c = (const call_t *)ctx;
-    const plan_t *p = c->p;
-    Py_ssize_t n = hi - lo, item = p->width / 8, word = p->container / 8;
-    const char *src = (const char *)c->src + lo * item;
-    char *dst = (char *)c->dst + lo * item;
-    const void *rbits = c->rbits ? (const void *)((const char *)c->rbits + lo * word) : NULL;
+    const nf_call_t *c = (const nf_call_t *)ctx;
+    const plan_t *p = (const plan_t *)c->plan;
+    Py_ssize_t n = hi - lo;
     uint64_t start = c->start + (uint64_t)lo;
+    const void *rb = NF_RBITS(c, lo);
     if (p->fast && p->width == 32)
-        return fast_uint32_t(p, (const uint32_t *)src, (uint32_t *)dst, n, c->rmode, start, c->seed, rbits);
+        return fast_uint32_t(p, NF_SRC(c, uint32_t, lo), NF_DST(c, uint32_t, lo), n, c->rmode, start, c->seed, rb);
     if (p->fast && p->width == 64)
-        return fast_uint64_t(p, (const uint64_t *)src, (uint64_t *)dst, n, c->rmode, start, c->seed, rbits);
+        return fast_uint64_t(p, NF_SRC(c, uint64_t, lo), NF_DST(c, uint64_t, lo), n, c->rmode, start, c->seed, rb);
     if (p->width == 16)
-        return general_uint16_t(p, (const uint16_t *)src, (uint16_t *)dst, n, c->rmode, start, c->seed, rbits);
+        return general_uint16_t(p, NF_SRC(c, uint16_t, lo), NF_DST(c, uint16_t, lo), n, c->rmode, start, c->seed, rb);
     if (p->width == 32)
-        return general_uint32_t(p, (const uint32_t *)src, (uint32_t *)dst, n, c->rmode, start, c->seed, rbits);
-    return general_uint64_t(p, (const uint64_t *)src, (uint64_t *)dst, n, c->rmode, start, c->seed, rbits);
+        return general_uint32_t(p, NF_SRC(c, uint32_t, lo), NF_DST(c, uint32_t, lo), n, c->rmode, start, c->seed, rb);
+    return general_uint64_t(p, NF_SRC(c, uint64_t, lo), NF_DST(c, uint64_t, lo), n, c->rmode, start, c->seed, rb);
 }
 
-static PyObject *round_into(PyObject *self, PyObject *args) {
-    PyObject *plan_obj, *src_obj, *dst_obj, *rbits_obj;
-    int rmode;
-    unsigned long long start;
-    unsigned int k0, k1, k2, k3;
+static PyObject *round_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOiK(IIII)O", &plan_obj, &src_obj, &dst_obj, &rmode, &start, &k0, &k1, &k2,
-                          &k3, &rbits_obj))
-        return NULL;
     plan_t p;
-    if (read_plan(plan_obj, &p) < 0) return NULL;
-    int is_sr = p.rounding >= R_SR;
-    if (is_sr != (rmode != 0) || rmode < 0 || rmode > 2) {
-        PyErr_SetString(PyExc_ValueError, "rmode must be 1 or 2 exactly for the stochastic modes");
+    if (nargs < 1 || read_plan(args[0], &p) < 0) {
+        if (nargs < 1) PyErr_SetString(PyExc_TypeError, "round_into takes 7 arguments");
         return NULL;
     }
-    Py_buffer src, dst, rb;
-    /* src or dst not a C-contiguous (writable) buffer: -2, and the caller takes another path */
-    if (PyObject_GetBuffer(src_obj, &src, PyBUF_C_CONTIGUOUS) < 0) {
-        PyErr_Clear();
-        return PyLong_FromLong(-2);
-    }
-    if (PyObject_GetBuffer(dst_obj, &dst, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-        PyErr_Clear();
-        PyBuffer_Release(&src);
-        return PyLong_FromLong(-2);
-    }
-    Py_ssize_t item = p.width / 8, n = src.len / item;
-    int have_rb = 0;
-    if (src.len != dst.len || src.len % item) {
-        PyErr_SetString(PyExc_ValueError, "src and dst must hold the same number of elements of the plan's width");
-        goto fail;
-    }
-    if (rmode == 2) {
-        if (get_buffer(rbits_obj, &rb, 0, "rbits") < 0) goto fail;
-        have_rb = 1;
-        if (rb.len != n * (p.container / 8)) {
-            PyErr_SetString(PyExc_ValueError, "rbits must hold one word of the container's width per element");
-            goto fail;
-        }
-    }
-    call_t c = {&p, src.buf, dst.buf, rmode, start, {k0, k1, k2, k3}, have_rb ? rb.buf : NULL};
-    Py_ssize_t bad;
-    Py_BEGIN_ALLOW_THREADS
-    bad = nf_split(run_range, &c, n, p.fast ? NF_GRAIN_VECTOR : NF_GRAIN_SCALAR);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&dst);
-    if (have_rb) PyBuffer_Release(&rb);
-    return PyLong_FromSsize_t(bad);
-fail:
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&dst);
-    if (have_rb) PyBuffer_Release(&rb);
-    return NULL;
+    return nf_round_into(args, nargs, &p, (int)p.width, (int)p.container, p.rounding >= R_SR, p.can_unrep, p.fast != 0,
+                         run_range);
 }
 
 static PyMethodDef methods[] = {
-    {"round_into", round_into, METH_VARARGS,
-     "round_into(plan, src, dst, rmode, start, seed, rbits) -> -1 or the index of the first unrepresentable "
-     "result"},
+    {"round_into", (PyCFunction)(void (*)(void))round_into, METH_FASTCALL, NF_ROUND_INTO_DOC},
     {"set_threads", nf_set_threads, METH_O, "set_threads(n) -> the number of threads of later calls (1 without pthreads)"},
     {NULL, NULL, 0, NULL},
 };
