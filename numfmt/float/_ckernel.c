@@ -276,6 +276,20 @@ GENERAL_LOOP(uint64_t)
         T tiny = inc ? qbits : 0;                                                             \
         buf[i] = (deep ? tiny : near) | sign;                                                 \
     }
+/* WIDE_RNE for nearest even alone (ne: at least one dropped bit in the normal range), fewer
+ * operations: the carry of v + (half - 1) + parity rounds in place, as SHORT_RNE's does, with
+ * the parity from the significand (at d == in_man the kept bit is the hidden one); deep, the
+ * result is q where the magnitude exceeds q / 2 (one dropped bit past in_man, significand
+ * above the hidden bit), else 0 (a tie at q / 2 goes to 0, even). */
+#define WIDE_NE(T, ST)                                                                        \
+    {                                                                                         \
+        WIDE_PRE(T, ST)                                                                       \
+        T d = (T)(dt > (ST)in_man ? (ST)in_man : dt);                                         \
+        T par = (sig >> d) & 1;                                                               \
+        T near = (v + ((one << d) >> 1) - one + par) & ~((one << d) - 1);                     \
+        T tiny = dt == (ST)in_man + 1 && sig > hidden ? qbits : 0;                            \
+        buf[i] = (deep ? tiny : near) | sign;                                                 \
+    }
 #define WIDE_SR(T, ST, RWORD)                                                                 \
     {                                                                                         \
         WIDE_PRE(T, ST)                                                                       \
@@ -316,10 +330,12 @@ GENERAL_LOOP(uint64_t)
         nout += (T)(a - lo) > span ? one : 0;                                                 \
         buf[i] = (v + (r >> shift)) & keep;                                                   \
     }
-#define RUN(T, ST, HASH, BODY_RNE, BODY_SR)                                                   \
+#define RUN(T, ST, HASH, BODY_NE, BODY_DET, BODY_SR)                                         \
     do {                                                                                      \
-        if (!sr) {                                                                            \
-            for (Py_ssize_t i = 0; i < m; i++) BODY_RNE(T, ST)                                \
+        if (!sr && ne) {                                                                      \
+            for (Py_ssize_t i = 0; i < m; i++) BODY_NE(T, ST)                                 \
+        } else if (!sr) {                                                                     \
+            for (Py_ssize_t i = 0; i < m; i++) BODY_DET(T, ST)                                \
         } else if (rmode == 1) {                                                              \
             uint32_t fold = (uint32_t)((idx0 >> 32) * 0x9E3779B9U), i0 = (uint32_t)idx0;      \
             for (Py_ssize_t i = 0; i < m; i++) BODY_SR(T, ST, (T)(HASH))                      \
@@ -347,6 +363,7 @@ GENERAL_LOOP(uint64_t)
         const T m_ne = rd == R_NE ? all : 0, m_na = rd == R_NA ? all : 0;                     \
         const T m_tp = rd == R_TP ? all : 0, m_tn = rd == R_TN ? all : 0;                     \
         const T m_odd = rd == R_ODD ? all : 0; /* toward zero: no mask, inc = 0 */            \
+        const int ne = rd == R_NE && dn > 0; /* WIDE_NE applies */                            \
         uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
         T buf[CHUNK];                                                                         \
         uint8_t flg[CHUNK + 8];                                                               \
@@ -368,7 +385,7 @@ GENERAL_LOOP(uint64_t)
             T nlow = 0, nout = 0;                                                             \
             int wide = dense;                                                                 \
             if (!wide) {                                                                      \
-                RUN(T, ST, HASH, SHORT_RNE, SHORT_SR);                                        \
+                RUN(T, ST, HASH, SHORT_RNE, SHORT_RNE, SHORT_SR);                             \
                 wide = nout > DENSE;                                                          \
                 if (nout && !wide)                                                            \
                     for (Py_ssize_t i = 0; i < m; i++)                                        \
@@ -376,7 +393,7 @@ GENERAL_LOOP(uint64_t)
             }                                                                                 \
             if (wide) {                                                                       \
                 nout = 0;                                                                     \
-                RUN(T, ST, HASH, WIDE_RNE, WIDE_SR);                                          \
+                RUN(T, ST, HASH, WIDE_NE, WIDE_RNE, WIDE_SR);                                 \
                 dense = nlow > DENSE || p->fast == 3;                                         \
                 if (nout)                                                                     \
                     for (Py_ssize_t i = 0; i < m; i++) flg[i] = (s[i] & absm) > hi ? 1 : 0;   \
@@ -392,6 +409,8 @@ GENERAL_LOOP(uint64_t)
                             buf[i] = (T)round_rare(p, s[i], sr ? WORD(base + i) : 0);         \
                         else if (sr) /* below lo: the widened sequence, one element */        \
                             WIDE_SR(T, ST, (T)WORD(base + i))                                 \
+                        else if (ne)                                                          \
+                            WIDE_NE(T, ST)                                                    \
                         else                                                                  \
                             WIDE_RNE(T, ST)                                                   \
                         nout--;                                                               \
