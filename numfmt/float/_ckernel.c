@@ -44,7 +44,7 @@ enum {
     F_INF_BITS, F_NAN_BITS, F_HAS_INF_LIKE, F_INF_LIKE, F_HAS_INF_INPUT, F_INF_INPUT,
     F_CARRY_OVER, F_MAX_BEYOND, F_TINY_BEYOND, F_CAN_UNREP, F_ROUNDING, F_OVERFLOW, F_RBITS,
     F_FAST, F_F_SATURATE, F_F_MAX, F_F_LO, F_F_SPAN, F_F_SHIFT, F_F_BIAS, F_F_KEEP, F_F_ABS,
-    F_COUNT
+    F_F_MAGIC, F_COUNT
 };
 
 enum { O_NONE, O_FINITE, O_PROPAGATE };
@@ -56,7 +56,7 @@ typedef struct {
     int carry_over, max_beyond, tiny_beyond, can_unrep, rounding, overflow;
     int fast, f_saturate;
     uint64_t q_sub_bits, min_bits, threshold, max_bits, inf_bits, nan_bits, inf_like, inf_input;
-    uint64_t f_max, f_lo, f_span, f_shift, f_bias, f_keep, f_abs;
+    uint64_t f_max, f_lo, f_span, f_shift, f_bias, f_keep, f_abs, f_magic;
 } plan_t;
 
 static int read_plan(PyObject *obj, plan_t *p) {
@@ -105,6 +105,7 @@ static int read_plan(PyObject *obj, plan_t *p) {
     p->f_bias = f[F_F_BIAS];
     p->f_keep = f[F_F_KEEP];
     p->f_abs = f[F_F_ABS];
+    p->f_magic = f[F_F_MAGIC];
     if (!(p->width == 16 || p->width == 32 || p->width == 64) || p->container != (p->width == 64 ? 64 : 32) ||
         p->in_man < 1 || p->in_man > 52 || p->nbits < 0 || p->nbits >= p->container) {
         PyErr_SetString(PyExc_ValueError, "inconsistent plan");
@@ -290,6 +291,29 @@ GENERAL_LOOP(uint64_t)
         T tiny = dt == (ST)in_man + 1 && sig > hidden ? qbits : 0;                            \
         buf[i] = (deep ? tiny : near) | sign;                                                 \
     }
+/* Nearest even right up to hi with the magic number of numfmt.float.fast (f_magic: M =
+ * 3 * 2**(p-2) * q in the input's float type) below lo: (t + M) - M, t = min(|x|, lo), is t
+ * rounded to nearest even among multiples of q, exactly (the proof: numfmt/float/fast.py).
+ * Two float operations, as the fixed kernel's FX_SHORT: exact but for that rounding, whatever
+ * the CPU's subnormal mode (an input subnormal is below q / 2 and gives 0 either way; t is
+ * at most lo, so no inf or NaN enters); above lo, SHORT_RNE's sequence. Fewer operations
+ * than WIDE_NE, which it replaces where fast.py has M. */
+#define MAGIC_NE(T, ST, FT)                                                                   \
+    {                                                                                         \
+        T u = s[i], a = u & absm;                                                             \
+        T v = a < mx ? a : mx;                                                                \
+        T below = a < lo ? one : 0, sel = (T)0 - below;                                       \
+        nout += a > hi ? one : 0;                                                             \
+        nlow += below;                                                                        \
+        T nr = (v + bias + ((v >> shift) & 1)) & keep;                                        \
+        T t = v < lo ? v : lo, sub;                                                           \
+        FT tf, rf;                                                                            \
+        memcpy(&tf, &t, sizeof(T));                                                           \
+        rf = (tf + magic) - magic;                                                            \
+        memcpy(&sub, &rf, sizeof(T));                                                         \
+        /* a select by mask: gcc keeps a ternary on a float result as a branch */             \
+        buf[i] = (sub & sel) | (nr & ~sel) | (u ^ a);                                         \
+    }
 #define WIDE_SR(T, ST, RWORD)                                                                 \
     {                                                                                         \
         WIDE_PRE(T, ST)                                                                       \
@@ -330,9 +354,11 @@ GENERAL_LOOP(uint64_t)
         nout += (T)(a - lo) > span ? one : 0;                                                 \
         buf[i] = (v + (r >> shift)) & keep;                                                   \
     }
-#define RUN(T, ST, HASH, BODY_NE, BODY_DET, BODY_SR)                                         \
+#define RUN(T, ST, FT, HASH, BODY_MAGIC, BODY_NE, BODY_DET, BODY_SR)                         \
     do {                                                                                      \
-        if (!sr && ne) {                                                                      \
+        if (!sr && use_magic) {                                                               \
+            for (Py_ssize_t i = 0; i < m; i++) BODY_MAGIC(T, ST, FT)                          \
+        } else if (!sr && ne) {                                                               \
             for (Py_ssize_t i = 0; i < m; i++) BODY_NE(T, ST)                                 \
         } else if (!sr) {                                                                     \
             for (Py_ssize_t i = 0; i < m; i++) BODY_DET(T, ST)                                \
@@ -345,7 +371,8 @@ GENERAL_LOOP(uint64_t)
         }                                                                                     \
     } while (0)
 
-#define FAST_LOOP(T, ST, HASH)                                                                \
+#define SHORT_RNE_(T, ST, FT) SHORT_RNE(T, ST) /* (RUN's magic body where it does not apply) */
+#define FAST_LOOP(T, ST, FT, HASH)                                                            \
     static NF_CLONES Py_ssize_t fast_##T(const plan_t *p, const T *src, T *dst, Py_ssize_t n, \
                                          int rmode, uint64_t start, const uint32_t *seed,     \
                                          const void *rbits) {                                 \
@@ -364,6 +391,14 @@ GENERAL_LOOP(uint64_t)
         const T m_tp = rd == R_TP ? all : 0, m_tn = rd == R_TN ? all : 0;                     \
         const T m_odd = rd == R_ODD ? all : 0; /* toward zero: no mask, inc = 0 */            \
         const int ne = rd == R_NE && dn > 0; /* WIDE_NE applies */                            \
+        /* MAGIC_NE applies: it replaces WIDE_NE, and for float32 input a chunk with more      \
+         * than one element outside [lo, hi] takes it (the flag pass, scan and fix of a few     \
+         * cost about as much), and so do the next while they have that many below lo */       \
+        const int magic_ok = ne && p->fast == 1 && p->f_magic != 0;                           \
+        const T dense_at = magic_ok && sizeof(T) == 4 ? 1 : DENSE;                            \
+        const T magic_bits = (T)p->f_magic;                                                   \
+        FT magic;                                                                             \
+        memcpy(&magic, &magic_bits, sizeof(T));                                               \
         uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
         T buf[CHUNK];                                                                         \
         uint8_t flg[CHUNK + 8];                                                               \
@@ -385,16 +420,18 @@ GENERAL_LOOP(uint64_t)
             T nlow = 0, nout = 0;                                                             \
             int wide = dense;                                                                 \
             if (!wide) {                                                                      \
-                RUN(T, ST, HASH, SHORT_RNE, SHORT_RNE, SHORT_SR);                             \
-                wide = nout > DENSE;                                                          \
+                int use_magic = 0;                                                            \
+                RUN(T, ST, FT, HASH, SHORT_RNE_, SHORT_RNE, SHORT_RNE, SHORT_SR);             \
+                wide = nout > dense_at;                                                       \
                 if (nout && !wide)                                                            \
                     for (Py_ssize_t i = 0; i < m; i++)                                        \
                         flg[i] = (T)((s[i] & absm) - lo) > span ? 1 : 0;                      \
             }                                                                                 \
             if (wide) {                                                                       \
                 nout = 0;                                                                     \
-                RUN(T, ST, HASH, WIDE_NE, WIDE_RNE, WIDE_SR);                                 \
-                dense = nlow > DENSE || p->fast == 3;                                         \
+                int use_magic = magic_ok;                                                     \
+                RUN(T, ST, FT, HASH, MAGIC_NE, WIDE_NE, WIDE_RNE, WIDE_SR);                   \
+                dense = nlow > dense_at || p->fast == 3;                                      \
                 if (nout)                                                                     \
                     for (Py_ssize_t i = 0; i < m; i++) flg[i] = (s[i] & absm) > hi ? 1 : 0;   \
             }                                                                                 \
@@ -420,8 +457,8 @@ GENERAL_LOOP(uint64_t)
         }                                                                                     \
         return -1;                                                                            \
     }
-FAST_LOOP(uint32_t, int32_t, HASH32)
-FAST_LOOP(uint64_t, int64_t, HASH64)
+FAST_LOOP(uint32_t, int32_t, float, HASH32)
+FAST_LOOP(uint64_t, int64_t, double, HASH64)
 
 /* nf_split's ranges: elements lo .. hi - 1 of the call (numfmt/core/_call.h). */
 static Py_ssize_t run_range(void *ctx, Py_ssize_t lo, Py_ssize_t hi) {
