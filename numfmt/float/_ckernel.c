@@ -20,8 +20,10 @@
  * (../core/_call.h). Arrays of 2**18 elements or more (2**14 where every element
  * goes through round_one) are split across numfmt.set_num_threads threads.
  *
- * Integer operations only: no floating-point arithmetic, so no exceptions and no
- * dependence on the CPU's subnormal mode. NaN is returned unchanged.
+ * Integer operations only, but for MAGIC_NE (nearest even below the normal range: one
+ * float addition and subtraction, exact up to the rounding they do, whose results do not
+ * depend on the CPU's subnormal mode either; it assumes the default rounding direction, as
+ * the fixed kernel's FX_SHORT and NumPy's own arithmetic do). NaN is returned unchanged.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
