@@ -393,11 +393,12 @@ GENERAL_LOOP(uint64_t)
         const T m_tp = rd == R_TP ? all : 0, m_tn = rd == R_TN ? all : 0;                     \
         const T m_odd = rd == R_ODD ? all : 0; /* toward zero: no mask, inc = 0 */            \
         const int ne = rd == R_NE && dn > 0; /* WIDE_NE applies */                            \
-        /* MAGIC_NE applies: it replaces WIDE_NE, and for float32 input a chunk with more      \
-         * than one element outside [lo, hi] takes it (the flag pass, scan and fix of a few     \
-         * cost about as much), and so do the next while they have that many below lo */       \
+        /* MAGIC_NE applies: it replaces WIDE_NE, and a chunk with more than one element      \
+         * outside [lo, hi] takes it (the flag pass, scan and fix of a few cost about as much;  \
+         * e2m1 of 10**7 float64: 1.97 -> 1.60 times a copy), and so do the next while they    \
+         * have that many below lo */                                                          \
         const int magic_ok = ne && p->fast == 1 && p->f_magic != 0;                           \
-        const T dense_at = magic_ok && sizeof(T) == 4 ? 1 : DENSE;                            \
+        const T dense_at = magic_ok ? 1 : DENSE;                                                \
         const T magic_bits = (T)p->f_magic;                                                   \
         FT magic;                                                                             \
         memcpy(&magic, &magic_bits, sizeof(T));                                               \
