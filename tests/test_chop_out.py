@@ -78,6 +78,30 @@ def test_out_overlapping_a_long_input(dtype, shift, path):
         np.testing.assert_array_equal(_bits(buf[b]), _bits(want))
 
 
+def test_a_kernel_without_its_own_overlap_check_gets_no_overlapping_out(monkeypatch):
+    """The shortcut checks the overlap itself for a kernel that does not declare CHECKS_OVERLAP."""
+    import types
+
+    from numfmt.core import chop as chop_module
+
+    real = native._KERNEL.ext if native.available() else None
+    assert real is not None and real.CHECKS_OVERLAP == 1
+    seen = []
+
+    def round_into(plan, src, dst, *rest):
+        seen.append(np.may_share_memory(src, dst) and src.ctypes.data != dst.ctypes.data)
+        return real.round_into(plan, src, dst, *rest)
+
+    fake = types.SimpleNamespace(round_into=round_into, FIELDS=real.FIELDS)
+    monkeypatch.setattr(native._KERNEL, "ext", fake)
+    monkeypatch.setattr(chop_module, "_LANES", {})
+    flat = (np.random.default_rng(2).standard_normal(3000) * 3).astype(np.float32)
+    want = numfmt.chop(flat[:-5].copy(), "bfloat16")
+    numfmt.chop(flat[:-5], "bfloat16", out=flat[5:])  # the shortcut is cached by the call before
+    np.testing.assert_array_equal(_bits(flat[5:]), _bits(want))
+    assert seen and not any(seen)
+
+
 def test_scalar_input_with_a_zero_dimensional_out(path):
     out = np.empty((), np.float64)
     assert numfmt.chop(0.1, "bfloat16", out=out) is out

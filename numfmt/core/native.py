@@ -146,13 +146,21 @@ class Loader:
         raw = plan.width == 16 and plan.in_exp == 8
         U = np.dtype(f"uint{plan.width}")
         empty = np.empty
+        # a kernel without CHECKS_OVERLAP (core/_call.h) gets out= only where it is x or apart from it
+        checked = bool(getattr(self.ext, "CHECKS_OVERLAP", 0))
+        alias_ok = not plan.can_be_unrepresentable
 
         def run_lane(x, out):
             if not STATE["enabled"]:
                 return None
             if out is None:
                 dest = empty(x.shape, x.dtype)  # C order (empty_like keeps x's order, and costs more)
-            elif type(out) is np.ndarray and out.dtype == x.dtype and out.shape == x.shape:
+            elif (
+                type(out) is np.ndarray
+                and out.dtype == x.dtype
+                and out.shape == x.shape
+                and (checked or (out is x and alias_ok) or not np.may_share_memory(out, x))
+            ):
                 dest = out
             else:
                 return None

@@ -506,7 +506,8 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__ckernel(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddIntConstant(m, "FIELDS", F_COUNT) < 0) {
+    /* CHECKS_OVERLAP: round_into answers -2 for overlapping src and dst (core/_call.h) */
+    if (PyModule_AddIntConstant(m, "FIELDS", F_COUNT) < 0 || PyModule_AddIntConstant(m, "CHECKS_OVERLAP", 1) < 0) {
         Py_DECREF(m);
         return NULL;
     }
