@@ -10,7 +10,8 @@ normal values, so the ranges differ in which loop their chunks take. Stochastic
 modes run with a JAX key (the counter hash of the flat index) and with a NumPy
 Generator (words drawn in Python, each range reading its own). Then the first
 unrepresentable element across ranges, strided, in-place and tiny arrays, the
-API's errors and the environment variable.
+API's errors and the environment variable; last, the argument checks of the
+kernels' shared entry point (numfmt/core/_call.h).
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ N_BIG = 4 * (1 << 17) + 4099  # four ranges of the vector loops, an odd tail
 N_SMALL = 4 * (1 << 13) + 77  # four ranges of the element-at-a-time loops
 KEY = jax.random.key(5)
 RNG = np.random.default_rng(0)
+
+
+def ext_of(family):
+    """A family's extension module (loaded on first use)."""
+    assert family.available(), f"{family.__name__}'s compiled kernel is not importable: build it"
+    return family._KERNEL.ext
 
 
 @pytest.fixture(autouse=True)
@@ -124,7 +131,7 @@ def test_counter_hash_past_2_32_same_bits():
     """A range that straddles a multiple of 2**32 in the counter hash (start of the call given)."""
     x = mixed(N_BIG, np.float32)
     plan = plan_for(numfmt.parse("float8_e4m3fn"), np.float32, Rounding.STOCHASTIC, None, 31)
-    packed, ext = float_native._packed(plan), float_native._KERNEL.ext
+    packed, ext = float_native._packed(plan), ext_of(float_native)
     start = (1 << 32) - 3 * (1 << 17) + 5
     outs = []
     for t in (1, 2, 3, 4):
@@ -147,7 +154,7 @@ def test_first_unrepresentable_index_is_the_smallest_over_ranges(family, fmt):
     x = np.full(n, good, np.float16)
     plan = plan_for(numfmt.parse(fmt), np.float16, Rounding.NEAREST_EVEN, None, 0)
     assert plan.can_be_unrepresentable
-    packed, ext = family._packed(plan), family._KERNEL.ext
+    packed, ext = family._packed(plan), ext_of(family)
     for places in ([n - 1], [3 * n // 4 + 1, n - 5], [n // 2 + 9, 3 * n // 4 + 1], [0, n // 2]):
         x[:] = good
         x[places] = bad_value
@@ -207,7 +214,7 @@ def test_set_not_an_int(bad):
 def test_extension_refuses_bad_counts():
     for bad in (0, 257):
         with pytest.raises(ValueError, match="n must be in 1..256"):
-            float_native._KERNEL.ext.set_threads(bad)
+            ext_of(float_native).set_threads(bad)
 
 
 def _fresh(code: str, env_value: str | None) -> subprocess.CompletedProcess:
@@ -244,3 +251,33 @@ def test_bad_environment_variable_warns_and_runs_one_thread(monkeypatch, value):
     with pytest.warns(threads.ThreadsWarning, match=rf"NUMFMT_NUM_THREADS='{value}' is not an int in 1\.\.256"):
         assert numfmt.get_num_threads() == 1
     assert numfmt.get_num_threads() == 1  # one warning: the value is read once
+
+
+@pytest.mark.parametrize("family", [float_native, fixed_native], ids=["float", "fixed"])
+def test_round_into_refuses_bad_arguments(family):
+    fmt = "bfloat16" if family is float_native else "q3.12"
+    ext = ext_of(family)
+    x = np.ones(8, np.float32)
+    u, out = x.view(np.uint32), np.empty(8, np.uint32)
+    det = family._packed(plan_for(numfmt.parse(fmt), np.float32, Rounding.NEAREST_EVEN, None, 0))
+    sr = family._packed(plan_for(numfmt.parse(fmt), np.float32, Rounding.STOCHASTIC, None, 31))
+    with pytest.raises(TypeError, match="round_into takes 7 arguments"):
+        ext.round_into(det, u, out)
+    with pytest.raises(TypeError, match="plan must be the packed bytes"):
+        ext.round_into(b"x", u, out, 0, 0, (0, 0, 0, 0), None)
+    with pytest.raises(ValueError, match="rmode must be 1 or 2 exactly for the stochastic modes"):
+        ext.round_into(det, u, out, 1, 0, (0, 0, 0, 0), None)
+    with pytest.raises(ValueError, match="rmode must be 1 or 2"):
+        ext.round_into(sr, u, out, 0, 0, (0, 0, 0, 0), None)
+    with pytest.raises(TypeError, match="seed must be a tuple of four ints"):
+        ext.round_into(sr, u, out, 1, 0, (0, 0, 0), None)
+    with pytest.raises(ValueError, match="src and dst must hold the same number of elements"):
+        ext.round_into(det, u, out[:7], 0, 0, (0, 0, 0, 0), None)
+    with pytest.raises(ValueError, match="rbits must hold one word of the container's width per element"):
+        ext.round_into(sr, u, out, 2, 0, (0, 0, 0, 0), np.zeros(7, np.uint32))
+    with pytest.raises(ValueError, match="rbits must be a C-contiguous buffer"):
+        ext.round_into(sr, u, out, 2, 0, (0, 0, 0, 0), np.zeros(16, np.uint32)[::2])
+    assert ext.round_into(det, u, out, 0, 0, (0, 0, 0, 0), None) == -1
+    assert ext.round_into(det, u[::2], out[:4], 0, 0, (0, 0, 0, 0), None) == -2  # not C-contiguous
+    assert ext.round_into(det, u[:7], u[1:], 0, 0, (0, 0, 0, 0), None) == -2  # overlapping
+    assert ext.round_into(det, u, u, 0, 0, (0, 0, 0, 0), None) == -1  # in place
