@@ -1,6 +1,6 @@
 """The compiled kernels of ``numfmt.chop`` against the memory-copy floor, the NumPy path and ml_dtypes.
 
-Run: ``python benchmarks/bench_kernel.py [--n 10000000] [--repeat 5]``
+Run: ``python benchmarks/bench_kernel.py [--n 10000000] [--repeat 5] [--threads 1,2] [--latency-only]``
 
 For float32 and float64 input and each format, round to nearest even (RNE) and
 stochastic rounding (SR, a JAX key: the counter hash computed in the kernel),
@@ -14,11 +14,20 @@ preallocated array (the floor: one read, one write):
   astype    x.astype(T).astype(x.dtype) with the ml_dtypes/NumPy type T (RNE, float formats only),
 
 each with two clocks: process CPU time and wall time (best of ``--repeat``). It
-also times one call on a 100-element float64 array (the per-call overhead).
+also times one call on a 100-element float64 and float32 array (the per-call
+overhead; the median of ``--repeat`` runs of 20,000 calls).
+
+``--threads 1,2`` prints the table once for each thread count
+(``numfmt.set_num_threads``; the ratios stay to a one-thread copy), then the
+``out=`` column over sizes 2**15 .. 2**23 for a vector loop (bfloat16 on
+float32) and an element-at-a-time loop (float(e=9,m=3) on float32): with more
+threads the CPU time rises (thread start, the other thread's work) and the wall
+time falls where the cores are free and the array large enough.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import _common
@@ -66,32 +75,74 @@ def numpy_path(fn):
 
 
 def latency(repeat: int) -> None:
-    x = np.random.default_rng(0).standard_normal(100)
-    out = np.empty_like(x)
-    e4m3 = numfmt.parse("float8_e4m3fn")
-    for label, fn in [
-        ("np.add(x, 0)", lambda: np.add(x, 0)),
-        ("chop(x, 'bfloat16')", lambda: numfmt.chop(x, "bfloat16")),
-        ("chop(x, 'bfloat16', out=out)", lambda: numfmt.chop(x, "bfloat16", out=out)),
-        ("chop(x, fmt object)", lambda: numfmt.chop(x, e4m3)),
-        ("chop(x, 'bfloat16') NumPy path", numpy_path(lambda: numfmt.chop(x, "bfloat16"))),
-    ]:
-        fn()
-        calls = 20_000
-        best = min(_common.best(lambda: [fn() for _ in range(calls)], 1) for _ in range(repeat)) / calls
-        print(f"  {label:32} {best * 1e6:7.2f} us per call (wall)")
+    for dtype in (np.float64, np.float32):
+        x = np.random.default_rng(0).standard_normal(100).astype(dtype)
+        out = np.empty_like(x)
+        e4m3 = numfmt.parse("float8_e4m3fn")
+        print(f"per-call latency, 100 {np.dtype(dtype).name} elements (median of {repeat} runs, wall):")
+        for label, fn in [
+            ("np.add(x, 0)", lambda: np.add(x, 0)),
+            ("chop(x, 'bfloat16')", lambda: numfmt.chop(x, "bfloat16")),
+            ("chop(x, 'float8_e4m3fn')", lambda: numfmt.chop(x, "float8_e4m3fn")),
+            ("chop(x, 'bfloat16', out=out)", lambda: numfmt.chop(x, "bfloat16", out=out)),
+            ("chop(x, fmt object e4m3fn)", lambda: numfmt.chop(x, e4m3)),
+            ("chop(x, 'q3.12')", lambda: numfmt.chop(x, "q3.12")),
+            ("chop(x, 'bfloat16') NumPy path", numpy_path(lambda: numfmt.chop(x, "bfloat16"))),
+        ]:
+            fn()
+            calls = 20_000
+            runs = [_common.best(lambda: [fn() for _ in range(calls)], 1) / calls for _ in range(repeat)]
+            print(f"  {label:32} {statistics.median(runs) * 1e6:7.2f} us per call")
+
+
+def sweep(counts, repeat: int) -> None:
+    """The out= column over sizes, for each thread count: CPU and wall time per call."""
+    rng = np.random.default_rng(1)
+    print("out= over sizes, us per call cpu / wall (best of --repeat), by thread count:")
+    for fmt in ("bfloat16", "float(e=9,m=3)"):
+        for k in range(15, 24, 2):
+            x = (rng.standard_normal(1 << k) * 100).astype(np.float32)
+            dst = np.empty_like(x)
+            row = f"  {fmt:15} 2**{k:<3}"
+            for t in counts:
+                numfmt.set_num_threads(t)
+                calls = max(1, (1 << 22) >> k)
+                numfmt.chop(x, fmt, out=dst)
+                cpu, wall = both_clocks(lambda: [numfmt.chop(x, fmt, out=dst) for _ in range(calls)], repeat)
+                row += f"  {t}t {cpu / calls * 1e6:9.1f} / {wall / calls * 1e6:9.1f}"
+            print(row)
+    numfmt.set_num_threads(1)
 
 
 def main(argv=None):
     ap = _common.parser(__doc__, 10_000_000)
+    ap.add_argument("--threads", default="1", help="thread counts, comma-separated (numfmt.set_num_threads)")
+    ap.add_argument("--latency-only", action="store_true", help="only the per-call latency")
     args = ap.parse_args(argv)
     if not (float_native.available() and fixed_native.available()):
         raise SystemExit("numfmt's compiled kernel is not built: pip install -e . (or setup.py build_ext --inplace)")
+    if args.latency_only:
+        latency(args.repeat)
+        return
+    counts = [int(t) for t in args.threads.split(",")]
+    for t in counts:
+        numfmt.set_num_threads(t)
+        table(args)
+    numfmt.set_num_threads(1)
+    latency(args.repeat)
+    if counts != [1]:
+        sweep(counts, args.repeat)
+
+
+def table(args) -> None:
     import jax
 
     key = jax.random.key(0)
     rng = np.random.default_rng(0)
-    print(f"n = {args.n:,}; best of {args.repeat}; ratio to np.copyto into a preallocated array, cpu / wall")
+    print(
+        f"n = {args.n:,}; {numfmt.get_num_threads()} thread(s); best of {args.repeat}; "
+        "ratio to np.copyto into a preallocated array, cpu / wall"
+    )
     heads = "".join(f" {h:>11}" for h in ("out=", "alloc", "numpy", "astype"))
     print(f"{'dtype':8} {'format':14} {'mode':4} {'copy ms':>13}{heads}")
     print("(x: standard normal * 100: q3.12 saturates most elements, q7.8 wraps about one in four)")
@@ -119,8 +170,6 @@ def main(argv=None):
                     t = both_clocks(cols[label], args.repeat)
                     row += f" {t[0] / copy[0]:5.2f}/{t[1] / copy[1]:5.2f}"
                 print(row)
-    print("per-call latency, 100 float64 elements:")
-    latency(args.repeat)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from numfmt.core.chop import chop
 from numfmt.core.codes import decode, encode
 from numfmt.core.names import parse, presets
 from numfmt.core.rounding import Overflow, Rounding
+from numfmt.core.threads import get_num_threads, set_num_threads
 from numfmt.emulation.policy import Policy
 from numfmt.fixed.format import FixedFormat, FixedOverflow
 from numfmt.float.format import FloatFormat, Specials, Subnormals
@@ -56,8 +57,10 @@ __all__ = [
     "decode",
     "emulate",
     "encode",
+    "get_num_threads",
     "parse",
     "presets",
+    "set_num_threads",
 ]
 
 # Presets of every family as module attributes: numfmt.float8_e4m3fn,

@@ -65,6 +65,43 @@ def test_non_contiguous_and_overlapping_out(dtype, path):
     np.testing.assert_array_equal(_bits(y), _bits(want))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shift", [1, 700])
+def test_out_overlapping_a_long_input(dtype, shift, path):
+    """Overlaps longer than a chunk of the kernel's vector loops (512 elements), either way round."""
+    flat = (np.random.default_rng(1).standard_normal(5000) * 3).astype(dtype)
+    numfmt.chop(flat, "bfloat16")  # the shortcut of repeated calls is cached: the overlapping calls take it
+    for a, b in ((slice(None, -shift), slice(shift, None)), (slice(shift, None), slice(None, -shift))):
+        buf = flat.copy()
+        want = numfmt.chop(buf[a].copy(), "bfloat16")
+        numfmt.chop(buf[a], "bfloat16", out=buf[b])
+        np.testing.assert_array_equal(_bits(buf[b]), _bits(want))
+
+
+def test_a_kernel_without_its_own_overlap_check_gets_no_overlapping_out(monkeypatch):
+    """The shortcut checks the overlap itself for a kernel that does not declare CHECKS_OVERLAP."""
+    import types
+
+    from numfmt.core import chop as chop_module
+
+    real = native._KERNEL.ext if native.available() else None
+    assert real is not None and real.CHECKS_OVERLAP == 1
+    seen = []
+
+    def round_into(plan, src, dst, *rest):
+        seen.append(np.may_share_memory(src, dst) and src.ctypes.data != dst.ctypes.data)
+        return real.round_into(plan, src, dst, *rest)
+
+    fake = types.SimpleNamespace(round_into=round_into, FIELDS=real.FIELDS)
+    monkeypatch.setattr(native._KERNEL, "ext", fake)
+    monkeypatch.setattr(chop_module, "_LANES", {})
+    flat = (np.random.default_rng(2).standard_normal(3000) * 3).astype(np.float32)
+    want = numfmt.chop(flat[:-5].copy(), "bfloat16")
+    numfmt.chop(flat[:-5], "bfloat16", out=flat[5:])  # the shortcut is cached by the call before
+    np.testing.assert_array_equal(_bits(flat[5:]), _bits(want))
+    assert seen and not any(seen)
+
+
 def test_scalar_input_with_a_zero_dimensional_out(path):
     out = np.empty((), np.float64)
     assert numfmt.chop(0.1, "bfloat16", out=out) is out
@@ -73,6 +110,11 @@ def test_scalar_input_with_a_zero_dimensional_out(path):
 
 def test_a_failing_in_place_chop_leaves_the_input_intact(path):
     x = np.array([1.1, 65504.0], np.float16)  # float16 cannot hold 65536, the rounding of 65504 to e6m3
+    with pytest.raises(ValueError, match="cannot hold"):
+        numfmt.chop(x, "float(e=6,m=3)", out=x)
+    np.testing.assert_array_equal(x, np.array([1.1, 65504.0], np.float16))
+    ok = np.array([1.1, 2.0], np.float16)
+    numfmt.chop(ok, "float(e=6,m=3)", out=ok)  # cached: the next call takes the shortcut, and the kernel refuses
     with pytest.raises(ValueError, match="cannot hold"):
         numfmt.chop(x, "float(e=6,m=3)", out=x)
     np.testing.assert_array_equal(x, np.array([1.1, 65504.0], np.float16))

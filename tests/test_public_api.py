@@ -1,5 +1,5 @@
 """The public API: ``numfmt.__all__`` and ``numfmt.testing.__all__`` (as before the layout change, plus the
-presets float8_e5m3fnu, int1 and uint1 added with it).
+presets float8_e5m3fnu, int1 and uint1 added with it, and get_num_threads/set_num_threads since).
 
 Only ``numfmt`` and ``numfmt.testing`` are public; everything under
 ``numfmt.core``, the family packages and the wings may move. This records the
@@ -35,8 +35,10 @@ NUMFMT_ALL = [
     "decode",
     "emulate",
     "encode",
+    "get_num_threads",
     "parse",
     "presets",
+    "set_num_threads",
     "bfloat16",
     "float16",
     "float32",

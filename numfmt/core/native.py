@@ -17,13 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from numfmt.core import threads
 from numfmt.core.random import generator_bits
 
 __all__ = ["ExtensionWarning", "Loader", "STATE", "set_enabled"]
 
 _NO_SEED = (0, 0, 0, 0)
 # A NumPy Generator's words are drawn this many at a time (even: the NumPy path
-# draws 32-bit words in pairs, so the stream does not depend on the chunking).
+# draws 32-bit words in pairs, so the stream does not depend on the chunking);
+# with several threads, 4 * _DRAW a thread (the vector loops split 2**18 or more).
 _DRAW = 1 << 16
 
 
@@ -75,6 +77,8 @@ class Loader:
             return
         if getattr(ext, "FIELDS", None) == self.fields:
             self.ext = ext
+            if hasattr(ext, "set_threads"):  # numfmt.set_num_threads
+                threads.subscribe(ext.set_threads)
         else:
             self.error = f"it was built from another version of numfmt ({getattr(ext, 'FIELDS', None)} plan fields)"
 
@@ -116,8 +120,10 @@ class Loader:
             return round_into(packed, src, dst, 0, 0, _NO_SEED, None) == -1
         if plan.can_be_unrepresentable:  # a failure would leave the stream advanced: the NumPy path draws instead
             return False
-        for start in range(0, flat.size, _DRAW):
-            stop = min(start + _DRAW, flat.size)
+        t = threads.get_num_threads()
+        step = _DRAW if t == 1 else _DRAW * 4 * t
+        for start in range(0, flat.size, step):
+            stop = min(start + step, flat.size)
             words = generator_bits(rng, stop - start, plan.container)
             if round_into(packed, src[start:stop], dst[start:stop], 2, 0, _NO_SEED, words) != -1:
                 raise RuntimeError("numfmt's compiled kernel refused contiguous arrays (a bug: please report it)")
@@ -127,9 +133,10 @@ class Loader:
         """A function ``f(x, out) -> result or None`` for deterministic plans the kernel takes.
 
         It handles a C-contiguous ``x`` with ``out`` None (a fresh result) or a
-        writable C-contiguous array of ``x``'s shape and dtype that is ``x`` or does
-        not overlap it; anything else (and a result the dtype cannot hold) gives
-        None: the caller takes the general path, which checks and raises.
+        writable C-contiguous array of ``x``'s shape and dtype that is ``x``'s memory
+        or does not overlap it (the kernel checks both); anything else (and a result
+        the dtype cannot hold) gives None: the caller takes the general path, which
+        checks and raises.
         """
         packed = self.packed(plan) if self.available() and not plan.is_stochastic else None
         if packed is None:
@@ -138,24 +145,28 @@ class Loader:
         # float16/32/64 arrays export their buffers; bfloat16 (ml_dtypes) is viewed as uint16
         raw = plan.width == 16 and plan.in_exp == 8
         U = np.dtype(f"uint{plan.width}")
+        empty = np.empty
+        # a kernel without CHECKS_OVERLAP (core/_call.h) gets out= only where it is x or apart from it
+        checked = bool(getattr(self.ext, "CHECKS_OVERLAP", 0))
         alias_ok = not plan.can_be_unrepresentable
 
         def run_lane(x, out):
             if not STATE["enabled"]:
                 return None
             if out is None:
-                dest = np.empty_like(x)
+                dest = empty(x.shape, x.dtype)  # C order (empty_like keeps x's order, and costs more)
             elif (
                 type(out) is np.ndarray
                 and out.dtype == x.dtype
                 and out.shape == x.shape
-                and ((out is x and alias_ok) or not np.may_share_memory(out, x))
+                and (checked or (out is x and alias_ok) or not np.may_share_memory(out, x))
             ):
                 dest = out
             else:
                 return None
-            # -1: done; -2: x or dest is not C-contiguous (or dest is read-only); >= 0: a result
-            # x's dtype cannot hold: the general path checks and raises
+            # -1: done; -2: x or dest is not C-contiguous, dest is read-only, or they overlap (but as the
+            # same memory, for a plan that cannot fail: in place); >= 0: a result x's dtype cannot hold:
+            # the general path checks and raises
             if raw:
                 done = round_into(packed, x.view(U), dest.view(U), 0, 0, _NO_SEED, None)
             else:

@@ -4,15 +4,16 @@
  * numfmt/float/_ckernel.c, with the same entry point round_into(plan, src, dst,
  * rmode, start, seed, rbits): it rounds the bit patterns of src (float16/bfloat16,
  * float32 or float64, C-contiguous) into dst (same size and width, may be src), with
- * the GIL released. The plan is the packed constants of numfmt.fixed.kernel.FixedPlan;
- * fixed_one is a line by line transcription of fixed_codes and FixedPlan.round_bits on
+ * the GIL released (from 2**12 elements). The plan is the packed constants of
+ * numfmt.fixed.kernel.FixedPlan; fixed_one is a line by line transcription of fixed_codes and FixedPlan.round_bits on
  * one element, which every plan can take (loop_*); float32/float64 plans whose values
  * the input dtype holds take vector loops first (fast_*), which leave what they cannot
  * do to fixed_one. The result is the NumPy kernel's bit for bit, stochastic modes included (the random words are the counter
  * hash of numfmt.core.random, shared with the float kernel in ../core/_rounding.h,
  * or a buffer of a NumPy Generator's words). It returns -1, or the index of the first
  * element whose result the input dtype cannot hold (the caller raises), or -2 where
- * src or dst is not a C-contiguous (writable) buffer.
+ * src or dst is not a C-contiguous (writable) buffer or they overlap (../core/_call.h).
+ * Large arrays are split across numfmt.set_num_threads threads (../core/_threads.h).
  *
  * Integer operations only, but for the short sequence of nearest even (FX_SHORT: two
  * exact float additions, whose results do not depend on the CPU's subnormal mode
@@ -24,6 +25,7 @@
 #include <string.h>
 
 #include "../core/_rounding.h" /* Rounding order, counter hash, SR decision */
+#include "../core/_call.h"     /* round_into's arguments and buffers, the split across threads */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define NF_CLONES __attribute__((target_clones("avx2", "default")))
@@ -443,77 +445,38 @@ LOOP(uint64_t)
 FAST_LOOP(uint32_t, int32_t, float, FX_HASH32)
 FAST_LOOP(uint64_t, int64_t, double, FX_HASH64)
 
-static PyObject *round_into(PyObject *self, PyObject *args) {
-    PyObject *plan_obj, *src_obj, *dst_obj, *rbits_obj;
-    int rmode;
-    unsigned long long start;
-    unsigned int k0, k1, k2, k3;
+/* nf_split's ranges: elements lo .. hi - 1 of the call (numfmt/core/_call.h). */
+static Py_ssize_t run_range(void *ctx, Py_ssize_t lo, Py_ssize_t hi) {
+    const nf_call_t *c = (const nf_call_t *)ctx;
+    const plan_t *p = (const plan_t *)c->plan;
+    Py_ssize_t n = hi - lo;
+    uint64_t start = c->start + (uint64_t)lo;
+    const void *rb = NF_RBITS(c, lo);
+    if (p->fast && p->width == 32)
+        return fast_uint32_t(p, NF_SRC(c, uint32_t, lo), NF_DST(c, uint32_t, lo), n, c->rmode, start, c->seed, rb);
+    if (p->fast && p->width == 64)
+        return fast_uint64_t(p, NF_SRC(c, uint64_t, lo), NF_DST(c, uint64_t, lo), n, c->rmode, start, c->seed, rb);
+    if (p->width == 16)
+        return loop_uint16_t(p, NF_SRC(c, uint16_t, lo), NF_DST(c, uint16_t, lo), n, c->rmode, start, c->seed, rb);
+    if (p->width == 32)
+        return loop_uint32_t(p, NF_SRC(c, uint32_t, lo), NF_DST(c, uint32_t, lo), n, c->rmode, start, c->seed, rb);
+    return loop_uint64_t(p, NF_SRC(c, uint64_t, lo), NF_DST(c, uint64_t, lo), n, c->rmode, start, c->seed, rb);
+}
+
+static PyObject *round_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOiK(IIII)O", &plan_obj, &src_obj, &dst_obj, &rmode, &start, &k0, &k1, &k2,
-                          &k3, &rbits_obj))
-        return NULL;
     plan_t p;
-    if (read_plan(plan_obj, &p) < 0) return NULL;
-    int is_sr = p.rounding >= R_SR;
-    if (is_sr != (rmode != 0) || rmode < 0 || rmode > 2) {
-        PyErr_SetString(PyExc_ValueError, "rmode must be 1 or 2 exactly for the stochastic modes");
+    if (nargs < 1 || read_plan(args[0], &p) < 0) {
+        if (nargs < 1) PyErr_SetString(PyExc_TypeError, "round_into takes 7 arguments");
         return NULL;
     }
-    Py_buffer src, dst, rb;
-    /* src or dst not a C-contiguous (writable) buffer: -2, and the caller takes another path */
-    if (PyObject_GetBuffer(src_obj, &src, PyBUF_C_CONTIGUOUS) < 0) {
-        PyErr_Clear();
-        return PyLong_FromLong(-2);
-    }
-    if (PyObject_GetBuffer(dst_obj, &dst, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-        PyErr_Clear();
-        PyBuffer_Release(&src);
-        return PyLong_FromLong(-2);
-    }
-    Py_ssize_t item = p.width / 8, n = src.len / item;
-    int have_rb = 0;
-    if (src.len != dst.len || src.len % item) {
-        PyErr_SetString(PyExc_ValueError, "src and dst must hold the same number of elements of the plan's width");
-        goto fail;
-    }
-    if (rmode == 2) {
-        if (PyObject_GetBuffer(rbits_obj, &rb, PyBUF_C_CONTIGUOUS) < 0) goto fail;
-        have_rb = 1;
-        if (rb.len != n * (p.container / 8)) {
-            PyErr_SetString(PyExc_ValueError, "rbits must hold one word of the container's width per element");
-            goto fail;
-        }
-    }
-    uint32_t seed[4] = {k0, k1, k2, k3};
-    const void *rbits = have_rb ? rb.buf : NULL;
-    Py_ssize_t bad;
-    Py_BEGIN_ALLOW_THREADS
-    if (p.fast && p.width == 32)
-        bad = fast_uint32_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
-    else if (p.fast && p.width == 64)
-        bad = fast_uint64_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
-    else if (p.width == 16)
-        bad = loop_uint16_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
-    else if (p.width == 32)
-        bad = loop_uint32_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
-    else
-        bad = loop_uint64_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&dst);
-    if (have_rb) PyBuffer_Release(&rb);
-    return PyLong_FromSsize_t(bad);
-fail:
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&dst);
-    if (have_rb) PyBuffer_Release(&rb);
-    return NULL;
+    return nf_round_into(args, nargs, &p, (int)p.width, (int)p.container, p.rounding >= R_SR, p.can_unrep, p.fast != 0,
+                         run_range);
 }
 
 static PyMethodDef methods[] = {
-    {"round_into", round_into, METH_VARARGS,
-     "round_into(plan, src, dst, rmode, start, seed, rbits) -> -1 or the index of the first unrepresentable "
-     "result"},
+    {"round_into", (PyCFunction)(void (*)(void))round_into, METH_FASTCALL, NF_ROUND_INTO_DOC},
+    {"set_threads", nf_set_threads, METH_O, "set_threads(n) -> the number of threads of later calls (1 without pthreads)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -525,7 +488,8 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__ckernel(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddIntConstant(m, "FIELDS", F_COUNT) < 0) {
+    /* CHECKS_OVERLAP: round_into answers -2 for overlapping src and dst (core/_call.h) */
+    if (PyModule_AddIntConstant(m, "FIELDS", F_COUNT) < 0 || PyModule_AddIntConstant(m, "CHECKS_OVERLAP", 1) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -4,8 +4,9 @@
  * entry point, round_into(plan, src, dst, rmode, start, seed, rbits): it rounds the
  * bit patterns of src (float16/bfloat16, float32 or float64, C-contiguous) into
  * dst (same size and width, may be src itself) element by element, with the GIL
- * released. The plan is the packed constants of numfmt.float.kernel.Plan (and,
- * where numfmt.float.fast applies, of its FastPlan); the arithmetic is a line by
+ * released (from 2**12 elements). The plan is the packed constants of
+ * numfmt.float.kernel.Plan (and, where numfmt.float.fast applies, of its
+ * FastPlan); the arithmetic is a line by
  * line transcription of numfmt.float.kernel.round_bits on one element (round_one),
  * so the result is that kernel's bit for bit; float32/float64 inputs of the plans
  * numfmt.float.fast covers (and of the directed modes on the same formats) take
@@ -15,10 +16,14 @@
  * words and the index of src's first element) or from a buffer (rmode 2: the
  * words a NumPy Generator drew). It returns -1, or the index of the first
  * element whose result the input dtype cannot hold (the caller raises), or -2
- * where src or dst is not a C-contiguous (writable) buffer.
+ * where src or dst is not a C-contiguous (writable) buffer or they overlap
+ * (../core/_call.h). Arrays of 2**18 elements or more (2**14 where every element
+ * goes through round_one) are split across numfmt.set_num_threads threads.
  *
- * Integer operations only: no floating-point arithmetic, so no exceptions and no
- * dependence on the CPU's subnormal mode. NaN is returned unchanged.
+ * Integer operations only, but for MAGIC_NE (nearest even below the normal range: one
+ * float addition and subtraction, exact up to the rounding they do, whose results do not
+ * depend on the CPU's subnormal mode either; it assumes the default rounding direction, as
+ * the fixed kernel's FX_SHORT and NumPy's own arithmetic do). NaN is returned unchanged.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -26,6 +31,7 @@
 #include <string.h>
 
 #include "../core/_rounding.h" /* Rounding order, counter hash, SR decision */
+#include "../core/_call.h"     /* round_into's arguments and buffers, the split across threads */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define NF_CLONES __attribute__((target_clones("avx2", "default")))
@@ -40,7 +46,7 @@ enum {
     F_INF_BITS, F_NAN_BITS, F_HAS_INF_LIKE, F_INF_LIKE, F_HAS_INF_INPUT, F_INF_INPUT,
     F_CARRY_OVER, F_MAX_BEYOND, F_TINY_BEYOND, F_CAN_UNREP, F_ROUNDING, F_OVERFLOW, F_RBITS,
     F_FAST, F_F_SATURATE, F_F_MAX, F_F_LO, F_F_SPAN, F_F_SHIFT, F_F_BIAS, F_F_KEEP, F_F_ABS,
-    F_COUNT
+    F_F_MAGIC, F_COUNT
 };
 
 enum { O_NONE, O_FINITE, O_PROPAGATE };
@@ -52,7 +58,7 @@ typedef struct {
     int carry_over, max_beyond, tiny_beyond, can_unrep, rounding, overflow;
     int fast, f_saturate; /* fast: 0 none, 1 nearest even, 2 stochastic (fast.py), 3 directed, 4 stochastic_equal */
     uint64_t q_sub_bits, min_bits, threshold, max_bits, inf_bits, nan_bits, inf_like, inf_input;
-    uint64_t f_max, f_lo, f_span, f_shift, f_bias, f_keep, f_abs;
+    uint64_t f_max, f_lo, f_span, f_shift, f_bias, f_keep, f_abs, f_magic;
 } plan_t;
 
 static int read_plan(PyObject *obj, plan_t *p) {
@@ -101,6 +107,7 @@ static int read_plan(PyObject *obj, plan_t *p) {
     p->f_bias = f[F_F_BIAS];
     p->f_keep = f[F_F_KEEP];
     p->f_abs = f[F_F_ABS];
+    p->f_magic = f[F_F_MAGIC];
     if (!(p->width == 16 || p->width == 32 || p->width == 64) || p->container != (p->width == 64 ? 64 : 32) ||
         p->in_man < 1 || p->in_man > 52 || p->nbits < 0 || p->nbits >= p->container) {
         PyErr_SetString(PyExc_ValueError, "inconsistent plan");
@@ -273,6 +280,43 @@ GENERAL_LOOP(uint64_t)
         T tiny = inc ? qbits : 0;                                                             \
         buf[i] = (deep ? tiny : near) | sign;                                                 \
     }
+/* WIDE_RNE for nearest even alone (ne: at least one dropped bit in the normal range), fewer
+ * operations: the carry of v + (half - 1) + parity rounds in place, as SHORT_RNE's does, with
+ * the parity from the significand (at d == in_man the kept bit is the hidden one); deep, the
+ * result is q where the magnitude exceeds q / 2 (one dropped bit past in_man, significand
+ * above the hidden bit), else 0 (a tie at q / 2 goes to 0, even). */
+#define WIDE_NE(T, ST)                                                                        \
+    {                                                                                         \
+        WIDE_PRE(T, ST)                                                                       \
+        T d = (T)(dt > (ST)in_man ? (ST)in_man : dt);                                         \
+        T par = (sig >> d) & 1;                                                               \
+        T near = (v + ((one << d) >> 1) - one + par) & ~((one << d) - 1);                     \
+        T tiny = dt == (ST)in_man + 1 && sig > hidden ? qbits : 0;                            \
+        buf[i] = (deep ? tiny : near) | sign;                                                 \
+    }
+/* Nearest even right up to hi with the magic number of numfmt.float.fast (f_magic: M =
+ * 3 * 2**(p-2) * q in the input's float type) below lo: (t + M) - M, t = min(|x|, lo), is t
+ * rounded to nearest even among multiples of q, exactly (the proof: numfmt/float/fast.py).
+ * Two float operations, as the fixed kernel's FX_SHORT: exact but for that rounding, whatever
+ * the CPU's subnormal mode (an input subnormal is below q / 2 and gives 0 either way; t is
+ * at most lo, so no inf or NaN enters); above lo, SHORT_RNE's sequence. Fewer operations
+ * than WIDE_NE, which it replaces where fast.py has M. */
+#define MAGIC_NE(T, ST, FT)                                                                   \
+    {                                                                                         \
+        T u = s[i], a = u & absm;                                                             \
+        T v = a < mx ? a : mx;                                                                \
+        T below = a < lo ? one : 0, sel = (T)0 - below;                                       \
+        nout += a > hi ? one : 0;                                                             \
+        nlow += below;                                                                        \
+        T nr = (v + bias + ((v >> shift) & 1)) & keep;                                        \
+        T t = v < lo ? v : lo, sub;                                                           \
+        FT tf, rf;                                                                            \
+        memcpy(&tf, &t, sizeof(T));                                                           \
+        rf = (tf + magic) - magic;                                                            \
+        memcpy(&sub, &rf, sizeof(T));                                                         \
+        /* a select by mask: gcc keeps a ternary on a float result as a branch */             \
+        buf[i] = (sub & sel) | (nr & ~sel) | (u ^ a);                                         \
+    }
 #define WIDE_SR(T, ST, RWORD)                                                                 \
     {                                                                                         \
         WIDE_PRE(T, ST)                                                                       \
@@ -336,10 +380,14 @@ GENERAL_LOOP(uint64_t)
         nout += (T)(a - lo) > span ? one : 0;                                                 \
         buf[i] = (v + (r >> shift)) & keep;                                                   \
     }
-#define RUN(T, ST, HASH, BODY_RNE, BODY_SR)                                                   \
+#define RUN(T, ST, FT, HASH, BODY_MAGIC, BODY_NE, BODY_DET, BODY_SR)                         \
     do {                                                                                      \
-        if (!sr) {                                                                            \
-            for (Py_ssize_t i = 0; i < m; i++) BODY_RNE(T, ST)                                \
+        if (!sr && use_magic) {                                                               \
+            for (Py_ssize_t i = 0; i < m; i++) BODY_MAGIC(T, ST, FT)                          \
+        } else if (!sr && ne) {                                                               \
+            for (Py_ssize_t i = 0; i < m; i++) BODY_NE(T, ST)                                 \
+        } else if (!sr) {                                                                     \
+            for (Py_ssize_t i = 0; i < m; i++) BODY_DET(T, ST)                                \
         } else if (rmode == 1) {                                                              \
             uint32_t fold = (uint32_t)((idx0 >> 32) * 0x9E3779B9U), i0 = (uint32_t)idx0;      \
             for (Py_ssize_t i = 0; i < m; i++) BODY_SR(T, ST, (T)(HASH))                      \
@@ -349,7 +397,8 @@ GENERAL_LOOP(uint64_t)
         }                                                                                     \
     } while (0)
 
-#define FAST_LOOP(T, ST, HASH)                                                                \
+#define SHORT_RNE_(T, ST, FT) SHORT_RNE(T, ST) /* (RUN's magic body where it does not apply) */
+#define FAST_LOOP(T, ST, FT, HASH)                                                            \
     static NF_CLONES Py_ssize_t fast_##T(const plan_t *p, const T *src, T *dst, Py_ssize_t n, \
                                          int rmode, uint64_t start, const uint32_t *seed,     \
                                          const void *rbits) {                                 \
@@ -368,6 +417,16 @@ GENERAL_LOOP(uint64_t)
         const T m_tp = rd == R_TP ? all : 0, m_tn = rd == R_TN ? all : 0;                     \
         const T m_odd = rd == R_ODD ? all : 0; /* toward zero: no mask, inc = 0 */            \
         const T m_eq = rd == R_SREQ ? all : 0;                                                \
+        const int ne = rd == R_NE && dn > 0; /* WIDE_NE applies */                            \
+        /* MAGIC_NE applies: it replaces WIDE_NE, and a chunk with more than one element      \
+         * outside [lo, hi] takes it (the flag pass, scan and fix of a few cost about as much;  \
+         * e2m1 of 10**7 float64: 1.97 -> 1.60 times a copy), and so do the next while they    \
+         * have that many below lo */                                                          \
+        const int magic_ok = ne && p->fast == 1 && p->f_magic != 0;                           \
+        const T dense_at = magic_ok ? 1 : DENSE;                                                \
+        const T magic_bits = (T)p->f_magic;                                                   \
+        FT magic;                                                                             \
+        memcpy(&magic, &magic_bits, sizeof(T));                                               \
         uint32_t k0 = seed[0], k1 = seed[1], k2 = seed[2], k3 = seed[3];                      \
         T lbuf[CHUNK];                                                                        \
         const int direct = dst + n <= src || src + n <= dst; /* no overlap: write dst itself */ \
@@ -391,24 +450,26 @@ GENERAL_LOOP(uint64_t)
             T nlow = 0, nout = 0;                                                             \
             int wide = dense;                                                                 \
             if (!wide) {                                                                      \
+                int use_magic = 0;                                                            \
                 if (eq)                                                                       \
-                    RUN(T, ST, HASH, SHORT_DIR, SHORT_EQ);                                    \
+                    RUN(T, ST, FT, HASH, SHORT_RNE_, SHORT_RNE, SHORT_DIR, SHORT_EQ);         \
                 else if (p->fast == 3)                                                        \
-                    RUN(T, ST, HASH, SHORT_DIR, SHORT_SR);                                    \
+                    RUN(T, ST, FT, HASH, SHORT_RNE_, SHORT_RNE, SHORT_DIR, SHORT_SR);         \
                 else                                                                          \
-                    RUN(T, ST, HASH, SHORT_RNE, SHORT_SR);                                    \
-                wide = nout > DENSE;                                                          \
+                    RUN(T, ST, FT, HASH, SHORT_RNE_, SHORT_RNE, SHORT_RNE, SHORT_SR);         \
+                wide = nout > dense_at;                                                       \
                 if (nout && !wide)                                                            \
                     for (Py_ssize_t i = 0; i < m; i++)                                        \
                         flg[i] = (T)((s[i] & absm) - lo) > span ? 1 : 0;                      \
             }                                                                                 \
             if (wide) {                                                                       \
                 nout = 0;                                                                     \
+                int use_magic = magic_ok;                                                     \
                 if (eq)                                                                       \
-                    RUN(T, ST, HASH, WIDE_RNE, WIDE_DET);                                     \
+                    RUN(T, ST, FT, HASH, MAGIC_NE, WIDE_NE, WIDE_RNE, WIDE_DET);              \
                 else                                                                          \
-                    RUN(T, ST, HASH, WIDE_RNE, WIDE_SR);                                      \
-                dense = nlow > DENSE;                                                         \
+                    RUN(T, ST, FT, HASH, MAGIC_NE, WIDE_NE, WIDE_RNE, WIDE_SR);               \
+                dense = nlow > dense_at;                                                      \
                 if (nout)                                                                     \
                     for (Py_ssize_t i = 0; i < m; i++) flg[i] = (s[i] & absm) > hi ? 1 : 0;   \
             }                                                                                 \
@@ -425,6 +486,8 @@ GENERAL_LOOP(uint64_t)
                             WIDE_DET(T, ST, (T)WORD(base + i))                                \
                         else if (sr)                                                          \
                             WIDE_SR(T, ST, (T)WORD(base + i))                                 \
+                        else if (ne)                                                          \
+                            WIDE_NE(T, ST)                                                    \
                         else                                                                  \
                             WIDE_RNE(T, ST)                                                   \
                         nout--;                                                               \
@@ -434,90 +497,41 @@ GENERAL_LOOP(uint64_t)
         }                                                                                     \
         return -1;                                                                            \
     }
-FAST_LOOP(uint32_t, int32_t, HASH32)
-FAST_LOOP(uint64_t, int64_t, HASH64)
+FAST_LOOP(uint32_t, int32_t, float, HASH32)
+FAST_LOOP(uint64_t, int64_t, double, HASH64)
 
-static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *name) {
-    int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, view, flags) < 0) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "%s must be a %sC-contiguous buffer", name, writable ? "writable " : "");
-        return -1;
-    }
-    return 0;
+/* nf_split's ranges: elements lo .. hi - 1 of the call (numfmt/core/_call.h). */
+static Py_ssize_t run_range(void *ctx, Py_ssize_t lo, Py_ssize_t hi) {
+    const nf_call_t *c = (const nf_call_t *)ctx;
+    const plan_t *p = (const plan_t *)c->plan;
+    Py_ssize_t n = hi - lo;
+    uint64_t start = c->start + (uint64_t)lo;
+    const void *rb = NF_RBITS(c, lo);
+    if (p->fast && p->width == 32)
+        return fast_uint32_t(p, NF_SRC(c, uint32_t, lo), NF_DST(c, uint32_t, lo), n, c->rmode, start, c->seed, rb);
+    if (p->fast && p->width == 64)
+        return fast_uint64_t(p, NF_SRC(c, uint64_t, lo), NF_DST(c, uint64_t, lo), n, c->rmode, start, c->seed, rb);
+    if (p->width == 16)
+        return general_uint16_t(p, NF_SRC(c, uint16_t, lo), NF_DST(c, uint16_t, lo), n, c->rmode, start, c->seed, rb);
+    if (p->width == 32)
+        return general_uint32_t(p, NF_SRC(c, uint32_t, lo), NF_DST(c, uint32_t, lo), n, c->rmode, start, c->seed, rb);
+    return general_uint64_t(p, NF_SRC(c, uint64_t, lo), NF_DST(c, uint64_t, lo), n, c->rmode, start, c->seed, rb);
 }
 
-static PyObject *round_into(PyObject *self, PyObject *args) {
-    PyObject *plan_obj, *src_obj, *dst_obj, *rbits_obj;
-    int rmode;
-    unsigned long long start;
-    unsigned int k0, k1, k2, k3;
+static PyObject *round_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOiK(IIII)O", &plan_obj, &src_obj, &dst_obj, &rmode, &start, &k0, &k1, &k2,
-                          &k3, &rbits_obj))
-        return NULL;
     plan_t p;
-    if (read_plan(plan_obj, &p) < 0) return NULL;
-    int is_sr = p.rounding >= R_SR;
-    if (is_sr != (rmode != 0) || rmode < 0 || rmode > 2) {
-        PyErr_SetString(PyExc_ValueError, "rmode must be 1 or 2 exactly for the stochastic modes");
+    if (nargs < 1 || read_plan(args[0], &p) < 0) {
+        if (nargs < 1) PyErr_SetString(PyExc_TypeError, "round_into takes 7 arguments");
         return NULL;
     }
-    Py_buffer src, dst, rb;
-    /* src or dst not a C-contiguous (writable) buffer: -2, and the caller takes another path */
-    if (PyObject_GetBuffer(src_obj, &src, PyBUF_C_CONTIGUOUS) < 0) {
-        PyErr_Clear();
-        return PyLong_FromLong(-2);
-    }
-    if (PyObject_GetBuffer(dst_obj, &dst, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-        PyErr_Clear();
-        PyBuffer_Release(&src);
-        return PyLong_FromLong(-2);
-    }
-    Py_ssize_t item = p.width / 8, n = src.len / item;
-    int have_rb = 0;
-    if (src.len != dst.len || src.len % item) {
-        PyErr_SetString(PyExc_ValueError, "src and dst must hold the same number of elements of the plan's width");
-        goto fail;
-    }
-    if (rmode == 2) {
-        if (get_buffer(rbits_obj, &rb, 0, "rbits") < 0) goto fail;
-        have_rb = 1;
-        if (rb.len != n * (p.container / 8)) {
-            PyErr_SetString(PyExc_ValueError, "rbits must hold one word of the container's width per element");
-            goto fail;
-        }
-    }
-    uint32_t seed[4] = {k0, k1, k2, k3};
-    const void *rbits = have_rb ? rb.buf : NULL;
-    Py_ssize_t bad;
-    Py_BEGIN_ALLOW_THREADS
-    if (p.fast && p.width == 32)
-        bad = fast_uint32_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
-    else if (p.fast && p.width == 64)
-        bad = fast_uint64_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
-    else if (p.width == 16)
-        bad = general_uint16_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
-    else if (p.width == 32)
-        bad = general_uint32_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
-    else
-        bad = general_uint64_t(&p, src.buf, dst.buf, n, rmode, start, seed, rbits);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&dst);
-    if (have_rb) PyBuffer_Release(&rb);
-    return PyLong_FromSsize_t(bad);
-fail:
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&dst);
-    if (have_rb) PyBuffer_Release(&rb);
-    return NULL;
+    return nf_round_into(args, nargs, &p, (int)p.width, (int)p.container, p.rounding >= R_SR, p.can_unrep, p.fast != 0,
+                         run_range);
 }
 
 static PyMethodDef methods[] = {
-    {"round_into", round_into, METH_VARARGS,
-     "round_into(plan, src, dst, rmode, start, seed, rbits) -> -1 or the index of the first unrepresentable "
-     "result"},
+    {"round_into", (PyCFunction)(void (*)(void))round_into, METH_FASTCALL, NF_ROUND_INTO_DOC},
+    {"set_threads", nf_set_threads, METH_O, "set_threads(n) -> the number of threads of later calls (1 without pthreads)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -529,7 +543,8 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__ckernel(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddIntConstant(m, "FIELDS", F_COUNT) < 0) {
+    /* CHECKS_OVERLAP: round_into answers -2 for overlapping src and dst (core/_call.h) */
+    if (PyModule_AddIntConstant(m, "FIELDS", F_COUNT) < 0 || PyModule_AddIntConstant(m, "CHECKS_OVERLAP", 1) < 0) {
         Py_DECREF(m);
         return NULL;
     }

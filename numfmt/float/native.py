@@ -53,7 +53,7 @@ _DIRECTED = (
 )
 _OVERFLOWS = (Overflow.SAT_NONE, Overflow.SAT_FINITE, Overflow.SAT_PROPAGATE)
 _SUBNORMALS = (Subnormals.ON, Subnormals.FLUSH, Subnormals.ROUND_TO_NORMAL, Subnormals.NO_ZERO)
-_FIELDS = 39
+_FIELDS = 40
 
 
 _ext: Any = None  # the extension module, once loaded
@@ -130,9 +130,10 @@ def _packed(plan) -> bytes | None:
         fast,
     ]
     if fp is None:
-        f += [0] * 8
+        f += [0] * 9
     else:
-        f += [saturate, fp.max_bits, fp.lo, span, fp.shift, fp.bias, fp.keep, fp.abs_mask]
+        magic = 0 if fp.magic_bits is None or fast != 1 else fp.magic_bits  # nearest even's subnormal range
+        f += [saturate, fp.max_bits, fp.lo, span, fp.shift, fp.bias, fp.keep, fp.abs_mask, magic]
     if len(f) != _FIELDS:
         raise AssertionError(f"the C kernel reads {_FIELDS} plan fields, got {len(f)}")
     return struct.pack(f"={_FIELDS}Q", *(int(v) & 0xFFFFFFFFFFFFFFFF for v in f))
