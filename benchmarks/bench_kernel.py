@@ -4,8 +4,9 @@ Run: ``python benchmarks/bench_kernel.py [--n 10000000] [--repeat 5] [--threads 
 
 For float32 and float64 input and each format, round to nearest even (RNE) and
 stochastic rounding (SR, a JAX key: the counter hash computed in the kernel),
-and the fixed-point rows (q3.12; int8; q7.8 with overflow='wrap', the kernel of
-``numfmt.fixed``), it times side by side in one process, each as a ratio to ``np.copyto`` into a
+the fixed-point rows (q3.12; int8; q7.8 with overflow='wrap', the kernel of
+``numfmt.fixed``) and the posit rows (posit8_0, posit16_1, posit32_2, the kernel of
+``numfmt.posit``), it times side by side in one process, each as a ratio to ``np.copyto`` into a
 preallocated array (the floor: one read, one write):
 
   out=      numfmt.chop(x, fmt, out=dst), the compiled kernel into a preallocated array,
@@ -38,6 +39,7 @@ import numfmt
 from numfmt.core import native
 from numfmt.fixed import native as fixed_native
 from numfmt.float import native as float_native
+from numfmt.posit import native as posit_native
 
 FORMATS = {
     "bfloat16": ml_dtypes.bfloat16,
@@ -48,6 +50,9 @@ FORMATS = {
     "q3.12": None,
     "int8": None,
     "fixed(i=7,f=8,overflow=wrap)": None,
+    "posit8_0": None,
+    "posit16_1": None,
+    "posit32_2": None,
 }
 SHORT = {"fixed(i=7,f=8,overflow=wrap)": "q7.8 wrap"}
 
@@ -119,7 +124,7 @@ def main(argv=None):
     ap.add_argument("--threads", default="1", help="thread counts, comma-separated (numfmt.set_num_threads)")
     ap.add_argument("--latency-only", action="store_true", help="only the per-call latency")
     args = ap.parse_args(argv)
-    if not (float_native.available() and fixed_native.available()):
+    if not (float_native.available() and fixed_native.available() and posit_native.available()):
         raise SystemExit("numfmt's compiled kernel is not built: pip install -e . (or setup.py build_ext --inplace)")
     if args.latency_only:
         latency(args.repeat)
@@ -145,7 +150,8 @@ def table(args) -> None:
     )
     heads = "".join(f" {h:>11}" for h in ("out=", "alloc", "numpy", "astype"))
     print(f"{'dtype':8} {'format':14} {'mode':4} {'copy ms':>13}{heads}")
-    print("(x: standard normal * 100: q3.12 saturates most elements, q7.8 wraps about one in four)")
+    print("(x: standard normal * 100: q3.12 saturates most elements, q7.8 wraps about one in four,")
+    print(" posit8_0 saturates about one in two)")
     for dtype in (np.float32, np.float64):
         x = (rng.standard_normal(args.n) * 100).astype(dtype)
         dst = np.empty_like(x)

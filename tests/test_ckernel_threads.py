@@ -34,7 +34,8 @@ from numfmt.float import native as float_native
 UINT = {np.float16: np.uint16, ml_dtypes.bfloat16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}
 MODES = [r.value for r in numfmt.Rounding]
 # float: the vector loops (bfloat16, e4m3fn, e2m1 on float32/float64), the element loop
-# (e9m3 on float32, 16-bit input); fixed: the integer and float sequences, wrap, the element loop
+# (e9m3 on float32, 16-bit input); fixed: the integer and float sequences, wrap, the element loop;
+# posits: the vector loop (float32/float64) and the element loop (16-bit input)
 FORMATS = [
     "bfloat16",
     "float8_e4m3fn",
@@ -43,6 +44,8 @@ FORMATS = [
     "q3.12",
     "int8",
     "fixed(i=7,f=8,overflow=wrap)",
+    "posit16_1",
+    "posit(10,1)",
 ]
 THREADS = (2, 3, 4)
 N_BIG = 4 * (1 << 17) + 4099  # four ranges of the vector loops, an odd tail
@@ -118,7 +121,7 @@ def test_element_loops_same_bits(fmt, dtype):
         assert_same_for_all_threads(x, fmt, mode)
 
 
-@pytest.mark.parametrize("fmt", ["bfloat16", "float4_e2m1fn", "float(e=9,m=3)", "q3.12"])
+@pytest.mark.parametrize("fmt", ["bfloat16", "float4_e2m1fn", "float(e=9,m=3)", "q3.12", "posit16_1"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_generator_words_same_bits(fmt, dtype):
     """Each range reads its own words of a NumPy Generator's stream (drawn in Python)."""

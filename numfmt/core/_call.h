@@ -38,6 +38,16 @@ typedef struct {
 #define NF_DST(c, T, lo) ((T *)((c)->dst + (lo) * (c)->item))
 #define NF_RBITS(c, lo) ((const void *)((c)->rbits ? (c)->rbits + (lo) * (c)->word : NULL))
 
+/* Copies the count uint64 fields of the packed plan obj into f (a TypeError otherwise). */
+static int nf_read_fields(PyObject *obj, uint64_t *f, Py_ssize_t count, const char *who) {
+    if (!PyBytes_Check(obj) || PyBytes_GET_SIZE(obj) != count * (Py_ssize_t)sizeof(uint64_t)) {
+        PyErr_Format(PyExc_TypeError, "plan must be the packed bytes of %s", who);
+        return -1;
+    }
+    memcpy(f, PyBytes_AS_STRING(obj), (size_t)count * sizeof(uint64_t));
+    return 0;
+}
+
 static int nf_seed(PyObject *obj, uint32_t seed[4]) {
     if (!PyTuple_Check(obj) || PyTuple_GET_SIZE(obj) != 4) {
         PyErr_SetString(PyExc_TypeError, "seed must be a tuple of four ints");
@@ -133,5 +143,29 @@ done:
 #define NF_ROUND_INTO_DOC                                                                                  \
     "round_into(plan, src, dst, rmode, start, seed, rbits) -> -1, or the index of the first unrepresentable " \
     "result, or -2 (src/dst not C-contiguous, not writable, or overlapping: take another path)"
+
+/* The extension's module: round_into (the extension's own, on nf_round_into), set_threads,
+ * and the constants FIELDS (the plan's field count, checked by numfmt.core.native.Loader) and
+ * CHECKS_OVERLAP (round_into answers -2 for overlapping src and dst). */
+#define NF_MODULE(DOC, FIELDS)                                                                         \
+    static PyMethodDef nf_methods[] = {                                                               \
+        {"round_into", (PyCFunction)(void (*)(void))round_into, METH_FASTCALL, NF_ROUND_INTO_DOC},     \
+        {"set_threads", nf_set_threads, METH_O,                                                       \
+         "set_threads(n) -> the number of threads of later calls (1 without pthreads)"},              \
+        {NULL, NULL, 0, NULL},                                                                        \
+    };                                                                                                \
+    static struct PyModuleDef nf_module = {                                                           \
+        PyModuleDef_HEAD_INIT, "_ckernel", DOC, -1, nf_methods, NULL, NULL, NULL, NULL,               \
+    };                                                                                                \
+    PyMODINIT_FUNC PyInit__ckernel(void) {                                                            \
+        PyObject *m = PyModule_Create(&nf_module);                                                    \
+        if (m == NULL) return NULL;                                                                   \
+        if (PyModule_AddIntConstant(m, "FIELDS", FIELDS) < 0 ||                                       \
+            PyModule_AddIntConstant(m, "CHECKS_OVERLAP", 1) < 0) {                                    \
+            Py_DECREF(m);                                                                             \
+            return NULL;                                                                              \
+        }                                                                                             \
+        return m;                                                                                     \
+    }
 
 #endif

@@ -1,4 +1,5 @@
-/* What the compiled kernels (numfmt/float/_ckernel.c, numfmt/fixed/_ckernel.c) share:
+/* What the compiled kernels (numfmt/float/_ckernel.c, numfmt/fixed/_ckernel.c,
+ * numfmt/posit/_ckernel.c) share:
  * the order of numfmt.core.rounding.Rounding as their plans pack it, the counter hash
  * of numfmt.core.random, and the rounding decisions of numfmt.float.intbits.increment
  * on dropped bits. Header-only (static inline): each extension compiles its own copy.

@@ -1,7 +1,7 @@
 """Loading the families' compiled kernels, with one NumPy fallback warning and one switch.
 
-A family's compiled kernel (``numfmt.float._ckernel``, ``numfmt.fixed._ckernel``)
-is an optional extension: where it was not built (or fails to import), numfmt
+A family's compiled kernel (``numfmt.float._ckernel``, ``numfmt.fixed._ckernel``,
+``numfmt.posit._ckernel``) is an optional extension: where it was not built (or fails to import), numfmt
 uses the NumPy path and warns once per process (:class:`ExtensionWarning`);
 the environment variable ``NUMFMT_DISABLE_EXTENSION=1`` selects the NumPy path
 silently. :func:`set_enabled` switches every compiled kernel off or on in-process

@@ -48,11 +48,7 @@ typedef struct {
 
 static int read_plan(PyObject *obj, plan_t *p) {
     uint64_t f[F_COUNT];
-    if (!PyBytes_Check(obj) || PyBytes_GET_SIZE(obj) != (Py_ssize_t)sizeof(f)) {
-        PyErr_SetString(PyExc_TypeError, "plan must be the packed bytes of numfmt.fixed.native");
-        return -1;
-    }
-    memcpy(f, PyBytes_AS_STRING(obj), sizeof(f));
+    if (nf_read_fields(obj, f, F_COUNT, "numfmt.fixed.native") < 0) return -1;
     p->width = (int64_t)f[F_WIDTH];
     p->container = (int64_t)f[F_CONTAINER];
     p->in_man = (int64_t)f[F_IN_MAN];
@@ -474,24 +470,4 @@ static PyObject *round_into(PyObject *self, PyObject *const *args, Py_ssize_t na
                          run_range);
 }
 
-static PyMethodDef methods[] = {
-    {"round_into", (PyCFunction)(void (*)(void))round_into, METH_FASTCALL, NF_ROUND_INTO_DOC},
-    {"set_threads", nf_set_threads, METH_O, "set_threads(n) -> the number of threads of later calls (1 without pthreads)"},
-    {NULL, NULL, 0, NULL},
-};
-
-static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_ckernel", "The fixed-point family's compiled rounding kernel.", -1, methods,
-    NULL, NULL, NULL, NULL,
-};
-
-PyMODINIT_FUNC PyInit__ckernel(void) {
-    PyObject *m = PyModule_Create(&module);
-    if (m == NULL) return NULL;
-    /* CHECKS_OVERLAP: round_into answers -2 for overlapping src and dst (core/_call.h) */
-    if (PyModule_AddIntConstant(m, "FIELDS", F_COUNT) < 0 || PyModule_AddIntConstant(m, "CHECKS_OVERLAP", 1) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
-}
+NF_MODULE("The fixed-point family's compiled rounding kernel.", F_COUNT)
