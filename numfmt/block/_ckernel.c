@@ -1,0 +1,395 @@
+/* The compiled kernel of the block family's power-of-two scales (numfmt.block.native loads it).
+ *
+ * Plain C99 on the Python C API and the buffer protocol (no NumPy headers). One entry
+ * point, block_into(bplan, eplan, src, dst, n, k0, k1, rmode, seed, rbits): src and dst
+ * are the C-contiguous rows of numfmt.block.chunks.rows (float32 or float64 patterns,
+ * rows of n elements, dst may not be src), cut into blocks of B elements (a trailing
+ * partial block per row, quantized as if zero-padded); it quantizes blocks k0 .. k1 - 1
+ * (block k: row k / nb, the nb = ceil(n / B) blocks of a row in order) with the GIL
+ * released, each block in one visit while it is in cache:
+ *
+ * 1. amax and the NaN/inf state (numfmt.block.chop._scales),
+ * 2. the scale exponent e (numfmt.block.chop.scale_exponent),
+ * 3. the elements: where the plan is "direct" (numfmt.block.direct: float elements,
+ *    nearest even) the input's patterns are rounded onto the scaled element grid by
+ *    a loop the compiler vectorizes; else each element is scaled into the work layout
+ *    (numfmt.block.scale_bits.to_f64), rounded by the float family's round_one
+ *    (numfmt/float/_element.h; integer elements clamped as numfmt.block.int_element),
+ *    and scaled back (from_f64).
+ *
+ * Each step is a line by line transcription of the NumPy code named, so the results
+ * are the NumPy path's bit for bit. Stochastic modes take the 64-bit random word of
+ * the element's flat index in the zero-padded blocked array: the counter hash of a
+ * JAX key's seed words (rmode 1) or a buffer of the words a NumPy Generator drew for
+ * blocks k0 .. k1 - 1 (rmode 2); work patterns of 32 bits take its top half. It returns
+ * the number of results the input dtype cannot hold (the caller raises), or -2 where
+ * src or dst is not a C-contiguous (writable) buffer.
+ *
+ * Integer operations only: no floating-point arithmetic. NaN blocks are the positive
+ * quiet NaN.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../core/_rounding.h" /* Rounding order, counter hash, SR decision */
+#include "../float/_element.h" /* the element plan and round_one */
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define BK_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define BK_CLONES
+#endif
+
+/* The block plan: uint64 fields in this order (numfmt.block.native._FIELDS). */
+enum {
+    B_WIDTH, B_IN_MAN, B_IN_BIAS, B_WORK_EXP, B_WORK_MAN, B_WORK_WIDTH, B_BLOCK, B_E_LO, B_E_HI,
+    B_EMAX, B_HAS_TH, B_TH, B_STRICT, B_SATURATE, B_DIRECT, B_M, B_EMIN, B_MAX_SIG, B_IS_INT,
+    B_POS, B_NEG, B_SM, B_COUNT
+};
+
+typedef struct {
+    int64_t width, in_man, in_bias, we, wm, ww, block, e_lo, e_hi, emax, m, emin;
+    int has_th, strict, saturate, direct, is_int, sm;
+    uint64_t th, max_sig, pos, neg, inf_bits, nan_bits, mmask;
+} bplan_t;
+
+static int read_bplan(PyObject *obj, bplan_t *b) {
+    uint64_t f[B_COUNT];
+    if (!PyBytes_Check(obj) || PyBytes_GET_SIZE(obj) != (Py_ssize_t)sizeof(f)) {
+        PyErr_SetString(PyExc_TypeError, "bplan must be the packed bytes of numfmt.block.native");
+        return -1;
+    }
+    memcpy(f, PyBytes_AS_STRING(obj), sizeof(f));
+    b->width = (int64_t)f[B_WIDTH];
+    b->in_man = (int64_t)f[B_IN_MAN];
+    b->in_bias = (int64_t)f[B_IN_BIAS];
+    b->we = (int64_t)f[B_WORK_EXP];
+    b->wm = (int64_t)f[B_WORK_MAN];
+    b->ww = (int64_t)f[B_WORK_WIDTH];
+    b->block = (int64_t)f[B_BLOCK];
+    b->e_lo = (int64_t)f[B_E_LO];
+    b->e_hi = (int64_t)f[B_E_HI];
+    b->emax = (int64_t)f[B_EMAX];
+    b->has_th = (int)f[B_HAS_TH];
+    b->th = f[B_TH];
+    b->strict = (int)f[B_STRICT];
+    b->saturate = (int)f[B_SATURATE];
+    b->direct = (int)f[B_DIRECT];
+    b->m = (int64_t)f[B_M];
+    b->emin = (int64_t)f[B_EMIN];
+    b->max_sig = f[B_MAX_SIG];
+    b->is_int = (int)f[B_IS_INT];
+    b->pos = f[B_POS];
+    b->neg = f[B_NEG];
+    b->sm = (int)f[B_SM];
+    if (!((b->width == 32 && b->in_man == 23 && b->in_bias == 127) ||
+          (b->width == 64 && b->in_man == 52 && b->in_bias == 1023)) ||
+        !((b->ww == 32 && b->we == 8 && b->wm == 23) || (b->ww == 64 && b->we == 11 && b->wm == 52)) ||
+        b->ww < b->width || b->block < 1 || b->e_lo > b->e_hi || b->m < 0 || b->m > b->in_man) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent block plan");
+        return -1;
+    }
+    int64_t e_bits = b->width == 64 ? 11 : 8;
+    b->inf_bits = (((uint64_t)1 << e_bits) - 1) << b->in_man;
+    b->nan_bits = b->inf_bits | ((uint64_t)1 << (b->in_man - 1));
+    b->mmask = ((uint64_t)1 << b->in_man) - 1;
+    return 0;
+}
+
+/* numfmt.block.scale_bits.unpack of a magnitude pattern a (input layout). */
+static inline void unpack_one(uint64_t a, int64_t man, int64_t bias, uint64_t *sig, int64_t *t, int64_t *e_x) {
+    uint64_t ex = a >> man, mant = a & ((((uint64_t)1) << man) - 1);
+    if (ex == 0) {
+        *sig = mant;
+        *t = (int64_t)bit_length64(mant) - 1;
+        *e_x = *t + (1 - bias - man);
+    } else {
+        *sig = mant | (((uint64_t)1) << man);
+        *t = man;
+        *e_x = (int64_t)ex - bias;
+    }
+}
+
+/* numfmt.block.chop.scale_exponent of one block's amax (finite pattern). */
+static inline int64_t scale_exp(const bplan_t *b, uint64_t amax) {
+    if (amax == 0) return b->e_lo;
+    uint64_t sig;
+    int64_t t, e_x;
+    unpack_one(amax, b->in_man, b->in_bias, &sig, &t, &e_x);
+    int64_t e = e_x - b->emax;
+    if (b->has_th) {
+        uint64_t frac = (sig << clamp64(b->in_man - t, 0, b->ww - 1)) & b->mmask;
+        e += b->strict ? (frac > b->th) : (frac >= b->th);
+    }
+    return clamp64(e, b->e_lo, b->e_hi);
+}
+
+/* numfmt.block.direct._pow2_bits: the pattern of sig * 2**(k - top) (input layout). */
+static inline uint64_t pow2_bits(const bplan_t *b, int64_t k, uint64_t sig, int64_t top) {
+    uint64_t frac = (sig << (b->in_man - top)) & b->mmask;
+    uint64_t normal = ((uint64_t)(k + b->in_bias > 1 ? k + b->in_bias : 1) << b->in_man) | frac;
+    uint64_t sub = (sig << (b->in_man - top)) >> clamp64((1 - b->in_bias) - k, 0, 63);
+    uint64_t pat = k >= 1 - b->in_bias ? normal : sub;
+    return k > b->in_bias ? b->inf_bits : pat;
+}
+
+/* numfmt.block.direct.direct_round on one element (any block): exact e_x. */
+static inline uint64_t direct_one(const bplan_t *b, uint64_t u, int64_t low, uint64_t max_bits, uint64_t q_sub,
+                                  int *over) {
+    const uint64_t one = 1, sbit = one << (b->width - 1);
+    uint64_t a = u & (sbit - 1), s;
+    int64_t t, e_x;
+    unpack_one(a, b->in_man, b->in_bias, &s, &t, &e_x);
+    int64_t d = (e_x > low ? e_x : low) - b->m - (e_x - t);
+    int64_t dc = clamp64(d, 0, b->in_man + 2);
+    uint64_t rem = s & ((one << dc) - 1), half = (one << dc) >> 1;
+    int inc = half_even_up(rem, half, (s >> dc) & 1);
+    uint64_t res = a - rem + ((uint64_t)inc << dc);
+    if (d > b->in_man) res = inc ? q_sub : 0;
+    if (res > max_bits) res = max_bits;
+    if (b->saturate && a >= b->inf_bits) res = max_bits;
+    *over = res >= b->inf_bits && (b->saturate || a < b->inf_bits);
+    return res | (u & sbit);
+}
+
+/* The direct rounding of one block whose scaled grid starts at or above the input's
+ * normal range (L = low + in_bias >= 1): there e_x is needed only as max(e_x, low),
+ * so no count of leading zeros, and the loop vectorizes. Returns the overflow count. */
+#define DIRECT_BLOCK(T, ST)                                                                      \
+    static BK_CLONES int64_t direct_##T(const T *s, T *o, Py_ssize_t w, T in_man, T dn, ST L,      \
+                                      T max_bits, T q_sub, T inf_bits, int saturate) {           \
+        const T one = (T)(w > 0), sbit = one << (sizeof(T) * 8 - 1), absm = sbit - one;          \
+        const T mmask = (one << in_man) - one, hidden = one << in_man, dmax = in_man + 2;        \
+        const T sat = saturate ? (T)~(T)0 : 0;                                                    \
+        T nover = 0;                                                                              \
+        for (Py_ssize_t i = 0; i < w; i++) {                                                      \
+            T u = s[i], a = u & absm;                                                             \
+            T ex = a >> in_man;                                                                   \
+            T big = ex > one ? ex : one;                                                          \
+            T sig = (a & mmask) | (ex != 0 ? hidden : 0);                                         \
+            ST dd = L - (ST)big;                                                                  \
+            T d = dn + (dd > 0 ? (T)dd : 0);                                                      \
+            T dc = d > dmax ? dmax : d;                                                           \
+            T rem = sig & ((one << dc) - one), half = (one << dc) >> 1;                           \
+            T inc = (rem > half ? one : 0) | (rem == half && rem != 0 ? ((sig >> dc) & one) : 0);  \
+            T res = a - rem + (inc << dc);                                                        \
+            T tiny = inc ? q_sub : 0;                                                             \
+            res = d > in_man ? tiny : res;                                                        \
+            res = res < max_bits ? res : max_bits;                                                \
+            res = (sat & (a >= inf_bits ? (T)~(T)0 : 0)) ? max_bits : res;                        \
+            nover += res >= inf_bits ? one : 0;                                                   \
+            o[i] = res | (u & sbit);                                                              \
+        }                                                                                         \
+        return (int64_t)nover;                                                                    \
+    }
+DIRECT_BLOCK(uint32_t, int32_t)
+DIRECT_BLOCK(uint64_t, int64_t)
+
+/* Scale by 2**-e into the work layout (numfmt.block.scale_bits.to_f64), round by the element
+ * plan, clamp integer elements (numfmt.block.int_element._IntPlan.round_bits), and scale
+ * back by 2**e into the input layout (from_f64). */
+static inline uint64_t general_one(const bplan_t *b, const plan_t *ep, uint64_t u, int64_t e, uint64_t r,
+                                   int *unrep) {
+    const uint64_t one = 1, sbit = one << (b->width - 1), wsign = one << (b->ww - 1);
+    const int64_t wb = (one << (b->we - 1)) - 1;
+    uint64_t a = u & (sbit - 1), sig;
+    int neg = (u & sbit) != 0;
+    int64_t t, e_x;
+    unpack_one(a, b->in_man, b->in_bias, &sig, &t, &e_x);
+    uint64_t y;
+    if (a == b->inf_bits) {
+        y = ((one << b->we) - 1) << b->wm;
+    } else {
+        int64_t e_new = e_x - e;
+        uint64_t frac = (sig << clamp64(b->wm - t, 0, b->ww - 1)) & ((one << b->wm) - 1);
+        y = ((uint64_t)clamp64(e_new + wb, 1, 2 * wb) << b->wm) | frac;
+        if (e_new < 1 - wb) y = 1;
+        if (sig == 0) y = 0;
+    }
+    if (neg) y |= wsign;
+    int ignored;
+    uint64_t q = round_one(ep, y, b->ww == 32 ? r >> 32 : r, &ignored);
+    if (b->is_int) {
+        uint64_t mag = q & (wsign - 1), cap;
+        int qneg = (q & wsign) != 0;
+        cap = qneg ? b->neg : b->pos;
+        uint64_t cl = mag > ep->inf_bits ? mag : (mag < cap ? mag : cap);
+        if (!b->sm) qneg = qneg && cl != 0;
+        q = cl | (qneg ? wsign : 0);
+    }
+    /* from_f64 */
+    uint64_t qa = q & (wsign - 1), qsig;
+    int64_t qt, qe_x;
+    unpack_one(qa, b->wm, wb, &qsig, &qt, &qe_x);
+    (void)qt;
+    int64_t e_new = qe_x + e, emin = 1 - b->in_bias, drop = b->wm - b->in_man;
+    uint64_t pat_n = ((uint64_t)clamp64(e_new + b->in_bias, 1, 2 * b->in_bias) << b->in_man) |
+                     ((qsig >> drop) & b->mmask);
+    uint64_t lost_n = qsig & ((one << drop) - 1);
+    int64_t shs = clamp64(drop + emin - e_new, 0, b->ww - 1);
+    uint64_t pat_s = qsig >> shs, lost_s = qsig & ((one << shs) - 1);
+    int normal = e_new >= emin, zero = qa == 0;
+    uint64_t pat = normal ? pat_n : pat_s;
+    int lost = (normal ? lost_n : lost_s) != 0;
+    int over = normal && e_new > b->in_bias && !zero;
+    *unrep = (lost && !zero) || over;
+    if (zero) pat = 0;
+    if (over) pat = b->inf_bits;
+    return pat | ((q & wsign) ? sbit : 0);
+}
+
+#define BLOCKS(T)                                                                                \
+    static Py_ssize_t blocks_##T(const bplan_t *b, const plan_t *ep, const T *src, T *dst,         \
+                                 Py_ssize_t n, Py_ssize_t k0, Py_ssize_t k1, int rmode,           \
+                                 const uint32_t *seed, const uint64_t *rbits) {                   \
+        const Py_ssize_t B = (Py_ssize_t)b->block, nb = (n + B - 1) / B;                         \
+        const uint64_t sbit = (uint64_t)1 << (b->width - 1), absm = sbit - 1;                     \
+        Py_ssize_t count = 0;                                                                     \
+        for (Py_ssize_t k = k0; k < k1; k++) {                                                    \
+            Py_ssize_t row = k / nb, c = (k % nb) * B, w = n - c < B ? n - c : B;                 \
+            const T *s = src + row * n + c;                                                       \
+            T *o = dst + row * n + c;                                                             \
+            /* 1. amax and the NaN/inf state */                                                   \
+            int bad;                                                                              \
+            int64_t e;                                                                            \
+            if (!b->saturate) {                                                                   \
+                T amax = 0;                                                                       \
+                for (Py_ssize_t i = 0; i < w; i++) {                                              \
+                    T a = s[i] & (T)absm;                                                         \
+                    amax = a > amax ? a : amax;                                                   \
+                }                                                                                 \
+                bad = amax >= b->inf_bits;                                                        \
+                e = scale_exp(b, bad ? 0 : amax);                                                 \
+            } else {                                                                              \
+                T amax = 0, top = 0;                                                              \
+                for (Py_ssize_t i = 0; i < w; i++) {                                              \
+                    T a = s[i] & (T)absm;                                                         \
+                    top = a > top ? a : top;                                                      \
+                    amax = (a < b->inf_bits && a > amax) ? a : amax;                              \
+                }                                                                                 \
+                bad = top > b->inf_bits;                                                          \
+                e = top == b->inf_bits ? b->e_hi : scale_exp(b, amax);                            \
+            }                                                                                     \
+            if (bad) {                                                                            \
+                for (Py_ssize_t i = 0; i < w; i++) o[i] = (T)b->nan_bits;                         \
+                continue;                                                                         \
+            }                                                                                     \
+            /* 2., 3. the elements */                                                             \
+            if (b->direct) {                                                                      \
+                int64_t low = e + b->emin;                                                        \
+                uint64_t max_bits = pow2_bits(b, e + b->emax, b->max_sig, b->m);                  \
+                uint64_t q_sub = pow2_bits(b, low - b->m, 1, 0);                                  \
+                if (low + b->in_bias >= 1) {                                                      \
+                    count += direct_##T(s, o, w, (T)b->in_man, (T)(b->in_man - b->m),              \
+                                        low + b->in_bias, (T)max_bits, (T)q_sub, (T)b->inf_bits,  \
+                                        b->saturate);                                             \
+                } else {                                                                          \
+                    for (Py_ssize_t i = 0; i < w; i++) {                                          \
+                        int over;                                                                 \
+                        o[i] = (T)direct_one(b, s[i], low, max_bits, q_sub, &over);               \
+                        count += over;                                                            \
+                    }                                                                             \
+                }                                                                                 \
+                continue;                                                                         \
+            }                                                                                     \
+            uint64_t idx = (uint64_t)k * (uint64_t)B;                                             \
+            for (Py_ssize_t i = 0; i < w; i++) {                                                  \
+                uint64_t r = rmode == 1   ? hash64(seed, idx + (uint64_t)i)                       \
+                             : rmode == 2 ? rbits[(k - k0) * B + i]                               \
+                                          : 0;                                                    \
+                int unrep;                                                                        \
+                o[i] = (T)general_one(b, ep, s[i], e, r, &unrep);                                 \
+                count += unrep;                                                                   \
+            }                                                                                     \
+        }                                                                                         \
+        return count;                                                                             \
+    }
+BLOCKS(uint32_t)
+BLOCKS(uint64_t)
+
+static PyObject *block_into(PyObject *self, PyObject *args) {
+    PyObject *bplan_obj, *eplan_obj, *src_obj, *dst_obj, *rbits_obj;
+    Py_ssize_t n, k0, k1;
+    int rmode;
+    unsigned int s0, s1, s2, s3;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOnnni(IIII)O", &bplan_obj, &eplan_obj, &src_obj, &dst_obj, &n, &k0, &k1,
+                          &rmode, &s0, &s1, &s2, &s3, &rbits_obj))
+        return NULL;
+    bplan_t b;
+    plan_t ep;
+    if (read_bplan(bplan_obj, &b) < 0 || read_plan(eplan_obj, &ep) < 0) return NULL;
+    if (ep.width != b.ww || rmode < 0 || rmode > 2 || (rmode != 0) != (ep.rounding >= R_SR) ||
+        (b.direct && rmode != 0)) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent element plan or rmode");
+        return NULL;
+    }
+    Py_buffer src, dst, rb;
+    if (PyObject_GetBuffer(src_obj, &src, PyBUF_C_CONTIGUOUS) < 0) {
+        PyErr_Clear();
+        return PyLong_FromLong(-2);
+    }
+    if (PyObject_GetBuffer(dst_obj, &dst, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyErr_Clear();
+        PyBuffer_Release(&src);
+        return PyLong_FromLong(-2);
+    }
+    int have_rb = 0;
+    Py_ssize_t item = b.width / 8, total = src.len / item, B = (Py_ssize_t)b.block;
+    Py_ssize_t nb = n > 0 ? (n + B - 1) / B : 0, rows = n > 0 ? total / n : 0;
+    if (src.len != dst.len || src.len % item || n < 0 || (n > 0 && total % n) || k0 < 0 || k1 < k0 ||
+        k1 > rows * nb || src.buf == dst.buf) {
+        PyErr_SetString(PyExc_ValueError, "src and dst must be distinct rows of n elements holding blocks k0..k1");
+        goto fail;
+    }
+    if (rmode == 2) {
+        if (PyObject_GetBuffer(rbits_obj, &rb, PyBUF_C_CONTIGUOUS) < 0) goto fail;
+        have_rb = 1;
+        if (rb.len != (k1 - k0) * B * 8) {
+            PyErr_SetString(PyExc_ValueError, "rbits must hold one 64-bit word per element of blocks k0..k1");
+            goto fail;
+        }
+    }
+    uint32_t seed[4] = {s0, s1, s2, s3};
+    const uint64_t *rbits = have_rb ? (const uint64_t *)rb.buf : NULL;
+    Py_ssize_t count;
+    Py_BEGIN_ALLOW_THREADS
+    if (b.width == 32)
+        count = blocks_uint32_t(&b, &ep, src.buf, dst.buf, n, k0, k1, rmode, seed, rbits);
+    else
+        count = blocks_uint64_t(&b, &ep, src.buf, dst.buf, n, k0, k1, rmode, seed, rbits);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    if (have_rb) PyBuffer_Release(&rb);
+    return PyLong_FromSsize_t(count);
+fail:
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    if (have_rb) PyBuffer_Release(&rb);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"block_into", block_into, METH_VARARGS,
+     "block_into(bplan, eplan, src, dst, n, k0, k1, rmode, seed, rbits) -> the number of results the "
+     "input dtype cannot hold (-2: src or dst not a C-contiguous buffer)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_ckernel", "The block family's compiled kernel (power-of-two scales).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__ckernel(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddIntConstant(m, "FIELDS", B_COUNT) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

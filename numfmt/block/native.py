@@ -1,0 +1,132 @@
+"""The compiled kernel of block formats with power-of-two scales (``numfmt.block._ckernel``).
+
+``chop`` of an MX-style block format (E8M0 scales: MXFP8, MXFP6, MXFP4, MXINT8,
+block floating point) on float32 or float64 NumPy input runs the C kernel where
+it is built: per block, amax, the scale exponent and the elements in one visit
+(the block stays in cache), with the GIL released. Its arithmetic is that of
+:func:`numfmt.block.chop.quantize` (and of :func:`numfmt.block.direct.direct_round`
+where that applies), so its results are the NumPy path's bit for bit, stochastic
+modes included: the random word of each element is the one the NumPy path
+gives the same flat index of the zero-padded blocked array (a JAX key's counter
+hash computed in C, or a NumPy ``Generator``'s words drawn here in the same
+order). Other block formats (NVFP4, NF4), other dtypes and JAX arrays take the
+NumPy path. The extension is optional and switched off with the other kernels
+(:mod:`numfmt.core.native`).
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from fractions import Fraction
+
+import numpy as np
+
+from numfmt.block.format import InfPolicy
+from numfmt.block.int_element import _IntPlan
+from numfmt.core.native import Loader
+from numfmt.core.random import generator_bits, seed_words
+from numfmt.float import native as float_native
+from numfmt.float.kernel import Plan
+
+__all__ = ["chop_rows"]
+
+_FIELDS = 22
+_DRAW = 1 << 16  # random words drawn from a Generator at a time (whole blocks)
+_NO_SEED = (0, 0, 0, 0)
+
+
+@functools.lru_cache(maxsize=256)
+def _packed(plan) -> tuple[bytes, bytes] | None:
+    """``(block plan, element plan)`` as the C kernel reads them (None: a plan it does not take)."""
+    if plan.dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not plan.fmt.pow2_scale:
+        return None
+    ep = plan.elem_plan
+    is_int = isinstance(ep, _IntPlan)
+    inner = ep.inner if is_int else ep
+    if not isinstance(inner, Plan) or inner.width != plan.work[2]:
+        return None
+    eplan = float_native._packed(inner)
+    if eplan is None:
+        return None
+    fmt, elem = plan.fmt, plan.fmt.elem
+    width = plan.dtype.itemsize * 8
+    in_man = 23 if width == 32 else 52
+    we, wm, ww = plan.work
+    m = emin = max_sig = 0
+    if plan.direct:
+        m, emin = elem.man_bits, elem.emin
+        max_sig = Fraction(elem.max_value) / Fraction(2) ** fmt.elem_emax * 2**m
+        if max_sig.denominator != 1:
+            return None
+    f = [
+        width,
+        in_man,
+        2 ** (10 if width == 64 else 7) - 1,
+        we,
+        wm,
+        ww,
+        fmt.block_size,
+        plan.e_lo,
+        plan.e_hi,
+        fmt.elem_emax,
+        plan.threshold is not None,
+        0 if plan.threshold is None else min(plan.threshold, 2**ww - 1),
+        plan.strict,
+        fmt.inf is InfPolicy.SATURATE,
+        plan.direct,
+        m,
+        emin,
+        int(max_sig),
+        is_int,
+        ep.pos_bits if is_int else 0,
+        ep.neg_bits if is_int else 0,
+        is_int and elem.sign_magnitude,
+    ]
+    if len(f) != _FIELDS:
+        raise AssertionError(f"the C kernel reads {_FIELDS} plan fields, got {len(f)}")
+    return struct.pack(f"={_FIELDS}Q", *(int(v) & 0xFFFFFFFFFFFFFFFF for v in f)), eplan
+
+
+_KERNEL = Loader("numfmt.block._ckernel", _FIELDS, _packed)
+
+
+def available() -> bool:
+    """True when block chops use the compiled kernel (built, importable, and not switched off)."""
+    return _KERNEL.available()
+
+
+def chop_rows(plan, m: np.ndarray, key):
+    """``(results, count)`` of the rows ``m`` (see :func:`numfmt.block.chunks.rows`) as
+    :func:`numfmt.block.chunks.in_chunks` gives them, or None where the kernel does not take ``plan``.
+
+    ``key``: None, a NumPy ``Generator`` or a JAX key (see :func:`numfmt.core.chop.resolve_key`).
+    """
+    if not _KERNEL.available():
+        return None
+    packed = _packed(plan)
+    if packed is None:
+        return None
+    m = np.ascontiguousarray(m)
+    g, n = m.shape
+    out = np.empty_like(m)
+    if g == 0 or n == 0:
+        return out, 0
+    b = plan.fmt.block_size
+    nb = -(-n // b)
+    blocks = g * nb
+    bplan, eplan = packed
+    run = _KERNEL.ext.block_into
+    if key is None:
+        count = run(bplan, eplan, m, out, n, 0, blocks, 0, _NO_SEED, None)
+    elif isinstance(key, np.random.Generator):
+        count, step = 0, max(1, _DRAW // b)
+        for k in range(0, blocks, step):
+            k1 = min(k + step, blocks)
+            count += run(bplan, eplan, m, out, n, k, k1, 2, _NO_SEED, generator_bits(key, (k1 - k) * b, 64))
+    else:
+        seed = tuple(int(w) for w in np.asarray(seed_words(key)).reshape(-1))
+        count = run(bplan, eplan, m, out, n, 0, blocks, 1, seed, None)
+    if count < 0:
+        raise RuntimeError("numfmt's block kernel refused contiguous arrays (a bug: please report it)")
+    return out, count
