@@ -45,14 +45,14 @@
 /* The block plan: uint64 fields in this order (numfmt.block.native._FIELDS). */
 enum {
     B_WIDTH, B_IN_MAN, B_IN_BIAS, B_WORK_EXP, B_WORK_MAN, B_WORK_WIDTH, B_BLOCK, B_E_LO, B_E_HI,
-    B_EMAX, B_HAS_TH, B_TH, B_STRICT, B_SATURATE, B_DIRECT, B_M, B_EMIN, B_MAX_SIG, B_IS_INT,
-    B_POS, B_NEG, B_SM, B_COUNT
+    B_EMAX, B_HAS_TH, B_TH, B_STRICT, B_SATURATE, B_DIRECT, B_M, B_Q_OFF, B_MAX_K, B_MAX_SIG,
+    B_MAX_TOP, B_NEG_K, B_NEG_SIG, B_NEG_TOP, B_IS_INT, B_POS, B_NEG, B_SM, B_COUNT
 };
 
 typedef struct {
-    int64_t width, in_man, in_bias, we, wm, ww, block, e_lo, e_hi, emax, m, emin;
+    int64_t width, in_man, in_bias, we, wm, ww, block, e_lo, e_hi, emax, m, q_off, max_k, max_top, neg_k, neg_top;
     int has_th, strict, saturate, direct, is_int, sm;
-    uint64_t th, max_sig, pos, neg, inf_bits, nan_bits, mmask;
+    uint64_t th, max_sig, neg_sig, pos, neg, inf_bits, nan_bits, mmask;
 } bplan_t;
 
 static int read_bplan(PyObject *obj, bplan_t *b) {
@@ -78,8 +78,13 @@ static int read_bplan(PyObject *obj, bplan_t *b) {
     b->saturate = (int)f[B_SATURATE];
     b->direct = (int)f[B_DIRECT];
     b->m = (int64_t)f[B_M];
-    b->emin = (int64_t)f[B_EMIN];
+    b->q_off = (int64_t)f[B_Q_OFF];
+    b->max_k = (int64_t)f[B_MAX_K];
     b->max_sig = f[B_MAX_SIG];
+    b->max_top = (int64_t)f[B_MAX_TOP];
+    b->neg_k = (int64_t)f[B_NEG_K];
+    b->neg_sig = f[B_NEG_SIG];
+    b->neg_top = (int64_t)f[B_NEG_TOP];
     b->is_int = (int)f[B_IS_INT];
     b->pos = f[B_POS];
     b->neg = f[B_NEG];
@@ -87,7 +92,9 @@ static int read_bplan(PyObject *obj, bplan_t *b) {
     if (!((b->width == 32 && b->in_man == 23 && b->in_bias == 127) ||
           (b->width == 64 && b->in_man == 52 && b->in_bias == 1023)) ||
         !((b->ww == 32 && b->we == 8 && b->wm == 23) || (b->ww == 64 && b->we == 11 && b->wm == 52)) ||
-        b->ww < b->width || b->block < 1 || b->e_lo > b->e_hi || b->m < 0 || b->m > b->in_man) {
+        b->ww < b->width || b->block < 1 || b->e_lo > b->e_hi || b->m < 0 || b->m > b->in_man ||
+        b->max_top < 0 || b->max_top > b->in_man || b->neg_top < 0 || b->neg_top > b->in_man ||
+        b->max_sig >> b->max_top != 1 || b->neg_sig >> b->neg_top != 1) {
         PyErr_SetString(PyExc_ValueError, "inconsistent block plan");
         return -1;
     }
@@ -154,33 +161,50 @@ static inline uint64_t direct_one(const bplan_t *b, uint64_t u, int64_t low, uin
     return res | (u & sbit);
 }
 
-/* The direct rounding of one block whose scaled grid starts at or above the input's
- * normal range (L = low + in_bias >= 1): there e_x is needed only as max(e_x, low),
- * so no count of leading zeros, and the loop vectorizes. Returns the overflow count. */
+/* The direct rounding of one block onto the grid of quantum 2**qe, qe = max(e_x - m, qlow)
+ * (float elements: qlow = low - m; integer elements: m "infinite", qe = qlow): with
+ * E = max(exponent field, 1) the input's quantum is 2**(E - in_bias - in_man), so the
+ * bits dropped are d = max(dn, Lq - E) (dn = in_man - m, Lq = qlow + in_bias + in_man).
+ * For float elements that needs e_x >= 1 - in_bias wherever it decides the max, which
+ * holds when the scaled grid starts at or above the input's normal range (the caller
+ * checks; below it direct_one counts leading zeros). No count of leading zeros, and
+ * signed compares (all patterns are magnitudes below 2**(W-1)): the loop vectorizes.
+ * The cap is max_pos or max_neg by sign (integer elements: max_int or -min_int
+ * quanta); negzero 0: a negative result that rounds to zero is +0 (two's
+ * complement). Returns the overflow count (results at or above inf_bits). */
 #define DIRECT_BLOCK(T, ST)                                                                      \
-    static BK_CLONES int64_t direct_##T(const T *s, T *o, Py_ssize_t w, T in_man, T dn, ST L,      \
-                                      T max_bits, T q_sub, T inf_bits, int saturate) {           \
-        const T one = (T)(w > 0), sbit = one << (sizeof(T) * 8 - 1), absm = sbit - one;          \
+    static inline __attribute__((always_inline)) int64_t direct_##T(                              \
+        const T *restrict s, T *restrict o, Py_ssize_t w, T in_man, ST dn, ST Lq,                 \
+                                      T max_pos, T max_neg, T q_sub, T inf_bits, int saturate,    \
+                                      int negzero) {                                              \
+        /* one: not a compile-time constant, or gcc 12 does not vectorize 1 << (64-bit vector) */ \
+        const T one = (T)(in_man > 0), sbit = one << (sizeof(T) * 8 - 1), absm = sbit - one;     \
         const T mmask = (one << in_man) - one, hidden = one << in_man, dmax = in_man + 2;        \
-        const T sat = saturate ? (T)~(T)0 : 0;                                                    \
+        const T all = (T)~(T)0, sat = saturate ? all : 0, nz = negzero ? all : 0;                \
         T nover = 0;                                                                              \
         for (Py_ssize_t i = 0; i < w; i++) {                                                      \
-            T u = s[i], a = u & absm;                                                             \
+            T u = s[i], a = u & absm, sign = u & sbit;                                            \
             T ex = a >> in_man;                                                                   \
-            T big = ex > one ? ex : one;                                                          \
+            ST big = ex != 0 ? (ST)ex : (ST)one;                                                  \
             T sig = (a & mmask) | (ex != 0 ? hidden : 0);                                         \
-            ST dd = L - (ST)big;                                                                  \
-            T d = dn + (dd > 0 ? (T)dd : 0);                                                      \
-            T dc = d > dmax ? dmax : d;                                                           \
+            ST dd = Lq - big;                                                                     \
+            ST dv = dd > dn ? dd : dn;                                                            \
+            T d = dv > 0 ? (T)dv : 0;                                                             \
+            T dc = (ST)d > (ST)dmax ? dmax : d;                                                   \
             T rem = sig & ((one << dc) - one), half = (one << dc) >> 1;                           \
-            T inc = (rem > half ? one : 0) | (rem == half && rem != 0 ? ((sig >> dc) & one) : 0);  \
+            T odd = (sig >> dc) & one;                                                            \
+            T tie = rem == half ? odd : 0, nzr = rem != 0 ? tie : 0;                              \
+            T inc = (ST)rem > (ST)half ? one : nzr;                                               \
             T res = a - rem + (inc << dc);                                                        \
             T tiny = inc ? q_sub : 0;                                                             \
-            res = d > in_man ? tiny : res;                                                        \
-            res = res < max_bits ? res : max_bits;                                                \
-            res = (sat & (a >= inf_bits ? (T)~(T)0 : 0)) ? max_bits : res;                        \
-            nover += res >= inf_bits ? one : 0;                                                   \
-            o[i] = res | (u & sbit);                                                              \
+            res = (ST)d > (ST)in_man ? tiny : res;                                                \
+            T cap = sign ? max_neg : max_pos;                                                     \
+            res = (ST)res < (ST)cap ? res : cap;                                                  \
+            T special = (ST)a >= (ST)inf_bits ? sat : 0;                                          \
+            res = special ? cap : res;                                                            \
+            nover += (ST)res >= (ST)inf_bits ? one : 0;                                           \
+            T keep = res != 0 ? all : nz;                                                         \
+            o[i] = res | (sign & keep);                                                           \
         }                                                                                         \
         return (int64_t)nover;                                                                    \
     }
@@ -240,13 +264,30 @@ static inline uint64_t general_one(const bplan_t *b, const plan_t *ep, uint64_t 
     return pat | ((q & wsign) ? sbit : 0);
 }
 
-#define BLOCKS(T)                                                                                \
-    static Py_ssize_t blocks_##T(const bplan_t *b, const plan_t *ep, const T *src, T *dst,         \
+/* The direct rounding's caps (max_pos, max_neg) and smallest quantum of scale 2**e. */
+static inline void direct_caps(const bplan_t *b, int64_t e, uint64_t *max_pos, uint64_t *max_neg, uint64_t *q_sub) {
+    *max_pos = pow2_bits(b, e + b->max_k, b->max_sig, b->max_top);
+    *max_neg = pow2_bits(b, e + b->neg_k, b->neg_sig, b->neg_top);
+    *q_sub = pow2_bits(b, e + b->q_off, 1, 0);
+}
+
+#define TABLE 512
+#define BLOCKS(T, ST)                                                                              \
+    static BK_CLONES Py_ssize_t blocks_##T(const bplan_t *b, const plan_t *ep, const T *restrict src, \
+                                 T *restrict dst,                                                 \
                                  Py_ssize_t n, Py_ssize_t k0, Py_ssize_t k1, int rmode,           \
                                  const uint32_t *seed, const uint64_t *rbits) {                   \
         const Py_ssize_t B = (Py_ssize_t)b->block, nb = (n + B - 1) / B;                         \
         const uint64_t sbit = (uint64_t)1 << (b->width - 1), absm = sbit - 1;                     \
         Py_ssize_t count = 0;                                                                     \
+        /* the direct rounding's per-scale constants, for scale ranges like E8M0's */            \
+        uint64_t table[3 * TABLE], *tab = NULL;                                                   \
+        if (b->direct && b->e_hi - b->e_lo < TABLE && k1 - k0 > 4 * (b->e_hi - b->e_lo)) {      \
+            tab = table;                                                                          \
+            for (int64_t e = b->e_lo; e <= b->e_hi; e++)                                          \
+                direct_caps(b, e, tab + 3 * (e - b->e_lo), tab + 3 * (e - b->e_lo) + 1,           \
+                            tab + 3 * (e - b->e_lo) + 2);                                         \
+        }                                                                                         \
         for (Py_ssize_t k = k0; k < k1; k++) {                                                    \
             Py_ssize_t row = k / nb, c = (k % nb) * B, w = n - c < B ? n - c : B;                 \
             const T *s = src + row * n + c;                                                       \
@@ -278,17 +319,28 @@ static inline uint64_t general_one(const bplan_t *b, const plan_t *ep, uint64_t 
             }                                                                                     \
             /* 2., 3. the elements */                                                             \
             if (b->direct) {                                                                      \
-                int64_t low = e + b->emin;                                                        \
-                uint64_t max_bits = pow2_bits(b, e + b->emax, b->max_sig, b->m);                  \
-                uint64_t q_sub = pow2_bits(b, low - b->m, 1, 0);                                  \
-                if (low + b->in_bias >= 1) {                                                      \
-                    count += direct_##T(s, o, w, (T)b->in_man, (T)(b->in_man - b->m),              \
-                                        low + b->in_bias, (T)max_bits, (T)q_sub, (T)b->inf_bits,  \
-                                        b->saturate);                                             \
+                int64_t qlow = e + b->q_off; /* the scaled grid's smallest quantum */            \
+                uint64_t max_pos, max_neg, q_sub;                                                 \
+                if (tab) {                                                                        \
+                    const uint64_t *row3 = tab + 3 * (e - b->e_lo);                               \
+                    max_pos = row3[0], max_neg = row3[1], q_sub = row3[2];                        \
+                } else {                                                                          \
+                    direct_caps(b, e, &max_pos, &max_neg, &q_sub);                                \
+                }                                                                                 \
+                if (b->is_int || qlow + b->m + b->in_bias >= 1) {                                 \
+                    const T in_man = (T)b->in_man;                                                \
+                    const ST dn = b->is_int ? -1 : b->in_man - b->m, Lq = qlow + b->in_bias + b->in_man; \
+                    const int negzero = !b->is_int || b->sm;                                      \
+                    if (w == 32) /* the usual block: a loop of known length */                    \
+                        count += direct_##T(s, o, 32, in_man, dn, Lq, (T)max_pos, (T)max_neg,     \
+                                            (T)q_sub, (T)b->inf_bits, b->saturate, negzero);      \
+                    else                                                                          \
+                        count += direct_##T(s, o, w, in_man, dn, Lq, (T)max_pos, (T)max_neg,      \
+                                            (T)q_sub, (T)b->inf_bits, b->saturate, negzero);      \
                 } else {                                                                          \
                     for (Py_ssize_t i = 0; i < w; i++) {                                          \
                         int over;                                                                 \
-                        o[i] = (T)direct_one(b, s[i], low, max_bits, q_sub, &over);               \
+                        o[i] = (T)direct_one(b, s[i], qlow + b->m, max_pos, q_sub, &over);        \
                         count += over;                                                            \
                     }                                                                             \
                 }                                                                                 \
@@ -306,8 +358,8 @@ static inline uint64_t general_one(const bplan_t *b, const plan_t *ep, uint64_t 
         }                                                                                         \
         return count;                                                                             \
     }
-BLOCKS(uint32_t)
-BLOCKS(uint64_t)
+BLOCKS(uint32_t, int32_t)
+BLOCKS(uint64_t, int64_t)
 
 static PyObject *block_into(PyObject *self, PyObject *args) {
     PyObject *bplan_obj, *eplan_obj, *src_obj, *dst_obj, *rbits_obj;

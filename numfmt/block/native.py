@@ -25,13 +25,14 @@ import numpy as np
 from numfmt.block.format import InfPolicy
 from numfmt.block.int_element import _IntPlan
 from numfmt.core.native import Loader
+from numfmt.core.rounding import Rounding
 from numfmt.core.random import generator_bits, seed_words
 from numfmt.float import native as float_native
 from numfmt.float.kernel import Plan
 
 __all__ = ["chop_rows"]
 
-_FIELDS = 22
+_FIELDS = 27
 _DRAW = 1 << 16  # random words drawn from a Generator at a time (whole blocks)
 _NO_SEED = (0, 0, 0, 0)
 
@@ -53,12 +54,16 @@ def _packed(plan) -> tuple[bytes, bytes] | None:
     width = plan.dtype.itemsize * 8
     in_man = 23 if width == 32 else 52
     we, wm, ww = plan.work
-    m = emin = max_sig = 0
+    direct = plan.direct or (is_int and _int_direct(plan, in_man))
+    m = q_off = 0
+    caps = [(0, 1, 0), (0, 1, 0)]  # (k, sig, top) of the positive and negative caps: sig * 2**(e + k - top)
     if plan.direct:
-        m, emin = elem.man_bits, elem.emin
-        max_sig = Fraction(elem.max_value) / Fraction(2) ** fmt.elem_emax * 2**m
-        if max_sig.denominator != 1:
-            return None
+        m, q_off = elem.man_bits, elem.emin - elem.man_bits
+        sig = Fraction(elem.max_value) / Fraction(2) ** fmt.elem_emax * 2**m
+        caps = [(fmt.elem_emax, int(sig), m)] * 2
+    elif direct:
+        q_off = -elem.frac_bits
+        caps = [(k.bit_length() - 1 - elem.frac_bits, k, k.bit_length() - 1) for k in (elem.max_int, -elem.min_int)]
     f = [
         width,
         in_man,
@@ -74,10 +79,11 @@ def _packed(plan) -> tuple[bytes, bytes] | None:
         0 if plan.threshold is None else min(plan.threshold, 2**ww - 1),
         plan.strict,
         fmt.inf is InfPolicy.SATURATE,
-        plan.direct,
+        direct,
         m,
-        emin,
-        int(max_sig),
+        q_off,
+        *caps[0],
+        *caps[1],
         is_int,
         ep.pos_bits if is_int else 0,
         ep.neg_bits if is_int else 0,
@@ -86,6 +92,12 @@ def _packed(plan) -> tuple[bytes, bytes] | None:
     if len(f) != _FIELDS:
         raise AssertionError(f"the C kernel reads {_FIELDS} plan fields, got {len(f)}")
     return struct.pack(f"={_FIELDS}Q", *(int(v) & 0xFFFFFFFFFFFFFFFF for v in f)), eplan
+
+
+def _int_direct(plan, in_man: int) -> bool:
+    """Whether integer elements take the kernel's direct rounding: nearest even, results
+    the dtype holds (``numfmt.block.direct``'s argument, with a fixed quantum per block)."""
+    return plan.rounding is Rounding.NEAREST_EVEN and not plan.maybe_lost and plan.fmt.elem.bits - 1 <= in_man
 
 
 _KERNEL = Loader("numfmt.block._ckernel", _FIELDS, _packed)
