@@ -1,4 +1,4 @@
-"""The compiled kernels (numfmt.float._ckernel, numfmt.fixed._ckernel, numfmt.block._ckernel); everything else is in pyproject.toml.
+"""The compiled kernels (numfmt.{float,fixed,block}._ckernel); everything else is in pyproject.toml.
 
 The extensions are optional: where one cannot be built, the package still installs
 and numfmt uses its NumPy path (with one warning on first use).

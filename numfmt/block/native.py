@@ -25,8 +25,8 @@ import numpy as np
 from numfmt.block.format import InfPolicy
 from numfmt.block.int_element import _IntPlan
 from numfmt.core.native import Loader
-from numfmt.core.rounding import Rounding
 from numfmt.core.random import generator_bits, seed_words
+from numfmt.core.rounding import Rounding
 from numfmt.float import native as float_native
 from numfmt.float.kernel import Plan
 
