@@ -195,6 +195,13 @@ def test_unrepresentable_results_raise_alike(dtype):
     check(big, "mxint8", "nearest_even")  # -2 * 2**127 overflows float32
     check(big, "mx(elem=e2m1,rule=ceil)", "nearest_even")
     check(np.array([3e-45, 1.0], np.float32), "mx(elem=float(e=8,m=3),block=2)", "nearest_even")
+    # a saturated inf takes the element's max, of more significant bits than float32 has
+    for elem in ("float(e=5,m=30)", "int(bits=32,frac=0)"):
+        check(
+            np.array([np.inf, 1.0], dtype),
+            f"mx(elem={elem},scale=float(e=3,m=0,specials=fn),inf=saturate)",
+            "toward_zero",
+        )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
