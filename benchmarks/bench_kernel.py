@@ -1,11 +1,13 @@
 """The compiled kernels of ``numfmt.chop`` against the memory-copy floor, the NumPy path and ml_dtypes.
 
-Run: ``python benchmarks/bench_kernel.py [--n 10000000] [--repeat 5]``
+Run: ``python benchmarks/bench_kernel.py [--n 10000000] [--repeat 5] [--formats mxfp4_e2m1,mxint8]``
 
 For float32 and float64 input and each format, round to nearest even (RNE) and
 stochastic rounding (SR, a JAX key: the counter hash computed in the kernel),
-and the fixed-point rows (q3.12; int8; q7.8 with overflow='wrap', the kernel of
-``numfmt.fixed``), it times side by side in one process, each as a ratio to ``np.copyto`` into a
+the fixed-point rows (q3.12; int8; q7.8 with overflow='wrap', the kernel of
+``numfmt.fixed``) and the block rows (MXFP8 e4m3, MXFP4, MXINT8: the kernel of
+``numfmt.block``, one visit per block; NVFP4: the NumPy path either way), it
+times side by side in one process, each as a ratio to ``np.copyto`` into a
 preallocated array (the floor: one read, one write):
 
   out=      numfmt.chop(x, fmt, out=dst), the compiled kernel into a preallocated array,
@@ -26,6 +28,7 @@ import ml_dtypes
 import numpy as np
 
 import numfmt
+from numfmt.block import native as block_native
 from numfmt.core import native
 from numfmt.fixed import native as fixed_native
 from numfmt.float import native as float_native
@@ -39,6 +42,10 @@ FORMATS = {
     "q3.12": None,
     "int8": None,
     "fixed(i=7,f=8,overflow=wrap)": None,
+    "mxfp8_e4m3": None,
+    "mxfp4_e2m1": None,
+    "mxint8": None,
+    "nvfp4": None,
 }
 SHORT = {"fixed(i=7,f=8,overflow=wrap)": "q7.8 wrap"}
 
@@ -84,8 +91,11 @@ def latency(repeat: int) -> None:
 
 def main(argv=None):
     ap = _common.parser(__doc__, 10_000_000)
+    names = [SHORT.get(f, f) for f in FORMATS]
+    ap.add_argument("--formats", default=",".join(names), help="the rows to time, comma-separated: " + ", ".join(names))
     args = ap.parse_args(argv)
-    if not (float_native.available() and fixed_native.available()):
+    only = args.formats.split(",")
+    if not (float_native.available() and fixed_native.available() and block_native.available()):
         raise SystemExit("numfmt's compiled kernel is not built: pip install -e . (or setup.py build_ext --inplace)")
     import jax
 
@@ -101,6 +111,8 @@ def main(argv=None):
         copy = both_clocks(lambda: np.copyto(dst, x), args.repeat)
         name = np.dtype(dtype).name
         for fmt, T in FORMATS.items():
+            if SHORT.get(fmt, fmt) not in only:
+                continue
             for mode in ("RNE", "SR"):
                 kw = {"rounding": "stochastic", "key": key} if mode == "SR" else {}
                 cols = {
