@@ -424,10 +424,98 @@ fail:
     return NULL;
 }
 
+#include "_nvfp4.h" /* NVFP4-style blocks of float32 input (uses unpack_one) */
+
+/* The largest finite magnitude pattern of a float32 buffer (NVFP4's tensor amax). */
+static BK_CLONES uint32_t amax32(const uint32_t *src, Py_ssize_t n) {
+    uint32_t amax = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t a = src[i] & 0x7FFFFFFFu;
+        amax = (a < 0x7F800000u && a > amax) ? a : amax;
+    }
+    return amax;
+}
+
+static PyObject *finite_amax(PyObject *self, PyObject *arg) {
+    Py_buffer src;
+    (void)self;
+    if (PyObject_GetBuffer(arg, &src, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    uint32_t amax;
+    Py_BEGIN_ALLOW_THREADS
+    amax = amax32(src.buf, src.len / 4);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&src);
+    return PyLong_FromUnsignedLong(amax);
+}
+
+static PyObject *nvfp4_into(PyObject *self, PyObject *args) {
+    PyObject *nplan_obj, *eplan_obj, *splan_obj, *src_obj, *dst_obj, *rbits_obj;
+    Py_ssize_t n, k0, k1;
+    int rmode;
+    unsigned int s0, s1, s2, s3;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOOnnni(IIII)O", &nplan_obj, &eplan_obj, &splan_obj, &src_obj, &dst_obj, &n,
+                          &k0, &k1, &rmode, &s0, &s1, &s2, &s3, &rbits_obj))
+        return NULL;
+    nplan_t np_;
+    plan_t ep, sp;
+    if (read_nplan(nplan_obj, &np_) < 0 || read_plan(eplan_obj, &ep) < 0 || read_plan(splan_obj, &sp) < 0)
+        return NULL;
+    if (ep.width != 64 || sp.width != 64 || sp.rounding != R_NE || rmode < 0 || rmode > 2 ||
+        (rmode != 0) != (ep.rounding >= R_SR)) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent element or scale plan, or rmode");
+        return NULL;
+    }
+    Py_buffer src, dst, rb;
+    if (PyObject_GetBuffer(src_obj, &src, PyBUF_C_CONTIGUOUS) < 0) {
+        PyErr_Clear();
+        return PyLong_FromLong(-2);
+    }
+    if (PyObject_GetBuffer(dst_obj, &dst, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyErr_Clear();
+        PyBuffer_Release(&src);
+        return PyLong_FromLong(-2);
+    }
+    int have_rb = 0;
+    Py_ssize_t total = src.len / 4, B = (Py_ssize_t)np_.block;
+    Py_ssize_t nb = n > 0 ? (n + B - 1) / B : 0, rows = n > 0 ? total / n : 0;
+    if (src.len != dst.len || src.len % 4 || n < 0 || (n > 0 && total % n) || k0 < 0 || k1 < k0 ||
+        k1 > rows * nb || src.buf == dst.buf) {
+        PyErr_SetString(PyExc_ValueError, "src and dst must be distinct float32 rows of n elements holding blocks k0..k1");
+        goto fail;
+    }
+    if (rmode == 2) {
+        if (PyObject_GetBuffer(rbits_obj, &rb, PyBUF_C_CONTIGUOUS) < 0) goto fail;
+        have_rb = 1;
+        if (rb.len != (k1 - k0) * B * 8) {
+            PyErr_SetString(PyExc_ValueError, "rbits must hold one 64-bit word per element of blocks k0..k1");
+            goto fail;
+        }
+    }
+    uint32_t seed[4] = {s0, s1, s2, s3};
+    const uint64_t *rbits = have_rb ? (const uint64_t *)rb.buf : NULL;
+    Py_ssize_t count;
+    Py_BEGIN_ALLOW_THREADS
+    count = nvfp4_blocks(&np_, &ep, &sp, src.buf, dst.buf, n, k0, k1, rmode, seed, rbits);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    if (have_rb) PyBuffer_Release(&rb);
+    return PyLong_FromSsize_t(count);
+fail:
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    if (have_rb) PyBuffer_Release(&rb);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"block_into", block_into, METH_VARARGS,
      "block_into(bplan, eplan, src, dst, n, k0, k1, rmode, seed, rbits) -> the number of results the "
      "input dtype cannot hold (-2: src or dst not a C-contiguous buffer)"},
+    {"nvfp4_into", nvfp4_into, METH_VARARGS,
+     "nvfp4_into(nplan, eplan, splan, src, dst, n, k0, k1, rmode, seed, rbits) -> as block_into (float32 rows)"},
+    {"finite_amax", finite_amax, METH_O, "finite_amax(float32 buffer) -> its largest finite magnitude pattern"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -439,7 +527,7 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__ckernel(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddIntConstant(m, "FIELDS", B_COUNT) < 0) {
+    if (PyModule_AddIntConstant(m, "FIELDS", B_COUNT) < 0 || PyModule_AddIntConstant(m, "NV_FIELDS", N_COUNT) < 0) {
         Py_DECREF(m);
         return NULL;
     }

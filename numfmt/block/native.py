@@ -24,13 +24,16 @@ import numpy as np
 
 from numfmt.block.format import InfPolicy
 from numfmt.block.int_element import _IntPlan
+from numfmt.block.nvfp4 import _odd_split, tensor_scale
+from numfmt.core.chop import plan_for
 from numfmt.core.native import Loader
 from numfmt.core.random import generator_bits, seed_words
-from numfmt.core.rounding import Rounding
+from numfmt.core.rounding import Overflow, Rounding
+from numfmt.core.xp import NUMPY
 from numfmt.float import native as float_native
-from numfmt.float.kernel import Plan
+from numfmt.float.kernel import Plan, make_plan
 
-__all__ = ["chop_rows"]
+__all__ = ["available", "chop_rows", "nvfp4_rows"]
 
 _FIELDS = 27
 _DRAW = 1 << 16  # random words drawn from a Generator at a time (whole blocks)
@@ -101,6 +104,36 @@ def _int_direct(plan, in_man: int) -> bool:
 
 
 _KERNEL = Loader("numfmt.block._ckernel", _FIELDS, _packed)
+_NV_FIELDS = 4
+
+
+@functools.lru_cache(maxsize=64)
+def _nv_packed(fmt, rounding: Rounding, n: int) -> tuple[bytes, bytes, int, int] | None:
+    """NVFP4's element and scale plans as the C kernel reads them, and ``max_elem = en * 2**ee``."""
+    elem = plan_for(fmt.elem, np.float64, rounding, Overflow.SAT_FINITE, n)
+    scale = make_plan(fmt.scale, np.dtype(np.float64), Rounding.NEAREST_EVEN, Overflow.SAT_FINITE, 0)
+    eplan, splan = float_native._packed(elem), float_native._packed(scale)
+    if eplan is None or splan is None or getattr(_KERNEL.ext, "NV_FIELDS", None) != _NV_FIELDS:
+        return None
+    en, ee = _odd_split(Fraction(fmt.elem.max_value))
+    return eplan, splan, en, ee
+
+
+def nvfp4_rows(fmt, dtype, rounding: Rounding, n: int, m: np.ndarray, key):
+    """``(results, count)`` of NVFP4-style chop of float32 rows ``m`` as
+    :func:`numfmt.block.nvfp4_driver.nvfp4_chop` computes them (tensor amax, tensor
+    scale, then each block in one visit), or None where the kernel does not take them."""
+    if dtype != np.dtype(np.float32) or not _KERNEL.available():
+        return None
+    packed = _nv_packed(fmt, rounding, n)
+    if packed is None:
+        return None
+    eplan, splan, en, ee = packed
+    m = np.ascontiguousarray(m)
+    amax = _KERNEL.ext.finite_amax(m)
+    g = int(tensor_scale(NUMPY, fmt, np.uint64(amax), dtype))
+    nplan = struct.pack(f"={_NV_FIELDS}Q", fmt.block_size, g, en, ee & 0xFFFFFFFFFFFFFFFF)
+    return _rows(m, fmt.block_size, key, lambda *a: _KERNEL.ext.nvfp4_into(nplan, eplan, splan, *a))
 
 
 def available() -> bool:
@@ -119,26 +152,28 @@ def chop_rows(plan, m: np.ndarray, key):
     packed = _packed(plan)
     if packed is None:
         return None
-    m = np.ascontiguousarray(m)
+    bplan, eplan = packed
+    return _rows(np.ascontiguousarray(m), plan.fmt.block_size, key, lambda *a: _KERNEL.ext.block_into(bplan, eplan, *a))
+
+
+def _rows(m, b: int, key, run):
+    """Run ``run(src, dst, n, k0, k1, rmode, seed, rbits)`` over the blocks of rows ``m``:
+    ``(results, count)``; a Generator's words are drawn here, a piece at a time."""
     g, n = m.shape
     out = np.empty_like(m)
     if g == 0 or n == 0:
         return out, 0
-    b = plan.fmt.block_size
-    nb = -(-n // b)
-    blocks = g * nb
-    bplan, eplan = packed
-    run = _KERNEL.ext.block_into
+    blocks = g * -(-n // b)
     if key is None:
-        count = run(bplan, eplan, m, out, n, 0, blocks, 0, _NO_SEED, None)
+        count = run(m, out, n, 0, blocks, 0, _NO_SEED, None)
     elif isinstance(key, np.random.Generator):
         count, step = 0, max(1, _DRAW // b)
         for k in range(0, blocks, step):
             k1 = min(k + step, blocks)
-            count += run(bplan, eplan, m, out, n, k, k1, 2, _NO_SEED, generator_bits(key, (k1 - k) * b, 64))
+            count += run(m, out, n, k, k1, 2, _NO_SEED, generator_bits(key, (k1 - k) * b, 64))
     else:
         seed = tuple(int(w) for w in np.asarray(seed_words(key)).reshape(-1))
-        count = run(bplan, eplan, m, out, n, 0, blocks, 1, seed, None)
+        count = run(m, out, n, 0, blocks, 1, seed, None)
     if count < 0:
         raise RuntimeError("numfmt's block kernel refused contiguous arrays (a bug: please report it)")
     return out, count

@@ -1,0 +1,149 @@
+/* NVFP4-style blocks (a float block scale with fraction bits, a float32 tensor scale) of
+ * float32 input, for numfmt/block/_ckernel.c: a line by line transcription of
+ * numfmt.block.nvfp4.quantize and dequantize (float32 branch) on one block.
+ *
+ * Per block: amax of the finite magnitudes; the block scale s = RN_scale(amax * g /
+ * max_elem) from the integer quotient rounded to odd (_div_odd) as a float64 pattern,
+ * rounded into the scale format by the float family's round_one; each element
+ * |x * g / s| as one float64 product and division (exact in its effect: the proof in
+ * quantize's docstring), rounded into the element format by round_one; the result
+ * RN_f32(q * s / g) as one float64 product and division, converted to float32 (the
+ * hardware conversion for normal results, an integer rounding of |r| * 2**149 for
+ * subnormal ones, as dequantize). Values are assembled from bits (no conversion of
+ * float32 subnormals, which a flush-to-zero mode would flush); the float64 values
+ * lie within 2**-275 .. 2**22 and 2**-300 .. 2**200, away from float64's subnormals.
+ * Include after _rounding.h and _element.h.
+ */
+#ifndef NUMFMT_BLOCK_NVFP4_H
+#define NUMFMT_BLOCK_NVFP4_H
+#include <stdint.h>
+#include <string.h>
+
+/* The NVFP4 plan: uint64 fields in this order (numfmt.block.native._NV_FIELDS). */
+enum { N_BLOCK, N_G, N_EN, N_EE, N_COUNT };
+
+typedef struct {
+    int64_t block, ee;
+    uint64_t g, en;
+} nplan_t;
+
+static int read_nplan(PyObject *obj, nplan_t *p) {
+    uint64_t f[N_COUNT];
+    if (!PyBytes_Check(obj) || PyBytes_GET_SIZE(obj) != (Py_ssize_t)sizeof(f)) {
+        PyErr_SetString(PyExc_TypeError, "nplan must be the packed bytes of numfmt.block.native");
+        return -1;
+    }
+    memcpy(f, PyBytes_AS_STRING(obj), sizeof(f));
+    p->block = (int64_t)f[N_BLOCK];
+    p->g = f[N_G];
+    p->en = f[N_EN];
+    p->ee = (int64_t)f[N_EE];
+    if (p->block < 1 || p->en < 1 || p->en > 15 || !(p->en & 1) || (p->g >> 63) ||
+        p->g >= ((uint64_t)0x7FF << 52)) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent NVFP4 plan");
+        return -1;
+    }
+    return 0;
+}
+
+static inline double as_double(uint64_t bits) {
+    double d;
+    memcpy(&d, &bits, 8);
+    return d;
+}
+
+static inline uint64_t double_bits(double d) {
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    return u;
+}
+
+/* numfmt.block.nvfp4._f64: the float64 pattern of q * 2**k (q < 2**53; below float64's
+ * normal range the sentinel 1, as numfmt.block.scale_bits.to_f64). */
+static inline uint64_t f64_of(uint64_t q, int64_t k) {
+    if (q == 0) return 0;
+    int64_t t = (int64_t)bit_length64(q) - 1, e_new = t + k;
+    if (e_new < -1022) return 1;
+    uint64_t frac = (q << (52 - t)) & ((((uint64_t)1) << 52) - 1);
+    return ((uint64_t)clamp64(e_new + 1023, 1, 2046) << 52) | frac;
+}
+
+/* numfmt.block.nvfp4._values on one float32 magnitude pattern a: its exact value. */
+static inline double f32_value(uint64_t a) {
+    if (a < ((uint64_t)1 << 23)) return (double)(int64_t)a * as_double((uint64_t)(1023 - 149) << 52);
+    return as_double((a << 29) + ((uint64_t)(1023 - 127) << 52));
+}
+
+/* Round to nearest even of 0 <= v <= 2**23 (an integer-valued double). */
+static inline int64_t rint_small(double v) {
+    int64_t i = (int64_t)v;
+    double frac = v - (double)i;
+    return i + (frac > 0.5 || (frac == 0.5 && (i & 1)));
+}
+
+/* Blocks k0 .. k1 - 1 of float32 rows (numfmt.block.nvfp4.quantize, then dequantize). */
+static BK_CLONES Py_ssize_t nvfp4_blocks(const nplan_t *np_, const plan_t *ep, const plan_t *sp,
+                                         const uint32_t *restrict src, uint32_t *restrict dst, Py_ssize_t n,
+                                         Py_ssize_t k0, Py_ssize_t k1, int rmode, const uint32_t *seed,
+                                         const uint64_t *rbits) {
+    const Py_ssize_t B = (Py_ssize_t)np_->block, nb = (n + B - 1) / B;
+    const uint32_t inf = 0x7F800000u;
+    const uint64_t g_sig = ((np_->g & ((((uint64_t)1) << 52) - 1)) | (((uint64_t)1) << 52)) >> 29;
+    const int64_t g_k = (int64_t)(np_->g >> 52) - 1023 - 23;
+    const double gd = as_double(np_->g);
+    const int db = bit_length64(np_->en), sh = 52 + db - 48; /* _div_odd: nb = 48 bits */
+    Py_ssize_t count = 0;
+    for (Py_ssize_t k = k0; k < k1; k++) {
+        Py_ssize_t row = k / nb, c = (k % nb) * B, w = n - c < B ? n - c : B;
+        const uint32_t *s = src + row * n + c;
+        uint32_t *o = dst + row * n + c;
+        uint32_t amax = 0, top = 0;
+        for (Py_ssize_t i = 0; i < w; i++) {
+            uint32_t a = s[i] & 0x7FFFFFFFu;
+            top = a > top ? a : top;
+            amax = (a < inf && a > amax) ? a : amax;
+        }
+        if (top >= inf) { /* NaN or inf: a NaN block */
+            for (Py_ssize_t i = 0; i < w; i++) o[i] = 0x7FC00000u;
+            continue;
+        }
+        /* the block scale (a float64 pattern; 0 for a zero block) */
+        uint64_t sb = 0;
+        if (amax != 0) {
+            uint64_t b_sig;
+            int64_t t, e_x;
+            unpack_one(amax, 23, 127, &b_sig, &t, &e_x);
+            b_sig <<= 23 - t; /* _norm: leading bit at 23 */
+            uint64_t num = (b_sig * g_sig) << sh, q = num / np_->en;
+            q |= (uint64_t)(num - q * np_->en != 0);
+            int unused;
+            sb = round_one(sp, f64_of(q, (e_x - 23) + g_k - sh - np_->ee), 0, &unused);
+        }
+        const double sd = as_double(sb), div = sb == 0 ? as_double((uint64_t)0x7FF << 52) : sd;
+        uint64_t idx = (uint64_t)k * (uint64_t)B;
+        for (Py_ssize_t i = 0; i < w; i++) {
+            uint32_t u = s[i];
+            uint64_t a = u & 0x7FFFFFFFu, sign = (uint64_t)(u >> 31) << 63;
+            double ay = f32_value(a) * gd / (a == 0 ? 1.0 : div);
+            uint64_t r = rmode == 1 ? hash64(seed, idx + (uint64_t)i) : rmode == 2 ? rbits[(k - k0) * B + i] : 0;
+            int unused;
+            uint64_t qe = round_one(ep, (double_bits(ay) & ~((uint64_t)1 << 63)) | sign, r, &unused);
+            double qd = as_double(qe & ~((uint64_t)1 << 63));
+            double ar = qd * sd / (qd == 0.0 ? 1.0 : gd);
+            uint32_t pat;
+            if (ar >= 0x1.ffffffp+127) { /* 2**128 - 2**103: rounds above float32's max */
+                pat = inf;
+                count++;
+            } else if (ar < as_double((uint64_t)(1023 - 126) << 52)) {
+                pat = (uint32_t)rint_small(ar * as_double((uint64_t)(1023 + 149) << 52));
+            } else {
+                float f = (float)ar;
+                memcpy(&pat, &f, 4);
+            }
+            o[i] = pat | (uint32_t)(qe >> 63 << 31);
+        }
+    }
+    return count;
+}
+
+#endif
