@@ -17,7 +17,7 @@ setup(
         Extension(
             f"numfmt.{family}._ckernel",
             sources=[f"numfmt/{family}/_ckernel.c"],
-            depends=["numfmt/core/_rounding.h", "numfmt/float/_element.h"],
+            depends=["numfmt/core/_rounding.h", "numfmt/float/_element.h", "numfmt/block/_nvfp4.h"],
             extra_compile_args=_ARGS,
             optional=True,
         )

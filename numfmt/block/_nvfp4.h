@@ -19,12 +19,21 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The element loop selects between float64 operations of both branches; gcc if-converts
+ * (and then vectorizes) those only when they may not trap. No result depends on it:
+ * numfmt reads no floating-point exception flags. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 /* The NVFP4 plan: uint64 fields in this order (numfmt.block.native._NV_FIELDS). */
-enum { N_BLOCK, N_G, N_EN, N_EE, N_COUNT };
+enum { N_BLOCK, N_G, N_EN, N_EE, N_RINT, N_M, N_EMIN, N_MAX, N_COUNT };
 
 typedef struct {
-    int64_t block, ee;
-    uint64_t g, en;
+    int64_t block, ee, m, emin;
+    int rint;
+    uint64_t g, en, max;
 } nplan_t;
 
 static int read_nplan(PyObject *obj, nplan_t *p) {
@@ -38,8 +47,12 @@ static int read_nplan(PyObject *obj, nplan_t *p) {
     p->g = f[N_G];
     p->en = f[N_EN];
     p->ee = (int64_t)f[N_EE];
+    p->rint = (int)f[N_RINT];
+    p->m = (int64_t)f[N_M];
+    p->emin = (int64_t)f[N_EMIN];
+    p->max = f[N_MAX];
     if (p->block < 1 || p->en < 1 || p->en > 15 || !(p->en & 1) || (p->g >> 63) ||
-        p->g >= ((uint64_t)0x7FF << 52)) {
+        p->g >= ((uint64_t)0x7FF << 52) || p->m < 0 || p->m > 3 || p->emin < -1000 || p->emin > 1000) {
         PyErr_SetString(PyExc_ValueError, "inconsistent NVFP4 plan");
         return -1;
     }
@@ -74,11 +87,81 @@ static inline double f32_value(uint64_t a) {
     return as_double((a << 29) + ((uint64_t)(1023 - 127) << 52));
 }
 
+/* num / en for an odd en <= 15: a division by each constant (a multiplication). */
+static inline uint64_t div_odd(uint64_t num, uint64_t en) {
+    switch (en) {
+    case 1: return num;
+    case 3: return num / 3;
+    case 5: return num / 5;
+    case 7: return num / 7;
+    case 9: return num / 9;
+    case 11: return num / 11;
+    case 13: return num / 13;
+    default: return num / 15;
+    }
+}
+
 /* Round to nearest even of 0 <= v <= 2**23 (an integer-valued double). */
 static inline int64_t rint_small(double v) {
     int64_t i = (int64_t)v;
     double frac = v - (double)i;
     return i + (frac > 0.5 || (frac == 0.5 && (i & 1)));
+}
+
+
+/* The elements of one block for nearest-even rounding into a float element with
+ * subnormals (numfmt.block.nvfp4._rint_round's case): the float64 quotient's pattern
+ * rounded on its bits (d = 52 - m + max(0, emin - e) bits dropped, as
+ * numfmt.block.direct), saturated at max; the conversion to float32 as dequantize
+ * (subnormal results: |r| * 2**149 rounded to an integer by adding and subtracting
+ * 2**52, which rounds to nearest even in the default rounding mode, as np.rint).
+ * Straight-line code: the loop vectorizes. Returns the overflow count. */
+static inline __attribute__((always_inline)) int64_t nv_fast(const uint32_t *restrict s, uint32_t *restrict o,
+                                                            Py_ssize_t w, double gd, double sd, double div,
+                                                            uint64_t one, int64_t m, int64_t emin1023,
+                                                            uint64_t max_bits) {
+    const uint64_t mmask = (one << 52) - one, hidden = one << 52;
+    const double sub_scale = 0x1p-149, tiny = 0x1p-126, top = 0x1.ffffffp+127, magic = 0x1p52;
+    int64_t nover = 0;
+    for (Py_ssize_t i = 0; i < w; i++) {
+        uint32_t u = s[i];
+        uint64_t a = u & 0x7FFFFFFFu;
+        uint64_t nb = (a << 29) + ((uint64_t)(1023 - 127) << 52);
+        double xn;
+        memcpy(&xn, &nb, 8);
+        double xs = (double)(int32_t)a * sub_scale;
+        double x = a < ((uint64_t)1 << 23) ? xs : xn;
+        double ay = x * gd / (a == 0 ? 1.0 : div);
+        uint64_t p;
+        memcpy(&p, &ay, 8);
+        int64_t ex = (int64_t)(p >> 52);
+        int64_t dd = emin1023 - ex;
+        uint64_t d = (uint64_t)(52 - m + (dd > 0 ? dd : 0));
+        uint64_t dc = d > 54 ? 54 : d;
+        uint64_t sig = (p & mmask) | (ex != 0 ? hidden : 0);
+        uint64_t rem = sig & ((one << dc) - one), half = (one << dc) >> 1;
+        uint64_t odd = (sig >> dc) & one;
+        uint64_t tie = rem == half ? odd : 0, nzr = rem != 0 ? tie : 0;
+        uint64_t inc = (int64_t)rem > (int64_t)half ? one : nzr;
+        uint64_t res = p - rem + (inc << dc);
+        uint64_t qsub = (uint64_t)(emin1023 - m) << 52;
+        uint64_t deep = inc ? qsub : 0;
+        res = d > 52 ? deep : res;
+        res = (int64_t)res < (int64_t)max_bits ? res : max_bits;
+        double qd;
+        memcpy(&qd, &res, 8);
+        double ar = qd * sd / (res == 0 ? 1.0 : gd);
+        float f = (float)ar;
+        uint32_t pn;
+        memcpy(&pn, &f, 4);
+        uint32_t ps = (uint32_t)(int32_t)((ar * 0x1p149 + magic) - magic);
+        uint32_t pat = ar < tiny ? ps : pn;
+        int big = ar >= top;
+        nover += big;
+        pat = big ? 0x7F800000u : pat;
+        o[i] = pat | (u & 0x80000000u);
+    }
+    return nover;
 }
 
 /* Blocks k0 .. k1 - 1 of float32 rows (numfmt.block.nvfp4.quantize, then dequantize). */
@@ -92,6 +175,7 @@ static BK_CLONES Py_ssize_t nvfp4_blocks(const nplan_t *np_, const plan_t *ep, c
     const int64_t g_k = (int64_t)(np_->g >> 52) - 1023 - 23;
     const double gd = as_double(np_->g);
     const int db = bit_length64(np_->en), sh = 52 + db - 48; /* _div_odd: nb = 48 bits */
+    const uint64_t one = (uint64_t)(np_->block > 0); /* not a constant: see DIRECT_BLOCK */
     Py_ssize_t count = 0;
     for (Py_ssize_t k = k0; k < k1; k++) {
         Py_ssize_t row = k / nb, c = (k % nb) * B, w = n - c < B ? n - c : B;
@@ -114,12 +198,19 @@ static BK_CLONES Py_ssize_t nvfp4_blocks(const nplan_t *np_, const plan_t *ep, c
             int64_t t, e_x;
             unpack_one(amax, 23, 127, &b_sig, &t, &e_x);
             b_sig <<= 23 - t; /* _norm: leading bit at 23 */
-            uint64_t num = (b_sig * g_sig) << sh, q = num / np_->en;
+            uint64_t num = (b_sig * g_sig) << sh, q = div_odd(num, np_->en);
             q |= (uint64_t)(num - q * np_->en != 0);
             int unused;
             sb = round_one(sp, f64_of(q, (e_x - 23) + g_k - sh - np_->ee), 0, &unused);
         }
         const double sd = as_double(sb), div = sb == 0 ? as_double((uint64_t)0x7FF << 52) : sd;
+        if (np_->rint) {
+            if (w == 16) /* NVFP4's block: a loop of known length */
+                count += nv_fast(s, o, 16, gd, sd, div, one, np_->m, 1023 + np_->emin, np_->max);
+            else
+                count += nv_fast(s, o, w, gd, sd, div, one, np_->m, 1023 + np_->emin, np_->max);
+            continue;
+        }
         uint64_t idx = (uint64_t)k * (uint64_t)B;
         for (Py_ssize_t i = 0; i < w; i++) {
             uint32_t u = s[i];
@@ -145,5 +236,9 @@ static BK_CLONES Py_ssize_t nvfp4_blocks(const nplan_t *np_, const plan_t *ep, c
     }
     return count;
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 
 #endif

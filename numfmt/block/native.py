@@ -24,7 +24,7 @@ import numpy as np
 
 from numfmt.block.format import InfPolicy
 from numfmt.block.int_element import _IntPlan
-from numfmt.block.nvfp4 import _odd_split, tensor_scale
+from numfmt.block.nvfp4 import _odd_split, _rint_ok, tensor_scale
 from numfmt.core.chop import plan_for
 from numfmt.core.native import Loader
 from numfmt.core.random import generator_bits, seed_words
@@ -104,19 +104,23 @@ def _int_direct(plan, in_man: int) -> bool:
 
 
 _KERNEL = Loader("numfmt.block._ckernel", _FIELDS, _packed)
-_NV_FIELDS = 4
+_NV_FIELDS = 8
 
 
 @functools.lru_cache(maxsize=64)
-def _nv_packed(fmt, rounding: Rounding, n: int) -> tuple[bytes, bytes, int, int] | None:
-    """NVFP4's element and scale plans as the C kernel reads them, and ``max_elem = en * 2**ee``."""
+def _nv_packed(fmt, rounding: Rounding, n: int) -> tuple[bytes, bytes, tuple] | None:
+    """NVFP4's element and scale plans as the C kernel reads them, and the constants of its
+    plan after the block size and ``g``: ``max_elem = en * 2**ee``, and the facts of the
+    nearest-even element rounding (its test, ``m``, ``emin``, ``max_elem``'s float64 pattern)."""
     elem = plan_for(fmt.elem, np.float64, rounding, Overflow.SAT_FINITE, n)
     scale = make_plan(fmt.scale, np.dtype(np.float64), Rounding.NEAREST_EVEN, Overflow.SAT_FINITE, 0)
     eplan, splan = float_native._packed(elem), float_native._packed(scale)
     if eplan is None or splan is None or getattr(_KERNEL.ext, "NV_FIELDS", None) != _NV_FIELDS:
         return None
     en, ee = _odd_split(Fraction(fmt.elem.max_value))
-    return eplan, splan, en, ee
+    top = int(np.float64(float(fmt.elem.max_value)).view(np.uint64))
+    rint = (_rint_ok(fmt, rounding), fmt.elem.man_bits, fmt.elem.emin & 0xFFFFFFFFFFFFFFFF, top)
+    return eplan, splan, (en, ee & 0xFFFFFFFFFFFFFFFF, *rint)
 
 
 def nvfp4_rows(fmt, dtype, rounding: Rounding, n: int, m: np.ndarray, key):
@@ -128,11 +132,11 @@ def nvfp4_rows(fmt, dtype, rounding: Rounding, n: int, m: np.ndarray, key):
     packed = _nv_packed(fmt, rounding, n)
     if packed is None:
         return None
-    eplan, splan, en, ee = packed
+    eplan, splan, consts = packed
     m = np.ascontiguousarray(m)
     amax = _KERNEL.ext.finite_amax(m)
     g = int(tensor_scale(NUMPY, fmt, np.uint64(amax), dtype))
-    nplan = struct.pack(f"={_NV_FIELDS}Q", fmt.block_size, g, en, ee & 0xFFFFFFFFFFFFFFFF)
+    nplan = struct.pack(f"={_NV_FIELDS}Q", fmt.block_size, g, *consts)
     return _rows(m, fmt.block_size, key, lambda *a: _KERNEL.ext.nvfp4_into(nplan, eplan, splan, *a))
 
 
