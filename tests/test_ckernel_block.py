@@ -179,6 +179,7 @@ def test_many_random_words(seed, block):
     x = np.random.default_rng(2).standard_normal(3 * 65536 + 5).astype(np.float32)
     check(x, numfmt.mxint8.replace(block_size=block), "stochastic", seed)
     check(x.astype(np.float64), numfmt.mxfp6_e3m2.replace(block_size=block), "stochastic_a", seed)
+    check(x, numfmt.nvfp4.replace(block_size=min(block, 4096)), "stochastic", seed)
 
 
 def test_non_contiguous_input():
@@ -220,6 +221,29 @@ def test_kernel_matches_the_exact_reference(dtype, name):
     want = as_dtype(res, dtype)
     U = UINT[dtype]
     np.testing.assert_array_equal(got.view(U), want.view(U))
+
+
+NV = ["nvfp4", "nvfp4(block=5)", "nvfp4(elem=e2m3)", "nvfp4(scale=e5m2)", "mx(elem=e2m1,block=16,scale=e4m3)"]
+
+
+@given(data=st.data())
+def test_nvfp4_bit_patterns(data):
+    x = data.draw(st.one_of(raw(np.float32), clustered(np.float32, 3), clustered(np.float32, 30)))
+    x = np.resize(x, (data.draw(st.integers(1, 3)), x.size))
+    fmt = numfmt.parse(data.draw(st.sampled_from(NV)))
+    fmt = fmt.replace(
+        block_size=data.draw(st.sampled_from([1, 3, fmt.block_size, 17])), axis=data.draw(st.sampled_from([0, -1]))
+    )
+    check(x, fmt, data.draw(st.sampled_from(MODES)), data.draw(st.sampled_from([KEY, 5])))
+
+
+@pytest.mark.parametrize("name", NV)
+def test_nvfp4_scale_boundaries(name):
+    x = boundary_blocks(np.float32)
+    assert native.nvfp4_rows(numfmt.parse(name), x.dtype, Rounding.NEAREST_EVEN, 0, x.reshape(1, -1), None)
+    for mode in ("nearest_even", "toward_negative", "stochastic"):
+        check(x, name, mode)
+        check(x[32 * 40 :], name, mode)  # another tensor scale
 
 
 def test_fallback_when_the_extension_is_missing(monkeypatch):
