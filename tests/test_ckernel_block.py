@@ -246,6 +246,22 @@ def test_nvfp4_scale_boundaries(name):
         check(x[32 * 40 :], name, mode)  # another tensor scale
 
 
+def test_nvfp4_ties_and_subnormal_results():
+    """Exact ties of the element grid (a tensor scale of 1, power-of-two block scales) and a
+    tensor of tiny values, whose results are float32 subnormals (rounded to nearest even)."""
+    mids = np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0], np.float32)
+    blocks = [np.float32(2688.0)]
+    for j in range(-9, 9):
+        blocks += [np.float32(6 * 2.0**j), *(mids * np.float32(2.0**j)), *(-mids * np.float32(2.0**j))]
+    x = np.array(blocks + [0] * (-len(blocks) % 16), np.float32)
+    rng = np.random.default_rng(8)
+    tiny = (rng.standard_normal((256, 16)) * 2.0 ** rng.integers(-132, -112, (256, 1))).astype(np.float32).ravel()
+    for mode in ("nearest_even", "nearest_away", "toward_zero", "stochastic"):
+        for name in ("nvfp4", "nvfp4(elem=e2m3)"):
+            check(x, name, mode)
+            check(tiny, name, mode)
+
+
 def test_fallback_when_the_extension_is_missing(monkeypatch):
     x = np.random.default_rng(6).standard_normal(100).astype(np.float32)
     assert_fallback_warns_once(monkeypatch, native, x, "mxfp4_e2m1")
