@@ -6,7 +6,8 @@ For float32 and float64 input and each format, round to nearest even (RNE) and
 stochastic rounding (SR, a JAX key: the counter hash computed in the kernel),
 the fixed-point rows (q3.12; int8; q7.8 with overflow='wrap', the kernel of
 ``numfmt.fixed``) and the block rows (MXFP8 e4m3, MXFP4, MXINT8: the kernel of
-``numfmt.block``, one visit per block; NVFP4: the NumPy path either way), it
+``numfmt.block``, one visit per block; NVFP4: the kernel for float32 input; its
+float64 SR row is stochastic_a with 47 random bits, its most), it
 times side by side in one process, each as a ratio to ``np.copyto`` into a
 preallocated array (the floor: one read, one write):
 
@@ -115,6 +116,8 @@ def main(argv=None):
                 continue
             for mode in ("RNE", "SR"):
                 kw = {"rounding": "stochastic", "key": key} if mode == "SR" else {}
+                if mode == "SR" and fmt == "nvfp4" and dtype == np.float64:
+                    kw.update(rounding="stochastic_a", random_bits=47)  # its most for float64 input
                 cols = {
                     "out=": lambda: numfmt.chop(x, fmt, out=dst, **kw),
                     "alloc": lambda: numfmt.chop(x, fmt, **kw),
