@@ -26,7 +26,9 @@ import numfmt
 from numfmt.block import native
 from numfmt.block.chop import block_plan
 from numfmt.block.reference import as_dtype, quantize_block
+from numfmt.core.random import hash_bits, seed_words
 from numfmt.core.rounding import Rounding
+from numfmt.core.xp import NUMPY
 
 sys.path.insert(0, os.path.dirname(__file__))
 from ckernel_support import assert_fallback_warns_once, kernel_and_numpy  # noqa: E402
@@ -180,6 +182,26 @@ def test_many_random_words(seed, block):
     check(x, numfmt.mxint8.replace(block_size=block), "stochastic", seed)
     check(x.astype(np.float64), numfmt.mxfp6_e3m2.replace(block_size=block), "stochastic_a", seed)
     check(x, numfmt.nvfp4.replace(block_size=min(block, 4096)), "stochastic", seed)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stochastic_rounding_at_its_threshold(dtype):
+    """Elements whose dropped bits and random word sum to exactly 2**N (N = 31 or 63 random
+    bits), which round up: built from the key's words (blocks of amax 1, MXINT8's quantum 2**-6)."""
+    size = 1 << 18
+    width, n = (32, 31) if dtype == np.float32 else (64, 63)
+    d = 18 if dtype == np.float32 else 47  # bits below 2**-6 of x in [0.5, 1)
+    words = np.asarray(hash_bits(NUMPY, np.asarray(seed_words(KEY)), 0, size, 64))
+    r_n = (words >> np.uint64(64 - width)) >> np.uint64(width - n)  # the top n bits of the word used
+    low = np.uint64((1 << (n - d)) - 1)
+    hit = np.flatnonzero(((r_n & low) == 0) & (np.arange(size) % 32 != 0))
+    assert hit.size > 2
+    rem = ((np.uint64(1) << np.uint64(n)) - r_n[hit]) >> np.uint64(n - d)  # v_n + r_n = 2**n
+    x = np.zeros(size, dtype)
+    x[::32] = 1.0
+    x[hit] = 0.5 + rem.astype(np.float64) * 2.0 ** -(d + 6)
+    check(x, "mxint8", "stochastic", KEY)
+    check(x, "mx(elem=int(bits=10,frac=6))", "stochastic", KEY)
 
 
 def test_non_contiguous_input():

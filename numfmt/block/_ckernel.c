@@ -211,6 +211,56 @@ static inline uint64_t direct_one(const bplan_t *b, uint64_t u, int64_t low, uin
 DIRECT_BLOCK(uint32_t, int32_t)
 DIRECT_BLOCK(uint64_t, int64_t)
 
+/* DIRECT_BLOCK for stochastic rounding ("stochastic": numfmt.float.kernel._sr_up's
+ * decision, v_n = floor(rem * 2**(nbits - d)) plus the top nbits of the element's word
+ * reaching 2**nbits). The work layout is the input's (the caller checks): its word is
+ * the 64-bit word's top half for float32, as numfmt.block.chop.quantize takes it. The
+ * decision depends on the dropped bits and their count only through v_n, which is the
+ * same for x's own significand as for the scaled work pattern's. */
+#define DIRECT_SR(T, ST)                                                                         \
+    static inline __attribute__((always_inline)) int64_t direct_sr_##T(                           \
+        const T *restrict s, T *restrict o, Py_ssize_t w, T in_man, ST dn, ST Lq,                 \
+                                      T max_pos, T max_neg, T q_sub, T inf_bits, int saturate,    \
+                                      int negzero, const uint64_t *restrict rw, T nbits) {       \
+        /* one: not a compile-time constant, or gcc 12 does not vectorize 1 << (64-bit vector) */ \
+        const T one = (T)(in_man > 0), sbit = one << (sizeof(T) * 8 - 1), absm = sbit - one;     \
+        const T mmask = (one << in_man) - one, hidden = one << in_man, dmax = in_man + 2;        \
+        const T all = (T)~(T)0, sat = saturate ? all : 0, nz = negzero ? all : 0;                \
+        const T cw = (T)(sizeof(T) * 8);                                                          \
+        T nover = 0;                                                                              \
+        for (Py_ssize_t i = 0; i < w; i++) {                                                      \
+            T u = s[i], a = u & absm, sign = u & sbit;                                            \
+            T ex = a >> in_man;                                                                   \
+            ST big = ex != 0 ? (ST)ex : (ST)one;                                                  \
+            T sig = (a & mmask) | (ex != 0 ? hidden : 0);                                         \
+            ST dd = Lq - big;                                                                     \
+            ST dv = dd > dn ? dd : dn;                                                            \
+            T d = dv > 0 ? (T)dv : 0;                                                             \
+            T dc = (ST)d > (ST)dmax ? dmax : d;                                                   \
+            T rem = sig & ((one << dc) - one), half = (one << dc) >> 1;                           \
+            (void)half;                                                                           \
+            T ls = (ST)nbits > (ST)d ? nbits - d : 0;                                             \
+            T rs0 = (ST)d > (ST)nbits ? d - nbits : 0;                                            \
+            T rs = (ST)rs0 > (ST)(cw - one) ? cw - one : rs0;                                     \
+            T vn = (ST)d <= (ST)nbits ? (rem << ls) : (rem >> rs);                                \
+            T rn = (T)(rw[i] >> (64 - cw)) >> (cw - nbits);                                       \
+            T inc = vn + rn >= (one << nbits) ? one : 0;                                          \
+            T res = a - rem + (inc << dc);                                                        \
+            T tiny = inc ? q_sub : 0;                                                             \
+            res = (ST)d > (ST)in_man ? tiny : res;                                                \
+            T cap = sign ? max_neg : max_pos;                                                     \
+            res = (ST)res < (ST)cap ? res : cap;                                                  \
+            T special = (ST)a >= (ST)inf_bits ? sat : 0;                                          \
+            res = special ? cap : res;                                                            \
+            nover += (ST)res >= (ST)inf_bits ? one : 0;                                           \
+            T keep = res != 0 ? all : nz;                                                         \
+            o[i] = res | (sign & keep);                                                           \
+        }                                                                                         \
+        return (int64_t)nover;                                                                    \
+    }
+DIRECT_SR(uint32_t, int32_t)
+DIRECT_SR(uint64_t, int64_t)
+
 /* Scale by 2**-e into the work layout (numfmt.block.scale_bits.to_f64), round by the element
  * plan, clamp integer elements (numfmt.block.int_element._IntPlan.round_bits), and scale
  * back by 2**e into the input layout (from_f64). */
@@ -272,6 +322,7 @@ static inline void direct_caps(const bplan_t *b, int64_t e, uint64_t *max_pos, u
 }
 
 #define TABLE 512
+#define SR_CHUNK 256
 #define BLOCKS(T, ST)                                                                              \
     static BK_CLONES Py_ssize_t blocks_##T(const bplan_t *b, const plan_t *ep, const T *restrict src, \
                                  T *restrict dst,                                                 \
@@ -281,7 +332,7 @@ static inline void direct_caps(const bplan_t *b, int64_t e, uint64_t *max_pos, u
         const uint64_t sbit = (uint64_t)1 << (b->width - 1), absm = sbit - 1;                     \
         Py_ssize_t count = 0;                                                                     \
         /* the direct rounding's per-scale constants, for scale ranges like E8M0's */            \
-        uint64_t table[3 * TABLE], *tab = NULL;                                                   \
+        uint64_t table[3 * TABLE], *tab = NULL, words[SR_CHUNK];                                  \
         if (b->direct && b->e_hi - b->e_lo < TABLE && k1 - k0 > 4 * (b->e_hi - b->e_lo)) {      \
             tab = table;                                                                          \
             for (int64_t e = b->e_lo; e <= b->e_hi; e++)                                          \
@@ -327,7 +378,26 @@ static inline void direct_caps(const bplan_t *b, int64_t e, uint64_t *max_pos, u
                 } else {                                                                          \
                     direct_caps(b, e, &max_pos, &max_neg, &q_sub);                                \
                 }                                                                                 \
-                if (b->is_int || qlow + b->m + b->in_bias >= 1) {                                 \
+                if (rmode != 0 && (b->is_int || qlow + b->m + b->in_bias >= 1)) {                 \
+                    const T in_man = (T)b->in_man;                                                \
+                    const ST dn = b->is_int ? -1 : b->in_man - b->m, Lq = qlow + b->in_bias + b->in_man; \
+                    const int negzero = !b->is_int || b->sm;                                      \
+                    for (Py_ssize_t c0 = 0; c0 < w; c0 += SR_CHUNK) {                             \
+                        Py_ssize_t len = w - c0 < SR_CHUNK ? w - c0 : SR_CHUNK;                   \
+                        const uint64_t *rw = words;                                               \
+                        if (rmode == 2) {                                                         \
+                            rw = rbits + (k - k0) * B + c0;                                       \
+                        } else {                                                                  \
+                            uint64_t idx = (uint64_t)k * (uint64_t)B + (uint64_t)c0;              \
+                            for (Py_ssize_t i = 0; i < len; i++) words[i] = hash64(seed, idx + (uint64_t)i); \
+                        }                                                                         \
+                        count += direct_sr_##T(s + c0, o + c0, len, in_man, dn, Lq, (T)max_pos,   \
+                                               (T)max_neg, (T)q_sub, (T)b->inf_bits, b->saturate, \
+                                               negzero, rw, (T)ep->nbits);                        \
+                    }                                                                             \
+                    continue;                                                                     \
+                }                                                                                 \
+                if (rmode == 0 && (b->is_int || qlow + b->m + b->in_bias >= 1)) {                 \
                     const T in_man = (T)b->in_man;                                                \
                     const ST dn = b->is_int ? -1 : b->in_man - b->m, Lq = qlow + b->in_bias + b->in_man; \
                     const int negzero = !b->is_int || b->sm;                                      \
@@ -337,15 +407,15 @@ static inline void direct_caps(const bplan_t *b, int64_t e, uint64_t *max_pos, u
                     else                                                                          \
                         count += direct_##T(s, o, w, in_man, dn, Lq, (T)max_pos, (T)max_neg,      \
                                             (T)q_sub, (T)b->inf_bits, b->saturate, negzero);      \
-                } else {                                                                          \
+                } else if (rmode == 0) {                                                          \
                     for (Py_ssize_t i = 0; i < w; i++) {                                          \
                         int over;                                                                 \
                         o[i] = (T)direct_one(b, s[i], qlow + b->m, max_pos, q_sub, &over);        \
                         count += over;                                                            \
                     }                                                                             \
                 }                                                                                 \
-                continue;                                                                         \
-            }                                                                                     \
+                if (rmode == 0) continue;                                                         \
+            } /* stochastic blocks below the input's normal range: the general path */           \
             uint64_t idx = (uint64_t)k * (uint64_t)B;                                             \
             for (Py_ssize_t i = 0; i < w; i++) {                                                  \
                 uint64_t r = rmode == 1   ? hash64(seed, idx + (uint64_t)i)                       \
@@ -374,7 +444,7 @@ static PyObject *block_into(PyObject *self, PyObject *args) {
     plan_t ep;
     if (read_bplan(bplan_obj, &b) < 0 || read_plan(eplan_obj, &ep) < 0) return NULL;
     if (ep.width != b.ww || rmode < 0 || rmode > 2 || (rmode != 0) != (ep.rounding >= R_SR) ||
-        (b.direct && rmode != 0)) {
+        (b.direct && rmode != 0 && (ep.rounding != R_SR || b.ww != b.width))) {
         PyErr_SetString(PyExc_ValueError, "inconsistent element plan or rmode");
         return NULL;
     }

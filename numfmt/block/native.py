@@ -16,12 +16,14 @@ NumPy path. The extension is optional and switched off with the other kernels
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import struct
 from fractions import Fraction
 
 import numpy as np
 
+from numfmt.block.direct import direct_ok
 from numfmt.block.format import InfPolicy
 from numfmt.block.int_element import _IntPlan
 from numfmt.block.nvfp4 import _odd_split, _rint_ok, tensor_scale
@@ -31,6 +33,7 @@ from numfmt.core.random import generator_bits, seed_words
 from numfmt.core.rounding import Overflow, Rounding
 from numfmt.core.xp import NUMPY
 from numfmt.float import native as float_native
+from numfmt.float.format import FloatFormat
 from numfmt.float.kernel import Plan, make_plan
 
 __all__ = ["available", "chop_rows", "nvfp4_rows"]
@@ -58,9 +61,11 @@ def _packed(plan) -> tuple[bytes, bytes] | None:
     in_man = 23 if width == 32 else 52
     we, wm, ww = plan.work
     direct = plan.direct or (is_int and _int_direct(plan, in_man))
+    if plan.rounding is Rounding.STOCHASTIC and ww == width:  # the direct loop's stochastic variant
+        direct = _float_direct(plan) or (is_int and _int_direct(plan, in_man))
     m = q_off = 0
     caps = [(0, 1, 0), (0, 1, 0)]  # (k, sig, top) of the positive and negative caps: sig * 2**(e + k - top)
-    if plan.direct:
+    if direct and not is_int:
         m, q_off = elem.man_bits, elem.emin - elem.man_bits
         sig = Fraction(elem.max_value) / Fraction(2) ** fmt.elem_emax * 2**m
         caps = [(fmt.elem_emax, int(sig), m)] * 2
@@ -98,9 +103,16 @@ def _packed(plan) -> tuple[bytes, bytes] | None:
 
 
 def _int_direct(plan, in_man: int) -> bool:
-    """Whether integer elements take the kernel's direct rounding: nearest even, results
-    the dtype holds (``numfmt.block.direct``'s argument, with a fixed quantum per block)."""
-    return plan.rounding is Rounding.NEAREST_EVEN and not plan.maybe_lost and plan.fmt.elem.bits - 1 <= in_man
+    """Whether integer elements take the kernel's direct rounding: nearest even or stochastic,
+    results the dtype holds (``numfmt.block.direct``'s argument, with a fixed quantum per block)."""
+    rounds = plan.rounding in (Rounding.NEAREST_EVEN, Rounding.STOCHASTIC)
+    return rounds and not plan.maybe_lost and plan.fmt.elem.bits - 1 <= in_man
+
+
+def _float_direct(plan) -> bool:
+    """:func:`numfmt.block.direct.direct_ok` for float elements, whatever the rounding."""
+    elem = plan.fmt.elem
+    return isinstance(elem, FloatFormat) and direct_ok(dataclasses.replace(plan, rounding=Rounding.NEAREST_EVEN))
 
 
 _KERNEL = Loader("numfmt.block._ckernel", _FIELDS, _packed)
