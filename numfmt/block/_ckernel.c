@@ -10,9 +10,10 @@
  *
  * 1. amax and the NaN/inf state (numfmt.block.chop._scales),
  * 2. the scale exponent e (numfmt.block.chop.scale_exponent),
- * 3. the elements: where the plan is "direct" (numfmt.block.direct: float elements,
- *    nearest even) the input's patterns are rounded onto the scaled element grid by
- *    a loop the compiler vectorizes; else each element is scaled into the work layout
+ * 3. the elements: where the plan is "direct" (numfmt.block.direct's argument: float
+ *    elements with subnormals, or integer elements; nearest even, or "stochastic" where
+ *    the work layout is the input's) the input's patterns are rounded onto the scaled
+ *    element grid by a loop the compiler vectorizes; else each element is scaled into the work layout
  *    (numfmt.block.scale_bits.to_f64), rounded by the float family's round_one
  *    (numfmt/float/_element.h; integer elements clamped as numfmt.block.int_element),
  *    and scaled back (from_f64).
@@ -26,7 +27,9 @@
  * src or dst is not a C-contiguous (writable) buffer.
  *
  * Integer operations only: no floating-point arithmetic. NaN blocks are the positive
- * quiet NaN.
+ * quiet NaN. Two more entry points serve NVFP4-style scales on float32 input
+ * (_nvfp4.h, which follows numfmt.block.nvfp4's float64 arithmetic): finite_amax(src)
+ * and nvfp4_into(nplan, eplan, splan, src, dst, n, k0, k1, rmode, seed, rbits).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

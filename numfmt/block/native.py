@@ -1,17 +1,20 @@
-"""The compiled kernel of block formats with power-of-two scales (``numfmt.block._ckernel``).
+"""The compiled kernel of block formats (``numfmt.block._ckernel``).
 
-``chop`` of an MX-style block format (E8M0 scales: MXFP8, MXFP6, MXFP4, MXINT8,
-block floating point) on float32 or float64 NumPy input runs the C kernel where
-it is built: per block, amax, the scale exponent and the elements in one visit
-(the block stays in cache), with the GIL released. Its arithmetic is that of
-:func:`numfmt.block.chop.quantize` (and of :func:`numfmt.block.direct.direct_round`
-where that applies), so its results are the NumPy path's bit for bit, stochastic
-modes included: the random word of each element is the one the NumPy path
-gives the same flat index of the zero-padded blocked array (a JAX key's counter
-hash computed in C, or a NumPy ``Generator``'s words drawn here in the same
-order). Other block formats (NVFP4, NF4), other dtypes and JAX arrays take the
-NumPy path. The extension is optional and switched off with the other kernels
-(:mod:`numfmt.core.native`).
+``chop`` of a block format on float32 or float64 NumPy input runs the C kernel
+where it is built: per block, amax, the scale and the elements in one visit
+(the block stays in cache), with the GIL released. Power-of-two scales (MXFP8,
+MXFP6, MXFP4, MXINT8, block floating point) follow
+:func:`numfmt.block.chop.quantize`; nearest even and ``"stochastic"`` on float
+elements with subnormals and on integer elements take a vectorized loop on the
+input's own bits (:mod:`numfmt.block.direct`'s argument). NVFP4-style scales
+(:mod:`numfmt.block.nvfp4`) are served for float32 input (the tensor amax is
+one more pass). The results are the NumPy path's bit for bit, stochastic modes
+included: the random word of each element is the one the NumPy path gives the
+same flat index of the zero-padded blocked array (a JAX key's counter hash
+computed in C, or a NumPy ``Generator``'s words drawn here in the same order).
+Table elements (NF4), float16/bfloat16 input, NVFP4 on float64 input and JAX
+arrays take the NumPy path. The extension is optional and switched off with the
+other kernels (:mod:`numfmt.core.native`).
 """
 
 from __future__ import annotations
