@@ -26,7 +26,7 @@ typedef struct {
     int64_t width, container, in_man, in_bias, man, emin, qe_sub, nbits;
     int signed_, negzero, haszero, subn, need_clz, has_max, has_inf_like, has_inf_input;
     int carry_over, max_beyond, tiny_beyond, can_unrep, rounding, overflow;
-    int fast, f_saturate;
+    int fast, f_saturate; /* fast: 0 none, 1 nearest even, 2 stochastic (fast.py), 3 directed, 4 stochastic_equal */
     uint64_t q_sub_bits, min_bits, threshold, max_bits, inf_bits, nan_bits, inf_like, inf_input;
     uint64_t f_max, f_lo, f_span, f_shift, f_bias, f_keep, f_abs;
 } plan_t;
