@@ -164,6 +164,62 @@ static inline __attribute__((always_inline)) int64_t nv_fast(const uint32_t *res
     return nover;
 }
 
+/* nv_fast for "stochastic" rounding (numfmt.float.kernel._sr_up's decision on the
+ * quotient's dropped bits, with the top nbits of the element's 64-bit word), for
+ * elements with a negative zero (round_bits keeps the sign of a zero result). */
+static inline __attribute__((always_inline)) int64_t nv_fast_sr(const uint32_t *restrict s, uint32_t *restrict o,
+                                                            Py_ssize_t w, double gd, double sd, double div,
+                                                            uint64_t one, int64_t m, int64_t emin1023,
+                                                            uint64_t max_bits, const uint64_t *restrict rw,
+                                                               uint64_t nbits) {
+    const uint64_t mmask = (one << 52) - one, hidden = one << 52;
+    const double sub_scale = 0x1p-149, tiny = 0x1p-126, top = 0x1.ffffffp+127, magic = 0x1p52;
+    int64_t nover = 0;
+    for (Py_ssize_t i = 0; i < w; i++) {
+        uint32_t u = s[i];
+        uint64_t a = u & 0x7FFFFFFFu;
+        uint64_t nb = (a << 29) + ((uint64_t)(1023 - 127) << 52);
+        double xn;
+        memcpy(&xn, &nb, 8);
+        double xs = (double)(int32_t)a * sub_scale;
+        double x = a < ((uint64_t)1 << 23) ? xs : xn;
+        double ay = x * gd / (a == 0 ? 1.0 : div);
+        uint64_t p;
+        memcpy(&p, &ay, 8);
+        int64_t ex = (int64_t)(p >> 52);
+        int64_t dd = emin1023 - ex;
+        uint64_t d = (uint64_t)(52 - m + (dd > 0 ? dd : 0));
+        uint64_t dc = d > 54 ? 54 : d;
+        uint64_t sig = (p & mmask) | (ex != 0 ? hidden : 0);
+        uint64_t rem = sig & ((one << dc) - one), half = (one << dc) >> 1;
+        (void)half;
+        uint64_t ls = nbits > d ? nbits - d : 0, rs0 = d > nbits ? d - nbits : 0;
+        uint64_t rs = rs0 > 63 ? 63 : rs0;
+        uint64_t vn = d <= nbits ? (rem << ls) : (rem >> rs);
+        uint64_t inc = vn + (rw[i] >> (64 - nbits)) >= (one << nbits) ? one : 0;
+        uint64_t res = p - rem + (inc << dc);
+        uint64_t qsub = (uint64_t)(emin1023 - m) << 52;
+        uint64_t deep = inc ? qsub : 0;
+        res = d > 52 ? deep : res;
+        res = (int64_t)res < (int64_t)max_bits ? res : max_bits;
+        double qd;
+        memcpy(&qd, &res, 8);
+        double ar = qd * sd / (res == 0 ? 1.0 : gd);
+        float f = (float)ar;
+        uint32_t pn;
+        memcpy(&pn, &f, 4);
+        uint32_t ps = (uint32_t)(int32_t)((ar * 0x1p149 + magic) - magic);
+        uint32_t pat = ar < tiny ? ps : pn;
+        int big = ar >= top;
+        nover += big;
+        pat = big ? 0x7F800000u : pat;
+        o[i] = pat | (u & 0x80000000u);
+    }
+    return nover;
+}
+
+#define NV_CHUNK 256
+
 /* Blocks k0 .. k1 - 1 of float32 rows (numfmt.block.nvfp4.quantize, then dequantize). */
 static BK_CLONES Py_ssize_t nvfp4_blocks(const nplan_t *np_, const plan_t *ep, const plan_t *sp,
                                          const uint32_t *restrict src, uint32_t *restrict dst, Py_ssize_t n,
@@ -177,6 +233,7 @@ static BK_CLONES Py_ssize_t nvfp4_blocks(const nplan_t *np_, const plan_t *ep, c
     const int db = bit_length64(np_->en), sh = 52 + db - 48; /* _div_odd: nb = 48 bits */
     const uint64_t one = (uint64_t)(np_->block > 0); /* not a constant: see DIRECT_BLOCK */
     Py_ssize_t count = 0;
+    uint64_t words[NV_CHUNK];
     for (Py_ssize_t k = k0; k < k1; k++) {
         Py_ssize_t row = k / nb, c = (k % nb) * B, w = n - c < B ? n - c : B;
         const uint32_t *s = src + row * n + c;
@@ -204,6 +261,21 @@ static BK_CLONES Py_ssize_t nvfp4_blocks(const nplan_t *np_, const plan_t *ep, c
             sb = round_one(sp, f64_of(q, (e_x - 23) + g_k - sh - np_->ee), 0, &unused);
         }
         const double sd = as_double(sb), div = sb == 0 ? as_double((uint64_t)0x7FF << 52) : sd;
+        if (np_->rint == 2) { /* stochastic: the words a chunk at a time */
+            for (Py_ssize_t c0 = 0; c0 < w; c0 += NV_CHUNK) {
+                Py_ssize_t len = w - c0 < NV_CHUNK ? w - c0 : NV_CHUNK;
+                const uint64_t *rw = words;
+                if (rmode == 2) {
+                    rw = rbits + (k - k0) * B + c0;
+                } else {
+                    uint64_t idx = (uint64_t)k * (uint64_t)B + (uint64_t)c0;
+                    for (Py_ssize_t i = 0; i < len; i++) words[i] = hash64(seed, idx + (uint64_t)i);
+                }
+                count += nv_fast_sr(s + c0, o + c0, len, gd, sd, div, one, np_->m, 1023 + np_->emin, np_->max, rw,
+                                    (uint64_t)ep->nbits);
+            }
+            continue;
+        }
         if (np_->rint) {
             if (w == 16) /* NVFP4's block: a loop of known length */
                 count += nv_fast(s, o, 16, gd, sd, div, one, np_->m, 1023 + np_->emin, np_->max);

@@ -126,7 +126,8 @@ _NV_FIELDS = 8
 def _nv_packed(fmt, rounding: Rounding, n: int) -> tuple[bytes, bytes, tuple] | None:
     """NVFP4's element and scale plans as the C kernel reads them, and the constants of its
     plan after the block size and ``g``: ``max_elem = en * 2**ee``, and the facts of the
-    nearest-even element rounding (its test, ``m``, ``emin``, ``max_elem``'s float64 pattern)."""
+    element rounding's vector loop (0: none, 1: nearest even, 2: stochastic; ``m``, ``emin``,
+    ``max_elem``'s float64 pattern)."""
     elem = plan_for(fmt.elem, np.float64, rounding, Overflow.SAT_FINITE, n)
     scale = make_plan(fmt.scale, np.dtype(np.float64), Rounding.NEAREST_EVEN, Overflow.SAT_FINITE, 0)
     eplan, splan = float_native._packed(elem), float_native._packed(scale)
@@ -134,7 +135,10 @@ def _nv_packed(fmt, rounding: Rounding, n: int) -> tuple[bytes, bytes, tuple] | 
         return None
     en, ee = _odd_split(Fraction(fmt.elem.max_value))
     top = int(np.float64(float(fmt.elem.max_value)).view(np.uint64))
-    rint = (_rint_ok(fmt, rounding), fmt.elem.man_bits, fmt.elem.emin & 0xFFFFFFFFFFFFFFFF, top)
+    fast = 1 if _rint_ok(fmt, rounding) else 0
+    if rounding is Rounding.STOCHASTIC and _rint_ok(fmt, Rounding.NEAREST_EVEN) and fmt.elem.has_negative_zero:
+        fast = 2  # the stochastic variant of the loop
+    rint = (fast, fmt.elem.man_bits, fmt.elem.emin & 0xFFFFFFFFFFFFFFFF, top)
     return eplan, splan, (en, ee & 0xFFFFFFFFFFFFFFFF, *rint)
 
 
