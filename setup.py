@@ -17,7 +17,12 @@ setup(
         Extension(
             f"numfmt.{family}._ckernel",
             sources=[f"numfmt/{family}/_ckernel.c"],
-            depends=["numfmt/core/_rounding.h", "numfmt/float/_element.h", "numfmt/block/_nvfp4.h"],
+            depends=[
+                "numfmt/core/_rounding.h",
+                "numfmt/float/_element.h",
+                "numfmt/block/_nvfp4.h",
+                "numfmt/block/_direct.h",
+            ],
             extra_compile_args=_ARGS,
             optional=True,
         )
