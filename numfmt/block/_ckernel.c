@@ -287,21 +287,30 @@ static inline void direct_caps(const bplan_t *b, int64_t e, uint64_t *max_pos, u
                     const T in_man = (T)b->in_man;                                                \
                     const ST dn = b->is_int ? -1 : b->in_man - b->m, Lq = qlow + b->in_bias + b->in_man; \
                     const int negzero = !b->is_int || b->sm;                                      \
-                    if (w == 32) /* the usual block: a loop of known length */                    \
-                        count += direct_##T(s, o, 32, in_man, dn, Lq, (T)max_pos, (T)max_neg,     \
-                                            (T)q_sub, (T)b->inf_bits, b->saturate, negzero);      \
-                    else                                                                          \
-                        count += direct_##T(s, o, w, in_man, dn, Lq, (T)max_pos, (T)max_neg,      \
-                                            (T)q_sub, (T)b->inf_bits, b->saturate, negzero);      \
-                } else if (rmode == 0) {                                                          \
+                    const T mp = (T)max_pos, mn = (T)max_neg, qs = (T)q_sub, ib = (T)b->inf_bits; \
+                    switch (ep->rounding) { /* one loop per mode */                               \
+                    case R_NE:                                                                    \
+                        if (w == 32) /* the usual block: a loop of known length */                \
+                            count += direct_##T(s, o, 32, in_man, dn, Lq, mp, mn, qs, ib, b->saturate, negzero, R_NE); \
+                        else                                                                      \
+                            count += direct_##T(s, o, w, in_man, dn, Lq, mp, mn, qs, ib, b->saturate, negzero, R_NE); \
+                        break;                                                                    \
+                    case R_NA: count += direct_##T(s, o, w, in_man, dn, Lq, mp, mn, qs, ib, b->saturate, negzero, R_NA); break; \
+                    case R_TZ: count += direct_##T(s, o, w, in_man, dn, Lq, mp, mn, qs, ib, b->saturate, negzero, R_TZ); break; \
+                    case R_TP: count += direct_##T(s, o, w, in_man, dn, Lq, mp, mn, qs, ib, b->saturate, negzero, R_TP); break; \
+                    case R_TN: count += direct_##T(s, o, w, in_man, dn, Lq, mp, mn, qs, ib, b->saturate, negzero, R_TN); break; \
+                    default: count += direct_##T(s, o, w, in_man, dn, Lq, mp, mn, qs, ib, b->saturate, negzero, R_ODD); break; \
+                    }                                                                             \
+                    continue;                                                                     \
+                } else if (rmode == 0 && ep->rounding == R_NE) {                                  \
                     for (Py_ssize_t i = 0; i < w; i++) {                                          \
                         int over;                                                                 \
                         o[i] = (T)direct_one(b, s[i], qlow + b->m, max_pos, q_sub, &over);        \
                         count += over;                                                            \
                     }                                                                             \
+                    continue;                                                                     \
                 }                                                                                 \
-                if (rmode == 0) continue;                                                         \
-            } /* stochastic blocks below the input's normal range: the general path */           \
+            } /* other blocks below the input's normal range: the general path */                 \
             uint64_t idx = (uint64_t)k * (uint64_t)B;                                             \
             for (Py_ssize_t i = 0; i < w; i++) {                                                  \
                 uint64_t r = rmode == 1   ? hash64(seed, idx + (uint64_t)i)                       \
@@ -330,7 +339,8 @@ static PyObject *block_into(PyObject *self, PyObject *args) {
     plan_t ep;
     if (read_bplan(bplan_obj, &b) < 0 || read_plan(eplan_obj, &ep) < 0) return NULL;
     if (ep.width != b.ww || rmode < 0 || rmode > 2 || (rmode != 0) != (ep.rounding >= R_SR) ||
-        (b.direct && rmode != 0 && (ep.rounding != R_SR || b.ww != b.width))) {
+        (b.direct && rmode != 0 && (ep.rounding != R_SR || b.ww != b.width)) ||
+        (b.direct && rmode == 0 && (ep.rounding > R_ODD || (ep.rounding != R_NE && b.ww != b.width)))) {
         PyErr_SetString(PyExc_ValueError, "inconsistent element plan or rmode");
         return NULL;
     }

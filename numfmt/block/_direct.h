@@ -1,6 +1,6 @@
 /* The direct rounding of power-of-two block scales, for numfmt/block/_ckernel.c: the input's
  * patterns rounded straight onto the scaled element grid (numfmt.block.direct's argument),
- * nearest even (direct_one, DIRECT_BLOCK) and "stochastic" (DIRECT_SR). Include after the
+ * nearest even (direct_one), the deterministic modes (DIRECT_BLOCK) and "stochastic" (DIRECT_SR). Include after the
  * block plan (bplan_t), unpack_one and _rounding.h.
  */
 #ifndef NUMFMT_BLOCK_DIRECT_H
@@ -35,12 +35,14 @@ static inline uint64_t direct_one(const bplan_t *b, uint64_t u, int64_t low, uin
  * signed compares (all patterns are magnitudes below 2**(W-1)): the loop vectorizes.
  * The cap is max_pos or max_neg by sign (integer elements: max_int or -min_int
  * quanta); negzero 0: a negative result that rounds to zero is +0 (two's
- * complement). Returns the overflow count (results at or above inf_bits). */
+ * complement). mode: the deterministic modes of numfmt.float.kernel.round_bits (a
+ * constant at each call, so the loop keeps one). Returns the overflow count (results
+ * at or above inf_bits). */
 #define DIRECT_BLOCK(T, ST)                                                                      \
     static inline __attribute__((always_inline)) int64_t direct_##T(                              \
         const T *restrict s, T *restrict o, Py_ssize_t w, T in_man, ST dn, ST Lq,                 \
                                       T max_pos, T max_neg, T q_sub, T inf_bits, int saturate,    \
-                                      int negzero) {                                              \
+                                      int negzero, int mode) {                                    \
         /* one: not a compile-time constant, or gcc 12 does not vectorize 1 << (64-bit vector) */ \
         const T one = (T)(in_man > 0), sbit = one << (sizeof(T) * 8 - 1), absm = sbit - one;     \
         const T mmask = (one << in_man) - one, hidden = one << in_man, dmax = in_man + 2;        \
@@ -58,7 +60,13 @@ static inline uint64_t direct_one(const bplan_t *b, uint64_t u, int64_t low, uin
             T rem = sig & ((one << dc) - one), half = (one << dc) >> 1;                           \
             T odd = (sig >> dc) & one;                                                            \
             T tie = rem == half ? odd : 0, nzr = rem != 0 ? tie : 0;                              \
-            T inc = (ST)rem > (ST)half ? one : nzr;                                               \
+            T inexact = rem != 0 ? one : 0, negb = sign >> (sizeof(T) * 8 - 1);                   \
+            T inc = mode == R_NE   ? ((ST)rem > (ST)half ? one : nzr)                             \
+                    : mode == R_NA ? ((ST)rem >= (ST)half ? inexact : 0)                          \
+                    : mode == R_TP ? (inexact & (negb ^ one))                                     \
+                    : mode == R_TN ? (inexact & negb)                                             \
+                    : mode == R_ODD ? (inexact & (odd ^ one))                                     \
+                                    : 0; /* toward zero */                                        \
             T res = a - rem + (inc << dc);                                                        \
             T tiny = inc ? q_sub : 0;                                                             \
             res = (ST)d > (ST)in_man ? tiny : res;                                                \

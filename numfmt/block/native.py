@@ -63,8 +63,8 @@ def _packed(plan) -> tuple[bytes, bytes] | None:
     width = plan.dtype.itemsize * 8
     in_man = 23 if width == 32 else 52
     we, wm, ww = plan.work
-    direct = plan.direct or (is_int and _int_direct(plan, in_man))
-    if plan.rounding is Rounding.STOCHASTIC and ww == width:  # the direct loop's stochastic variant
+    direct = plan.direct or (is_int and plan.rounding is Rounding.NEAREST_EVEN and _int_direct(plan, in_man))
+    if plan.rounding in _DIRECT_MODES and ww == width:  # the direct loops of the other modes
         direct = _float_direct(plan) or (is_int and _int_direct(plan, in_man))
     m = q_off = 0
     caps = [(0, 1, 0), (0, 1, 0)]  # (k, sig, top) of the positive and negative caps: sig * 2**(e + k - top)
@@ -106,10 +106,9 @@ def _packed(plan) -> tuple[bytes, bytes] | None:
 
 
 def _int_direct(plan, in_man: int) -> bool:
-    """Whether integer elements take the kernel's direct rounding: nearest even or stochastic,
-    results the dtype holds (``numfmt.block.direct``'s argument, with a fixed quantum per block)."""
-    rounds = plan.rounding in (Rounding.NEAREST_EVEN, Rounding.STOCHASTIC)
-    return rounds and not plan.maybe_lost and plan.fmt.elem.bits - 1 <= in_man
+    """Whether integer elements take the kernel's direct rounding: the deterministic modes and
+    "stochastic", results the dtype holds (``numfmt.block.direct``'s argument, with a fixed quantum per block)."""
+    return plan.rounding in _DIRECT_MODES and not plan.maybe_lost and plan.fmt.elem.bits - 1 <= in_man
 
 
 def _float_direct(plan) -> bool:
@@ -118,6 +117,16 @@ def _float_direct(plan) -> bool:
     return isinstance(elem, FloatFormat) and direct_ok(dataclasses.replace(plan, rounding=Rounding.NEAREST_EVEN))
 
 
+# The modes the direct loops serve (nearest even also where the work layout is not the input's).
+_DIRECT_MODES = (
+    Rounding.NEAREST_EVEN,
+    Rounding.NEAREST_AWAY,
+    Rounding.TOWARD_ZERO,
+    Rounding.TOWARD_POSITIVE,
+    Rounding.TOWARD_NEGATIVE,
+    Rounding.TO_ODD,
+    Rounding.STOCHASTIC,
+)
 _KERNEL = Loader("numfmt.block._ckernel", _FIELDS, _packed)
 _NV_FIELDS = 8
 
