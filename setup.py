@@ -1,4 +1,4 @@
-"""The compiled kernels (numfmt.float, .fixed and .posit._ckernel); everything else is in pyproject.toml.
+"""The compiled kernels (numfmt.{float,fixed,posit,block}._ckernel); everything else is in pyproject.toml.
 
 The extensions are optional: where one cannot be built, the package still installs
 and numfmt uses its NumPy path (with one warning on first use).
@@ -22,11 +22,18 @@ setup(
         Extension(
             f"numfmt.{family}._ckernel",
             sources=[f"numfmt/{family}/_ckernel.c"],
-            depends=["numfmt/core/_rounding.h", "numfmt/core/_threads.h", "numfmt/core/_call.h"],
+            depends=[
+                "numfmt/core/_rounding.h",
+                "numfmt/core/_threads.h",
+                "numfmt/core/_call.h",
+                "numfmt/float/_element.h",
+                "numfmt/block/_nvfp4.h",
+                "numfmt/block/_direct.h",
+            ],
             extra_compile_args=_ARGS + _THREADS,
             extra_link_args=_THREADS,
             optional=True,
         )
-        for family in ("float", "fixed", "posit")
+        for family in ("float", "fixed", "posit", "block")
     ]
 )

@@ -1,12 +1,16 @@
 """The compiled kernels of ``numfmt.chop`` against the memory-copy floor, the NumPy path and ml_dtypes.
 
-Run: ``python benchmarks/bench_kernel.py [--n 10000000] [--repeat 5] [--threads 1,2] [--latency-only]``
+Run: ``python benchmarks/bench_kernel.py [--n 10000000] [--repeat 5] [--threads 1,2] [--latency-only]
+[--formats mxfp4_e2m1,mxint8]``
 
 For float32 and float64 input and each format, round to nearest even (RNE) and
 stochastic rounding (SR, a JAX key: the counter hash computed in the kernel),
 the fixed-point rows (q3.12; int8; q7.8 with overflow='wrap', the kernel of
-``numfmt.fixed``) and the posit rows (posit8_0, posit16_1, posit32_2, the kernel of
-``numfmt.posit``), it times side by side in one process, each as a ratio to ``np.copyto`` into a
+``numfmt.fixed``), the posit rows (posit8_0, posit16_1, posit32_2, the kernel of
+``numfmt.posit``) and the block rows (MXFP8 e4m3, MXFP4, MXINT8: the kernel of
+``numfmt.block``, one visit per block; NVFP4: the kernel for float32 input; its
+float64 SR row is stochastic_a with 47 random bits, its most), it
+times side by side in one process, each as a ratio to ``np.copyto`` into a
 preallocated array (the floor: one read, one write):
 
   out=      numfmt.chop(x, fmt, out=dst), the compiled kernel into a preallocated array,
@@ -36,6 +40,7 @@ import ml_dtypes
 import numpy as np
 
 import numfmt
+from numfmt.block import native as block_native
 from numfmt.core import native
 from numfmt.fixed import native as fixed_native
 from numfmt.float import native as float_native
@@ -53,6 +58,10 @@ FORMATS = {
     "posit8_0": None,
     "posit16_1": None,
     "posit32_2": None,
+    "mxfp8_e4m3": None,
+    "mxfp4_e2m1": None,
+    "mxint8": None,
+    "nvfp4": None,
 }
 SHORT = {"fixed(i=7,f=8,overflow=wrap)": "q7.8 wrap"}
 
@@ -123,8 +132,11 @@ def main(argv=None):
     ap = _common.parser(__doc__, 10_000_000)
     ap.add_argument("--threads", default="1", help="thread counts, comma-separated (numfmt.set_num_threads)")
     ap.add_argument("--latency-only", action="store_true", help="only the per-call latency")
+    names = [SHORT.get(f, f) for f in FORMATS]
+    ap.add_argument("--formats", default=",".join(names), help="the rows to time, comma-separated: " + ", ".join(names))
     args = ap.parse_args(argv)
-    if not (float_native.available() and fixed_native.available() and posit_native.available()):
+    kernels = (float_native, fixed_native, posit_native, block_native)
+    if not all(k.available() for k in kernels):
         raise SystemExit("numfmt's compiled kernel is not built: pip install -e . (or setup.py build_ext --inplace)")
     if args.latency_only:
         latency(args.repeat)
@@ -144,6 +156,7 @@ def table(args) -> None:
 
     key = jax.random.key(0)
     rng = np.random.default_rng(0)
+    only = args.formats.split(",")
     print(
         f"n = {args.n:,}; {numfmt.get_num_threads()} thread(s); best of {args.repeat}; "
         "ratio to np.copyto into a preallocated array, cpu / wall"
@@ -158,8 +171,12 @@ def table(args) -> None:
         copy = both_clocks(lambda: np.copyto(dst, x), args.repeat)
         name = np.dtype(dtype).name
         for fmt, T in FORMATS.items():
+            if SHORT.get(fmt, fmt) not in only:
+                continue
             for mode in ("RNE", "SR"):
                 kw = {"rounding": "stochastic", "key": key} if mode == "SR" else {}
+                if mode == "SR" and fmt == "nvfp4" and dtype == np.float64:
+                    kw.update(rounding="stochastic_a", random_bits=47)  # its most for float64 input
                 cols = {
                     "out=": lambda: numfmt.chop(x, fmt, out=dst, **kw),
                     "alloc": lambda: numfmt.chop(x, fmt, **kw),

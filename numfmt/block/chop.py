@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from numfmt.block import native
 from numfmt.block.chunks import drawer, in_chunks, rows, unrows
 from numfmt.block.direct import direct_ok, direct_round
 from numfmt.block.format import BlockFormat, InfPolicy, ScaleRule
@@ -303,8 +304,10 @@ def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, k
     key = resolve_key(key, plan, xp is not _xp.NUMPY)
     if xp is _xp.NUMPY:
         m, shape = rows(x, check_axis(x, fmt))
-        draw = drawer(key)
-        out, count = in_chunks(lambda b, r: chop_blocks(xp, plan, b, r), m, fmt.block_size, draw)
+        done = native.chop_rows(plan, m, key)  # the compiled kernel, where built and it takes the plan
+        if done is None:
+            done = in_chunks(lambda b, r: chop_blocks(xp, plan, b, r), m, fmt.block_size, drawer(key))
+        out, count = done
         if count:
             _raise_unrep(fmt, plan.dtype, count)
         return unrows(out, shape, fmt.axis)

@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from numfmt.block import native
 from numfmt.block.chop import Variant, blocked, blocked_shape, check_axis, register_variant, unblocked
 from numfmt.block.chunks import chunks, drawer, in_chunks, rows, unrows
 from numfmt.block.nvfp4 import F64_RANDOM_BITS, _check, dequantize, quantize, tensor_scale
@@ -104,6 +105,11 @@ def nvfp4_chop(x, fmt, rounding, *, key=None, random_bits=None):
     if xp is _xp.NUMPY:
         _, dtype, rounding, n = static
         m, shape = rows(x, check_axis(x, fmt))
+        done = native.nvfp4_rows(fmt, dtype, rounding, n, m, key)  # the compiled kernel: float32 input
+        if done is not None:
+            if done[1]:
+                _raise(fmt, dtype, done[1])
+            return unrows(done[0], shape, fmt.axis)
         amax = _amax_of(xp, dtype, m)
         if dtype.itemsize == 8:
             _check_tensor_scale(x, fmt, float(np.asarray(amax).view(np.float64)))

@@ -39,7 +39,7 @@ typedef struct {
 #define NF_RBITS(c, lo) ((const void *)((c)->rbits ? (c)->rbits + (lo) * (c)->word : NULL))
 
 /* Copies the count uint64 fields of the packed plan obj into f (a TypeError otherwise). */
-static int nf_read_fields(PyObject *obj, uint64_t *f, Py_ssize_t count, const char *who) {
+static inline int nf_read_fields(PyObject *obj, uint64_t *f, Py_ssize_t count, const char *who) {
     if (!PyBytes_Check(obj) || PyBytes_GET_SIZE(obj) != count * (Py_ssize_t)sizeof(uint64_t)) {
         PyErr_Format(PyExc_TypeError, "plan must be the packed bytes of %s", who);
         return -1;
@@ -48,7 +48,7 @@ static int nf_read_fields(PyObject *obj, uint64_t *f, Py_ssize_t count, const ch
     return 0;
 }
 
-static int nf_seed(PyObject *obj, uint32_t seed[4]) {
+static inline int nf_seed(PyObject *obj, uint32_t seed[4]) {
     if (!PyTuple_Check(obj) || PyTuple_GET_SIZE(obj) != 4) {
         PyErr_SetString(PyExc_TypeError, "seed must be a tuple of four ints");
         return -1;
