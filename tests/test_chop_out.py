@@ -147,3 +147,28 @@ def test_jax_arrays_refuse_out():
         numfmt.chop(jnp.zeros(4), "bfloat16", out=np.zeros(4))
     with pytest.raises(TypeError, match="out= is not supported for JAX arrays"):
         numfmt.chop(jnp.zeros(4), "mxfp4_e2m1", out=np.zeros(4), key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_block_formats_write_out_directly_or_copy_alike(dtype, axis, path):
+    """The block kernel writes out='s rows itself where they are a contiguous view apart from x."""
+    x = _x(dtype, (48, 96))
+    for fmt in [numfmt.mxfp4_e2m1.replace(axis=axis), numfmt.mxfp8_e4m3.replace(axis=axis), numfmt.parse("mxint8")]:
+        for mode, key in [("nearest_even", None), ("stochastic", jax.random.key(3)), ("stochastic", 11)]:
+            want = numfmt.chop(x, fmt, mode, key=key)
+            big = np.full((48, 192), np.nan, dtype)
+            outs = [np.full_like(x, np.nan), np.asfortranarray(np.full_like(x, np.nan)), big[:, ::2], x.copy()]
+            for i, out in enumerate(outs):
+                src = out if i == 3 else x  # the last: in place
+                assert numfmt.chop(src, fmt, mode, key=key, out=out) is out
+                np.testing.assert_array_equal(_bits(np.ascontiguousarray(out)), _bits(want), err_msg=f"{fmt} {i}")
+            assert np.isnan(big[:, 1::2]).all()  # nothing written between
+
+
+def test_a_failing_block_chop_leaves_out_as_it_was(path):
+    x = np.full((4, 32), -np.finfo(np.float32).max, np.float32)  # mxint8: -2 * 2**127 overflows float32
+    out = np.full_like(x, 1.5)
+    with pytest.raises(ValueError, match="cannot hold"):
+        numfmt.chop(x, "mxint8", out=out)
+    assert (out == 1.5).all()

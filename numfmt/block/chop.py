@@ -290,8 +290,14 @@ def variant(fmt: BlockFormat) -> Variant | None:
     return next((v for v in _VARIANTS if v.test(fmt)), None)
 
 
-def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, key=None, random_bits=None):
-    """``numfmt.chop`` for block formats (registered with ``register_chop``)."""
+def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, key=None, random_bits=None, out=None):
+    """``numfmt.chop`` for block formats (registered with ``register_chop``).
+
+    ``out``: None, or a NumPy array of ``x``'s shape and dtype (checked by the
+    caller) that the compiled kernel writes straight into where its rows are a
+    C-contiguous view apart from ``x`` and no result can fail; then ``out`` is
+    returned, else a new array.
+    """
     if overflow is not None:
         raise ValueError(
             f"overflow={overflow!r}: block format elements always saturate at the element max "
@@ -303,14 +309,18 @@ def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, k
     xp, xm, x, plan = prepare(x, fmt, rounding, key, random_bits)
     key = resolve_key(key, plan, xp is not _xp.NUMPY)
     if xp is _xp.NUMPY:
-        m, shape = rows(x, check_axis(x, fmt))
-        done = native.chop_rows(plan, m, key)  # the compiled kernel, where built and it takes the plan
+        axis = check_axis(x, fmt)
+        m, shape = rows(x, axis)
+        # out= written directly only where no result can fail (else out stays as it was on the error)
+        direct = out is not None and out.dtype == plan.dtype and not plan.maybe_unrep
+        dst = _rows_of(out, axis, m) if direct else None
+        done = native.chop_rows(plan, m, key, dst)  # the compiled kernel, where built and it takes the plan
         if done is None:
             done = in_chunks(lambda b, r: chop_blocks(xp, plan, b, r), m, fmt.block_size, drawer(key))
-        out, count = done
+        result, count = done
         if count:
             _raise_unrep(fmt, plan.dtype, count)
-        return unrows(out, shape, fmt.axis)
+        return out if dst is not None and result is dst else unrows(result, shape, fmt.axis)
     import jax
 
     rbits = _rbits(xp, key, blocked_shape(x.shape, fmt))
@@ -327,6 +337,15 @@ def block_chop(x, fmt: BlockFormat, rounding="nearest_even", *, overflow=None, k
             )
         # else: only products above the dtype's max are possible; under tracing they are +-inf.
     return _jax_fn(plan, "chop")(x, rbits)
+
+
+def _rows_of(out, axis, m):
+    """``out``'s rows as :func:`rows` lays out ``m``, where they are a C-contiguous view of ``out``
+    sharing no memory with ``m`` (the kernel can write them directly), else None."""
+    om, _ = rows(out, axis)
+    if om.shape != m.shape or not om.flags.c_contiguous or not np.shares_memory(om, out):
+        return None
+    return None if np.may_share_memory(om, m) else om
 
 
 def blocked_shape(shape, fmt: BlockFormat) -> tuple:
@@ -358,4 +377,4 @@ def _straight_through(plan):
     return straight_through(lambda xb, rbits: chop_blocks(xp, plan, xb, rbits)[0])
 
 
-register_chop(BlockFormat, block_chop)
+register_chop(BlockFormat, block_chop, takes_out=True)

@@ -173,11 +173,13 @@ def available() -> bool:
     return _KERNEL.available()
 
 
-def chop_rows(plan, m: np.ndarray, key):
+def chop_rows(plan, m: np.ndarray, key, dst=None):
     """``(results, count)`` of the rows ``m`` (see :func:`numfmt.block.chunks.rows`) as
     :func:`numfmt.block.chunks.in_chunks` gives them, or None where the kernel does not take ``plan``.
 
     ``key``: None, a NumPy ``Generator`` or a JAX key (see :func:`numfmt.core.chop.resolve_key`).
+    ``dst``: None, or a C-contiguous array of ``m``'s shape and dtype, apart from ``m``, that
+    receives the results (and is returned as them).
     """
     if not _KERNEL.available():
         return None
@@ -185,14 +187,15 @@ def chop_rows(plan, m: np.ndarray, key):
     if packed is None:
         return None
     bplan, eplan = packed
-    return _rows(np.ascontiguousarray(m), plan.fmt.block_size, key, lambda *a: _KERNEL.ext.block_into(bplan, eplan, *a))
+    run = lambda *a: _KERNEL.ext.block_into(bplan, eplan, *a)  # noqa: E731
+    return _rows(np.ascontiguousarray(m), plan.fmt.block_size, key, run, dst)
 
 
-def _rows(m, b: int, key, run):
+def _rows(m, b: int, key, run, dst=None):
     """Run ``run(src, dst, n, k0, k1, rmode, seed, rbits)`` over the blocks of rows ``m``:
     ``(results, count)``; a Generator's words are drawn here, a piece at a time."""
     g, n = m.shape
-    out = np.empty_like(m)
+    out = np.empty_like(m) if dst is None else dst
     if g == 0 or n == 0:
         return out, 0
     blocks = g * -(-n // b)

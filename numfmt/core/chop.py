@@ -40,6 +40,7 @@ __all__ = [
 # Non-elementwise families (block formats) register a whole ``chop``.
 _PLANNERS: dict = {}
 _CHOPPERS: dict = {}
+_TAKES_OUT: set = set()  # chopper classes that take out= (register_chop)
 
 
 def register_elementwise(cls: type, planner) -> None:
@@ -47,13 +48,18 @@ def register_elementwise(cls: type, planner) -> None:
     _PLANNERS[cls] = planner
 
 
-def register_chop(cls: type, chopper) -> None:
+def register_chop(cls: type, chopper, takes_out: bool = False) -> None:
     """Route ``chop(x, fmt, ...)`` of formats of type ``cls`` to ``chopper``.
 
     ``chopper(x, fmt, rounding, overflow=, key=, random_bits=)`` receives the
-    parsed format and the arguments as the user gave them.
+    parsed format and the arguments as the user gave them. With ``takes_out``,
+    a NumPy ``x`` and a checked ``out=`` of its shape and dtype, it also gets
+    ``out=``: it may write the result there (and return ``out``) or return a
+    new array, which is then copied into ``out``.
     """
     _CHOPPERS[cls] = chopper
+    if takes_out:
+        _TAKES_OUT.add(cls)
 
 
 def plan_for(fmt, dtype, rounding: Rounding, overflow, random_bits: int):
@@ -163,8 +169,12 @@ def chop(x, fmt, rounding="nearest_even", *, overflow=None, key=None, random_bit
         )
     fmt_arg, fmt = fmt, parse(fmt)
     if type(fmt) in _CHOPPERS:
-        result = _CHOPPERS[type(fmt)](x, fmt, rounding, overflow=overflow, key=key, random_bits=random_bits)
-        if out is None:
+        more = {}
+        if out is not None and type(fmt) in _TAKES_OUT and type(x) is np.ndarray and x.dtype.kind == "f":
+            _check_out(out, x.shape, x.dtype)
+            more["out"] = out
+        result = _CHOPPERS[type(fmt)](x, fmt, rounding, overflow=overflow, key=key, random_bits=random_bits, **more)
+        if out is None or result is out:
             return result
         _check_out(out, np.shape(result), np.asarray(result).dtype)
         np.copyto(out, result)
