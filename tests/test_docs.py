@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.xdist_group("test_docs")  # its module fixture runs once (pytest -n auto --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_docs")  # its session fixture runs once (pytest -n auto --dist loadgroup)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
@@ -23,7 +23,7 @@ def _load_build():
     return module
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, even where other files run between its tests
 def executed(tmp_path_factory):
     """Execute every notebook once (each in its own process); name -> (seconds, stderr)."""
     out = tmp_path_factory.mktemp("executed")
