@@ -39,12 +39,6 @@
 #include "../core/_rounding.h" /* Rounding order, counter hash, SR decision */
 #include "../float/_element.h" /* the element plan and round_one */
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define BK_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define BK_CLONES
-#endif
-
 /* The block plan: uint64 fields in this order (numfmt.block.native._FIELDS). */
 enum {
     B_WIDTH, B_IN_MAN, B_IN_BIAS, B_WORK_EXP, B_WORK_MAN, B_WORK_WIDTH, B_BLOCK, B_E_LO, B_E_HI,
@@ -210,7 +204,7 @@ static inline void direct_caps(const bplan_t *b, int64_t e, uint64_t *max_pos, u
 #define TABLE 512
 #define SR_CHUNK 256
 #define BLOCKS(T, ST)                                                                              \
-    static BK_CLONES Py_ssize_t blocks_##T(const bplan_t *b, const plan_t *ep, const T *restrict src, \
+    static NF_CLONES Py_ssize_t blocks_##T(const bplan_t *b, const plan_t *ep, const T *restrict src, \
                                  T *restrict dst,                                                 \
                                  Py_ssize_t n, Py_ssize_t k0, Py_ssize_t k1, int rmode,           \
                                  const uint32_t *seed, const uint64_t *rbits) {                   \
@@ -393,7 +387,7 @@ fail:
 #include "_nvfp4.h" /* NVFP4-style blocks of float32 input (uses unpack_one) */
 
 /* The largest finite magnitude pattern of a float32 buffer (NVFP4's tensor amax). */
-static BK_CLONES uint32_t amax32(const uint32_t *src, Py_ssize_t n) {
+static NF_CLONES uint32_t amax32(const uint32_t *src, Py_ssize_t n) {
     uint32_t amax = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         uint32_t a = src[i] & 0x7FFFFFFFu;

@@ -221,7 +221,7 @@ static inline __attribute__((always_inline)) int64_t nv_fast_sr(const uint32_t *
 #define NV_CHUNK 256
 
 /* Blocks k0 .. k1 - 1 of float32 rows (numfmt.block.nvfp4.quantize, then dequantize). */
-static BK_CLONES Py_ssize_t nvfp4_blocks(const nplan_t *np_, const plan_t *ep, const plan_t *sp,
+static NF_CLONES Py_ssize_t nvfp4_blocks(const nplan_t *np_, const plan_t *ep, const plan_t *sp,
                                          const uint32_t *restrict src, uint32_t *restrict dst, Py_ssize_t n,
                                          Py_ssize_t k0, Py_ssize_t k1, int rmode, const uint32_t *seed,
                                          const uint64_t *rbits) {

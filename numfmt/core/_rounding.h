@@ -9,6 +9,15 @@
 #include <stdint.h>
 
 /* Rounding, in the order of the native modules' _ROUNDINGS. */
+/* Runtime CPU dispatch: with GCC on x86-64 Linux each vector loop is built twice, for AVX2 and
+ * the baseline, and the loader picks one (target_clones); elsewhere, or built with
+ * -DNUMFMT_PORTABLE (CFLAGS), one portable variant. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(NUMFMT_PORTABLE)
+#define NF_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define NF_CLONES
+#endif
+
 enum { R_NE, R_NA, R_TZ, R_TP, R_TN, R_ODD, R_SR, R_SRA, R_SRB, R_SRC, R_SREQ };
 
 /* numfmt.core.random: Chris Wellons' lowbias32 and the keyed hash of an index. */

@@ -33,12 +33,6 @@
 #include "../core/_rounding.h" /* Rounding order, counter hash, SR decision */
 #include "../core/_call.h"     /* round_into's arguments and buffers, the split across threads */
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define NF_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define NF_CLONES
-#endif
-
 #include "_element.h" /* the packed plan, read_plan, round_one */
 
 /* round_one out of line, for the few elements the short sequences leave: inlined, it

@@ -26,12 +26,6 @@
 #include "../core/_rounding.h" /* Rounding order, counter hash, SR decision */
 #include "../core/_call.h"     /* round_into's arguments and buffers, the split across threads, the module */
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define NF_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define NF_CLONES
-#endif
-
 /* The plan: uint64 fields in this order (numfmt.posit.native._FIELDS). */
 enum {
     F_WIDTH, F_CONTAINER, F_IN_MAN, F_IN_BIAS, F_N, F_ES, F_NEED_CLZ, F_ROUNDING, F_RBITS, F_NAN_BITS,
