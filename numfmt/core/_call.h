@@ -144,6 +144,42 @@ done:
     "round_into(plan, src, dst, rmode, start, seed, rbits) -> -1, or the index of the first unrepresentable " \
     "result, or -2 (src/dst not C-contiguous, not writable, or overlapping: take another path)"
 
+/* run_range and round_into of a kernel whose loops FAST##_uint32_t/_uint64_t (plans with p->fast)
+ * and SLOW##_uint16_t/_uint32_t/_uint64_t return -1 or the first unrepresentable index, and
+ * whose plan_t has width, container, rounding, can_unrep and fast (the float and fixed kernels). */
+#define NF_ENTRY(FAST, SLOW)                                                                           \
+    static Py_ssize_t run_range(void *ctx, Py_ssize_t lo, Py_ssize_t hi) {                            \
+        const nf_call_t *c = (const nf_call_t *)ctx;                                                  \
+        const plan_t *p = (const plan_t *)c->plan;                                                    \
+        Py_ssize_t n = hi - lo;                                                                       \
+        uint64_t start = c->start + (uint64_t)lo;                                                     \
+        const void *rb = NF_RBITS(c, lo);                                                             \
+        if (p->fast && p->width == 32)                                                                \
+            return FAST##_uint32_t(p, NF_SRC(c, uint32_t, lo), NF_DST(c, uint32_t, lo), n, c->rmode,  \
+                                   start, c->seed, rb);                                               \
+        if (p->fast && p->width == 64)                                                                \
+            return FAST##_uint64_t(p, NF_SRC(c, uint64_t, lo), NF_DST(c, uint64_t, lo), n, c->rmode,  \
+                                   start, c->seed, rb);                                               \
+        if (p->width == 16)                                                                           \
+            return SLOW##_uint16_t(p, NF_SRC(c, uint16_t, lo), NF_DST(c, uint16_t, lo), n, c->rmode,  \
+                                   start, c->seed, rb);                                               \
+        if (p->width == 32)                                                                           \
+            return SLOW##_uint32_t(p, NF_SRC(c, uint32_t, lo), NF_DST(c, uint32_t, lo), n, c->rmode,  \
+                                   start, c->seed, rb);                                               \
+        return SLOW##_uint64_t(p, NF_SRC(c, uint64_t, lo), NF_DST(c, uint64_t, lo), n, c->rmode, start, \
+                               c->seed, rb);                                                          \
+    }                                                                                                 \
+    static PyObject *round_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {            \
+        (void)self;                                                                                   \
+        plan_t p;                                                                                     \
+        if (nargs < 1 || read_plan(args[0], &p) < 0) {                                                \
+            if (nargs < 1) PyErr_SetString(PyExc_TypeError, "round_into takes 7 arguments");          \
+            return NULL;                                                                              \
+        }                                                                                             \
+        return nf_round_into(args, nargs, &p, (int)p.width, (int)p.container, p.rounding >= R_SR,     \
+                             p.can_unrep, p.fast != 0, run_range);                                    \
+    }
+
 /* The extension's module: round_into (the extension's own, on nf_round_into), set_threads,
  * and the constants FIELDS (the plan's field count, checked by numfmt.core.native.Loader) and
  * CHECKS_OVERLAP (round_into answers -2 for overlapping src and dst). */

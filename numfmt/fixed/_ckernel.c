@@ -435,33 +435,7 @@ LOOP(uint64_t)
 FAST_LOOP(uint32_t, int32_t, float, FX_HASH32)
 FAST_LOOP(uint64_t, int64_t, double, FX_HASH64)
 
-/* nf_split's ranges: elements lo .. hi - 1 of the call (numfmt/core/_call.h). */
-static Py_ssize_t run_range(void *ctx, Py_ssize_t lo, Py_ssize_t hi) {
-    const nf_call_t *c = (const nf_call_t *)ctx;
-    const plan_t *p = (const plan_t *)c->plan;
-    Py_ssize_t n = hi - lo;
-    uint64_t start = c->start + (uint64_t)lo;
-    const void *rb = NF_RBITS(c, lo);
-    if (p->fast && p->width == 32)
-        return fast_uint32_t(p, NF_SRC(c, uint32_t, lo), NF_DST(c, uint32_t, lo), n, c->rmode, start, c->seed, rb);
-    if (p->fast && p->width == 64)
-        return fast_uint64_t(p, NF_SRC(c, uint64_t, lo), NF_DST(c, uint64_t, lo), n, c->rmode, start, c->seed, rb);
-    if (p->width == 16)
-        return loop_uint16_t(p, NF_SRC(c, uint16_t, lo), NF_DST(c, uint16_t, lo), n, c->rmode, start, c->seed, rb);
-    if (p->width == 32)
-        return loop_uint32_t(p, NF_SRC(c, uint32_t, lo), NF_DST(c, uint32_t, lo), n, c->rmode, start, c->seed, rb);
-    return loop_uint64_t(p, NF_SRC(c, uint64_t, lo), NF_DST(c, uint64_t, lo), n, c->rmode, start, c->seed, rb);
-}
-
-static PyObject *round_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    plan_t p;
-    if (nargs < 1 || read_plan(args[0], &p) < 0) {
-        if (nargs < 1) PyErr_SetString(PyExc_TypeError, "round_into takes 7 arguments");
-        return NULL;
-    }
-    return nf_round_into(args, nargs, &p, (int)p.width, (int)p.container, p.rounding >= R_SR, p.can_unrep, p.fast != 0,
-                         run_range);
-}
+/* run_range (nf_split's ranges) and round_into (numfmt/core/_call.h). */
+NF_ENTRY(fast, loop)
 
 NF_MODULE("The fixed-point family's compiled rounding kernel.", F_COUNT)
