@@ -33,7 +33,6 @@ import pathlib
 import subprocess
 import sys
 import tempfile
-import time
 
 import _common
 import numpy as np
@@ -83,17 +82,6 @@ def build(root: pathlib.Path) -> ctypes.CDLL:
     return dll
 
 
-def both_clocks(fn, repeat: int) -> tuple[float, float]:
-    """Best CPU time and best wall time of ``repeat`` calls of ``fn``."""
-    cpu, wall = [], []
-    for _ in range(repeat):
-        c0, w0 = time.process_time(), time.perf_counter()
-        fn()
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    return min(cpu), min(wall)
-
-
 def cpfloat_call(dll, x, dst, fmt: str, mode: str):
     p, emin, emax, inf = FORMATS[fmt]
     if dll.shim_setup(p, emin, emax, inf, MODES[mode]):
@@ -125,7 +113,7 @@ def main(argv=None):
     for dtype in (np.float32, np.float64):
         x = rng.standard_normal(args.n).astype(dtype)
         mine, theirs = np.empty_like(x), np.empty_like(x)
-        copy = both_clocks(lambda: np.copyto(mine, x), args.repeat)  # noqa: B023
+        copy = _common.both_clocks(lambda: np.copyto(mine, x), args.repeat)  # noqa: B023
         for fmt in FORMATS:
             finite = np.abs(x) <= float(numfmt.parse(fmt).max_value)
             for mode in MODES:
@@ -138,7 +126,7 @@ def main(argv=None):
                     other = (mine.view(f"u{x.itemsize}") != theirs.view(f"u{x.itemsize}")) & finite
                     zeros = other & (mine == 0) & (theirs == 0)  # -0 against +0
                     differ = f"{np.count_nonzero(other)}/{np.count_nonzero(zeros)}"
-                t_ours, t_cpf = both_clocks(ours, args.repeat), both_clocks(cpf, args.repeat)
+                t_ours, t_cpf = _common.both_clocks(ours, args.repeat), _common.both_clocks(cpf, args.repeat)
                 worst = max(worst, t_ours[0] / t_cpf[0])
                 cols = [f"{t[0] / copy[0]:5.2f}/{t[1] / copy[1]:5.2f}" for t in (t_ours, t_cpf)]
                 ratio = f"{t_ours[0] / t_cpf[0]:6.2f}/{t_ours[1] / t_cpf[1]:6.2f}"

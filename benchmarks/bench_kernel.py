@@ -33,7 +33,6 @@ time falls where the cores are free and the array large enough.
 from __future__ import annotations
 
 import statistics
-import time
 
 import _common
 import ml_dtypes
@@ -64,17 +63,6 @@ FORMATS = {
     "nvfp4": None,
 }
 SHORT = {"fixed(i=7,f=8,overflow=wrap)": "q7.8 wrap"}
-
-
-def both_clocks(fn, repeat: int) -> tuple[float, float]:
-    """Best CPU time and best wall time of ``repeat`` calls of ``fn``."""
-    cpu, wall = [], []
-    for _ in range(repeat):
-        c0, w0 = time.process_time(), time.perf_counter()
-        fn()
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    return min(cpu), min(wall)
 
 
 def numpy_path(fn):
@@ -122,7 +110,7 @@ def sweep(counts, repeat: int) -> None:
                 numfmt.set_num_threads(t)
                 calls = max(1, (1 << 22) >> k)
                 numfmt.chop(x, fmt, out=dst)
-                cpu, wall = both_clocks(lambda: [numfmt.chop(x, fmt, out=dst) for _ in range(calls)], repeat)
+                cpu, wall = _common.both_clocks(lambda: [numfmt.chop(x, fmt, out=dst) for _ in range(calls)], repeat)
                 row += f"  {t}t {cpu / calls * 1e6:9.1f} / {wall / calls * 1e6:9.1f}"
             print(row)
     numfmt.set_num_threads(1)
@@ -168,7 +156,7 @@ def table(args) -> None:
     for dtype in (np.float32, np.float64):
         x = (rng.standard_normal(args.n) * 100).astype(dtype)
         dst = np.empty_like(x)
-        copy = both_clocks(lambda: np.copyto(dst, x), args.repeat)
+        copy = _common.both_clocks(lambda: np.copyto(dst, x), args.repeat)
         name = np.dtype(dtype).name
         for fmt, T in FORMATS.items():
             if SHORT.get(fmt, fmt) not in only:
@@ -190,7 +178,7 @@ def table(args) -> None:
                         row += f" {'-':>11}"
                         continue
                     cols[label]()  # caches, lazy imports, first-touch pages of dst
-                    t = both_clocks(cols[label], args.repeat)
+                    t = _common.both_clocks(cols[label], args.repeat)
                     row += f" {t[0] / copy[0]:5.2f}/{t[1] / copy[1]:5.2f}"
                 print(row)
 
