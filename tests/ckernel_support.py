@@ -6,6 +6,8 @@ import numpy as np
 
 import numfmt
 from numfmt.core import native as core_native
+from numfmt.core.random import hash_bits
+from numfmt.core.xp import NUMPY
 
 
 def chop_or_message(x, fmt, mode, overflow, key, random_bits):
@@ -50,3 +52,20 @@ def assert_fallback_warns_once(monkeypatch, family_native, x, fmt):
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
     got = numfmt.chop(x, fmt, "stochastic", key=1)  # no second warning (warnings are errors here)
     assert got.dtype == np.float32
+
+
+def assert_hash_past_2_32(family_native, plan, x, U, seed):
+    """The kernel's counter hash at runs straddling 2**32 and beyond equals the NumPy plan's rounding."""
+    for start in [2**32 - 1000, 2**33 + 5]:
+        rbits = hash_bits(NUMPY, np.asarray(seed, np.uint32), start, x.size, plan.container)
+        want, _ = plan.round_bits(NUMPY, x.view(U).astype(rbits.dtype), rbits)
+        got = np.empty_like(x)
+        ext = family_native._KERNEL.ext
+        assert ext.round_into(family_native._packed(plan), x.view(U), got.view(U), 1, start, seed, None) == -1
+        np.testing.assert_array_equal(got.view(U), want.astype(U))
+
+
+def round_numpy(u, plan, words):
+    """The NumPy plan's rounding of the patterns ``u`` with the random words ``words``, in ``u``'s dtype."""
+    out, _ = plan.round_bits(NUMPY, u.astype(words.dtype), words)
+    return out.astype(u.dtype)

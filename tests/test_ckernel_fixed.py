@@ -25,14 +25,18 @@ from hypothesis import strategies as st
 
 import numfmt
 from numfmt.core import native as core_native
-from numfmt.core.random import hash_bits
-from numfmt.core.xp import NUMPY
 from numfmt.fixed import native
 from numfmt.fixed.format import FixedOverflow
 from numfmt.fixed.kernel import make_fixed_plan
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ckernel_support import assert_fallback_warns_once, chop_or_message, kernel_and_numpy  # noqa: E402
+from ckernel_support import (  # noqa: E402
+    assert_fallback_warns_once,
+    assert_hash_past_2_32,
+    chop_or_message,
+    kernel_and_numpy,
+    round_numpy,
+)
 
 UINT = {np.float16: np.uint16, ml_dtypes.bfloat16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}
 DTYPES = list(UINT)
@@ -190,18 +194,7 @@ def test_counter_hash_past_two_to_the_32(fmt, dtype):
     for mode in ["stochastic", "stochastic_b"]:
         bits = x.itemsize * 8 - 1 if mode == "stochastic" else 9
         plan = plan_of(fmt, dtype, mode, bits=bits)
-        for start in [2**32 - 1000, 2**33 + 5]:
-            rbits = hash_bits(NUMPY, np.asarray(seed, np.uint32), start, x.size, plan.container)
-            want, _ = plan.round_bits(NUMPY, x.view(U).astype(rbits.dtype), rbits)
-            got = np.empty_like(x)
-            done = native._KERNEL.ext.round_into(native._packed(plan), x.view(U), got.view(U), 1, start, seed, None)
-            assert done == -1
-            np.testing.assert_array_equal(got.view(U), want.astype(U))
-
-
-def _round_numpy(u, plan, words):
-    out, _ = plan.round_bits(NUMPY, u.astype(words.dtype), words)
-    return out.astype(u.dtype)
+        assert_hash_past_2_32(native, plan, x, U, seed)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
@@ -217,18 +210,18 @@ def test_stochastic_at_the_random_word_that_flips_the_decision(mode, fmt, dtype)
     mags = np.float64(2.0) ** np.linspace(-f.frac_bits - 40.0, f.int_bits - 0.5, 300)
     x = np.concatenate([mags, -mags * 1.37]).astype(dtype)
     u = x.view(U)
-    down = _round_numpy(u, plan, np.zeros_like(u))
+    down = round_numpy(u, plan, np.zeros_like(u))
     lo, hi = np.zeros(u.size, np.uint64), np.full(u.size, 2**w - 1, np.uint64)  # smallest r that rounds up
     for _ in range(w):
         mid = lo + (hi - lo) // np.uint64(2)
-        up = _round_numpy(u, plan, mid.astype(U)) != down
+        up = round_numpy(u, plan, mid.astype(U)) != down
         hi, lo = np.where(up, mid, hi), np.where(up, lo, mid + np.uint64(1))
     top = np.uint64(2**w - 1)
     for words in (np.where(hi > 0, hi - np.uint64(1), hi), hi, np.where(hi < top, hi + np.uint64(1), hi)):
         words = words.astype(U)
         got = np.empty_like(u)
         assert native._KERNEL.ext.round_into(native._packed(plan), u, got, 2, 0, (0, 0, 0, 0), words) == -1
-        np.testing.assert_array_equal(got, _round_numpy(u, plan, words))
+        np.testing.assert_array_equal(got, round_numpy(u, plan, words))
 
 
 def test_in_place_out_and_strided_inputs():
