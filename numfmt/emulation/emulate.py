@@ -21,6 +21,7 @@ so a chain of float64 operations does not convert back and forth per op.
 
 from __future__ import annotations
 
+import collections
 import functools
 
 import jax
@@ -204,6 +205,10 @@ class _Interpreter(ControlFlow):
             env[var] = (val, fmt)
         cache = {}
         record = _scopes.RECORD.get()
+        # A rounded value that several equations read is stored once (see sites.materialize):
+        # XLA would otherwise recompute its rounding chain inside every consumer's fusion.
+        uses = collections.Counter(v for e in jaxpr.eqns for v in e.invars if not isinstance(v, jcore.Literal))
+        uses.update(v for v in jaxpr.outvars if not isinstance(v, jcore.Literal))
         for eqn in jaxpr.eqns:
             ins = [(v.val, None) if isinstance(v, jcore.Literal) else env[v] for v in eqn.invars]
             interp = self.at(eqn)
@@ -211,6 +216,13 @@ class _Interpreter(ControlFlow):
                 record.append(_scopes.Applied("/".join(interp.names), eqn.primitive.name, interp.policy))
             outs = interp.eqn(eqn, ins, sites, cache, [id(v) for v in eqn.invars])
             for var, out in zip(eqn.outvars, outs, strict=True):
+                if (
+                    uses[var] > 1
+                    and out[1] is not None
+                    and eqn.primitive.name not in MOVEMENT
+                    and _sites.is_float(var.aval.dtype)
+                ):
+                    out = (_sites.materialize(out[0]), out[1])
                 env[var] = out
         return [(v.val, None) if isinstance(v, jcore.Literal) else env[v] for v in jaxpr.outvars]
 
@@ -247,7 +259,10 @@ class _Interpreter(ControlFlow):
             fmt = _common(f for (_, f), fl in zip(ins, floats, strict=True) if fl)
             if fmt is None:
                 ins = _as_traced(eqn, ins)
-            out = _bind(eqn.primitive, eqn.params, *_one_dtype([v for v, _ in ins], floats, fmt))
+            vals = _one_dtype([v for v, _ in ins], floats, fmt)
+            if name == "broadcast_in_dim" and floats[0]:  # else recomputed per element of the broadcast
+                vals[0] = _sites.materialize(vals[0])
+            out = _bind(eqn.primitive, eqn.params, *vals)
             return [(v, fmt) for v in _listify(out, eqn.primitive)]
         if name in GROUPS["matmul"]:
             return self._matmul(eqn, ins, sites, cache, idents)
@@ -330,7 +345,9 @@ class _Interpreter(ControlFlow):
             if blocked:
                 args.append(self._blocked_input(eqn, pos, v, ident, fin, work, rounding, sites, cache))
                 continue
-            args.append(_sites.convert(self.rounded(v, fin, rounding, sites, cache, ident), work, fin))
+            args.append(  # the dot reads its operand from memory anyway; other readers share it
+                _sites.materialize(_sites.convert(self.rounded(v, fin, rounding, sites, cache, ident), work, fin))
+            )
         if accum is None:
             out = _bind(eqn.primitive, dict(eqn.params, preferred_element_type=work), *args)
             if rounding is Rounding.TOWARD_NEGATIVE:  # XLA's exact zero is +0: -0 unless every product is +0

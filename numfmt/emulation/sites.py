@@ -221,6 +221,35 @@ def keep_infinities(x, out, fmt):
     return jnp.where(big, jnp.where(x > 0, inf, -inf), out)
 
 
+def _opaque_identity(u):
+    """``u`` (an unsigned integer array), through an integer division XLA cannot see is by 1.
+
+    XLA fuses cheap elementwise producers into every consumer, duplicating
+    them; a division by a non-constant is "expensive" to its fusion pass, so
+    the value is computed once and stored. The divisor, ``(u >> (bits - 1)) | 1``,
+    is 1 for every element, which LLVM proves from the known bits and drops:
+    the division costs nothing at run time (measured: a copy's time).
+    """
+    bits = u.dtype.itemsize * 8
+    return u // ((u >> np.array(bits - 1, u.dtype)) | np.array(1, u.dtype))
+
+
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+@jax.custom_jvp
+def materialize(x):
+    """``x``, bit for bit, computed once where XLA would otherwise recompute it in every consumer."""
+    x = jnp.asarray(x)
+    if x.size == 0:
+        return x
+    u = lax.bitcast_convert_type(x, _UINT[x.dtype.itemsize])
+    return lax.bitcast_convert_type(_opaque_identity(u), x.dtype)
+
+
+materialize.defjvp(lambda primals, tangents: (materialize(primals[0]), tangents[0]))
+
+
 def fold(words, index):
     """The seed words of iteration ``index`` (traced) of a loop whose draw was ``words`` (None: None)."""
     return None if words is None else derive_words(_xp.jax_namespace(), words, index)
@@ -253,7 +282,7 @@ class Sites:
                 return None
             self._words = seed_words(self.key)
         self.count += 1
-        return derive_words(_xp.jax_namespace(), self._words, self.count)
+        return _opaque_identity(derive_words(_xp.jax_namespace(), self._words, self.count))
 
     def next_seed(self, fmt):
         """Randomness for the next site rounding to ``fmt``: seed words, or a key for block formats."""
