@@ -135,3 +135,34 @@ def test_block_format_sites_work_whatever_the_default_generator():
         jax.config.update("jax_default_prng_impl", prev)
     assert got.shape == (4, 3) and bool(jnp.all(jnp.isfinite(got)))
     np.testing.assert_array_equal(np.asarray(got), np.asarray(again))
+
+
+def test_seed_words_derived_in_blocks_are_those_derived_one_by_one(monkeypatch):
+    """Sites derives its seed words BLOCK draws at a time; the bits are those of one derivation per draw.
+
+    The function has more sites than a block, a scan (its iterations' sites), a
+    custom_jvp function and a cond (nested bodies with their own blocks), and
+    the gradient (the derivative program's own stream).
+    """
+    from numfmt.emulation.sites import Sites
+
+    def fn(x):
+        y = x
+        for k in range(18):  # 18 multiplication and 18 addition sites: past the first block of 32
+            y = y * 1.0009765625 + 2.0**-k
+        y, _ = jax.lax.scan(lambda c, _: (c * 0.99951171875 + 1e-3, None), y, None, length=5)
+        y = jax.nn.gelu(y)  # a custom_jvp function body
+        y = jax.lax.cond(y[0] > 0, lambda v: v * 3.0, lambda v: v / 3.0, y)
+        return jnp.sum(y * y)
+
+    x = jnp.asarray(RNG.standard_normal(300), jnp.float32)
+    f = jax.jit(jax.value_and_grad(numfmt.emulate(fn, SR)))
+    got = f(x, key=jax.random.key(5))
+    monkeypatch.setattr(Sites, "BLOCK", 1)
+    want = jax.jit(jax.value_and_grad(numfmt.emulate(fn, SR)))(x, key=jax.random.key(5))
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(bits(g), bits(w))
+    monkeypatch.setattr(Sites, "BLOCK", 7)  # a block boundary inside the scan and between the bodies
+    again = jax.jit(jax.value_and_grad(numfmt.emulate(fn, SR)))(x, key=jax.random.key(5))
+    for g, w in zip(again, want, strict=True):
+        np.testing.assert_array_equal(bits(g), bits(w))

@@ -29,12 +29,14 @@ from numfmt.core.xp import is_jax_array
 __all__ = [
     "check_single_key",
     "derive_words",
+    "derive_words_range",
     "generator_bits",
     "hash_bits",
     "random_words",
     "resolve_key",
     "seed_words",
 ]
+
 
 def _mix(xp, x):
     """Chris Wellons' ``lowbias32``: a bijection of uint32 with near-ideal avalanche."""
@@ -110,6 +112,24 @@ def derive_words(xp, seed, index):
     W = xp.uint(32)
     i = xp.iota(4, W) + xp.asarray(index, W) * xp.asarray(4, W)
     return _mix(xp, _mix(xp, i ^ xp.asarray(seed[0], W)) ^ xp.asarray(seed[1], W))
+
+
+def derive_words_range(xp, seed, start: int, n: int):
+    """``derive_words(xp, seed, i)`` for ``i = start .. start + n - 1``, as one ``(n, 4)`` array.
+
+    One hash over ``4 n`` words instead of ``n`` separate ones (numfmt.emulate
+    derives its sites' seed words in blocks this way, which keeps stochastic
+    programs smaller).
+
+    Examples:
+      >>> from numfmt.core.xp import NUMPY
+      >>> seed = [5, 6, 7, 8]
+      >>> bool((derive_words_range(NUMPY, seed, 3, 2)[1] == derive_words(NUMPY, seed, 4)).all())
+      True
+    """
+    W = xp.uint(32)
+    i = xp.iota(4 * n, W) + xp.asarray((4 * start) & 0xFFFFFFFF, W)
+    return _mix(xp, _mix(xp, i ^ xp.asarray(seed[0], W)) ^ xp.asarray(seed[1], W)).reshape((n, 4))
 
 
 def seed_words(key):

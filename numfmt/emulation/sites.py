@@ -14,11 +14,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.extend import core as _jcore
 
 from numfmt.core import xp as _xp
 from numfmt.core.chop import chop, chop_seeded, is_elementwise
 from numfmt.core.names import parse
-from numfmt.core.random import derive_words, seed_words
+from numfmt.core.random import derive_words, derive_words_range, seed_words
 from numfmt.fixed.format import FixedFormat
 from numfmt.float.format import FloatFormat
 from numfmt.posit.format import PositFormat
@@ -250,6 +251,12 @@ def materialize(x):
 materialize.defjvp(lambda primals, tangents: (materialize(primals[0]), tangents[0]))
 
 
+def _trace_state():
+    """An object equal to itself only within one JAX trace (None where this JAX lacks it)."""
+    get = getattr(_jcore, "get_opaque_trace_state", None)
+    return None if get is None else get(convention="nnx")
+
+
 def fold(words, index):
     """The seed words of iteration ``index`` (traced) of a loop whose draw was ``words`` (None: None)."""
     return None if words is None else derive_words(_xp.jax_namespace(), words, index)
@@ -267,13 +274,18 @@ class Sites:
     site and per nested body made stochastic policies slow to compile). Nested
     bodies are children with their own words; a loop's iteration ``t`` gets
     ``derive_words(loop_words, t)``. Block-format sites, whose ``chop`` takes a
-    key, get a threefry key made of the first two words of their draw.
+    key, get a threefry key made of the first two words of their draw. The
+    words are derived ``BLOCK`` draws at a time (one hash instead of one per
+    draw: the same words, a smaller program), within one JAX trace.
     """
+
+    BLOCK = 32  # seed words are derived for this many draws at a time
 
     def __init__(self, key=None, words=None):
         self.key = key
         self.count = 0
         self._words = words
+        self._blocks = {}  # block number -> (trace state, its (BLOCK, 4) words)
 
     def next_words(self):
         """Four fresh seed words, or None under a deterministic policy."""
@@ -282,7 +294,15 @@ class Sites:
                 return None
             self._words = seed_words(self.key)
         self.count += 1
-        return _opaque_identity(derive_words(_xp.jax_namespace(), self._words, self.count))
+        state = _trace_state()
+        if state is None or self.BLOCK == 1:
+            return _opaque_identity(derive_words(_xp.jax_namespace(), self._words, self.count))
+        block, slot = divmod(self.count, self.BLOCK)
+        got = self._blocks.get(block)
+        if got is None or got[0] != state:  # not yet, or derived in another trace (a nested body's)
+            words = derive_words_range(_xp.jax_namespace(), self._words, block * self.BLOCK, self.BLOCK)
+            got = self._blocks[block] = (state, _opaque_identity(words))
+        return got[1][slot]
 
     def next_seed(self, fmt):
         """Randomness for the next site rounding to ``fmt``: seed words, or a key for block formats."""
