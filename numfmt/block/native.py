@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import struct
 from fractions import Fraction
 
 import numpy as np
@@ -31,7 +30,7 @@ from numfmt.block.format import InfPolicy
 from numfmt.block.int_element import _IntPlan
 from numfmt.block.nvfp4 import _odd_split, _rint_ok, tensor_scale
 from numfmt.core.chop import plan_for
-from numfmt.core.native import Loader
+from numfmt.core.native import Loader, pack_plan
 from numfmt.core.random import generator_bits, seed_words
 from numfmt.core.rounding import Overflow, Rounding
 from numfmt.core.xp import NUMPY
@@ -100,9 +99,7 @@ def _packed(plan) -> tuple[bytes, bytes] | None:
         ep.neg_bits if is_int else 0,
         is_int and elem.sign_magnitude,
     ]
-    if len(f) != _FIELDS:
-        raise AssertionError(f"the C kernel reads {_FIELDS} plan fields, got {len(f)}")
-    return struct.pack(f"={_FIELDS}Q", *(int(v) & 0xFFFFFFFFFFFFFFFF for v in f)), eplan
+    return pack_plan(f, _FIELDS), eplan
 
 
 def _int_direct(plan, in_man: int) -> bool:
@@ -164,7 +161,7 @@ def nvfp4_rows(fmt, dtype, rounding: Rounding, n: int, m: np.ndarray, key):
     m = np.ascontiguousarray(m)
     amax = _KERNEL.ext.finite_amax(m)
     g = int(tensor_scale(NUMPY, fmt, np.uint64(amax), dtype))
-    nplan = struct.pack(f"={_NV_FIELDS}Q", fmt.block_size, g, *consts)
+    nplan = pack_plan([fmt.block_size, g, *consts], _NV_FIELDS)
     return _rows(m, fmt.block_size, key, lambda *a: _KERNEL.ext.nvfp4_into(nplan, eplan, splan, *a))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import struct
 import warnings
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from numfmt.core import threads
 from numfmt.core.random import generator_bits
 
-__all__ = ["ExtensionWarning", "Loader", "STATE", "set_enabled"]
+__all__ = ["ExtensionWarning", "Loader", "STATE", "pack_plan", "set_enabled"]
 
 _NO_SEED = (0, 0, 0, 0)
 # A NumPy Generator's words are drawn this many at a time (even: the NumPy path
@@ -42,6 +43,13 @@ def set_enabled(flag: bool) -> bool:
     previous = STATE["enabled"]
     STATE["enabled"] = bool(flag)
     return previous
+
+
+def pack_plan(fields, count: int) -> bytes:
+    """``fields`` (ints, negative ones as two's complement) as the ``count`` uint64 words a C kernel's plan reads."""
+    if len(fields) != count:
+        raise AssertionError(f"the C kernel reads {count} plan fields, got {len(fields)}")
+    return struct.pack(f"={count}Q", *(int(v) & 0xFFFFFFFFFFFFFFFF for v in fields))
 
 
 class Loader:

@@ -16,12 +16,11 @@ float family's kernel (:mod:`numfmt.core.native`).
 from __future__ import annotations
 
 import functools
-import struct
 from fractions import Fraction
 
 import numpy as np
 
-from numfmt.core.native import Loader
+from numfmt.core.native import Loader, pack_plan
 from numfmt.core.rounding import Rounding
 from numfmt.fixed.fast import fixed_fast_plan
 from numfmt.fixed.format import FixedOverflow
@@ -55,9 +54,7 @@ def _packed(plan) -> bytes | None:
         plan.random_bits,
         *_fast_constants(plan),
     ]
-    if len(f) != _FIELDS:
-        raise AssertionError(f"the C kernel reads {_FIELDS} plan fields, got {len(f)}")
-    return struct.pack(f"={_FIELDS}Q", *(int(v) & 0xFFFFFFFFFFFFFFFF for v in f))
+    return pack_plan(f, _FIELDS)
 
 
 def _fast_constants(plan: FixedPlan) -> tuple:

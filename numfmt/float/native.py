@@ -17,12 +17,11 @@ switch :func:`set_enabled` does the same in-process (tests compare both paths).
 from __future__ import annotations
 
 import functools
-import struct
 from typing import Any
 
 import numpy as np
 
-from numfmt.core.native import STATE, ExtensionWarning, Loader, set_enabled
+from numfmt.core.native import STATE, ExtensionWarning, Loader, pack_plan, set_enabled
 from numfmt.core.rounding import Overflow, Rounding
 from numfmt.float.fast import fast_plan
 from numfmt.float.format import Subnormals
@@ -134,9 +133,7 @@ def _packed(plan) -> bytes | None:
     else:
         magic = 0 if fp.magic_bits is None or fast != 1 else fp.magic_bits  # nearest even's subnormal range
         f += [saturate, fp.max_bits, fp.lo, span, fp.shift, fp.bias, fp.keep, fp.abs_mask, magic]
-    if len(f) != _FIELDS:
-        raise AssertionError(f"the C kernel reads {_FIELDS} plan fields, got {len(f)}")
-    return struct.pack(f"={_FIELDS}Q", *(int(v) & 0xFFFFFFFFFFFFFFFF for v in f))
+    return pack_plan(f, _FIELDS)
 
 
 _KERNEL = Loader("numfmt.float._ckernel", _FIELDS, _packed)

@@ -18,12 +18,11 @@ other families' kernels (:mod:`numfmt.core.native`).
 from __future__ import annotations
 
 import functools
-import struct
 from fractions import Fraction
 
 import numpy as np
 
-from numfmt.core.native import Loader
+from numfmt.core.native import Loader, pack_plan
 from numfmt.float.native import _ROUNDINGS
 from numfmt.posit.kernel import PositPlan
 
@@ -75,9 +74,7 @@ def _packed(plan) -> bytes | None:
         patterns is not None,
         *(patterns or (0, 0)),
     ]
-    if len(f) != _FIELDS:
-        raise AssertionError(f"the C kernel reads {_FIELDS} plan fields, got {len(f)}")
-    return struct.pack(f"={_FIELDS}Q", *(int(v) & 0xFFFFFFFFFFFFFFFF for v in f))
+    return pack_plan(f, _FIELDS)
 
 
 _KERNEL = Loader("numfmt.posit._ckernel", _FIELDS, _packed)
