@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 import numfmt
 from numfmt.core import native as core_native
 from numfmt.core.random import hash_bits
 from numfmt.core.xp import NUMPY
+
+# the unsigned integer dtype of each float dtype the kernels read
+UINT = {np.float16: np.uint16, ml_dtypes.bfloat16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}
 
 
 def chop_or_message(x, fmt, mode, overflow, key, random_bits):

@@ -17,7 +17,6 @@ import subprocess
 import sys
 
 import jax
-import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given
@@ -31,9 +30,8 @@ from numfmt.float.format import FloatFormat
 from numfmt.float.kernel import make_plan, round_bits
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ckernel_support import assert_fallback_warns_once, kernel_and_numpy  # noqa: E402
+from ckernel_support import UINT, assert_fallback_warns_once, kernel_and_numpy  # noqa: E402
 
-UINT = {np.float16: np.uint16, ml_dtypes.bfloat16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}
 DTYPES = list(UINT)
 ODD = [
     "float(e=5,m=7)",

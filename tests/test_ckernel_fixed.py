@@ -17,7 +17,6 @@ import os
 import sys
 
 import jax
-import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given
@@ -31,6 +30,7 @@ from numfmt.fixed.kernel import make_fixed_plan
 
 sys.path.insert(0, os.path.dirname(__file__))
 from ckernel_support import (  # noqa: E402
+    UINT,
     assert_fallback_warns_once,
     assert_hash_past_2_32,
     chop_or_message,
@@ -38,7 +38,6 @@ from ckernel_support import (  # noqa: E402
     round_numpy,
 )
 
-UINT = {np.float16: np.uint16, ml_dtypes.bfloat16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}
 DTYPES = list(UINT)
 FORMATS = [
     "q3.12",

@@ -19,7 +19,6 @@ import os
 import sys
 
 import jax
-import ml_dtypes
 import numpy as np
 import pytest
 import softposit as sp
@@ -34,6 +33,7 @@ from numfmt.posit.kernel import make_posit_plan
 
 sys.path.insert(0, os.path.dirname(__file__))
 from ckernel_support import (  # noqa: E402
+    UINT,
     assert_fallback_warns_once,
     assert_hash_past_2_32,
     chop_or_message,
@@ -41,7 +41,6 @@ from ckernel_support import (  # noqa: E402
     round_numpy,
 )
 
-UINT = {np.float16: np.uint16, ml_dtypes.bfloat16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}
 DTYPES = list(UINT)
 FORMATS = [
     "posit8_0",

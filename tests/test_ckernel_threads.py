@@ -16,6 +16,7 @@ kernels' shared entry point (numfmt/core/_call.h).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -31,7 +32,9 @@ from numfmt.core.rounding import Rounding
 from numfmt.fixed import native as fixed_native
 from numfmt.float import native as float_native
 
-UINT = {np.float16: np.uint16, ml_dtypes.bfloat16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}
+sys.path.insert(0, os.path.dirname(__file__))
+from ckernel_support import UINT  # noqa: E402
+
 MODES = [r.value for r in numfmt.Rounding]
 # float: the vector loops (bfloat16, e4m3fn, e2m1 on float32/float64), the element loop
 # (e9m3 on float32, 16-bit input); fixed: the integer and float sequences, wrap, the element loop;
