@@ -56,6 +56,22 @@ static inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo
 
 static inline int bit_length64(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
 
+static inline uint64_t low_mask(int64_t n) { return n >= 64 ? ~(uint64_t)0 : (((uint64_t)1) << n) - 1; }
+
+/* numfmt.float.intbits.float_bits: the pattern of m * 2**q in a float of man fraction bits and
+   exponent bias bias (exact where representable). */
+static inline uint64_t nf_float_bits(int64_t man, int64_t bias, uint64_t m, int64_t q) {
+    if (m == 0) return 0;
+    const int64_t emin = 1 - bias;
+    int64_t t = bit_length64(m) - 1, e = q + t;
+    if (e >= emin) {
+        uint64_t sig = t <= man ? m << clamp64(man - t, 0, 63) : m >> clamp64(t - man, 0, 63);
+        return ((uint64_t)(e + bias) << man) + sig - (((uint64_t)1) << man);
+    }
+    int64_t sh = q - (emin - man);
+    return sh >= 0 ? m << clamp64(sh, 0, 63) : m >> clamp64(-sh, 0, 63);
+}
+
 static inline int half_even_up(uint64_t rem, uint64_t half, uint64_t parity) {
     return (rem > half) | ((rem == half) & (rem != 0) & (parity == 1));
 }

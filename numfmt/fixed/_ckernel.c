@@ -77,20 +77,7 @@ static int read_plan(PyObject *obj, plan_t *p) {
     return 0;
 }
 
-static inline uint64_t low_mask(int64_t n) { return n >= 64 ? ~(uint64_t)0 : (((uint64_t)1) << n) - 1; }
-
-/* numfmt.float.intbits.float_bits: the pattern of mag * 2**q (exact where representable). */
-static inline uint64_t float_bits(const plan_t *p, uint64_t m, int64_t q) {
-    if (m == 0) return 0;
-    const int64_t man = p->in_man, emin = 1 - p->in_bias;
-    int64_t t = bit_length64(m) - 1, e = q + t;
-    if (e >= emin) {
-        uint64_t sig = t <= man ? m << clamp64(man - t, 0, 63) : m >> clamp64(t - man, 0, 63);
-        return ((uint64_t)(e + p->in_bias) << man) + sig - (((uint64_t)1) << man);
-    }
-    int64_t sh = q - (emin - man);
-    return sh >= 0 ? m << clamp64(sh, 0, 63) : m >> clamp64(-sh, 0, 63);
-}
+static inline uint64_t float_bits(const plan_t *p, uint64_t m, int64_t q) { return nf_float_bits(p->in_man, p->in_bias, m, q); }
 
 /* numfmt.fixed.kernel.fixed_codes and FixedPlan.round_bits on one pattern u. */
 static inline uint64_t fixed_one(const plan_t *p, uint64_t u, uint64_t r, int *unrep_out) {
