@@ -11,11 +11,15 @@ through them.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.extend import core as jcore
 
+from numfmt.emulation import scopes as _scopes
 from numfmt.emulation import sites as _sites
 
 __all__ = ["ControlFlow"]
@@ -42,6 +46,29 @@ def _typed(values, avals):
     return [_as_aval(v, a, f) for (v, f), a in zip(values, avals, strict=True)]
 
 
+def _signature(items):
+    """A hashable summary of what a body's trace depends on: shapes and dtypes of arrays, formats, flags."""
+    out = []
+    for item in items:
+        if isinstance(item, (list, tuple)):
+            out.append(_signature(item))
+        elif isinstance(item, np.dtype) or isinstance(item, type):
+            out.append(str(np.dtype(item)))
+        elif hasattr(item, "dtype") and hasattr(item, "shape"):  # an array, tracer or ShapeDtypeStruct
+            out.append((tuple(item.shape), str(jnp.result_type(item))))
+        else:  # a format, None, a flag, a Python scalar
+            out.append(item)
+    return tuple(out)
+
+
+def _carried(values, kinds, dtypes):
+    """Loop carries ``[(value, known)]`` as the loop holds them (see ``ControlFlow._carries``)."""
+    return [
+        _sites.convert(v, d, k) if k is not None else _as_aval(v, jax.ShapeDtypeStruct(jnp.shape(v), d), f)
+        for (v, f), k, d in zip(values, kinds, dtypes, strict=True)
+    ]
+
+
 def _as_aval(x, aval, fmt=None):
     """Cast ``x`` (of ``fmt``; None: unknown) to ``aval``'s dtype as a strongly typed array."""
     if not hasattr(aval, "dtype"):
@@ -60,11 +87,16 @@ class ControlFlow:
         closed = jcore.ClosedJaxpr(eqn.params["jaxpr"], ())
         key = sites.next_words()
 
+        formats = []
+
         def body(key, *args):
-            return [v for v, _ in self.run(closed, args, sites.child(key), [f for _, f in ins])]
+            outs = self.run(closed, args, sites.child(key), [f for _, f in ins])
+            formats[:] = [f for _, f in outs]
+            return [v for v, _ in outs]
 
         ckpt = jax.checkpoint(body, prevent_cse=eqn.params["prevent_cse"], policy=eqn.params["policy"])
-        return [(v, None) for v in ckpt(key, *[v for v, _ in ins])]
+        outs = ckpt(key, *[v for v, _ in ins])
+        return list(zip(outs, formats if len(formats) == len(outs) else [None] * len(outs), strict=True))
 
     def _scan(self, eqn, ins, sites):
         p = eqn.params
@@ -72,44 +104,103 @@ class ControlFlow:
         consts, init, xs = ins[:nc], ins[nc : nc + ncarry], ins[nc + ncarry :]
         carry_avals = closed.in_avals[nc : nc + ncarry]
         key = sites.next_words()
+        fixed = [f for _, f in consts]
+        x_known = [f for _, f in xs]
+        x_slices = [jax.ShapeDtypeStruct(jnp.shape(v)[1:], jnp.result_type(v)) for v, _ in xs]
+
+        def run(words, c, x, kinds):
+            args = [v for v, _ in consts] + list(c) + list(x)
+            return self.run(closed, args, sites.child(words), fixed + kinds + x_known)
+
+        where = (closed, consts, x_slices, x_known, key is None)
+        kinds, dtypes = self._carries(where, lambda c, x, k: run(key, c, x, k)[:ncarry], init, carry_avals, x_slices)
+        y_formats = []
 
         def body(carry, x):
             i, c = carry
-            child = sites.child(_sites.fold(key, i))
-            args = [v for v, _ in consts] + list(c) + list(x)
-            outs = self.run(closed, args, child, [f for _, f in consts] + [None] * (len(c) + len(x)))
-            new = _typed(outs[:ncarry], carry_avals)
-            return (i + 1, new), [v for v, _ in outs[ncarry:]]
+            outs = run(_sites.fold(key, i), c, x, kinds)
+            y_formats[:] = [f for _, f in outs[ncarry:]]
+            return (i + 1, _carried(outs[:ncarry], kinds, dtypes)), [v for v, _ in outs[ncarry:]]
 
-        init_vals = _typed(init, carry_avals)
         (_, final), ys = lax.scan(
-            body, (jnp.int32(0), init_vals), [v for v, _ in xs], length=p["length"], reverse=p["reverse"],
-            unroll=p["unroll"],
+            body, (jnp.int32(0), _carried(init, kinds, dtypes)), [v for v, _ in xs], length=p["length"],
+            reverse=p["reverse"], unroll=p["unroll"],
         )  # fmt: skip
-        return [(v, None) for v in [*final, *ys]]
+        return [*zip(final, kinds, strict=True), *zip(ys, y_formats, strict=True)]
 
     def _while(self, eqn, ins, sites):
         p = eqn.params
         cn, bn = p["cond_nconsts"], p["body_nconsts"]
         cconsts, bconsts, init = ins[:cn], ins[cn : cn + bn], ins[cn + bn :]
-        avals = p["body_jaxpr"].out_avals
         ckey, bkey = sites.next_words(), sites.next_words()
+
+        def run_body(words, c, kinds):
+            known = [f for _, f in bconsts] + kinds
+            return self.run(p["body_jaxpr"], [v for v, _ in bconsts] + list(c), sites.child(words), known)
+
+        where = (p["body_jaxpr"], bconsts, bkey is None)
+        kinds, dtypes = self._carries(where, lambda c, _, k: run_body(bkey, c, k), init, p["body_jaxpr"].out_avals)
 
         def cond_fun(carry):
             i, c = carry
             args = [v for v, _ in cconsts] + list(c)
-            known = [f for _, f in cconsts] + [None] * len(c)
+            known = [f for _, f in cconsts] + kinds
             return self.run(p["cond_jaxpr"], args, sites.child(_sites.fold(ckey, i)), known)[0][0]
 
         def body_fun(carry):
             i, c = carry
-            args = [v for v, _ in bconsts] + list(c)
-            known = [f for _, f in bconsts] + [None] * len(c)
-            outs = self.run(p["body_jaxpr"], args, sites.child(_sites.fold(bkey, i)), known)
-            return i + 1, _typed(outs, avals)
+            return i + 1, _carried(run_body(_sites.fold(bkey, i), c, kinds), kinds, dtypes)
 
-        _, final = lax.while_loop(cond_fun, body_fun, (jnp.int32(0), _typed(init, avals)))
-        return [(v, None) for v in final]
+        _, final = lax.while_loop(cond_fun, body_fun, (jnp.int32(0), _carried(init, kinds, dtypes)))
+        return list(zip(final, kinds, strict=True))
+
+    def _carries(self, where, step, init, avals, xs=()):
+        """The known formats and the dtypes of a loop's carried values: a fixed point of the body.
+
+        A carry keeps the format it enters with (``init``'s) if the body
+        returns it in that format, and is then carried in the dtype the body
+        stores it in (float64 for a float32 variable holding bfloat16 values,
+        say): the body then reads it as it is instead of rounding and
+        converting it again in every iteration. Other carries are unknown and
+        carried in their traced dtype, as JAX has them. ``step(carries, xs, kinds)``
+        traces the body (abstractly: ``jax.eval_shape``, nothing is emitted)
+        for carries of the known formats ``kinds`` and a scan's slices ``xs``,
+        given as ``jax.ShapeDtypeStruct``; each pass can only make
+        a carry unknown or its dtype wider, so this ends after a few passes.
+        The result is kept per body and the formats and dtypes it is traced
+        with (``where``: the body, its constants, and whatever else its trace
+        depends on), so that nested loops trace their bodies a few times, not
+        a few times per pass of every enclosing loop.
+        """
+        kinds = [f if _sites.is_float(a.dtype) else None for (_, f), a in zip(init, avals, strict=True)]
+        dtypes = [a.dtype if f is None else jnp.result_type(v) for (v, _), f, a in zip(init, kinds, avals, strict=True)]
+        found = self.loop_carries.setdefault(id(where[0]), (where[0], {}))[1]  # the body object is kept alive there
+        cache_key = (_signature(where[1:]), tuple(kinds), _signature(dtypes))
+        if cache_key not in found:
+            found[cache_key] = self._carry_fixed_point(step, kinds, dtypes, avals, xs)
+        return found[cache_key]
+
+    def _carry_fixed_point(self, step, kinds, dtypes, avals, xs):
+        formats = []
+
+        def trace(c, x, kinds):
+            outs = step(list(c), list(x), kinds)
+            formats[:] = [f for _, f in outs]
+            return [jnp.asarray(v) for v, _ in outs]
+
+        while any(f is not None for f in kinds):
+            carries = [jax.ShapeDtypeStruct(a.shape, d) for a, d in zip(avals, dtypes, strict=True)]
+            with _scopes.recording(None):
+                shapes = jax.eval_shape(functools.partial(trace, kinds=kinds), carries, list(xs))
+            new_kinds = [k if k == f else None for k, f in zip(kinds, formats, strict=True)]
+            new_dtypes = [
+                max(d, s.dtype, key=lambda t: jnp.dtype(t).itemsize) if k is not None else a.dtype
+                for k, d, s, a in zip(new_kinds, dtypes, shapes, avals, strict=True)
+            ]
+            if new_kinds == kinds and [jnp.dtype(d) for d in new_dtypes] == [jnp.dtype(d) for d in dtypes]:
+                break
+            kinds, dtypes = new_kinds, new_dtypes
+        return kinds, dtypes
 
     def _cond(self, eqn, ins, sites):
         branches = eqn.params["branches"]
@@ -117,15 +208,19 @@ class ControlFlow:
         key = sites.next_words()
         known = [f for _, f in ops]
 
-        def branch(closed):
+        formats = [None] * len(branches)
+
+        def branch(i, closed):
             def run(key, *args):
                 outs = self.run(closed, args, sites.child(key), known)
-                return _typed(outs, closed.out_avals)
+                formats[i] = [f for _, f in outs]
+                return _typed(outs, closed.out_avals)  # converted exactly: a known format stays known
 
             return run
 
-        outs = lax.switch(index, [branch(b) for b in branches], key, *[v for v, _ in ops])
-        return [(v, None) for v in outs]
+        outs = lax.switch(index, [branch(i, b) for i, b in enumerate(branches)], key, *[v for v, _ in ops])
+        formats = [[None] * len(outs) if fs is None else fs for fs in formats]  # a branch JAX did not trace
+        return [(v, _common(fs)) for v, *fs in zip(outs, *formats, strict=True)]
 
     def _custom_jvp_call(self, eqn, ins, sites):
         """The primal is emulated; tangents follow the function's own JVP rule (not emulated).

@@ -26,9 +26,11 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.extend import core as jcore
 
+from numfmt.core.chop import chop
 from numfmt.core.names import parse
 from numfmt.core.rounding import Rounding
 from numfmt.emulation import derivatives as _derivatives
@@ -155,6 +157,23 @@ def _one_dtype(values, floats, fmt, at_least=None):
     return [_sites.convert(v, wide, fmt) if fl else v for v, fl in zip(values, floats, strict=True)]
 
 
+def _exact_literal(fmt, val, dtype):
+    """``fmt`` if the float scalar ``val`` (of ``dtype``) is a finite value of it that its dtype holds, else None."""
+    if not isinstance(val, (float, np.generic, np.ndarray)) or dtype is None or np.ndim(val) != 0:
+        return None
+    if not _sites.is_float(dtype) or not _sites.fits(fmt, dtype):
+        return None
+    return fmt if _exact_scalar(fmt, np.dtype(dtype), float(val)) else None
+
+
+@functools.cache
+def _exact_scalar(fmt, dtype, value) -> bool:
+    if not np.isfinite(value):
+        return False
+    x = np.asarray(value, dtype)
+    return bool(np.asarray(chop(x, fmt)).tobytes() == x.tobytes())  # NumPy: never traced; -0.0 is not 0.0
+
+
 def _refuse_complex(eqn):
     """Raise if ``eqn`` has a complex operand or result: its parts would pass through unrounded."""
     for var in (*eqn.invars, *eqn.outvars):
@@ -175,6 +194,7 @@ class _Interpreter(ControlFlow):
         self.user_x64 = user_x64  # the user's global flag (the interpreter itself runs with x64 on)
         self._family = {} if family is None else family  # (names, backward) -> interpreter, shared by all scopes
         self._split = policy.grad is not None or bool(policy.bwd)  # do backward equations get another policy?
+        self.loop_carries = {}  # loop body -> {signature: its carries' known formats and dtypes} (ControlFlow._carries)
 
     def at(self, eqn):
         """The interpreter for ``eqn``: the policy of its scope names (enclosing bodies' first), forward or backward.
@@ -210,8 +230,8 @@ class _Interpreter(ControlFlow):
         uses = collections.Counter(v for e in jaxpr.eqns for v in e.invars if not isinstance(v, jcore.Literal))
         uses.update(v for v in jaxpr.outvars if not isinstance(v, jcore.Literal))
         for eqn in jaxpr.eqns:
-            ins = [(v.val, None) if isinstance(v, jcore.Literal) else env[v] for v in eqn.invars]
             interp = self.at(eqn)
+            ins = [interp.literal(v) if isinstance(v, jcore.Literal) else env[v] for v in eqn.invars]
             if record is not None and eqn.primitive.name not in HIGHER:
                 record.append(_scopes.Applied("/".join(interp.names), eqn.primitive.name, interp.policy))
             outs = interp.eqn(eqn, ins, sites, cache, [id(v) for v in eqn.invars])
@@ -225,6 +245,16 @@ class _Interpreter(ControlFlow):
                     out = (_sites.materialize(out[0]), out[1])
                 env[var] = out
         return [(v.val, None) if isinstance(v, jcore.Literal) else env[v] for v in jaxpr.outvars]
+
+    def literal(self, lit):
+        """A literal operand ``(value, known format)``: the compute format where the value is one of its values.
+
+        A constant such as the ``0.0`` of ``jnp.zeros`` (a loop's initial
+        carry, a gradient accumulator) is then read as it is, and a loop
+        carrying it keeps a known format (``ControlFlow._carries``).
+        Rounding an exact value changes nothing, so this only saves work.
+        """
+        return lit.val, _exact_literal(self.policy.compute, lit.val, getattr(lit.aval, "dtype", None))
 
     def rounded(self, value, fmt, rounding, sites, cache, ident):
         """``value`` (with its known format) rounded into ``fmt``, in its own dtype."""
@@ -260,8 +290,8 @@ class _Interpreter(ControlFlow):
             if fmt is None:
                 ins = _as_traced(eqn, ins)
             vals = _one_dtype([v for v, _ in ins], floats, fmt)
-            if name == "broadcast_in_dim" and floats[0]:  # else recomputed per element of the broadcast
-                vals[0] = _sites.materialize(vals[0])
+            if name == "broadcast_in_dim" and floats[0] and isinstance(vals[0], jax.core.Tracer):
+                vals[0] = _sites.materialize(vals[0])  # else recomputed per element of the broadcast (not constants)
             out = _bind(eqn.primitive, eqn.params, *vals)
             return [(v, fmt) for v in _listify(out, eqn.primitive)]
         if name in GROUPS["matmul"]:

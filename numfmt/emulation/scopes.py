@@ -28,6 +28,7 @@ Only the standard library here (policy.py imports this without JAX);
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import difflib
@@ -166,6 +167,21 @@ def resolve(policy, rules, keys, whole_function, default_rounding):
     return type(policy)(**fields, overrides=tuple((k, *v) for k, v in over.items()))
 
 
+@contextlib.contextmanager
+def recording(rows):
+    """Within this block, emulate appends its :class:`Applied` rows to ``rows`` (None: records nothing).
+
+    A trace that only inspects a body (the loop-carry fixed point of
+    numfmt.emulation.control) records nothing, so that ``explain`` lists
+    each equation once.
+    """
+    token = RECORD.set(rows)
+    try:
+        yield rows
+    finally:
+        RECORD.reset(token)
+
+
 def explain(emulate, fn, policy, *args, **kwargs) -> list[Applied]:
     """Which policy each equation of ``fn(*args, **kwargs)`` is emulated under (``emulate(fn, policy).explain``).
 
@@ -176,14 +192,10 @@ def explain(emulate, fn, policy, *args, **kwargs) -> list[Applied]:
     """
     import jax  # noqa: PLC0415  # jax only when explain runs
 
-    rows: list = []
-    token = RECORD.set(rows)
-    try:
+    with recording([]) as rows:
         key = {"key": jax.random.key(0)} if policy.is_stochastic else {}
         fresh = emulate(fn, policy)  # a new function: never a cached trace
         jax.make_jaxpr(lambda *a: fresh(*a, **kwargs, **key))(*args)
-    finally:
-        RECORD.reset(token)
     return rows
 
 
