@@ -194,7 +194,8 @@ class _Interpreter(ControlFlow):
         self.user_x64 = user_x64  # the user's global flag (the interpreter itself runs with x64 on)
         self._family = {} if family is None else family  # (names, backward) -> interpreter, shared by all scopes
         self._split = policy.grad is not None or bool(policy.bwd)  # do backward equations get another policy?
-        self.loop_carries = {}  # loop body -> {signature: its carries' known formats and dtypes} (ControlFlow._carries)
+        # loop body id -> (body, {signature: its carries' known formats and dtypes}): ControlFlow._carries
+        self.loop_carries: dict[int, tuple] = {}
 
     def at(self, eqn):
         """The interpreter for ``eqn``: the policy of its scope names (enclosing bodies' first), forward or backward.
