@@ -301,6 +301,7 @@ class _Interpreter(ControlFlow):
             return self._convert(eqn, ins, sites, cache, idents, floats, out_floats)
         if name in EXACT:
             fmt, rounding = self.policy.compute, self.policy.rounding
+            _sites.check_not_flushed(fmt)
             args = [
                 self.rounded(v, fmt, rounding, sites, cache, i) if fl else v[0]
                 for v, fl, i in zip(ins, floats, idents, strict=True)
@@ -337,6 +338,7 @@ class _Interpreter(ControlFlow):
         fmt, rounding = self.policy.site(name)
         out_dtype = eqn.outvars[0].aval.dtype
         _sites.check_fits(fmt, out_dtype, f"{name} output")
+        _sites.check_not_flushed(fmt)
         work = _sites.work_dtype(name, [fmt])
         if name == "convert_element_type":
             (value,) = ins
@@ -364,6 +366,7 @@ class _Interpreter(ControlFlow):
         fin, accum, chunk, fout, rounding = self.policy.matmul_formats(name)
         out_dtype = eqn.outvars[0].aval.dtype
         _sites.check_fits(fout, out_dtype, f"{name} output")
+        _sites.check_not_flushed(fout)
         blocked = hasattr(fin, "axis")
         if accum is not None or blocked:
             work = _sites.work_dtype(name + " with accumulator", [fin] if blocked else [fin, fin, accum])

@@ -9,6 +9,7 @@ stores them in, and hands each site its own random stream.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +25,19 @@ from numfmt.fixed.format import FixedFormat
 from numfmt.float.format import FloatFormat
 from numfmt.posit.format import PositFormat
 
-__all__ = ["Sites", "check_fits", "convert", "fits", "fold", "is_float", "keep_infinities", "lacks_inf", "work_dtype"]
+__all__ = [
+    "FlushWarning",
+    "Sites",
+    "check_fits",
+    "check_not_flushed",
+    "convert",
+    "fits",
+    "fold",
+    "is_float",
+    "keep_infinities",
+    "lacks_inf",
+    "work_dtype",
+]
 
 # Operations whose exact result, rounded to float32 and then to a format of
 # precision p <= 11 inside float32's normal range, is the correctly rounded
@@ -106,6 +119,43 @@ def _exact_convert(src, dtype):
 
     conv.defjvp(lambda primals, tangents: (conv(primals[0]), lax.convert_element_type(tangents[0], dtype)))
     return conv
+
+
+class FlushWarning(RuntimeWarning):
+    """emulate computes values of a format that reach below float64's normal range on a backend that flushes them."""
+
+
+_FLOAT64_NORMAL = 2.0**-1022
+
+
+def check_not_flushed(fmt) -> None:
+    """Warn (once per format) if ``fmt`` has values below 2**-1022 and JAX runs on the CPU.
+
+    XLA:CPU flushes float64 subnormals as well as float32 ones (results
+    become 0, inputs read as 0), and float64 is the widest work dtype, so an
+    emulated result that small is 0 instead of rounded. That concerns only
+    formats reaching below float64's normal range (float64 itself, a float
+    with 11 or more exponent bits); GPUs keep float64 subnormals.
+    """
+    if _below_float64_normals(fmt) and jax.default_backend() == "cpu":
+        _warn_flushed(fmt)
+
+
+@functools.cache
+def _below_float64_normals(fmt) -> bool:
+    box = value_box(fmt)
+    return box is not None and box[2] < _FLOAT64_NORMAL
+
+
+@functools.cache
+def _warn_flushed(fmt) -> None:
+    warnings.warn(
+        f"{fmt} has values below 2**-1022 (float64's subnormals), which XLA on the CPU flushes to zero: "
+        "emulated results of that size come out as 0 instead of rounded, and such inputs read as 0. "
+        "Results at or above 2**-1022 are not affected",
+        FlushWarning,
+        stacklevel=2,
+    )
 
 
 def exact_dtype(fmt, primitive: str):
